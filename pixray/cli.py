@@ -1,0 +1,78 @@
+"""The ``pixray`` command: flags and YAML files -> settings -> run -> PNG files, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from tqdm import tqdm
+
+from .engine import Run
+from .options import SettingsError
+from .output import OutputWriter
+from .perceptors import CheckpointError
+from .settings import all_specs, build_settings, read_settings_file
+from .weights import MissingWeightsError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: the message already names the problem.
+        self.exit(2, f"pixray: error: {message} (see pixray --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, generated from the settings tree (every setting is a flag)."""
+    parser = _Parser(prog="pixray", description="CLIP-guided image generation.",
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
+    parser.add_argument("--quiet", action="store_true", help="No progress bar")
+    groups: dict[str, Any] = {}
+    for spec in all_specs().values():
+        title = "settings" if spec.section == "core" else f"{spec.section} drawer"
+        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
+        group.add_argument(f"--{spec.name}", dest=spec.name, default=argparse.SUPPRESS, metavar="VALUE",
+                           help=f"{spec.help}; {spec.allowed} (default: {spec.default})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pixray`` console script; returns the exit code."""
+    args = vars(build_parser().parse_args(argv))
+    configs, quiet = args.pop("config"), args.pop("quiet")
+    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
+    try:
+        settings = build_settings(*[read_settings_file(c) for c in configs], args)
+        run = Run(settings)
+        writer = OutputWriter(run)
+        _execute(run, writer, quiet)
+    except (SettingsError, MissingWeightsError, CheckpointError) as exc:
+        print(f"pixray: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixray: interrupted", file=sys.stderr)
+        return 130
+    print(writer.path)
+    return 0
+
+
+def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
+    writer.start()
+    every = run.settings.display_every
+    with tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr) as bar:
+        for step in run:
+            if writer.wants(step):
+                writer.write(step)
+            if step.is_final:
+                break
+            if every and step.index % every == 0:
+                bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+            bar.update(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

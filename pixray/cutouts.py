@@ -1,0 +1,128 @@
+"""Augmented cutouts of the canvas: what the perceptors actually look at.
+
+Pixray's recipe: the whole canvas is pooled to the perceptor's input size ((avg + max) / 2), then
+each cutout is a random view of it. Most views are a random crop seen through a random rotation,
+shift and perspective; the rest zoom *out*, showing the whole canvas smaller on a random grey
+surround. Colour jitter and Gaussian noise follow. Parameters are drawn from an explicit
+``torch.Generator`` (:meth:`Cutouts.sample`) apart from the pure transform (:meth:`Cutouts.apply`),
+so runs are repeatable and the transform is testable on fixed parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import kornia
+import torch
+import torch.nn.functional as F
+from kornia.geometry.transform import get_perspective_transform, warp_perspective
+
+PADDING_MODES = ("border", "reflection", "zeros")
+
+# Corners of the unit square in [-1,1] coordinates, clockwise from the top left.
+_CORNERS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class CutoutParams:
+    """Random parameters of ``n`` cutouts (all tensors on the canvas's device)."""
+
+    quads: torch.Tensor  # (n,4,2) source corners in [-1,1] canvas coordinates (beyond: padding)
+    zoom: torch.Tensor  # (n,) bool: zoom-out view with a grey surround
+    grey: torch.Tensor  # (n,) surround grey level in [0,1] for zoom-out views
+    hue: torch.Tensor  # (n,) hue shift in radians
+    saturation: torch.Tensor  # (n,) saturation factor
+    noise: torch.Tensor  # (n,) standard deviation of added noise
+
+
+@dataclass(frozen=True)
+class Cutouts:
+    """Cutouts of size ``cut_size`` (a perceptor's input resolution), with Pixray's proportions."""
+
+    cut_size: int
+    zoom_fraction: float = 0.4
+    crop_probability: float = 0.5
+    crop_area: tuple[float, float] = (0.1, 1.0)
+    rotate_degrees: float = 15.0
+    rotate_probability: float = 0.8
+    translate: float = 0.1
+    perspective: float = 0.35
+    perspective_probability: float = 0.7
+    zoom_out: tuple[float, float] = (1.0, 2.0)
+    hue: float = 0.1 * math.pi
+    saturation: float = 0.1
+    jitter_probability: float = 0.7
+    noise: float = 0.1
+
+    def __call__(self, image: torch.Tensor, n: int, generator: torch.Generator,
+                 padding_mode: str = "border", fill: float | None = None) -> torch.Tensor:
+        """``n`` cutouts (n,3,S,S) of ``image`` (1,3,H,W) in [0,1].
+
+        ``padding_mode`` fills what a crop view sees beyond the canvas ("border", "reflection",
+        "zeros"); ``fill`` is the grey level around zoom-out views (None: random per cutout).
+        """
+        params = self.sample(n, generator, image.device)
+        if fill is not None:
+            params = CutoutParams(params.quads, params.zoom, torch.full_like(params.grey, fill),
+                                  params.hue, params.saturation, params.noise)
+        return self.apply(image, params, generator, padding_mode)
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> CutoutParams:
+        """Random parameters of ``n`` cutouts."""
+
+        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+            return torch.rand(n, *shape, generator=generator, device=device) * (high - low) + low
+
+        def chance(p: float) -> torch.Tensor:
+            return torch.rand(n, generator=generator, device=device) < p
+
+        zoom = chance(self.zoom_fraction)
+        # Crop views: half-extents from a random area and aspect ratio, centred inside the canvas.
+        area = torch.where(chance(self.crop_probability), uniform(*self.crop_area), torch.ones(n, device=device))
+        ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
+        half = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1).clamp(max=1.0)
+        # Zoom-out views: the canvas shown smaller, anywhere inside a larger window.
+        half = torch.where(zoom[:, None], uniform(*self.zoom_out)[:, None].expand(n, 2), half)
+        centre = (uniform(-1, 1, 2) * (1 - half).abs()
+                  + uniform(-self.translate, self.translate, 2) * ~zoom[:, None])
+        angle = torch.where(chance(self.rotate_probability) & ~zoom,
+                            uniform(-1, 1) * math.radians(self.rotate_degrees), torch.zeros(n, device=device))
+        corners = torch.tensor(_CORNERS, device=device) * half[:, None, :]
+        cos, sin = angle.cos()[:, None], angle.sin()[:, None]
+        rotated = torch.stack([corners[..., 0] * cos - corners[..., 1] * sin,
+                               corners[..., 0] * sin + corners[..., 1] * cos], -1)
+        warp = uniform(-self.perspective, self.perspective, 4, 2) * half[:, None, :]
+        warp = warp * chance(self.perspective_probability)[:, None, None]
+        jitter = chance(self.jitter_probability)
+        return CutoutParams(
+            quads=centre[:, None, :] + rotated + warp,
+            zoom=zoom,
+            grey=uniform(0, 1),
+            hue=uniform(-self.hue, self.hue) * jitter,
+            saturation=1 + uniform(-self.saturation, self.saturation) * jitter,
+            noise=uniform(0, self.noise),
+        )
+
+    def apply(self, image: torch.Tensor, params: CutoutParams, generator: torch.Generator,
+              padding_mode: str = "border") -> torch.Tensor:
+        """The cutouts (n,3,S,S) described by ``params``; ``generator`` draws the pixel noise."""
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode {padding_mode!r} is not one of {', '.join(PADDING_MODES)}")
+        size = self.cut_size
+        pooled = (F.adaptive_avg_pool2d(image, size) + F.adaptive_max_pool2d(image, size)) / 2
+        n = params.quads.shape[0]
+        target = torch.tensor(_CORNERS, device=image.device, dtype=image.dtype).expand(n, 4, 2)
+        to_pixels = (size - 1) / 2
+        matrix = get_perspective_transform((params.quads + 1) * to_pixels, (target + 1) * to_pixels)
+        source = pooled.expand(n, -1, -1, -1)
+        crops = warp_perspective(source, matrix, (size, size), padding_mode=padding_mode)
+        # Zoom-out views: warp with zeros and a coverage mask, then fill the surround with grey.
+        framed = warp_perspective(torch.cat([source, torch.ones_like(source[:, :1])], 1), matrix,
+                                  (size, size), padding_mode="zeros")
+        surround = (1 - framed[:, 3:]) * params.grey[:, None, None, None]
+        zoomed = framed[:, :3] + surround
+        out = torch.where(params.zoom[:, None, None, None], zoomed, crops)
+        out = kornia.enhance.adjust_saturation(kornia.enhance.adjust_hue(out, params.hue), params.saturation)
+        noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        return out + noise * params.noise[:, None, None, None]

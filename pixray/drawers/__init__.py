@@ -1,0 +1,15 @@
+"""Drawers by name. A new drawer is one file plus one line here."""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Drawer
+from .fast_pixel import FastPixelDrawer
+from .pixel import PixelDrawer
+
+DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
+    "pixel": PixelDrawer,
+    "fast_pixel": FastPixelDrawer,
+})
+
+__all__ = ["DRAWERS", "Drawer"]

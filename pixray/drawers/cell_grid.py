@@ -1,0 +1,64 @@
+"""A grid of coloured cells, the shared state of the pixel-art drawers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..options import SettingsError, option
+from .base import Drawer
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    pixel_size: list[int] | None = option(
+        None, "Cells 'columns rows'; default 80 across (landscape), 40 (square), 50 down (portrait)",
+        minimum=1, maximum=2048)
+    pixel_scale: float = option(1.0, "Multiplies the number of cells", minimum=0.05, maximum=32)
+
+
+def grid_shape(options: GridOptions, width: int, height: int) -> tuple[int, int]:
+    """(rows, columns) of the cell grid for a canvas of ``width`` x ``height`` pixels."""
+    if options.pixel_size is not None:
+        if len(options.pixel_size) != 2:
+            raise SettingsError(f"setting 'pixel_size': {options.pixel_size!r} is not allowed; "
+                                "expected two integers 'columns rows'")
+        cols, rows = options.pixel_size
+    else:
+        if width > height:
+            cell = width / 80
+        elif width == height:
+            cell = width / 40
+        else:
+            cell = height / 50
+        cols, rows = round(width / cell), round(height / cell)
+    cols = max(1, min(width, round(cols * options.pixel_scale)))
+    rows = max(1, min(height, round(rows * options.pixel_scale)))
+    return rows, cols
+
+
+class CellGridDrawer(Drawer):
+    """Colours of a (rows, cols) grid of cells, each cell one flat colour in [0,1]."""
+
+    Options = GridOptions
+
+    def __init__(self, options: GridOptions, width: int, height: int) -> None:
+        super().__init__(options, width, height)
+        rows, cols = grid_shape(options, width, height)
+        self.colors = nn.Parameter(torch.full((1, 3, rows, cols), 0.5))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the cell grid."""
+        return self.colors.shape[-2], self.colors.shape[-1]
+
+    @torch.no_grad()
+    def init_from_image(self, image: torch.Tensor) -> None:
+        self.colors.copy_(F.adaptive_avg_pool2d(image.to(self.colors), self.grid).clamp(0, 1))
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        self.colors.clamp_(0, 1)

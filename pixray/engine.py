@@ -1,0 +1,162 @@
+"""The optimisation loop: settings -> drawer.synth -> cutouts -> perceptors -> prompt losses -> step.
+
+:class:`Run` prepares everything from settings (and perceptors already loaded, if given) and is
+iterated for :class:`Step` objects; callers decide what to save or show. Nothing in the loop
+copies values to the host: losses stay tensors until a caller asks for a number.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from .cutouts import Cutouts
+from .drawers import DRAWERS, Drawer
+from .init_images import load_image, noise_image, to_pil
+from .optimisers import OPTIMISERS
+from .options import SettingsError
+from .perceptors import Perceptor, PerceptorCache
+from .prompts import parse_prompts, prompt_loss
+from .runtime import autocast, choose_device, choose_precision
+from .settings import Plan, Settings, resolve
+from .weights import weights_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimisation step.
+
+    ``image`` (1,3,H,W) in [0,1] is the canvas the step scored (for the final step: the canvas
+    after the last update); ``losses`` maps each perceptor name and ``"total"`` to a 0-d tensor
+    on the run's device.
+    """
+
+    index: int
+    image: torch.Tensor
+    losses: dict[str, torch.Tensor]
+    is_final: bool
+
+    def pil(self) -> Image.Image:
+        """The image as a PIL RGB image."""
+        return to_pil(self.image)
+
+    @property
+    def loss(self) -> float:
+        """The total loss as a float (waits for the device)."""
+        return float(self.losses["total"])
+
+
+class Run:
+    """One generation, ready to iterate.
+
+    ``perceptors``: None loads the settings' clip_models from the weights directory; a
+    :class:`PerceptorCache` loads them through the cache (so they survive across runs); a
+    sequence of :class:`Perceptor` is used as the ensemble as it is.
+    """
+
+    def __init__(self, settings: Settings,
+                 perceptors: PerceptorCache | Sequence[Perceptor] | None = None) -> None:
+        self.settings = settings
+        self.plan: Plan = resolve(settings)
+        self.prompts = parse_prompts(settings.prompts)
+        if not self.prompts:
+            raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
+                                "--prompts 'a red circle on a blue background'")
+        self.device = choose_device(settings.device)
+        self.dtype = choose_precision(settings.precision, self.device)
+        self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+        self.perceptors = self._perceptors(perceptors)
+        drawer_cls = DRAWERS.lookup(settings.drawer)
+        self.drawer: Drawer = drawer_cls(settings.section(settings.drawer), self.plan.width,
+                                         self.plan.height).to(self.device)
+        self.learning_rate = settings.learning_rate or drawer_cls.default_learning_rate
+        self.init_image = (load_image(settings.init_image, self.plan.width, self.plan.height)
+                           if settings.init_image else None)
+
+    def _perceptors(self, given: PerceptorCache | Sequence[Perceptor] | None) -> list[Perceptor]:
+        if given is None:
+            given = PerceptorCache(self.device, weights_dir(self.settings.weights_dir))
+        if isinstance(given, PerceptorCache):
+            return given.get(self.plan.clip_models)
+        return [p.to(self.device) for p in given]
+
+    def __iter__(self) -> Iterator[Step]:
+        return self.steps()
+
+    def final_image(self) -> Image.Image:
+        """Run to the end and return the final image."""
+        step = None
+        for step in self.steps():
+            pass
+        assert step is not None
+        return step.pil()
+
+    def steps(self) -> Iterator[Step]:
+        """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True)."""
+        generator = torch.Generator(self.device).manual_seed(self.seed)
+        start = self.init_image if self.init_image is not None else noise_image(
+            self.settings.init_noise, self.plan.width, self.plan.height, generator)
+        self.drawer.init_from_image(start.to(self.device))
+        targets = self._encode_prompts()
+        optimiser = OPTIMISERS.lookup(self.settings.optimiser)(self.drawer.parameters(), lr=self.learning_rate)
+        losses: dict[str, torch.Tensor] = {}
+        for index in range(self.plan.iterations):
+            if index in self.plan.lr_drop_steps:
+                for group in optimiser.param_groups:
+                    group["lr"] /= 10
+            optimiser.zero_grad(set_to_none=True)
+            image = self.drawer.synth()
+            losses = self._backward(image, targets, generator)
+            optimiser.step()
+            self.drawer.clamp_()
+            yield Step(index, image.detach(), losses, is_final=False)
+        with torch.no_grad():
+            final = self.drawer.synth()
+        yield Step(self.plan.iterations, final, losses, is_final=True)
+
+    @torch.no_grad()
+    def _encode_prompts(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per perceptor: (text embeddings (P,D), weights (P,), stops (P,)), computed once per run."""
+        texts = [p.text for p in self.prompts]
+        weights = torch.tensor([p.weight for p in self.prompts], device=self.device)
+        stops = torch.tensor([p.stop for p in self.prompts], device=self.device)
+        with autocast(self.device, self.dtype):
+            return [(p.encode_text(texts).float(), weights, stops) for p in self.perceptors]
+
+    def _backward(self, image: torch.Tensor, targets: list, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Accumulate the loss gradient of ``batches`` cutout batches into the drawer's parameters.
+
+        The CLIP passes backpropagate into a detached copy of the canvas, so the drawer's render
+        runs once per step however many batches there are, and one batch's graph is alive at a time.
+        """
+        canvas = image.detach().requires_grad_(True)
+        batches = self.plan.batches
+        totals = torch.zeros(len(self.perceptors), device=self.device)
+        for _ in range(batches):
+            per_perceptor = self._score(canvas, targets, generator)
+            (per_perceptor.sum() / batches).backward()
+            totals += per_perceptor.detach() / batches
+        image.backward(canvas.grad)
+        losses = {p.name: totals[i] for i, p in enumerate(self.perceptors)}
+        losses["total"] = totals.sum()
+        return losses
+
+    def _score(self, canvas: torch.Tensor, targets: list, generator: torch.Generator) -> torch.Tensor:
+        """Loss of each perceptor (K,) on one batch of cutouts; one batch per input resolution."""
+        scores: list[torch.Tensor] = [torch.zeros((), device=self.device)] * len(self.perceptors)
+        for size in sorted({p.input_resolution for p in self.perceptors}):
+            cuts = Cutouts(size)(canvas, self.plan.num_cuts, generator)
+            for i, perceptor in enumerate(self.perceptors):
+                if perceptor.input_resolution != size:
+                    continue
+                with autocast(self.device, self.dtype):
+                    embeds = perceptor.encode_image(cuts)
+                scores[i] = prompt_loss(embeds.float(), *targets[i]).sum()
+        return torch.stack(scores)

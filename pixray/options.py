@@ -1,0 +1,174 @@
+"""Declaring and checking one setting: the building block of the settings tree.
+
+A setting is a dataclass field made with :func:`option`, carrying its help text and its allowed
+values. :func:`coerce` turns text (from the command line, YAML or Cog's ``settings`` input) or a
+Python value into the declared type, and raises :class:`SettingsError` naming the key, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, Union
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, of the wrong type, or out of range. The message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Everything known about one setting besides its value."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    section: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values, for errors and ``--help``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        base, optional, is_list = _unwrap(self.type)
+        text = _TYPE_WORDS.get(base, getattr(base, "__name__", str(base)))
+        if is_list:
+            text = f"a list of {_PLURAL_WORDS.get(base, text)} (YAML list or comma-separated)"
+        if self.minimum is not None and self.maximum is not None:
+            text += f" from {self.minimum} to {self.maximum}"
+        elif self.minimum is not None:
+            text += f" >= {self.minimum}"
+        elif self.maximum is not None:
+            text += f" <= {self.maximum}"
+        if optional:
+            text += ", or none"
+        return text
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+_PLURAL_WORDS = {int: "integers", float: "numbers", str: "texts", bool: "true/false values"}
+_NONE_WORDS = {"", "none", "null", "~"}
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[Any] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    """A dataclass field that is a user-facing setting (help text and bounds in its metadata)."""
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
+            "minimum": minimum, "maximum": maximum}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def specs_of(cls: type, section: str) -> list[Spec]:
+    """The :class:`Spec` of every field of the settings dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if "help" not in f.metadata:
+            continue
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        out.append(Spec(f.name, hints[f.name], default, f.metadata["help"], section,
+                        f.metadata["choices"], f.metadata["minimum"], f.metadata["maximum"]))
+    return out
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool, bool]:
+    """(base type, is optional, is list) of an annotation like ``list[int] | None``."""
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
+        tp = args[0]
+        origin = typing.get_origin(tp)
+    if origin is list:
+        return typing.get_args(tp)[0], optional, True
+    return tp, optional, False
+
+
+def coerce(spec: Spec, value: Any) -> Any:
+    """``value`` converted to ``spec``'s type and checked against its bounds and choices."""
+    base, optional, is_list = _unwrap(spec.type)
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS and optional):
+        if optional:
+            return None
+        _fail(spec, value)
+    if is_list:
+        # Text lists split on commas (and on spaces for numbers: "384 216").
+        separators = r"," if base is str else r"[,\s]+"
+        items = [p for p in re.split(separators, value) if p.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            _fail(spec, value)
+        result: Any = [_scalar(spec, base, item) for item in items]
+    else:
+        result = _scalar(spec, base, value)
+    for item in result if is_list else [result]:
+        _check_range(spec, item, value)
+    return result
+
+
+def _scalar(spec: Spec, base: Any, value: Any) -> Any:
+    try:
+        if base is bool:
+            return _to_bool(value)
+        if base is int:
+            return _to_int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value).strip()
+    except (TypeError, ValueError):
+        _fail(spec, value)
+    raise TypeError(f"setting {spec.name!r} has unsupported type {base!r}")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    return int(str(value).strip())
+
+
+def _check_range(spec: Spec, item: Any, original: Any) -> None:
+    if spec.choices is not None and item not in spec.choices:
+        _fail(spec, original)
+    if spec.minimum is not None and item < spec.minimum:
+        _fail(spec, original)
+    if spec.maximum is not None and item > spec.maximum:
+        _fail(spec, original)
+
+
+def _fail(spec: Spec, value: Any) -> typing.NoReturn:
+    raise SettingsError(f"setting {spec.name!r}: {value!r} is not allowed; expected {spec.allowed}")

@@ -1,0 +1,101 @@
+"""Writing a run to disk: the output directory, PNGs that carry their settings, settings.yaml."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image, PngImagePlugin
+
+from .engine import Run, Step
+from .options import SettingsError
+
+SETTINGS_KEY = "pixray_settings"
+SEED_KEY = "pixray_seed"
+ITERATION_KEY = "pixray_iteration"
+
+
+def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
+    """``pattern`` with %DATE% (YYYYMMDD) and %SEQ% (the first number giving an unused path)."""
+    text = pattern.replace("%DATE%", (today or _dt.date.today()).strftime("%Y%m%d"))
+    if "%SEQ%" not in text:
+        return Path(text)
+    for seq in range(1, 100000):
+        candidate = Path(text.replace("%SEQ%", f"{seq:04d}"))
+        if not candidate.exists():
+            return candidate
+    raise SettingsError(f"setting 'outdir': no unused directory for {pattern!r}")
+
+
+def png_metadata(settings: dict[str, Any], seed: int, iteration: int) -> PngImagePlugin.PngInfo:
+    """PNG text chunks: the non-default settings (YAML), the seed and the iteration."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SETTINGS_KEY, yaml.safe_dump(settings, sort_keys=True))
+    info.add_text(SEED_KEY, str(seed))
+    info.add_text(ITERATION_KEY, str(iteration))
+    info.add_text("Software", "pixray")
+    return info
+
+
+def read_png_metadata(path: str | Path) -> dict[str, Any]:
+    """``{"settings": {...}, "seed": int, "iteration": int}`` read back from a pixray PNG."""
+    with Image.open(path) as img:
+        text = dict(getattr(img, "text", {}))
+    return {
+        "settings": yaml.safe_load(text.get(SETTINGS_KEY, "")) or {},
+        "seed": int(text[SEED_KEY]) if SEED_KEY in text else None,
+        "iteration": int(text[ITERATION_KEY]) if ITERATION_KEY in text else None,
+    }
+
+
+def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> None:
+    """Write ``image`` to ``path`` atomically (readers never see a half-written file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", pnginfo=info)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class OutputWriter:
+    """Saves a run's image every ``save_every`` steps and at the end, into a fresh outdir.
+
+    An outdir that already holds files is refused unless ``overwrite`` is set, so a run never
+    replaces a user's files by accident.
+    """
+
+    def __init__(self, run: Run) -> None:
+        settings = run.settings
+        if not re.fullmatch(r"[^/\\]+\.png", settings.output, flags=re.IGNORECASE):
+            raise SettingsError(f"setting 'output': {settings.output!r} is not allowed; expected a "
+                                "file name ending in .png (no directories; use outdir)")
+        self.outdir = resolve_outdir(settings.outdir)
+        if self.outdir.exists() and any(self.outdir.iterdir()) and not settings.overwrite:
+            raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
+                                "outdir (%SEQ% picks an unused one) or set overwrite: true")
+        self.path = self.outdir / settings.output
+        self.save_every = settings.save_every
+        self.record = {**settings.to_dict(only_changed=True), "seed": run.seed}
+        self.seed = run.seed
+
+    def start(self) -> None:
+        """Create the outdir and write settings.yaml (every setting, the seed included)."""
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        (self.outdir / "settings.yaml").write_text(yaml.safe_dump(self.record, sort_keys=True))
+
+    def wants(self, step: Step) -> bool:
+        """Whether ``step`` is one to write."""
+        return step.is_final or (self.save_every > 0 and step.index % self.save_every == 0)
+
+    def write(self, step: Step) -> Path:
+        """Write ``step``'s image to the output path and return it."""
+        save_png(step.pil(), self.path, png_metadata(self.record, self.seed, step.index))
+        return self.path

@@ -1,0 +1,27 @@
+"""Pixray's CLIP model names -> open_clip architecture and the weight file that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A named CLIP model: its weight file (see the weights manifest) and open_clip architecture."""
+
+    filename: str
+    architecture: str
+
+
+CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
+    "RN50": CatalogEntry("RN50.pt", "RN50-quickgelu"),
+    "RN101": CatalogEntry("RN101.pt", "RN101-quickgelu"),
+    "RN50x4": CatalogEntry("RN50x4.pt", "RN50x4-quickgelu"),
+    "RN50x16": CatalogEntry("RN50x16.pt", "RN50x16-quickgelu"),
+    "ViT-B/32": CatalogEntry("ViT-B-32.pt", "ViT-B-32-quickgelu"),
+    "ViT-B/16": CatalogEntry("ViT-B-16.pt", "ViT-B-16-quickgelu"),
+    "ViT-L/14": CatalogEntry("ViT-L-14.pt", "ViT-L-14-quickgelu"),
+    "ViT-L/14@336px": CatalogEntry("ViT-L-14-336px.pt", "ViT-L-14-336-quickgelu"),
+})

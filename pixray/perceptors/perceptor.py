@@ -1,0 +1,49 @@
+"""One CLIP model as the engine sees it: text and images in, unit-length embeddings out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# CLIP's image normalisation (OpenAI's training statistics).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class Perceptor(nn.Module):
+    """A frozen CLIP model with its normalisation and tokenizer inside.
+
+    ``encode_image`` takes (B,3,R,R) in [0,1] with R = :attr:`input_resolution`; both encoders
+    return (N,D) L2-normalised embeddings.
+    """
+
+    def __init__(self, name: str, model: open_clip.CLIP) -> None:
+        super().__init__()
+        self.name = name
+        self.model = model.eval().requires_grad_(False)
+        size = model.visual.image_size
+        self.input_resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.context_length = int(model.context_length)
+        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def train(self, mode: bool = True) -> Perceptor:
+        # Always eval: dropout or batch-norm updates would make guidance noisy and runs unrepeatable.
+        return super().train(False)
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N,D) unit embeddings of ``texts``."""
+        tokens = open_clip.tokenize(list(texts), context_length=self.context_length).to(self.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B,D) unit embeddings of ``images``, (B,3,R,R) in [0,1]."""
+        return F.normalize(self.model.encode_image((images - self.mean) / self.std).float(), dim=-1)

@@ -1,0 +1,54 @@
+"""Choosing the device and the arithmetic precision of a run."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .options import SettingsError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def choose_device(setting: str = "auto") -> torch.device:
+    """``auto``: cuda if present, then mps, then cpu. A named device must exist."""
+    if setting == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise SettingsError(f"setting 'device': {setting!r} is not available here (no CUDA); use cpu or auto")
+    if setting == "mps" and not torch.backends.mps.is_available():
+        raise SettingsError("setting 'device': 'mps' is not available here; use cpu or auto")
+    return torch.device(setting)
+
+
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16).
+
+    Without either, torch emulates bfloat16 matmuls and they run far slower than float32
+    (measured: a 2048^2 matmul 50 s vs 0.15 s on an AVX2-only AMD EPYC).
+    """
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def choose_precision(setting: str, device: torch.device) -> torch.dtype:
+    """The dtype perceptors compute in: ``auto`` picks bfloat16 where it is fast, else float32."""
+    if setting != "auto":
+        return _DTYPES[setting]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bfloat16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for perceptor passes (a no-op for float32)."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

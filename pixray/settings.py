@@ -1,0 +1,232 @@
+"""The settings tree: one typed source for CLI flags, YAML files, the Python API and Cog inputs.
+
+The tree is the core :class:`Settings` plus one options section per registered drawer. Users see
+flat names (``pixel_size``, ``iterations``) as in Pixray; every name is unique across the tree.
+Quality and aspect presets are data (:data:`QUALITY_PRESETS`, :data:`ASPECT_SIZES`);
+:func:`resolve` turns settings into the concrete :class:`Plan` of one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from .drawers import DRAWERS
+from .options import SettingsError, Spec, coerce, option, specs_of
+from .optimisers import OPTIMISERS
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    """What a ``quality`` level sets when the user leaves the setting unset."""
+
+    clip_models: tuple[str, ...]
+    iterations: int
+    scale: float
+    num_cuts: int
+    batches: int
+
+
+# Pixray's tables (clip perceptors): models, iterations, size scale, cuts x batches.
+QUALITY_PRESETS: Mapping[str, QualityPreset] = MappingProxyType({
+    "draft": QualityPreset(("ViT-B/16",), 200, 1, 24, 1),
+    "normal": QualityPreset(("ViT-B/32", "ViT-B/16"), 250, 2, 30, 1),
+    "better": QualityPreset(("RN50", "ViT-B/32", "ViT-B/16"), 300, 3, 36, 1),
+    "best": QualityPreset(("RN50x4", "ViT-B/32", "ViT-B/16"), 350, 4, 12, 2),
+    "supreme": QualityPreset(("RN50x4", "RN101", "ViT-B/32", "ViT-B/16"), 400, 5, 8, 4),
+})
+
+# Canvas (width, height) at scale 1.
+ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "widescreen": (192, 108),
+    "square": (144, 144),
+    "portrait": (128, 160),
+})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Core settings of a run. Drawer options live in :attr:`sections`, one dataclass per drawer."""
+
+    prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
+                              "'text:weight:stop'; a negative weight pushes away")
+    drawer: str = option("pixel", "What renders the image", choices=list(DRAWERS))
+    quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
+                          choices=list(QUALITY_PRESETS))
+    clip_models: list[str] | None = option(
+        None, "CLIP models judging the image (names or checkpoint paths); default from quality")
+    aspect: str = option("widescreen", "Canvas shape; size = base size x scale",
+                         choices=list(ASPECT_SIZES))
+    scale: float | None = option(None, "Canvas scale factor; default from quality",
+                                 minimum=0.1, maximum=20)
+    size: list[int] | None = option(None, "Explicit canvas 'width height' in pixels (overrides aspect)",
+                                    minimum=8, maximum=4096)
+    iterations: int | None = option(None, "Optimisation steps; default from quality",
+                                    minimum=1, maximum=100000)
+    num_cuts: int | None = option(None, "Cutouts per batch; default from quality", minimum=1, maximum=1024)
+    batches: int | None = option(None, "Cutout batches per step (gradient accumulation); default from "
+                                       "quality", minimum=1, maximum=64)
+    learning_rate: float | None = option(None, "Optimiser step size; default from the drawer",
+                                         minimum=1e-6, maximum=10)
+    learning_rate_drops: list[float] = option([75.0], "Percent points of the run where the learning "
+                                                       "rate is divided by 10", minimum=0, maximum=100)
+    optimiser: str = option("Adam", "Optimiser", choices=list(OPTIMISERS))
+    seed: int | None = option(None, "Random seed; chosen at random and recorded when unset",
+                              minimum=0, maximum=2**63 - 1)
+    init_image: str | None = option(None, "Image file the drawer starts from")
+    init_noise: str = option("pixels", "Starting canvas when there is no init_image",
+                             choices=["pixels", "gradient", "snow", "none"])
+    save_every: int = option(10, "Write the image every N steps (0: only at the end)",
+                             minimum=0, maximum=100000)
+    display_every: int = option(10, "Refresh the loss shown every N steps (0: never)",
+                                minimum=0, maximum=100000)
+    outdir: str = option("outputs/%DATE%_%SEQ%", "Output directory; %DATE% is today (YYYYMMDD), "
+                                                 "%SEQ% the next unused number")
+    output: str = option("output.png", "File name of the image inside outdir")
+    overwrite: bool = option(False, "Allow writing into an outdir that already has files")
+    device: str = option("auto", "Where to run: auto picks cuda, then mps, then cpu",
+                         choices=["auto", "cpu", "cuda", "mps"])
+    precision: str = option("auto", "Perceptor arithmetic: auto picks bfloat16 where the hardware "
+                                    "makes it fast (CUDA, CPUs with AMX/AVX512-BF16), else float32",
+                            choices=["auto", "float32", "bfloat16", "float16"])
+    weights_dir: str | None = option(None, "Directory of weight files; default $PIXRAY_WEIGHTS_DIR or "
+                                           "./weights")
+    sections: Mapping[str, Any] = field(default_factory=lambda: _default_sections(), repr=False)
+
+    def section(self, name: str) -> Any:
+        """The options dataclass of section ``name`` (a drawer name)."""
+        return self.sections[name]
+
+    def to_dict(self, only_changed: bool = False) -> dict[str, Any]:
+        """Flat ``name -> value`` of every setting (or of those differing from the default)."""
+        values = _flat_values(self)
+        if not only_changed:
+            return values
+        return {k: v for k, v in values.items() if v != all_specs()[k].default}
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with the given flat settings changed (validated)."""
+        return build_settings(self.to_dict(only_changed=True), changes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The concrete numbers of one run, after presets are applied."""
+
+    clip_models: tuple[str, ...]
+    iterations: int
+    num_cuts: int
+    batches: int
+    width: int
+    height: int
+    lr_drop_steps: tuple[int, ...]
+
+
+def _default_sections() -> Mapping[str, Any]:
+    return MappingProxyType({name: cls.Options() for name, cls in DRAWERS.items()})
+
+
+def all_specs() -> dict[str, Spec]:
+    """Every setting of the tree by flat name: core first, then each drawer's section.
+
+    Drawers may share a setting (``pixel_size`` for both pixel drawers) when its declaration is
+    identical; the value then applies to every section that has it.
+    """
+    specs = {s.name: s for s in specs_of(Settings, "core")}
+    for name, cls in DRAWERS.items():
+        for s in specs_of(cls.Options, name):
+            known = specs.setdefault(s.name, s)
+            if known is not s and (known.section == "core" or dataclasses.replace(known, section=name) != s):
+                raise TypeError(f"setting {s.name!r} of section {name!r} clashes with section {known.section!r}")
+    return specs
+
+
+def _flat_values(settings: Settings) -> dict[str, Any]:
+    values = {s.name: getattr(settings, s.name) for s in specs_of(Settings, "core")}
+    for section in settings.sections.values():
+        values.update({f.name: getattr(section, f.name) for f in dataclasses.fields(section)})
+    return values
+
+
+def build_settings(*sources: Mapping[str, Any] | None) -> Settings:
+    """Settings from flat ``name -> value`` mappings; later sources override earlier ones.
+
+    Values may be text (as typed on a command line) or Python values (as read from YAML).
+    Raises :class:`SettingsError` for an unknown name or a bad value.
+    """
+    specs = all_specs()
+    merged: dict[str, Any] = {}
+    for source in sources:
+        for key, value in (source or {}).items():
+            spec = specs.get(key)
+            if spec is None:
+                raise SettingsError(_unknown_key_message(key, value, list(specs)))
+            merged[key] = coerce(spec, value)
+    core = {k: v for k, v in merged.items() if specs[k].section == "core"}
+    sections = {name: dataclasses.replace(opts, **{k: v for k, v in merged.items() if hasattr(opts, k)})
+                for name, opts in _default_sections().items()}
+    return Settings(**core, sections=MappingProxyType(sections))
+
+
+def _unknown_key_message(key: str, value: Any, valid: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"unknown setting {key!r} (value {value!r}){hint}; valid settings: {', '.join(valid)}")
+
+
+def parse_settings_text(text: str, origin: str = "settings") -> dict[str, Any]:
+    """A flat mapping from YAML text of ``name: value`` lines (Pixray's Cog ``settings`` input)."""
+    try:
+        data = yaml.safe_load(text) if text and text.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SettingsError(f"{origin}: not valid YAML{where}: expected 'name: value' lines") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{origin}: expected 'name: value' lines, got {type(data).__name__}")
+    return {str(k): v for k, v in data.items()}
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """The flat mapping in a YAML settings file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from exc
+    return parse_settings_text(text, origin=str(path))
+
+
+def resolve(settings: Settings) -> Plan:
+    """Apply the quality and aspect presets: the concrete numbers of a run."""
+    preset = QUALITY_PRESETS[settings.quality]
+    if settings.size is not None:
+        if len(settings.size) != 2:
+            raise SettingsError(f"setting 'size': {settings.size!r} is not allowed; expected two "
+                                "integers 'width height'")
+        width, height = settings.size
+    else:
+        scale = settings.scale if settings.scale is not None else preset.scale
+        base_w, base_h = ASPECT_SIZES[settings.aspect]
+        width, height = int(base_w * scale), int(base_h * scale)
+    iterations = settings.iterations if settings.iterations is not None else preset.iterations
+    drops = tuple(sorted({min(iterations - 1, int(p / 100 * iterations))
+                          for p in settings.learning_rate_drops}))
+    return Plan(
+        clip_models=tuple(settings.clip_models or preset.clip_models),
+        iterations=iterations,
+        num_cuts=settings.num_cuts if settings.num_cuts is not None else preset.num_cuts,
+        batches=settings.batches if settings.batches is not None else preset.batches,
+        width=width,
+        height=height,
+        lr_drop_steps=drops,
+    )
