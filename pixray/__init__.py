@@ -3,21 +3,35 @@
 >>> import pixray                                                           # doctest: +SKIP
 >>> run = pixray.generate(prompts="a red circle", drawer="pixel", iterations=50)  # doctest: +SKIP
 >>> image = run.final_image()  # a PIL image                                # doctest: +SKIP
+
+The engine and the CLIP stack (open_clip, torchvision, kornia: seconds to import) load on first
+use, so settings can be checked and ``pixray --help`` answered without them.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine import Run, Step
 from .options import SettingsError
-from .perceptors import Perceptor, PerceptorCache
 from .settings import Settings, build_settings, parse_settings_text, read_settings_file
 from .weights import MissingWeightsError
 
+if TYPE_CHECKING:
+    from .engine import Run, Step
+    from .perceptors import Perceptor, PerceptorCache
+
 __all__ = ["MissingWeightsError", "Perceptor", "PerceptorCache", "Run", "Settings", "SettingsError",
            "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file"]
+
+_LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "PerceptorCache": "perceptors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'pixray' has no attribute {name!r}")
 
 
 def generate(settings: Settings | Mapping[str, Any] | None = None,
@@ -27,6 +41,8 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
     ``settings`` is a :class:`Settings` or a flat ``name -> value`` mapping; keyword arguments
     override it. Bad settings raise :class:`SettingsError` here, before any work starts.
     """
+    from .engine import Run
+
     if isinstance(settings, Settings):
         settings = settings.replace(**kwargs) if kwargs else settings
     else:

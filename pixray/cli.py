@@ -6,16 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tqdm import tqdm
-
-from .engine import Run
 from .options import SettingsError
-from .output import OutputWriter
-from .perceptors import CheckpointError
 from .settings import all_specs, build_settings, read_settings_file
-from .weights import MissingWeightsError
+from .weights import CheckpointError, MissingWeightsError
+
+if TYPE_CHECKING:
+    from .engine import Run
+    from .output import OutputWriter
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, generated from the settings tree (every setting is a flag)."""
     parser = _Parser(prog="pixray", description="CLIP-guided image generation.",
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+                     allow_abbrev=False)
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
                         help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
@@ -36,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         title = "settings" if spec.section == "core" else f"{spec.section} drawer"
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         group.add_argument(f"--{spec.name}", dest=spec.name, default=argparse.SUPPRESS, metavar="VALUE",
-                           help=f"{spec.help}; {spec.allowed} (default: {spec.default})")
+                           help=f"{spec.help}; {spec.allowed} (default: {spec.default})".replace("%", "%%"))
     return parser
 
 
@@ -47,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     try:
         settings = build_settings(*[read_settings_file(c) for c in configs], args)
+        # Imported only now: settings errors are reported without loading the CLIP stack.
+        from .engine import Run
+        from .output import OutputWriter
+
         run = Run(settings)
         writer = OutputWriter(run)
         _execute(run, writer, quiet)
@@ -61,9 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
+    from tqdm import tqdm
+
     writer.start()
     every = run.settings.display_every
-    with tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr) as bar:
+    bar = tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
+    with bar:
         for step in run:
             if writer.wants(step):
                 writer.write(step)

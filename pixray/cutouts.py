@@ -79,7 +79,8 @@ class Cutouts:
 
         zoom = chance(self.zoom_fraction)
         # Crop views: half-extents from a random area and aspect ratio, centred inside the canvas.
-        area = torch.where(chance(self.crop_probability), uniform(*self.crop_area), torch.ones(n, device=device))
+        whole = torch.ones(n, device=device)
+        area = torch.where(chance(self.crop_probability), uniform(*self.crop_area), whole)
         ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
         half = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1).clamp(max=1.0)
         # Zoom-out views: the canvas shown smaller, anywhere inside a larger window.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -92,11 +93,7 @@ class Run:
 
     def final_image(self) -> Image.Image:
         """Run to the end and return the final image."""
-        step = None
-        for step in self.steps():
-            pass
-        assert step is not None
-        return step.pil()
+        return deque(self.steps(), maxlen=1)[0].pil()
 
     def steps(self) -> Iterator[Step]:
         """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True)."""
@@ -105,7 +102,8 @@ class Run:
             self.settings.init_noise, self.plan.width, self.plan.height, generator)
         self.drawer.init_from_image(start.to(self.device))
         targets = self._encode_prompts()
-        optimiser = OPTIMISERS.lookup(self.settings.optimiser)(self.drawer.parameters(), lr=self.learning_rate)
+        optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
+        optimiser = optimiser_cls(self.drawer.parameters(), lr=self.learning_rate)
         losses: dict[str, torch.Tensor] = {}
         for index in range(self.plan.iterations):
             if index in self.plan.lr_drop_steps:
@@ -130,7 +128,8 @@ class Run:
         with autocast(self.device, self.dtype):
             return [(p.encode_text(texts).float(), weights, stops) for p in self.perceptors]
 
-    def _backward(self, image: torch.Tensor, targets: list, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def _backward(self, image: torch.Tensor, targets: list,
+                  generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Accumulate the loss gradient of ``batches`` cutout batches into the drawer's parameters.
 
         The CLIP passes backpropagate into a detached copy of the canvas, so the drawer's render

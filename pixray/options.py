@@ -116,15 +116,16 @@ def coerce(spec: Spec, value: Any) -> Any:
         items = [p for p in re.split(separators, value) if p.strip()] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             _fail(spec, value)
-        result: Any = [_scalar(spec, base, item) for item in items]
+        result: Any = [_scalar(spec, base, item, value) for item in items]
     else:
-        result = _scalar(spec, base, value)
+        result = _scalar(spec, base, value, value)
     for item in result if is_list else [result]:
         _check_range(spec, item, value)
     return result
 
 
-def _scalar(spec: Spec, base: Any, value: Any) -> Any:
+def _scalar(spec: Spec, base: Any, value: Any, original: Any) -> Any:
+    """``value`` as ``base``; errors quote ``original`` (the whole list for a list item)."""
     try:
         if base is bool:
             return _to_bool(value)
@@ -139,7 +140,7 @@ def _scalar(spec: Spec, base: Any, value: Any) -> Any:
                 raise ValueError
             return str(value).strip()
     except (TypeError, ValueError):
-        _fail(spec, value)
+        _fail(spec, original)
     raise TypeError(f"setting {spec.name!r} has unsupported type {base!r}")
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from .drawers import DRAWERS
-from .options import SettingsError, Spec, coerce, option, specs_of
 from .optimisers import OPTIMISERS
+from .options import SettingsError, Spec, coerce, option, specs_of
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def all_specs() -> dict[str, Spec]:
         for s in specs_of(cls.Options, name):
             known = specs.setdefault(s.name, s)
             if known is not s and (known.section == "core" or dataclasses.replace(known, section=name) != s):
-                raise TypeError(f"setting {s.name!r} of section {name!r} clashes with section {known.section!r}")
+                raise TypeError(f"setting {s.name!r} of section {name!r} clashes with {known.section!r}")
     return specs
 
 

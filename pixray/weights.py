@@ -19,6 +19,10 @@ class MissingWeightsError(FileNotFoundError):
     """A weight file is not in the weights directory."""
 
 
+class CheckpointError(ValueError):
+    """A weight file is not in a layout its loader understands."""
+
+
 @dataclass(frozen=True)
 class WeightFile:
     """One downloadable weight file."""

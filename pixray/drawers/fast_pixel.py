@@ -12,4 +12,4 @@ class FastPixelDrawer(CellGridDrawer):
     """Rectangular cells only; one interpolation per render, the cheapest drawer there is."""
 
     def synth(self) -> torch.Tensor:
-        return F.interpolate(self.colors, size=(self.height, self.width), mode="nearest")
+        return F.interpolate(self.colors, size=(self.height, self.width), mode="nearest-exact")

@@ -16,12 +16,10 @@ import open_clip
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
+from ..weights import CheckpointError
+
 # Non-tensor metadata that OpenAI's archives carry alongside the weights.
 _METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
-
-
-class CheckpointError(ValueError):
-    """A file is not a CLIP checkpoint in a layout this loader understands."""
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny random CLIP models (milliseconds) and checkpoint files in OpenAI's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import open_clip
+import pytest
+import torch
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+from pixray.perceptors import Perceptor, openai_state_dict
+
+
+def tiny_clip(image_size: int = 32, context_length: int = 77, resnet: bool = False,
+              seed: int = 0) -> open_clip.CLIP:
+    """A random CLIP with real structure and tiny widths (widths are multiples of 64 so that the
+    head count follows OpenAI's width // 64 convention the loader infers)."""
+    torch.manual_seed(seed)
+    if resnet:
+        vision = CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=image_size)
+    else:
+        vision = CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=image_size)
+    text = CLIPTextCfg(context_length=context_length, vocab_size=49408, width=64, heads=1, layers=1)
+    return open_clip.CLIP(32, vision, text, quick_gelu=True).eval()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: thread hand-offs cost more than they save on 2 cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CLIP saved as a plain OpenAI-layout state dict, half precision like OpenAI's files."""
+    path = tmp_path_factory.mktemp("clip") / "tiny-vit.pt"
+    torch.save(openai_state_dict(tiny_clip(), half=True), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_perceptor() -> Perceptor:
+    return Perceptor("tiny", tiny_clip())
+
+
+@pytest.fixture
+def small_settings(tmp_path: Path) -> dict:
+    """Settings for a fast run on a tiny canvas, writing under tmp_path."""
+    return {"prompts": "a red circle", "size": [32, 24], "iterations": 4, "num_cuts": 4,
+            "seed": 1, "outdir": str(tmp_path / "out"), "device": "cpu"}

@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+import pixray
+from pixray.engine import Run
+from pixray.init_images import noise_image
+from pixray.settings import SettingsError, build_settings
+
+
+def _run(small_settings, perceptors, **changes) -> Run:
+    return pixray.generate({**small_settings, **changes}, perceptors=perceptors)
+
+
+def test_step_cadence(small_settings, tiny_perceptor):
+    steps = list(_run(small_settings, [tiny_perceptor], iterations=5))
+    assert [s.index for s in steps] == [0, 1, 2, 3, 4, 5]
+    assert [s.is_final for s in steps] == [False] * 5 + [True]
+    for s in steps:
+        assert s.image.shape == (1, 3, 24, 32) and s.image.min() >= 0 and s.image.max() <= 1
+        assert set(s.losses) == {"tiny", "total"} and s.losses["total"].dim() == 0
+
+
+def test_same_seed_same_image_bit_for_bit(small_settings, tiny_perceptor):
+    a = _run(small_settings, [tiny_perceptor], seed=7)
+    b = _run(small_settings, [tiny_perceptor], seed=7)
+    c = _run(small_settings, [tiny_perceptor], seed=8)
+    images = [list(r)[-1].image for r in (a, b, c)]
+    assert torch.equal(images[0], images[1]) and not torch.equal(images[0], images[2])
+
+
+def test_loss_decreases_on_a_fixed_target(small_settings, tiny_perceptor):
+    # A fixed target: a noise-free view of the canvas (no crops), so the loss is a smooth function.
+    run = _run(small_settings, [tiny_perceptor], iterations=30, num_cuts=8, drawer="fast_pixel",
+               learning_rate=0.05, pixel_size=[8, 6])
+    losses = [s.loss for s in run]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.01
+
+
+def test_learning_rate_drops(small_settings, tiny_perceptor, monkeypatch):
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    list(_run(small_settings, [tiny_perceptor], iterations=8, learning_rate=0.1,
+              learning_rate_drops=[50, 75]))
+    assert seen == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+
+
+def test_batches_and_mixed_resolutions(small_settings, tiny_perceptor):
+    from conftest import tiny_clip
+
+    other = pixray.Perceptor("other", tiny_clip(image_size=48, seed=1))
+    steps = list(_run(small_settings, [tiny_perceptor, other], iterations=2, batches=3))
+    assert set(steps[-1].losses) == {"tiny", "other", "total"}
+    total = steps[0].losses["tiny"] + steps[0].losses["other"]
+    assert torch.isclose(steps[0].losses["total"], total)
+
+
+def test_init_image_is_the_starting_canvas(small_settings, tiny_perceptor, tmp_path):
+    from pixray.init_images import to_pil
+
+    start = torch.zeros(1, 3, 24, 32)
+    start[:, 0] = 1.0  # pure red
+    to_pil(start).save(tmp_path / "red.png")
+    first = next(iter(_run(small_settings, [tiny_perceptor], init_image=str(tmp_path / "red.png"),
+                           drawer="fast_pixel", pixel_size=[8, 6])))
+    assert torch.allclose(first.image, start, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["pixels", "gradient", "snow", "none"])
+def test_noise_images(kind):
+    image = noise_image(kind, 20, 10, torch.Generator().manual_seed(0))
+    assert image.shape == (1, 3, 10, 20) and image.min() >= 0 and image.max() <= 1
+
+
+def test_final_image_and_errors(small_settings, tiny_perceptor):
+    image = _run(small_settings, [tiny_perceptor], iterations=2).final_image()
+    assert image.size == (32, 24) and image.mode == "RGB"
+    with pytest.raises(SettingsError, match="'prompts' is empty"):
+        _run(small_settings, [tiny_perceptor], prompts=" | ")
+    with pytest.raises(SettingsError, match="cannot read image"):
+        _run(small_settings, [tiny_perceptor], init_image="/nonexistent.png")
+    with pytest.raises(SettingsError, match="unknown setting"):
+        pixray.generate(build_settings(small_settings), [tiny_perceptor], colour="red")

@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_clip
+
+from pixray.perceptors import (
+    CheckpointError,
+    Perceptor,
+    PerceptorCache,
+    checkpoint_path,
+    load_clip_checkpoint,
+    openai_state_dict,
+)
+from pixray.settings import SettingsError
+from pixray.weights import WEIGHTS_ENV, MissingWeightsError, weights_dir
+
+
+def _same_embeddings(a, b):
+    pa, pb = Perceptor("a", a), Perceptor("b", b)
+    texts = ["a red circle on a blue background", "a cat"]
+    images = torch.rand(2, 3, pa.input_resolution, pa.input_resolution)
+    return (torch.allclose(pa.encode_text(texts), pb.encode_text(texts), atol=2e-3)
+            and torch.allclose(pa.encode_image(images), pb.encode_image(images), atol=2e-3))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"context_length": 20},
+    {"image_size": 48},
+    {"resnet": True, "image_size": 64, "context_length": 33},
+])
+def test_openai_layout_round_trip(tmp_path: Path, kwargs):
+    model = tiny_clip(**kwargs)
+    path = tmp_path / "m.pt"
+    torch.save(openai_state_dict(model), path)
+    loaded = load_clip_checkpoint(path)
+    p = Perceptor("m", loaded)
+    assert p.context_length == kwargs.get("context_length", 77)
+    assert p.input_resolution == kwargs.get("image_size", 32)
+    assert _same_embeddings(model, loaded)
+
+
+def test_half_precision_wrapped_and_prefixed_state_dicts(tmp_path: Path):
+    model = tiny_clip()
+    state = {f"module.{k}": v for k, v in openai_state_dict(model, half=True).items()}
+    path = tmp_path / "wrapped.pt"
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    assert _same_embeddings(model, load_clip_checkpoint(path))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # writing the archive uses jit.script/save
+def test_torchscript_archive(tmp_path: Path):
+    model = tiny_clip()
+
+    class Holder(torch.nn.Module):  # an archive whose state dict is the CLIP's, like OpenAI's files
+        def __init__(self):
+            super().__init__()
+            for name, child in model.named_children():
+                self.add_module(name, child)
+            for name, param in model.named_parameters(recurse=False):
+                self.register_parameter(name, param)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    path = tmp_path / "jit.pt"
+    torch.jit.save(torch.jit.script(Holder()), str(path))
+    assert _same_embeddings(model, load_clip_checkpoint(path))
+
+
+def test_bad_files_are_named(tmp_path: Path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"junk\.pt"):
+        load_clip_checkpoint(junk)
+    partial = tmp_path / "partial.pt"
+    torch.save({"visual.proj": torch.zeros(2, 2)}, partial)
+    with pytest.raises(CheckpointError, match=r"partial\.pt"):
+        load_clip_checkpoint(partial)
+
+
+def test_perceptor_is_frozen_and_normalised(tiny_perceptor):
+    assert not any(p.requires_grad for p in tiny_perceptor.parameters())
+    tiny_perceptor.train()
+    assert not tiny_perceptor.model.training
+    e = tiny_perceptor.encode_image(torch.rand(3, 3, 32, 32))
+    assert torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_missing_weight_names_file_directory_and_source(tmp_path: Path):
+    with pytest.raises(MissingWeightsError) as info:
+        checkpoint_path("ViT-B/32", tmp_path)
+    message = str(info.value)
+    assert "ViT-B-32.pt" in message and str(tmp_path) in message and "https://" in message
+
+
+def test_unknown_model_lists_valid_names(tmp_path: Path):
+    with pytest.raises(SettingsError) as info:
+        checkpoint_path("ViT-B/33", tmp_path)
+    assert "'ViT-B/33'" in str(info.value) and "ViT-B/32" in str(info.value) and "RN50" in str(info.value)
+
+
+def test_catalog_name_resolves_in_weights_dir(tmp_path: Path, tiny_checkpoint: Path):
+    (tmp_path / "RN50.pt").write_bytes(tiny_checkpoint.read_bytes())
+    assert checkpoint_path("RN50", tmp_path) == tmp_path / "RN50.pt"
+
+
+def test_weights_dir_precedence(monkeypatch, tmp_path: Path):
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    assert weights_dir() == Path("weights")
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
+    assert weights_dir() == tmp_path
+    assert weights_dir("/elsewhere") == Path("/elsewhere")
+
+
+def test_cache_loads_each_model_once(tiny_checkpoint: Path, tmp_path: Path):
+    cache = PerceptorCache(torch.device("cpu"), tmp_path)
+    first = cache.get([str(tiny_checkpoint)])
+    again = cache.get([str(tiny_checkpoint), str(tiny_checkpoint)])
+    assert cache.loads == 1 and again[0] is first[0] and again[1] is first[0]

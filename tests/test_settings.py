@@ -1,0 +1,117 @@
+from pathlib import Path
+
+import pytest
+
+from pixray.settings import (
+    ASPECT_SIZES,
+    QUALITY_PRESETS,
+    SettingsError,
+    all_specs,
+    build_settings,
+    parse_settings_text,
+    read_settings_file,
+    resolve,
+)
+
+
+def test_defaults_resolve_to_quality_normal():
+    plan = resolve(build_settings())
+    assert plan.clip_models == ("ViT-B/32", "ViT-B/16")
+    assert (plan.width, plan.height) == (384, 216)
+    assert (plan.iterations, plan.num_cuts, plan.batches) == (250, 30, 1)
+    assert plan.lr_drop_steps == (187,)
+
+
+@pytest.mark.parametrize("quality", list(QUALITY_PRESETS))
+@pytest.mark.parametrize("aspect", list(ASPECT_SIZES))
+def test_presets(quality, aspect):
+    preset = QUALITY_PRESETS[quality]
+    plan = resolve(build_settings({"quality": quality, "aspect": aspect}))
+    base_w, base_h = ASPECT_SIZES[aspect]
+    assert (plan.width, plan.height) == (int(base_w * preset.scale), int(base_h * preset.scale))
+    assert plan.clip_models == preset.clip_models
+    assert (plan.iterations, plan.num_cuts, plan.batches) == (preset.iterations, preset.num_cuts,
+                                                              preset.batches)
+
+
+def test_explicit_values_override_presets():
+    s = build_settings({"quality": "draft", "clip_models": "RN50, /tmp/my model.pt", "size": "100 50",
+                        "iterations": "10", "num_cuts": 3, "batches": 2, "learning_rate_drops": "50, 90"})
+    plan = resolve(s)
+    assert plan.clip_models == ("RN50", "/tmp/my model.pt")
+    assert (plan.width, plan.height, plan.iterations, plan.num_cuts, plan.batches) == (100, 50, 10, 3, 2)
+    assert plan.lr_drop_steps == (5, 9)
+    assert (resolve(build_settings({"scale": 0.5, "aspect": "portrait"})).width) == 64
+
+
+def test_later_sources_override_earlier():
+    s = build_settings({"iterations": 5, "seed": 1}, {"iterations": "7"}, None)
+    assert (s.iterations, s.seed) == (7, 1)
+
+
+def test_types_are_coerced_from_text():
+    s = build_settings({"overwrite": "yes", "learning_rate": "0.05", "seed": "12", "init_image": "none"})
+    assert s.overwrite is True and s.learning_rate == 0.05 and s.seed == 12 and s.init_image is None
+
+
+@pytest.mark.parametrize("source, fragments", [
+    ({"iterashuns": 5}, ["unknown setting 'iterashuns'", "did you mean 'iterations'", "valid settings:",
+                         "prompts"]),
+    ({"iterations": 0}, ["'iterations'", "0", "from 1 to 100000"]),
+    ({"iterations": 2.5}, ["'iterations'", "2.5", "an integer"]),
+    ({"iterations": "many"}, ["'iterations'", "'many'", "an integer"]),
+    ({"iterations": True}, ["'iterations'", "True"]),
+    ({"quality": "ultra"}, ["'quality'", "'ultra'", "one of draft, normal, better, best, supreme"]),
+    ({"drawer": "pixle"}, ["'drawer'", "'pixle'", "pixel", "fast_pixel"]),
+    ({"learning_rate_drops": [50, 150]}, ["'learning_rate_drops'", "150", "from 0 to 100"]),
+    ({"size": "10 x"}, ["'size'", "'10 x'", "integers"]),
+    ({"overwrite": "perhaps"}, ["'overwrite'", "'perhaps'", "true or false"]),
+    ({"prompts": ["a", "b"]}, ["'prompts'", "text"]),
+    ({"drawer": None}, ["'drawer'", "None"]),
+    ({"pixel_type": "hexagon"}, ["'pixel_type'", "'hexagon'", "rect"]),
+])
+def test_errors_name_key_value_and_allowed(source, fragments):
+    with pytest.raises(SettingsError) as info:
+        build_settings(source)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_size_needs_two_numbers():
+    with pytest.raises(SettingsError, match="two integers"):
+        resolve(build_settings({"size": [10, 20, 30]}))
+
+
+def test_settings_text_and_yaml_file(tmp_path: Path):
+    parsed = parse_settings_text("iterations: 5\nprompts: a cat:0.5")
+    assert parsed == {"iterations": 5, "prompts": "a cat:0.5"}
+    assert parse_settings_text("") == {}
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        parse_settings_text("iterations: [5")
+    with pytest.raises(SettingsError, match="'name: value' lines"):
+        parse_settings_text("- just\n- a list")
+    path = tmp_path / "s.yaml"
+    path.write_text("quality: draft\npixel_size: [20, 10]\n")
+    s = build_settings(read_settings_file(path), {"quality": "best"})
+    assert s.quality == "best" and s.section("pixel").pixel_size == [20, 10]
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        read_settings_file(tmp_path / "missing.yaml")
+
+
+def test_shared_drawer_options_reach_every_drawer_that_has_them():
+    s = build_settings({"pixel_scale": 2})
+    assert s.section("pixel").pixel_scale == 2 and s.section("fast_pixel").pixel_scale == 2
+
+
+def test_to_dict_and_replace():
+    s = build_settings({"iterations": 9, "pixel_scale": 0.5})
+    assert s.to_dict(only_changed=True) == {"iterations": 9, "pixel_scale": 0.5}
+    assert set(s.to_dict()) == set(all_specs())
+    t = s.replace(seed=4)
+    assert t.seed == 4 and t.iterations == 9 and s.seed is None
+
+
+def test_every_spec_has_help_and_a_valid_default():
+    for spec in all_specs().values():
+        assert spec.help, spec.name
+        build_settings({spec.name: spec.default})
