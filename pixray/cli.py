@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .options import SettingsError
+from .runtime import keep_freed_memory
 from .settings import all_specs, build_settings, read_settings_file
 from .weights import CheckpointError, MissingWeightsError
 
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
+    keep_freed_memory()
     try:
         settings = build_settings(*[read_settings_file(c) for c in configs], args)
         # Imported only now: settings errors are reported without loading the CLIP stack.

@@ -1,0 +1,96 @@
+"""Seconds per iteration and peak memory of a generation, with random-weight CLIPs of the real sizes.
+
+Prints figures; passes or fails nothing. Runs without downloads: the perceptors are open_clip
+models of the real architectures (ViT-B/32, ViT-B/16, ...) with random weights, which cost exactly
+what the trained ones cost.
+
+    python bench/benchmark.py --drawer pixel --quality normal
+    python bench/benchmark.py --drawer fast_pixel --quality draft --precision bfloat16 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import resource
+import sys
+import time
+
+import open_clip
+import torch
+
+from pixray.engine import Run
+from pixray.perceptors import CLIP_MODELS, Perceptor
+from pixray.runtime import choose_device, choose_precision, keep_freed_memory
+from pixray.settings import build_settings, resolve
+
+
+def random_perceptors(names: tuple[str, ...], device: torch.device) -> list[Perceptor]:
+    """Perceptors of the named catalog architectures with random weights."""
+    return [Perceptor(name, open_clip.create_model(CLIP_MODELS.lookup(name).architecture)).to(device)
+            for name in names]
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--drawer", default="pixel")
+    parser.add_argument("--quality", default="normal")
+    parser.add_argument("--clip_models", default=None, help="comma-separated; default from quality")
+    parser.add_argument("--size", default=None, help="'width height'; default from quality")
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    keep_freed_memory()
+    logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    values = {"drawer": args.drawer, "quality": args.quality, "device": args.device,
+              "precision": args.precision, "seed": 0, "prompts": "a red circle on a blue background",
+              "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size}
+    settings = build_settings({k: v for k, v in values.items() if v is not None})
+    device = choose_device(settings.device)
+    dtype = choose_precision(settings.precision, device)
+    t0 = time.perf_counter()
+    perceptors = random_perceptors(resolve(settings).clip_models, device)
+    build_s = time.perf_counter() - t0
+    run = Run(settings, perceptors)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    times = []
+    last = time.perf_counter()
+    for step in run:
+        if step.is_final:
+            break
+        step.loss  # noqa: B018 - waits for the device so the time is the step's
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+    timed = times[args.warmup:]
+    plan = run.plan
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"drawer={args.drawer} quality={args.quality} size={plan.width}x{plan.height} "
+          f"models={','.join(plan.clip_models)} cuts={plan.num_cuts}x{plan.batches}")
+    precision = str(dtype).removeprefix("torch.")
+    print(f"device={device} ({name}, {torch.get_num_threads()} threads) precision={precision}")
+    print(f"s/iteration: mean {sum(timed) / len(timed):.3f}  min {min(timed):.3f}  "
+          f"(over {len(timed)} iterations after {args.warmup} warm-up; first {times[0]:.3f})")
+    print(f"peak memory: {peak_memory_mib(device):.0f} MiB "
+          f"({'GPU allocated' if device.type == 'cuda' else 'process RSS'}); model build {build_s:.1f} s")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
