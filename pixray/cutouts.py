@@ -107,7 +107,10 @@ class Cutouts:
 
     def apply(self, image: torch.Tensor, params: CutoutParams, generator: torch.Generator,
               padding_mode: str = "border") -> torch.Tensor:
-        """The cutouts (n,3,S,S) described by ``params``; ``generator`` draws the pixel noise."""
+        """The cutouts (n,3,S,S) described by ``params``; ``generator`` draws the pixel noise.
+
+        ``image`` is one canvas (1,3,H,W) viewed n times, or n images (n,3,H,W) viewed once each.
+        """
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode {padding_mode!r} is not one of {', '.join(PADDING_MODES)}")
         size = self.cut_size
@@ -116,7 +119,7 @@ class Cutouts:
         target = torch.tensor(_CORNERS, device=image.device, dtype=image.dtype).expand(n, 4, 2)
         to_pixels = (size - 1) / 2
         matrix = get_perspective_transform((params.quads + 1) * to_pixels, (target + 1) * to_pixels)
-        source = pooled.expand(n, -1, -1, -1)
+        source = pooled.expand(n, -1, -1, -1) if pooled.shape[0] == 1 else pooled
         crops = warp_perspective(source, matrix, (size, size), padding_mode=padding_mode)
         # Zoom-out views: warp with zeros and a coverage mask, then fill the surround with grey.
         framed = warp_perspective(torch.cat([source, torch.ones_like(source[:, :1])], 1), matrix,

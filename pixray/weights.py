@@ -13,6 +13,8 @@ from pathlib import Path
 from .registry import Registry
 
 WEIGHTS_ENV = "PIXRAY_WEIGHTS_DIR"
+# Small weight files that ship inside the package (the shapes-world CLIPs).
+PACKAGED_WEIGHTS = Path(__file__).parent / "demo" / "weights"
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -61,7 +63,10 @@ def find_weight_file(filename: str, directory: Path) -> Path:
     if path.is_file():
         return path
     entry = MANIFEST.get(filename)
-    source = f"download it from {entry.url}" if entry else "it is not in the download manifest"
+    if directory == PACKAGED_WEIGHTS:
+        source = "it ships with pixray (reinstall, or rebuild it with python -m pixray.demo.train)"
+    else:
+        source = f"download it from {entry.url}" if entry else "it is not in the download manifest"
     raise MissingWeightsError(
         f"weight file {filename!r} not found in {str(directory.resolve())!r}: {source} into that "
         f"directory, or point the weights_dir setting or ${WEIGHTS_ENV} at a directory holding it")

@@ -10,7 +10,7 @@ import torch
 
 from ..options import SettingsError
 from ..registry import unknown_name_message
-from ..weights import find_weight_file
+from ..weights import PACKAGED_WEIGHTS, find_weight_file
 from .catalog import CLIP_MODELS
 from .checkpoint import load_clip_checkpoint
 from .perceptor import Perceptor
@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 def checkpoint_path(name: str, weights_dir: Path) -> Path:
     """The file holding CLIP model ``name``: a catalog name or a path to a checkpoint."""
     if name in CLIP_MODELS:
-        return find_weight_file(CLIP_MODELS[name].filename, weights_dir)
+        entry = CLIP_MODELS[name]
+        directory = PACKAGED_WEIGHTS if entry.packaged else weights_dir
+        return find_weight_file(entry.filename, directory)
     path = Path(name).expanduser()
     if path.is_file():
         return path

@@ -9,10 +9,15 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """A named CLIP model: its weight file (see the weights manifest) and open_clip architecture."""
+    """A named CLIP model: its weight file and open_clip architecture.
+
+    Real CLIPs live in the weights directory (see the weights manifest); the shapes-world models
+    ship inside the package (``packaged``), in the same checkpoint format.
+    """
 
     filename: str
-    architecture: str
+    architecture: str | None
+    packaged: bool = False
 
 
 CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
@@ -24,4 +29,7 @@ CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
     "ViT-B/16": CatalogEntry("ViT-B-16.pt", "ViT-B-16-quickgelu"),
     "ViT-L/14": CatalogEntry("ViT-L-14.pt", "ViT-L-14-quickgelu"),
     "ViT-L/14@336px": CatalogEntry("ViT-L-14-336px.pt", "ViT-L-14-336-quickgelu"),
+    # Tiny CLIPs of the synthetic shapes world (pixray.demo), for offline demos and tests.
+    "shapes-demo": CatalogEntry("shapes-demo.pt", None, packaged=True),
+    "shapes-judge": CatalogEntry("shapes-judge.pt", None, packaged=True),
 })

@@ -1,0 +1,100 @@
+"""Zero-shot reading of shapes-world images by a perceptor: which of the 224 captions fits best."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..perceptors import Perceptor
+from .world import COLOURS, all_scenes, random_scenes
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n,H,W,3) -> float (n,3,H,W) in [0,1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+
+
+@torch.no_grad()
+def classify(perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor:
+    """Index into all_scenes() of the best caption for each image (n,3,H,W) in [0,1]."""
+    size = perceptor.input_resolution
+    if images.shape[-2:] != (size, size):
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="area")
+    texts = perceptor.encode_text([s.caption for s in all_scenes()])
+    return (perceptor.encode_image(images) @ texts.T).argmax(dim=-1)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Fractions of scenes read correctly: the whole caption and each of its parts."""
+
+    caption: float
+    colour: float
+    shape: float
+    background: float
+
+
+def zero_shot_accuracy(perceptor: Perceptor, n: int = 448, seed: int = 12345) -> Accuracy:
+    """Accuracy over ``n`` fresh random scenes drawn from ``seed``."""
+    images, labels = random_scenes(n, seed, size=perceptor.input_resolution)
+    predicted = classify(perceptor, to_tensor(images)).numpy()
+    scenes = all_scenes()
+
+    def agree(part: str) -> float:
+        return float(np.mean([getattr(scenes[p], part) == getattr(scenes[t], part)
+                              for p, t in zip(predicted, labels, strict=True)]))
+
+    return Accuracy(float(np.mean(predicted == labels)), agree("colour"), agree("shape"), agree("background"))
+
+
+def nearest_colours(image: np.ndarray) -> np.ndarray:
+    """(H,W) index into world.COLOURS of the palette colour nearest each pixel of (H,W,3) uint8."""
+    palette = np.array(list(COLOURS.values()), dtype=np.float32)
+    distances = ((image[:, :, None, :].astype(np.float32) - palette) ** 2).sum(-1)
+    return distances.argmin(-1)
+
+
+def largest_region(mask: np.ndarray) -> int:
+    """Pixel count of the largest 4-connected region of ``mask`` (H,W) bool."""
+    seen = np.zeros_like(mask)
+    best = 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        seen[start], stack, size = True, [start], 0
+        while stack:
+            y, x = stack.pop()
+            size += 1
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        best = max(best, size)
+    return best
+
+
+@dataclass(frozen=True)
+class SceneStatistics:
+    """Plain pixel facts of an image against the scene it should show."""
+
+    border_background: float  # fraction of the outer ring (1/8 of the side) in the background colour
+    foreground: float  # fraction of the image in the foreground colour
+    foreground_region: float  # fraction of the image in the largest connected foreground region
+
+
+def scene_statistics(image: np.ndarray, colour: str, background: str) -> SceneStatistics:
+    """Pixel statistics of ``image`` (H,W,3) uint8 for a scene of ``colour`` on ``background``."""
+    names = list(COLOURS)
+    labels = nearest_colours(image)
+    h, w = labels.shape
+    ring = max(1, min(h, w) // 8)
+    border = np.ones_like(labels, dtype=bool)
+    border[ring:h - ring, ring:w - ring] = False
+    fg = labels == names.index(colour)
+    return SceneStatistics(
+        border_background=float((labels[border] == names.index(background)).mean()),
+        foreground=float(fg.mean()),
+        foreground_region=largest_region(fg) / (h * w),
+    )

@@ -1,0 +1,115 @@
+"""Train a tiny CLIP on the shapes world, deterministically, on CPU, in minutes.
+
+    python -m pixray.demo.train --arch vit --seed 0 --out pixray/demo/weights/shapes-demo.pt
+    python -m pixray.demo.train --arch resnet --seed 1 --out pixray/demo/weights/shapes-judge.pt
+
+The model is an ordinary open_clip ``CLIP`` (QuickGELU, OpenAI layout) saved in half precision
+with :func:`pixray.perceptors.openai_state_dict`, so it loads through the same code as OpenAI's
+checkpoints. Training images are seen through the engine's own :class:`~pixray.cutouts.Cutouts`
+(the views the perceptor will judge during generation) plus Gaussian noise, which makes the
+model's gradients smoother and more meaningful to follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+from ..cutouts import Cutouts
+from ..perceptors import Perceptor, load_clip_checkpoint, openai_state_dict
+from ..perceptors.perceptor import CLIP_MEAN, CLIP_STD
+from ..runtime import keep_freed_memory
+from .evaluate import to_tensor, zero_shot_accuracy
+from .world import all_scenes, random_scenes
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 64
+CONTEXT_LENGTH = 16  # the longest caption is 11 tokens with its start and end markers
+
+
+def build_model(arch: str) -> open_clip.CLIP:
+    """A tiny CLIP: ViT (4 layers, width 96, patch 8) or ResNet (1 block per stage, width 12)."""
+    if arch == "vit":
+        vision = CLIPVisionCfg(layers=4, width=96, patch_size=8, image_size=IMAGE_SIZE)
+    elif arch == "resnet":
+        vision = CLIPVisionCfg(layers=(1, 1, 1, 1), width=12, image_size=IMAGE_SIZE)
+    else:
+        raise ValueError(f"unknown arch {arch!r}; valid: vit, resnet")
+    text = CLIPTextCfg(context_length=CONTEXT_LENGTH, vocab_size=49408, width=64, heads=1, layers=2)
+    return open_clip.CLIP(64, vision, text, quick_gelu=True)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, noise: float) -> torch.Tensor:
+    """Engine-style cutout views of each image (n,3,S,S), plus Gaussian noise of sd up to ``noise``."""
+    n = images.shape[0]
+    cutouts = Cutouts(IMAGE_SIZE, crop_area=(0.7, 1.0), hue=0.02, perspective=0.1, rotate_degrees=10)
+    views = cutouts.apply(images, cutouts.sample(n, generator, images.device), generator)
+    sd = torch.rand(n, 1, 1, 1, generator=generator) * noise
+    return views + sd * torch.randn(views.shape, generator=generator)
+
+
+def train(arch: str, seed: int, steps: int, batch: int, pool: int, noise: float) -> open_clip.CLIP:
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(arch)
+    images, labels = random_scenes(pool, seed, size=IMAGE_SIZE)
+    images, labels = to_tensor(images), torch.from_numpy(labels)
+    tokens = open_clip.tokenize([s.caption for s in all_scenes()], context_length=CONTEXT_LENGTH)
+    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    start = time.time()
+    for step in range(steps):
+        pick = torch.randint(0, pool, (batch,), generator=generator)
+        views = augment(images[pick], generator, noise)
+        image_embeds = F.normalize(model.encode_image((views - mean) / std), dim=-1)
+        text_embeds = F.normalize(model.encode_text(tokens), dim=-1)
+        # CLIP's contrastive loss with every caption of the world as a candidate.
+        logits = model.logit_scale.exp().clamp(max=100) * image_embeds @ text_embeds.T
+        loss = F.cross_entropy(logits, labels[pick])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % 100 == 0 or step == steps - 1:
+            log.info("step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
+    return model.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train a tiny shapes-world CLIP.")
+    parser.add_argument("--arch", choices=["vit", "resnet"], default="vit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--pool", type=int, default=16384, help="distinct training scenes")
+    parser.add_argument("--noise", type=float, default=0.15, help="largest added noise sd")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    model = train(args.arch, args.seed, args.steps, args.batch, args.pool, args.noise)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(openai_state_dict(model, half=True), args.out)
+    # Measured on the saved (half-precision) file, through the loader everything else uses.
+    accuracy = zero_shot_accuracy(Perceptor(args.out.stem, load_clip_checkpoint(args.out)))
+    record = {"arch": args.arch, "seed": args.seed, "steps": args.steps, "batch": args.batch,
+              "pool": args.pool, "noise": args.noise, "eval_scenes": 448, "eval_seed": 12345,
+              **accuracy.__dict__}
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    log.info("saved %s (%.1f MB): %s", args.out, args.out.stat().st_size / 1e6, accuracy)
+
+
+if __name__ == "__main__":
+    main()

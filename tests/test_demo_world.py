@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from pixray.demo.evaluate import largest_region, nearest_colours, scene_statistics
+from pixray.demo.world import COLOURS, SHAPES, Scene, all_scenes, draw_scene, random_scenes, shape_polygon
+
+
+def test_vocabulary():
+    scenes = all_scenes()
+    assert len(scenes) == 224 == len({s.caption for s in scenes})
+    assert all(s.colour != s.background for s in scenes)
+    assert scenes[0].caption == "a red circle on a green background"
+
+
+def test_scenes_are_deterministic_and_varied():
+    a_images, a_labels = random_scenes(16, seed=3)
+    b_images, b_labels = random_scenes(16, seed=3)
+    c_images, _ = random_scenes(16, seed=4)
+    assert np.array_equal(a_images, b_images) and np.array_equal(a_labels, b_labels)
+    assert not np.array_equal(a_images, c_images)
+    assert a_images.shape == (16, 64, 64, 3) and a_images.dtype == np.uint8
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_drawn_scene_pixel_statistics(shape):
+    scene = Scene("red", shape, "blue")
+    image = np.asarray(draw_scene(scene, np.random.default_rng(0), size=64))
+    labels = nearest_colours(image)
+    names = list(COLOURS)
+    assert {names[i] for i in np.unique(labels)} <= {"red", "blue", "purple"}  # edges blend
+    stats = scene_statistics(image, "red", "blue")
+    assert stats.foreground_region > 0.05 and stats.foreground_region >= 0.9 * stats.foreground
+
+
+def test_shape_polygon_rejects_unknown_shapes():
+    with pytest.raises(ValueError, match="valid: circle, square, triangle, cross"):
+        shape_polygon("star", 0, 0, 1)
+
+
+def test_largest_region():
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[0:2, 0:2] = True  # 4 pixels
+    mask[3:6, 3:6] = True  # 9 pixels
+    mask[0, 5] = True
+    assert largest_region(mask) == 9
+    assert largest_region(np.zeros((3, 3), dtype=bool)) == 0
