@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench demo clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# Offline generation with the shipped shapes-world CLIP (no weights to download); prints the PNG path.
+demo: install
+	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo \
+		--prompts "a red circle on a blue background" --outdir outputs/demo_%SEQ%
 
 bench: install
 	$(PY) bench/benchmark.py --drawer fast_pixel --quality normal

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import kornia
 import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
@@ -127,6 +126,27 @@ class Cutouts:
         surround = (1 - framed[:, 3:]) * params.grey[:, None, None, None]
         zoomed = framed[:, :3] + surround
         out = torch.where(params.zoom[:, None, None, None], zoomed, crops)
-        out = kornia.enhance.adjust_saturation(kornia.enhance.adjust_hue(out, params.hue), params.saturation)
+        out = torch.einsum("nij,njhw->nihw", colour_matrices(params.hue, params.saturation).to(out), out)
         noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
         return out + noise * params.noise[:, None, None, None]
+
+
+# Rec. 601 luma weights: the grey that saturation changes move towards.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def colour_matrices(hue: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor:
+    """(n,3,3) RGB matrices: rotate hue by ``hue`` radians about the grey axis, then scale
+    saturation by ``saturation`` around luma.
+
+    Linear colour jitter keeps gradients smooth everywhere; an HSV round trip has none to give
+    at grey pixels (hue is undefined there), which stalls a canvas that starts grey.
+    """
+    axis = torch.full((3,), 3**-0.5, device=hue.device)
+    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=hue.device) * 3**-0.5
+    eye = torch.eye(3, device=hue.device)
+    cos, sin = hue.cos()[:, None, None], hue.sin()[:, None, None]
+    rotation = cos * eye + sin * cross + (1 - cos) * torch.outer(axis, axis)
+    luma = torch.ones(3, 1, device=hue.device) * torch.tensor(_LUMA, device=hue.device)
+    s = saturation[:, None, None]
+    return (s * eye + (1 - s) * luma) @ rotation

@@ -53,3 +53,27 @@ def test_padding_mode_and_fill_are_per_call():
     assert out.shape == (6, 3, 16, 16)
     with pytest.raises(ValueError, match="padding_mode 'wrap'"):
         Cutouts(16)(image, 2, gen, padding_mode="wrap")
+
+
+def test_colour_matrices():
+    from pixray.cutouts import colour_matrices
+
+    grey = torch.full((3,), 0.4)
+    m = colour_matrices(torch.tensor([0.0, 1.0, -2.0]), torch.tensor([1.0, 0.5, 1.5]))
+    assert torch.allclose(m[0], torch.eye(3), atol=1e-6)
+    assert torch.allclose(m @ grey, grey.expand(3, 3), atol=1e-6)  # greys stay grey
+    red = torch.tensor([1.0, 0.0, 0.0])
+    # A third of a turn maps red to green: hue rotation about the grey axis.
+    third = colour_matrices(torch.tensor([2 * torch.pi / 3]), torch.ones(1))[0]
+    assert torch.allclose(third @ red, torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+    # Saturation 0 gives the luma grey.
+    flat = colour_matrices(torch.zeros(1), torch.zeros(1))[0]
+    assert torch.allclose(flat @ red, torch.full((3,), 0.299), atol=1e-6)
+
+
+def test_colour_gradient_reaches_a_grey_canvas():
+    image = torch.full((1, 3, 20, 20), 0.5, requires_grad=True)
+    cuts = Cutouts(16)(image, 8, torch.Generator().manual_seed(0))
+    cuts[:, 0].mean().backward()  # "more red"
+    g = image.grad.sum(dim=(0, 2, 3))
+    assert g[0] > 0 and g[0] > 2 * g[1].abs() and g[0] > 2 * g[2].abs()
