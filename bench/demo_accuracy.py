@@ -37,7 +37,8 @@ PROMPTS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drawers", default="pixel,fast_pixel")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--save", type=Path, default=None, help="directory for the images")
@@ -56,7 +57,7 @@ def main() -> None:
             start = time.perf_counter()
             image = pixray.generate(base, perceptors=cache, drawer=drawer, prompts=prompt).final_image()
             seconds.append(time.perf_counter() - start)
-            pixels = np.asarray(image)
+            pixels = np.array(image)
             read = captions[int(classify(judge, torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255))]
             scene = all_scenes()[captions.index(prompt)]
             stats = scene_statistics(pixels, scene.colour, scene.background)

@@ -19,6 +19,7 @@ from PIL import Image
 from .cutouts import Cutouts
 from .drawers import DRAWERS, Drawer
 from .init_images import load_image, noise_image, to_pil
+from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .perceptors import Perceptor, PerceptorCache
@@ -78,6 +79,8 @@ class Run:
         self.drawer: Drawer = drawer_cls(settings.section(settings.drawer), self.plan.width,
                                          self.plan.height).to(self.device)
         self.learning_rate = settings.learning_rate or drawer_cls.default_learning_rate
+        self.canvas_losses = {name: LOSSES.lookup(name)(settings.section(name)).to(self.device)
+                              for name in dict.fromkeys(settings.custom_loss)}
         self.init_image = (load_image(settings.init_image, self.plan.width, self.plan.height)
                            if settings.init_image else None)
 
@@ -130,7 +133,8 @@ class Run:
 
     def _backward(self, image: torch.Tensor, targets: list,
                   generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Accumulate the loss gradient of ``batches`` cutout batches into the drawer's parameters.
+        """Accumulate the gradient of ``batches`` cutout batches, and of the custom canvas losses,
+        into the drawer's parameters.
 
         The CLIP passes backpropagate into a detached copy of the canvas, so the drawer's render
         runs once per step however many batches there are, and one batch's graph is alive at a time.
@@ -142,9 +146,13 @@ class Run:
             per_perceptor = self._score(canvas, targets, generator)
             (per_perceptor.sum() / batches).backward()
             totals += per_perceptor.detach() / batches
-        image.backward(canvas.grad)
         losses = {p.name: totals[i] for i, p in enumerate(self.perceptors)}
-        losses["total"] = totals.sum()
+        for name, loss_fn in self.canvas_losses.items():
+            value = loss_fn(canvas)
+            value.backward()
+            losses[name] = value.detach()
+        image.backward(canvas.grad)
+        losses["total"] = torch.stack(list(losses.values())).sum()
         return losses
 
     def _score(self, canvas: torch.Tensor, targets: list, generator: torch.Generator) -> torch.Tensor:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .drawers import DRAWERS
+from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, specs_of
 
@@ -53,7 +54,7 @@ ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
 
 @dataclass(frozen=True)
 class Settings:
-    """Core settings of a run. Drawer options live in :attr:`sections`, one dataclass per drawer."""
+    """Core settings of a run. Drawer and loss options live in :attr:`sections`, one dataclass each."""
 
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
                               "'text:weight:stop'; a negative weight pushes away")
@@ -78,6 +79,8 @@ class Settings:
     learning_rate_drops: list[float] = option([75.0], "Percent points of the run where the learning "
                                                        "rate is divided by 10", minimum=0, maximum=100)
     optimiser: str = option("Adam", "Optimiser", choices=list(OPTIMISERS))
+    custom_loss: list[str] = option([], "Extra losses on the whole canvas (comma-separated)",
+                                    choices=list(LOSSES))
     seed: int | None = option(None, "Random seed; chosen at random and recorded when unset",
                               minimum=0, maximum=2**63 - 1)
     init_image: str | None = option(None, "Image file the drawer starts from")
@@ -101,7 +104,7 @@ class Settings:
     sections: Mapping[str, Any] = field(default_factory=lambda: _default_sections(), repr=False)
 
     def section(self, name: str) -> Any:
-        """The options dataclass of section ``name`` (a drawer name)."""
+        """The options dataclass of section ``name`` (a drawer or loss name)."""
         return self.sections[name]
 
     def to_dict(self, only_changed: bool = False) -> dict[str, Any]:
@@ -129,19 +132,24 @@ class Plan:
     lr_drop_steps: tuple[int, ...]
 
 
+def _section_classes() -> dict[str, type]:
+    """Options dataclass of every section: each drawer, then each custom loss."""
+    return {name: cls.Options for registry in (DRAWERS, LOSSES) for name, cls in registry.items()}
+
+
 def _default_sections() -> Mapping[str, Any]:
-    return MappingProxyType({name: cls.Options() for name, cls in DRAWERS.items()})
+    return MappingProxyType({name: options() for name, options in _section_classes().items()})
 
 
 def all_specs() -> dict[str, Spec]:
-    """Every setting of the tree by flat name: core first, then each drawer's section.
+    """Every setting of the tree by flat name: core first, then each drawer's and loss's section.
 
     Drawers may share a setting (``pixel_size`` for both pixel drawers) when its declaration is
     identical; the value then applies to every section that has it.
     """
     specs = {s.name: s for s in specs_of(Settings, "core")}
-    for name, cls in DRAWERS.items():
-        for s in specs_of(cls.Options, name):
+    for name, options in _section_classes().items():
+        for s in specs_of(options, name):
             known = specs.setdefault(s.name, s)
             if known is not s and (known.section == "core" or dataclasses.replace(known, section=name) != s):
                 raise TypeError(f"setting {s.name!r} of section {name!r} clashes with {known.section!r}")
