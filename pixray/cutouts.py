@@ -10,6 +10,7 @@ so runs are repeatable and the transform is testable on fixed parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -55,16 +56,18 @@ class Cutouts:
     noise: float = 0.1
 
     def __call__(self, image: torch.Tensor, n: int, generator: torch.Generator,
-                 padding_mode: str = "border", fill: float | None = None) -> torch.Tensor:
+                 padding_mode: str = "border", fill: float | str | None = None) -> torch.Tensor:
         """``n`` cutouts (n,3,S,S) of ``image`` (1,3,H,W) in [0,1].
 
         ``padding_mode`` fills what a crop view sees beyond the canvas ("border", "reflection",
-        "zeros"); ``fill`` is the grey level around zoom-out views (None: random per cutout).
+        "zeros"). ``fill`` surrounds zoom-out views: a grey level, None for a random grey per
+        cutout (Pixray), or a padding mode to extend the canvas instead of framing it.
         """
         params = self.sample(n, generator, image.device)
+        if isinstance(fill, str):
+            return self.apply(image, params, generator, padding_mode, zoom_padding=fill)
         if fill is not None:
-            params = CutoutParams(params.quads, params.zoom, torch.full_like(params.grey, fill),
-                                  params.hue, params.saturation, params.noise)
+            params = dataclasses.replace(params, grey=torch.full_like(params.grey, fill))
         return self.apply(image, params, generator, padding_mode)
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> CutoutParams:
@@ -105,13 +108,16 @@ class Cutouts:
         )
 
     def apply(self, image: torch.Tensor, params: CutoutParams, generator: torch.Generator,
-              padding_mode: str = "border") -> torch.Tensor:
+              padding_mode: str = "border", zoom_padding: str | None = None) -> torch.Tensor:
         """The cutouts (n,3,S,S) described by ``params``; ``generator`` draws the pixel noise.
 
         ``image`` is one canvas (1,3,H,W) viewed n times, or n images (n,3,H,W) viewed once each.
+        Zoom-out views sit on their grey (``params.grey``), or, given ``zoom_padding``, extend the
+        canvas with that padding mode like crop views do.
         """
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode {padding_mode!r} is not one of {', '.join(PADDING_MODES)}")
+        for mode in (padding_mode, zoom_padding or padding_mode):
+            if mode not in PADDING_MODES:
+                raise ValueError(f"padding_mode {mode!r} is not one of {', '.join(PADDING_MODES)}")
         size = self.cut_size
         pooled = (F.adaptive_avg_pool2d(image, size) + F.adaptive_max_pool2d(image, size)) / 2
         n = params.quads.shape[0]
@@ -120,11 +126,15 @@ class Cutouts:
         matrix = get_perspective_transform((params.quads + 1) * to_pixels, (target + 1) * to_pixels)
         source = pooled.expand(n, -1, -1, -1) if pooled.shape[0] == 1 else pooled
         crops = warp_perspective(source, matrix, (size, size), padding_mode=padding_mode)
-        # Zoom-out views: warp with zeros and a coverage mask, then fill the surround with grey.
-        framed = warp_perspective(torch.cat([source, torch.ones_like(source[:, :1])], 1), matrix,
-                                  (size, size), padding_mode="zeros")
-        surround = (1 - framed[:, 3:]) * params.grey[:, None, None, None]
-        zoomed = framed[:, :3] + surround
+        if zoom_padding is None:
+            # Warp with zeros and a coverage mask, then fill the surround with grey.
+            framed = warp_perspective(torch.cat([source, torch.ones_like(source[:, :1])], 1), matrix,
+                                      (size, size), padding_mode="zeros")
+            zoomed = framed[:, :3] + (1 - framed[:, 3:]) * params.grey[:, None, None, None]
+        elif zoom_padding == padding_mode:
+            zoomed = crops
+        else:
+            zoomed = warp_perspective(source, matrix, (size, size), padding_mode=zoom_padding)
         out = torch.where(params.zoom[:, None, None, None], zoomed, crops)
         out = torch.einsum("nij,njhw->nihw", colour_matrices(params.hue, params.saturation).to(out), out)
         noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)

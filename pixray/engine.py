@@ -159,7 +159,8 @@ class Run:
         """Loss of each perceptor (K,) on one batch of cutouts; one batch per input resolution."""
         scores: list[torch.Tensor] = [torch.zeros((), device=self.device)] * len(self.perceptors)
         for size in sorted({p.input_resolution for p in self.perceptors}):
-            cuts = Cutouts(size)(canvas, self.plan.num_cuts, generator)
+            zoom = self.settings.cut_zoom_padding
+            cuts = Cutouts(size)(canvas, self.plan.num_cuts, generator, fill=None if zoom == "grey" else zoom)
             for i, perceptor in enumerate(self.perceptors):
                 if perceptor.input_resolution != size:
                     continue

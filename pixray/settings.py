@@ -79,6 +79,9 @@ class Settings:
     learning_rate_drops: list[float] = option([75.0], "Percent points of the run where the learning "
                                                        "rate is divided by 10", minimum=0, maximum=100)
     optimiser: str = option("Adam", "Optimiser", choices=list(OPTIMISERS))
+    cut_zoom_padding: str = option("grey", "What surrounds zoom-out cutouts: a random grey frame (Pixray) or "
+                                           "the canvas extended by a padding mode",
+                                   choices=["grey", "border", "reflection", "zeros"])
     custom_loss: list[str] = option([], "Extra losses on the whole canvas (comma-separated)",
                                     choices=list(LOSSES))
     seed: int | None = option(None, "Random seed; chosen at random and recorded when unset",

@@ -77,3 +77,12 @@ def test_colour_gradient_reaches_a_grey_canvas():
     cuts[:, 0].mean().backward()  # "more red"
     g = image.grad.sum(dim=(0, 2, 3))
     assert g[0] > 0 and g[0] > 2 * g[1].abs() and g[0] > 2 * g[2].abs()
+
+
+def test_zoom_out_can_extend_the_canvas_instead_of_framing_it():
+    image = torch.zeros(1, 3, 20, 20)
+    image[..., 0, :] = 1.0  # a white top edge, extended upwards by "border" padding
+    out = Cutouts(20).apply(image, _identity(1, zoom=True, half=2.0, grey=0.7), torch.Generator(),
+                            zoom_padding="border")
+    assert torch.allclose(out[0, :, 0, 10], torch.ones(3), atol=1e-5)  # above the canvas: its edge
+    assert out[0, :, 19, 10].abs().max() < 1e-5  # below: black, not the grey frame

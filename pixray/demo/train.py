@@ -13,7 +13,6 @@ model's gradients smoother and more meaningful to follow.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
@@ -53,11 +52,9 @@ def augment(images: torch.Tensor, generator: torch.Generator, noise: float) -> t
     """Engine-style cutout views of half the images (n,3,S,S), plus Gaussian noise of sd up to ``noise``."""
     n = images.shape[0]
     cutouts = Cutouts(IMAGE_SIZE, crop_area=(0.7, 1.0), hue=0.02, perspective=0.1, rotate_degrees=10)
-    params = cutouts.sample(n, generator, images.device)
-    # Zoom-out views keep their geometry but extend the scene's own border instead of showing the
-    # canvas as a square on grey: a frame in 40 % of the views would hide which shape is drawn.
-    params = dataclasses.replace(params, zoom=torch.zeros_like(params.zoom))
-    views = cutouts.apply(images, params, generator, padding_mode="border")
+    # Zoom-out views extend the scene's own border instead of showing the canvas as a square on
+    # grey: a frame in 40 % of the views would hide which shape is drawn.
+    views = cutouts(images, n, generator, fill="border")
     # Half the batch is seen plainly: with every view warped, shapes are learnt several times slower.
     plain = (torch.arange(n) % 2 == 0)[:, None, None, None]
     views = torch.where(plain, images, views)

@@ -1,0 +1,66 @@
+"""The shipped shapes-world perceptors understand their world, and generation shows what is asked.
+
+The generator is guided by shapes-demo and graded by shapes-judge: another architecture trained
+from another seed, so that an image fooling only the guiding model does not pass.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pixray
+from pixray.demo.evaluate import classify, scene_statistics, zero_shot_accuracy
+from pixray.demo.world import all_scenes
+from pixray.perceptors import PerceptorCache
+from pixray.weights import PACKAGED_WEIGHTS
+
+SHAPES_YAML = Path(pixray.__file__).parent / "demo" / "shapes.yaml"
+PROMPTS = [  # every colour as foreground and as background, every shape twice
+    "a red circle on a blue background",
+    "a green square on a yellow background",
+    "a blue triangle on a white background",
+    "a yellow cross on a purple background",
+    "a purple circle on a orange background",
+    "a orange square on a black background",
+    "a white triangle on a green background",
+    "a black cross on a red background",
+]
+
+
+@pytest.fixture(scope="module")
+def cache() -> PerceptorCache:
+    return PerceptorCache(torch.device("cpu"), Path("unused"))
+
+
+@pytest.mark.parametrize("name", ["shapes-demo", "shapes-judge"])
+def test_shipped_perceptor_zero_shot_accuracy(cache, name):
+    perceptor = cache.get([name])[0]
+    fresh = zero_shot_accuracy(perceptor, n=320, seed=2026)  # scenes no model has seen
+    assert fresh.caption >= 0.85 and fresh.colour >= 0.97
+    recorded = json.loads((PACKAGED_WEIGHTS / f"{name}.json").read_text())
+    again = zero_shot_accuracy(perceptor, n=recorded["eval_scenes"], seed=recorded["eval_seed"])
+    assert again.caption == pytest.approx(recorded["caption"], abs=0.01)
+    assert (PACKAGED_WEIGHTS / f"{name}.pt").stat().st_size <= 8 * 2**20
+
+
+@pytest.mark.parametrize("drawer", ["pixel", "fast_pixel"])
+def test_generated_images_show_the_prompt(cache, drawer):
+    settings = pixray.read_settings_file(SHAPES_YAML)
+    judge = cache.get(["shapes-judge"])[0]
+    captions = [s.caption for s in all_scenes()]
+    read_right, stats_right, report = 0, 0, []
+    for prompt in PROMPTS:
+        image = np.array(pixray.generate(settings, perceptors=cache, drawer=drawer, prompts=prompt,
+                                           seed=0).final_image())
+        read = captions[int(classify(judge, torch.from_numpy(image).permute(2, 0, 1)[None] / 255))]
+        scene = all_scenes()[captions.index(prompt)]
+        stats = scene_statistics(image, scene.colour, scene.background)
+        plain = stats.border_background > 0.5 and stats.foreground_region > 0.04
+        read_right += read == prompt
+        stats_right += plain
+        report.append(f"{prompt} -> {read}; {stats}")
+    assert read_right >= 7, "\n".join(report)
+    assert stats_right >= 7, "\n".join(report)
