@@ -43,12 +43,13 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--save", type=Path, default=None, help="directory for the images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--judge", default="shapes-judge", help="perceptor name or checkpoint path")
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     base = {**pixray.read_settings_file(SHAPES_YAML), **overrides, "seed": args.seed}
     cache = PerceptorCache(torch.device("cpu"), Path("weights"))
-    judge = cache.get(["shapes-judge"])[0]
+    judge = cache.get([args.judge])[0]
     captions = [s.caption for s in all_scenes()]
     print("settings:", {k: v for k, v in base.items() if k != "device"})
     for drawer in args.drawers.split(","):

@@ -1,7 +1,9 @@
 """Train a tiny CLIP on the shapes world, deterministically, on CPU, in minutes.
 
-    python -m pixray.demo.train --arch vit --seed 0 --out pixray/demo/weights/shapes-demo.pt
-    python -m pixray.demo.train --arch resnet --seed 1 --out pixray/demo/weights/shapes-judge.pt
+    python -m pixray.demo.train --arch vit --seed 0 --steps 2400 --out pixray/demo/weights/shapes-demo.pt
+    python -m pixray.demo.train --arch resnet --seed 1 --steps 1000 --out pixray/demo/weights/shapes-judge.pt
+
+(about 13 and 5 minutes on 2 CPU cores; each writes its accuracy beside the weights as JSON)
 
 The model is an ordinary open_clip ``CLIP`` (QuickGELU, OpenAI layout) saved in half precision
 with :func:`pixray.perceptors.openai_state_dict`, so it loads through the same code as OpenAI's
