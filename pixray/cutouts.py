@@ -20,8 +20,18 @@ from kornia.geometry.transform import get_perspective_transform, warp_perspectiv
 
 PADDING_MODES = ("border", "reflection", "zeros")
 
-# Corners of the unit square in [-1,1] coordinates, clockwise from the top left.
-_CORNERS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
+
+
+def unit_corners(device: torch.device) -> torch.Tensor:
+    """(4,2) corners of the square [-1,1]^2, clockwise from the top left.
+
+    Built by kernels on ``device``: a tensor copied from host memory would make every step wait
+    for the GPU (each such constant showed up in torch.cuda.set_sync_debug_mode).
+    """
+    k = torch.arange(4, device=device)
+    x = ((k == 1) | (k == 2)).float() * 2 - 1
+    y = (k >= 2).float() * 2 - 1
+    return torch.stack([x, y], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ class Cutouts:
                   + uniform(-self.translate, self.translate, 2) * ~zoom[:, None])
         angle = torch.where(chance(self.rotate_probability) & ~zoom,
                             uniform(-1, 1) * math.radians(self.rotate_degrees), torch.zeros(n, device=device))
-        corners = torch.tensor(_CORNERS, device=device) * half[:, None, :]
+        corners = unit_corners(device) * half[:, None, :]
         cos, sin = angle.cos()[:, None], angle.sin()[:, None]
         rotated = torch.stack([corners[..., 0] * cos - corners[..., 1] * sin,
                                corners[..., 0] * sin + corners[..., 1] * cos], -1)
@@ -121,7 +131,7 @@ class Cutouts:
         size = self.cut_size
         pooled = (F.adaptive_avg_pool2d(image, size) + F.adaptive_max_pool2d(image, size)) / 2
         n = params.quads.shape[0]
-        target = torch.tensor(_CORNERS, device=image.device, dtype=image.dtype).expand(n, 4, 2)
+        target = unit_corners(image.device).to(image.dtype).expand(n, 4, 2)
         to_pixels = (size - 1) / 2
         matrix = get_perspective_transform((params.quads + 1) * to_pixels, (target + 1) * to_pixels)
         source = pooled.expand(n, -1, -1, -1) if pooled.shape[0] == 1 else pooled
@@ -152,11 +162,14 @@ def colour_matrices(hue: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor
     Linear colour jitter keeps gradients smooth everywhere; an HSV round trip has none to give
     at grey pixels (hue is undefined there), which stalls a canvas that starts grey.
     """
-    axis = torch.full((3,), 3**-0.5, device=hue.device)
-    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=hue.device) * 3**-0.5
+    # All constants built on the device (see unit_corners).
     eye = torch.eye(3, device=hue.device)
+    axis = torch.full((3,), 3**-0.5, device=hue.device)
+    shift = eye.roll(1, dims=0)
+    cross = (shift - shift.T) * 3**-0.5  # cross-product matrix of the grey axis
     cos, sin = hue.cos()[:, None, None], hue.sin()[:, None, None]
     rotation = cos * eye + sin * cross + (1 - cos) * torch.outer(axis, axis)
-    luma = torch.ones(3, 1, device=hue.device) * torch.tensor(_LUMA, device=hue.device)
+    weights = sum(w * eye[i] for i, w in enumerate(_LUMA))
+    luma = torch.ones(3, 1, device=hue.device) * weights
     s = saturation[:, None, None]
     return (s * eye + (1 - s) * luma) @ rotation
