@@ -78,7 +78,7 @@ class Run:
         drawer_cls = DRAWERS.lookup(settings.drawer)
         self.drawer: Drawer = drawer_cls(settings.section(settings.drawer), self.plan.width,
                                          self.plan.height).to(self.device)
-        self.learning_rate = settings.learning_rate or drawer_cls.default_learning_rate
+        self.learning_rate = settings.learning_rate or self.drawer.learning_rate()
         self.canvas_losses = {name: LOSSES.lookup(name)(settings.section(name)).to(self.device)
                               for name in dict.fromkeys(settings.custom_loss)}
         self.init_image = (load_image(settings.init_image, self.plan.width, self.plan.height)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Drawer
 from .fast_pixel import FastPixelDrawer
+from .fft import FftDrawer
 from .pixel import PixelDrawer
 
 DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
     "pixel": PixelDrawer,
     "fast_pixel": FastPixelDrawer,
+    "fft": FftDrawer,
 })
 
 __all__ = ["DRAWERS", "Drawer"]

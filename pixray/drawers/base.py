@@ -25,6 +25,10 @@ class Drawer(nn.Module):
         self.width = width
         self.height = height
 
+    def learning_rate(self) -> float:
+        """Step size used when the ``learning_rate`` setting is unset."""
+        return self.default_learning_rate
+
     def init_from_image(self, image: torch.Tensor) -> None:
         """Set the parameters so that :meth:`synth` approximates ``image`` (1,3,H,W) in [0,1]."""
         raise NotImplementedError

@@ -1,0 +1,84 @@
+"""``fft``: the image as a decaying frequency spectrum (Aphantasia's parametrisation), no weights needed.
+
+``fft_use: fft`` learns a 2-D real spectrum scaled by 1/frequency^fft_decay, so low frequencies
+move first and images stay smooth; an inverse FFT, a colour decorrelation and a sigmoid give the
+image. ``fft_use: pixel`` learns the pixels directly in the same colour space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..options import option
+from .base import Drawer
+
+# Square root of the colour correlation of natural images (ImageNet), from Lucid/Aphantasia.
+_COLOUR_SVD_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
+_EPS = 1e-4  # keeps logit() finite when initialising from pure black or white
+
+
+@dataclass(frozen=True)
+class FftOptions:
+    fft_use: str = option("fft", "Parametrisation: a decaying spectrum or plain pixels",
+                          choices=["fft", "pixel"])
+    fft_decay: float = option(1.5, "Spectrum scale 1/frequency^decay: higher is smoother",
+                              minimum=0, maximum=5)
+    fft_colors: float = option(1.5, "Colour saturation of the decorrelated colour space",
+                               minimum=0.1, maximum=10)
+    fft_lrate: float = option(0.3, "Learning rate of this drawer when learning_rate is unset",
+                              minimum=1e-6, maximum=10)
+
+
+def colour_matrix(colors: float) -> torch.Tensor:
+    """(3,3) map from decorrelated colour space to RGB; ``colors`` > 1 saturates."""
+    m = torch.tensor(_COLOUR_SVD_SQRT, dtype=torch.float64)
+    m = m / torch.tensor([colors, 1.0, 1.0], dtype=torch.float64)
+    return (m / m.norm(dim=0).max()).float()
+
+
+def spectrum_scale(height: int, width: int, decay: float) -> torch.Tensor:
+    """(H, W//2+1) amplitude scale 1/max(f, 1/max(H,W))^decay of an rfft2 spectrum."""
+    fy = torch.fft.fftfreq(height)[:, None]
+    fx = torch.fft.rfftfreq(width)[None, :]
+    freq = (fx**2 + fy**2).sqrt().clamp(min=1.0 / max(height, width))
+    return freq.pow(-decay) / freq.pow(-decay).max()
+
+
+class FftDrawer(Drawer):
+    """Image = sigmoid(colour_matrix @ signal), signal = irfft2(spectrum * scale) or the pixels."""
+
+    Options = FftOptions
+
+    def __init__(self, options: FftOptions, width: int, height: int) -> None:
+        super().__init__(options, width, height)
+        self.register_buffer("colours", colour_matrix(options.fft_colors))
+        self.register_buffer("scale", spectrum_scale(height, width, options.fft_decay))
+        shape = (1, 3, *self.scale.shape, 2) if options.fft_use == "fft" else (1, 3, height, width)
+        self.params = nn.Parameter(torch.zeros(shape))
+
+    def learning_rate(self) -> float:
+        return self.options.fft_lrate
+
+    def _signal(self) -> torch.Tensor:
+        if self.options.fft_use == "pixel":
+            return self.params
+        spectrum = torch.view_as_complex(self.params) * self.scale
+        return torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho")
+
+    def synth(self) -> torch.Tensor:
+        rgb = torch.einsum("ij,bjhw->bihw", self.colours, self._signal())
+        return torch.sigmoid(rgb)
+
+    @torch.no_grad()
+    def init_from_image(self, image: torch.Tensor) -> None:
+        """Exact inverse of :meth:`synth` (up to the logit's clamp at 1e-4 from 0 and 1)."""
+        logits = torch.logit(image.to(self.params).clamp(_EPS, 1 - _EPS))
+        signal = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(self.colours), logits)
+        if self.options.fft_use == "pixel":
+            self.params.copy_(signal)
+            return
+        spectrum = torch.fft.rfft2(signal, norm="ortho") / self.scale
+        self.params.copy_(torch.view_as_real(spectrum))
