@@ -17,7 +17,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return -10 * math.log10(float(((a.detach() - b) ** 2).mean()))
 
 
-@pytest.mark.parametrize("fft_use", ["fft", "pixel"])
+@pytest.mark.parametrize("fft_use", ["fft", "dwt", "pixel"])
 def test_init_image_round_trip(fft_use):
     image = torch.rand(1, 3, 30, 40, generator=torch.Generator().manual_seed(0))
     image[..., :5, :5] = 0.0  # pure black and white survive too (Pixray lost half the range here)
@@ -27,15 +27,16 @@ def test_init_image_round_trip(fft_use):
     assert _psnr(drawer.synth(), image) > 60
 
 
-@pytest.mark.parametrize("fft_use", ["fft", "pixel"])
+@pytest.mark.parametrize("fft_use", ["fft", "dwt", "pixel"])
 def test_output_range_and_gradients(fft_use):
     drawer = _fft(fft_use)
     with torch.no_grad():
-        drawer.params.normal_(0, 5)
+        for p in drawer.parameters():
+            p.normal_(0, 5)
     image = drawer.synth()
     assert image.shape == (1, 3, 30, 40) and image.min() >= 0 and image.max() <= 1
     image[:, 0].mean().backward()
-    assert drawer.params.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in drawer.parameters())
 
 
 def test_spectrum_scale_decays_with_frequency():
@@ -63,3 +64,14 @@ def test_cli_runs_the_fft_drawer(tmp_path, tiny_checkpoint, capsys):
                  "--size", "32 24", "--iterations", "2", "--num_cuts", "2", "--device", "cpu",
                  "--outdir", str(tmp_path / "o"), "--quiet"])
     assert code == 0 and (tmp_path / "o" / "output.png").is_file()
+
+
+def test_dwt_rejects_unknown_wavelets_and_damps_fine_details():
+    from pixray.drawers.fft import Wavelets
+    from pixray.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"'fft_wave'.*'coif99'.*coif2"):
+        _fft("dwt", fft_wave="coif99")
+    wavelets = Wavelets("coif2", 0.3, 64, 64)
+    assert wavelets.levels == 2  # the most coif2 allows on 64 pixels
+    assert wavelets._weights() == pytest.approx([1.0, 0.3, 0.3, 0.3, 0.09, 0.09, 0.09])
