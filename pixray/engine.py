@@ -74,7 +74,6 @@ class Run:
         self.device = choose_device(settings.device)
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
-        self.perceptors = self._perceptors(perceptors)
         drawer_cls = DRAWERS.lookup(settings.drawer)
         self.drawer: Drawer = drawer_cls(settings.section(settings.drawer), self.plan.width,
                                          self.plan.height).to(self.device)
@@ -83,6 +82,8 @@ class Run:
                               for name in dict.fromkeys(settings.custom_loss)}
         self.init_image = (load_image(settings.init_image, self.plan.width, self.plan.height)
                            if settings.init_image else None)
+        # Last: loading CLIP models is the slow part, so every other mistake is reported first.
+        self.perceptors = self._perceptors(perceptors)
 
     def _perceptors(self, given: PerceptorCache | Sequence[Perceptor] | None) -> list[Perceptor]:
         if given is None:
