@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..perceptors import Perceptor
-from .world import COLOURS, all_scenes, random_scenes
+from .world import COLOURS, Scene, all_scenes, random_scenes
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -98,3 +100,49 @@ def scene_statistics(image: np.ndarray, colour: str, background: str) -> SceneSt
         foreground=float(fg.mean()),
         foreground_region=largest_region(fg) / (h * w),
     )
+
+
+# The settings of the shapes demo, and prompts spread over the vocabulary: every colour as foreground
+# and as background, every shape twice. Shared by `make demo`, the tests and bench/demo_accuracy.py.
+SHAPES_SETTINGS = Path(__file__).parent / "shapes.yaml"
+TEST_PROMPTS = (
+    "a red circle on a blue background",
+    "a green square on a yellow background",
+    "a blue triangle on a white background",
+    "a yellow cross on a purple background",
+    "a purple circle on a orange background",
+    "a orange square on a black background",
+    "a white triangle on a green background",
+    "a black cross on a red background",
+)
+
+
+@dataclass(frozen=True)
+class Grade:
+    """How a generated image for ``wanted`` reads to a judge, and its pixel statistics."""
+
+    wanted: Scene
+    read: Scene
+    statistics: SceneStatistics
+
+    @property
+    def caption_right(self) -> bool:
+        return self.read == self.wanted
+
+    @property
+    def colours_right(self) -> bool:
+        return (self.read.colour, self.read.background) == (self.wanted.colour, self.wanted.background)
+
+    @property
+    def statistics_right(self) -> bool:
+        """Border mostly background, and a connected foreground region of at least 4 %."""
+        return self.statistics.border_background > 0.5 and self.statistics.foreground_region > 0.04
+
+
+def grade(image: Image.Image, prompt: str, judge: Perceptor) -> Grade:
+    """Grade ``image`` generated for ``prompt`` (one of the 224 captions) with ``judge``."""
+    scenes = all_scenes()
+    wanted = scenes[[s.caption for s in scenes].index(prompt)]
+    pixels = np.array(image.convert("RGB"))
+    read = scenes[int(classify(judge, torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255))]
+    return Grade(wanted, read, scene_statistics(pixels, wanted.colour, wanted.background))
