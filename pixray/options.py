@@ -32,6 +32,7 @@ class Spec:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    length: int | None = None  # exact item count of a list setting
 
     @property
     def allowed(self) -> str:
@@ -41,7 +42,8 @@ class Spec:
         base, optional, is_list = _unwrap(self.type)
         text = _TYPE_WORDS.get(base, getattr(base, "__name__", str(base)))
         if is_list:
-            text = f"a list of {_PLURAL_WORDS.get(base, text)} (YAML list or comma-separated)"
+            count = _COUNT_WORDS.get(self.length, "a list of")
+            text = f"{count} {_PLURAL_WORDS.get(base, text)} (YAML list or comma-separated)"
         if self.minimum is not None and self.maximum is not None:
             text += f" from {self.minimum} to {self.maximum}"
         elif self.minimum is not None:
@@ -55,6 +57,7 @@ class Spec:
 
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
 _PLURAL_WORDS = {int: "integers", float: "numbers", str: "texts", bool: "true/false values"}
+_COUNT_WORDS = {2: "two", 3: "three", 4: "four"}
 _NONE_WORDS = {"", "none", "null", "~"}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
@@ -67,10 +70,11 @@ def option(
     choices: Sequence[Any] | None = None,
     minimum: float | None = None,
     maximum: float | None = None,
+    length: int | None = None,
 ) -> Any:
     """A dataclass field that is a user-facing setting (help text and bounds in its metadata)."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "minimum": minimum, "maximum": maximum}
+            "minimum": minimum, "maximum": maximum, "length": length}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -85,7 +89,8 @@ def specs_of(cls: type, section: str) -> list[Spec]:
             continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         out.append(Spec(f.name, hints[f.name], default, f.metadata["help"], section,
-                        f.metadata["choices"], f.metadata["minimum"], f.metadata["maximum"]))
+                        f.metadata["choices"], f.metadata["minimum"], f.metadata["maximum"],
+                        f.metadata["length"]))
     return out
 
 
@@ -117,6 +122,8 @@ def coerce(spec: Spec, value: Any) -> Any:
         if not isinstance(items, (list, tuple)):
             _fail(spec, value)
         result: Any = [_scalar(spec, base, item, value) for item in items]
+        if spec.length is not None and len(result) != spec.length:
+            _fail(spec, value)
     else:
         result = _scalar(spec, base, value, value)
     for item in result if is_list else [result]:

@@ -68,7 +68,7 @@ class Settings:
     scale: float | None = option(None, "Canvas scale factor; default from quality",
                                  minimum=0.1, maximum=20)
     size: list[int] | None = option(None, "Explicit canvas 'width height' in pixels (overrides aspect)",
-                                    minimum=8, maximum=4096)
+                                    minimum=8, maximum=4096, length=2)
     iterations: int | None = option(None, "Optimisation steps; default from quality",
                                     minimum=1, maximum=100000)
     num_cuts: int | None = option(None, "Cutouts per batch; default from quality", minimum=1, maximum=1024)
@@ -221,9 +221,6 @@ def resolve(settings: Settings) -> Plan:
     """Apply the quality and aspect presets: the concrete numbers of a run."""
     preset = QUALITY_PRESETS[settings.quality]
     if settings.size is not None:
-        if len(settings.size) != 2:
-            raise SettingsError(f"setting 'size': {settings.size!r} is not allowed; expected two "
-                                "integers 'width height'")
         width, height = settings.size
     else:
         scale = settings.scale if settings.scale is not None else preset.scale

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..options import SettingsError, option
+from ..options import option
 from .base import Drawer
 
 
@@ -16,16 +16,13 @@ from .base import Drawer
 class GridOptions:
     pixel_size: list[int] | None = option(
         None, "Cells 'columns rows'; default 80 across (landscape), 40 (square), 50 down (portrait)",
-        minimum=1, maximum=2048)
+        minimum=1, maximum=2048, length=2)
     pixel_scale: float = option(1.0, "Multiplies the number of cells", minimum=0.05, maximum=32)
 
 
 def grid_shape(options: GridOptions, width: int, height: int) -> tuple[int, int]:
     """(rows, columns) of the cell grid for a canvas of ``width`` x ``height`` pixels."""
     if options.pixel_size is not None:
-        if len(options.pixel_size) != 2:
-            raise SettingsError(f"setting 'pixel_size': {options.pixel_size!r} is not allowed; "
-                                "expected two integers 'columns rows'")
         cols, rows = options.pixel_size
     else:
         if width > height:
