@@ -84,6 +84,13 @@ class Run:
                            if settings.init_image else None)
         # Last: loading CLIP models is the slow part, so every other mistake is reported first.
         self.perceptors = self._perceptors(perceptors)
+        # One cutout maker per distinct input resolution, with the perceptors that share it.
+        sizes = sorted({p.input_resolution for p in self.perceptors})
+        resolutions = [p.input_resolution for p in self.perceptors]
+        self.cut_groups = [(Cutouts(size), [i for i, r in enumerate(resolutions) if r == size])
+                           for size in sizes]
+        zoom = settings.cut_zoom_padding
+        self.zoom_fill = None if zoom == "grey" else zoom
 
     def _perceptors(self, given: PerceptorCache | Sequence[Perceptor] | None) -> list[Perceptor]:
         if given is None:
@@ -158,14 +165,11 @@ class Run:
 
     def _score(self, canvas: torch.Tensor, targets: list, generator: torch.Generator) -> torch.Tensor:
         """Loss of each perceptor (K,) on one batch of cutouts; one batch per input resolution."""
-        scores: list[torch.Tensor] = [torch.zeros((), device=self.device)] * len(self.perceptors)
-        for size in sorted({p.input_resolution for p in self.perceptors}):
-            zoom = self.settings.cut_zoom_padding
-            cuts = Cutouts(size)(canvas, self.plan.num_cuts, generator, fill=None if zoom == "grey" else zoom)
-            for i, perceptor in enumerate(self.perceptors):
-                if perceptor.input_resolution != size:
-                    continue
+        scores: dict[int, torch.Tensor] = {}
+        for cutouts, members in self.cut_groups:
+            cuts = cutouts(canvas, self.plan.num_cuts, generator, fill=self.zoom_fill)
+            for i in members:
                 with autocast(self.device, self.dtype):
-                    embeds = perceptor.encode_image(cuts)
+                    embeds = self.perceptors[i].encode_image(cuts)
                 scores[i] = prompt_loss(embeds.float(), *targets[i]).sum()
-        return torch.stack(scores)
+        return torch.stack([scores[i] for i in range(len(self.perceptors))])
