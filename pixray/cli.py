@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .engine import Run
         from .output import OutputWriter
 
+        writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
         run = Run(settings)
-        writer = OutputWriter(run)
         _execute(run, writer, quiet)
     except (SettingsError, MissingWeightsError, CheckpointError) as exc:
         print(f"pixray: error: {exc}", file=sys.stderr)
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
     from tqdm import tqdm
 
-    writer.start()
+    writer.start(run)
     every = run.settings.display_every
     bar = tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
     with bar:

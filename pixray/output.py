@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 
 from .engine import Run, Step
 from .options import SettingsError
+from .settings import Settings
 
 SETTINGS_KEY = "pixray_settings"
 SEED_KEY = "pixray_seed"
@@ -72,8 +73,8 @@ class OutputWriter:
     replaces a user's files by accident.
     """
 
-    def __init__(self, run: Run) -> None:
-        settings = run.settings
+    def __init__(self, settings: Settings) -> None:
+        """Check ``output`` and choose the outdir; nothing is written until :meth:`start`."""
         if not re.fullmatch(r"[^/\\]+\.png", settings.output, flags=re.IGNORECASE):
             raise SettingsError(f"setting 'output': {settings.output!r} is not allowed; expected a "
                                 "file name ending in .png (no directories; use outdir)")
@@ -83,11 +84,11 @@ class OutputWriter:
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")
         self.path = self.outdir / settings.output
         self.save_every = settings.save_every
-        self.record = {**settings.to_dict(only_changed=True), "seed": run.seed}
-        self.seed = run.seed
+        self.record: dict = {}
 
-    def start(self) -> None:
-        """Create the outdir and write settings.yaml (every setting, the seed included)."""
+    def start(self, run: Run) -> None:
+        """Create the outdir and write settings.yaml (the non-default settings and the run's seed)."""
+        self.record = {**run.settings.to_dict(only_changed=True), "seed": run.seed}
         self.outdir.mkdir(parents=True, exist_ok=True)
         (self.outdir / "settings.yaml").write_text(yaml.safe_dump(self.record, sort_keys=True))
 
@@ -97,5 +98,5 @@ class OutputWriter:
 
     def write(self, step: Step) -> Path:
         """Write ``step``'s image to the output path and return it."""
-        save_png(step.pil(), self.path, png_metadata(self.record, self.seed, step.index))
+        save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index))
         return self.path

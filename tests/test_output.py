@@ -39,8 +39,8 @@ def test_writer_saves_on_cadence_with_metadata(run, tmp_path: Path):
     from pixray.output import OutputWriter
 
     r = run(iterations=5, save_every=2, outdir=str(tmp_path / "o"))
-    writer = OutputWriter(r)
-    writer.start()
+    writer = OutputWriter(r.settings)
+    writer.start(r)
     written = [s.index for s in r if writer.wants(s) and writer.write(s)]
     assert written == [0, 2, 4, 5]
     meta = read_png_metadata(tmp_path / "o" / "output.png")
@@ -57,8 +57,8 @@ def test_writer_never_overwrites_existing_files(run, tmp_path: Path):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "output.png").write_bytes(b"precious")
     with pytest.raises(SettingsError, match="already holds files"):
-        OutputWriter(run(outdir=str(tmp_path / "o")))
+        OutputWriter(run(outdir=str(tmp_path / "o")).settings)
     assert (tmp_path / "o" / "output.png").read_bytes() == b"precious"
-    OutputWriter(run(outdir=str(tmp_path / "o"), overwrite=True))
+    OutputWriter(run(outdir=str(tmp_path / "o"), overwrite=True).settings)
     with pytest.raises(SettingsError, match="'output'"):
-        OutputWriter(run(output="../escape.png"))
+        OutputWriter(run(output="../escape.png").settings)
