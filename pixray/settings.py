@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .drawers import DRAWERS
+from .init_images import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, specs_of
@@ -88,7 +89,7 @@ class Settings:
                               minimum=0, maximum=2**63 - 1)
     init_image: str | None = option(None, "Image file the drawer starts from")
     init_noise: str = option("pixels", "Starting canvas when there is no init_image",
-                             choices=["pixels", "gradient", "snow", "none"])
+                             choices=list(NOISE_KINDS))
     save_every: int = option(10, "Write the image every N steps (0: only at the end)",
                              minimum=0, maximum=100000)
     display_every: int = option(10, "Refresh the loss shown every N steps (0: never)",
