@@ -20,7 +20,7 @@ import yaml
 
 import pixray
 from pixray.demo.evaluate import SHAPES_SETTINGS, TEST_PROMPTS, grade
-from pixray.perceptors import PerceptorCache
+from pixray.model_cache import ModelCache
 
 
 def main() -> None:
@@ -35,14 +35,14 @@ def main() -> None:
     torch.set_num_threads(1)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     base = {**pixray.read_settings_file(SHAPES_SETTINGS), **overrides, "seed": args.seed}
-    cache = PerceptorCache(torch.device("cpu"), Path("weights"))
-    judge = cache.get([args.judge])[0]
+    cache = ModelCache(torch.device("cpu"), Path("weights"))
+    judge = cache.perceptors([args.judge])[0]
     print("settings:", {k: v for k, v in base.items() if k != "device"})
     for drawer in args.drawers.split(","):
         hits, seconds = 0, []
         for i, prompt in enumerate(TEST_PROMPTS):
             start = time.perf_counter()
-            image = pixray.generate(base, perceptors=cache, drawer=drawer, prompts=prompt).final_image()
+            image = pixray.generate(base, models=cache, drawer=drawer, prompts=prompt).final_image()
             seconds.append(time.perf_counter() - start)
             g = grade(image, prompt, judge)
             hits += g.caption_right

@@ -20,12 +20,13 @@ from .weights import MissingWeightsError
 
 if TYPE_CHECKING:
     from .engine import Run, Step
-    from .perceptors import Perceptor, PerceptorCache
+    from .model_cache import ModelCache
+    from .perceptors import Perceptor
 
-__all__ = ["MissingWeightsError", "Perceptor", "PerceptorCache", "Run", "Settings", "SettingsError",
+__all__ = ["MissingWeightsError", "ModelCache", "Perceptor", "Run", "Settings", "SettingsError",
            "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file"]
 
-_LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "PerceptorCache": "perceptors"}
+_LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "ModelCache": "model_cache"}
 
 
 def __getattr__(name: str) -> Any:
@@ -35,11 +36,14 @@ def __getattr__(name: str) -> Any:
 
 
 def generate(settings: Settings | Mapping[str, Any] | None = None,
-             perceptors: PerceptorCache | Sequence[Perceptor] | None = None, **kwargs: Any) -> Run:
+             perceptors: Sequence[Perceptor] | None = None, models: ModelCache | None = None,
+             **kwargs: Any) -> Run:
     """A prepared :class:`Run`; iterate it for :class:`Step` objects or call ``final_image()``.
 
     ``settings`` is a :class:`Settings` or a flat ``name -> value`` mapping; keyword arguments
     override it. Bad settings raise :class:`SettingsError` here, before any work starts.
+    ``perceptors`` replaces the settings' clip_models with an explicit ensemble; ``models`` is a
+    :class:`ModelCache` to load models through and keep them in (across runs).
     """
     from .engine import Run
 
@@ -47,4 +51,4 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
         settings = settings.replace(**kwargs) if kwargs else settings
     else:
         settings = build_settings(settings, kwargs)
-    return Run(settings, perceptors)
+    return Run(settings, perceptors, models)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .cutouts import Cutouts
@@ -22,7 +23,8 @@ from .init_images import load_image, noise_image, to_pil
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError
-from .perceptors import Perceptor, PerceptorCache
+from .model_cache import ModelCache
+from .perceptors import Perceptor
 from .prompts import parse_prompts, prompt_loss
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, resolve
@@ -58,13 +60,13 @@ class Step:
 class Run:
     """One generation, ready to iterate.
 
-    ``perceptors``: None loads the settings' clip_models from the weights directory; a
-    :class:`PerceptorCache` loads them through the cache (so they survive across runs); a
-    sequence of :class:`Perceptor` is used as the ensemble as it is.
+    ``models``: where CLIP and drawer models are loaded and kept (a :class:`ModelCache` that
+    outlives the run, e.g. a server's); None makes one for this run from the weights directory.
+    ``perceptors``: an explicit CLIP ensemble to use instead of the settings' clip_models.
     """
 
-    def __init__(self, settings: Settings,
-                 perceptors: PerceptorCache | Sequence[Perceptor] | None = None) -> None:
+    def __init__(self, settings: Settings, perceptors: Sequence[Perceptor] | None = None,
+                 models: ModelCache | None = None) -> None:
         self.settings = settings
         self.plan: Plan = resolve(settings)
         self.prompts = parse_prompts(settings.prompts)
@@ -75,15 +77,17 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
-        self.drawer: Drawer = drawer_cls(settings.section(settings.drawer), self.plan.width,
-                                         self.plan.height).to(self.device)
-        self.learning_rate = settings.learning_rate or self.drawer.learning_rate()
         self.canvas_losses = {name: LOSSES.lookup(name)(settings.section(name)).to(self.device)
                               for name in dict.fromkeys(settings.custom_loss)}
         self.init_image = (load_image(settings.init_image, self.plan.width, self.plan.height)
                            if settings.init_image else None)
-        # Last: loading CLIP models is the slow part, so every other mistake is reported first.
-        self.perceptors = self._perceptors(perceptors)
+        # Last: loading models is the slow part, so every other mistake is reported first.
+        models = models or ModelCache(self.device, weights_dir(settings.weights_dir))
+        self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
+                                                self.plan.height, models).to(self.device)
+        self.learning_rate = settings.learning_rate or self.drawer.learning_rate()
+        self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None
+                           else models.perceptors(self.plan.clip_models))
         # One cutout maker per distinct input resolution, with the perceptors that share it.
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]
@@ -91,13 +95,6 @@ class Run:
                            for size in sizes]
         zoom = settings.cut_zoom_padding
         self.zoom_fill = None if zoom == "grey" else zoom
-
-    def _perceptors(self, given: PerceptorCache | Sequence[Perceptor] | None) -> list[Perceptor]:
-        if given is None:
-            given = PerceptorCache(self.device, weights_dir(self.settings.weights_dir))
-        if isinstance(given, PerceptorCache):
-            return given.get(self.plan.clip_models)
-        return [p.to(self.device) for p in given]
 
     def __iter__(self) -> Iterator[Step]:
         return self.steps()
@@ -109,12 +106,16 @@ class Run:
     def steps(self) -> Iterator[Step]:
         """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True)."""
         generator = torch.Generator(self.device).manual_seed(self.seed)
+        width, height = self.drawer.width, self.drawer.height  # a drawer may round the canvas
         start = self.init_image if self.init_image is not None else noise_image(
-            self.settings.init_noise, self.plan.width, self.plan.height, generator)
+            self.settings.init_noise, width, height, generator)
+        if start.shape[-2:] != (height, width):
+            start = F.interpolate(start, size=(height, width), mode="bilinear", antialias=True)
         self.drawer.init_from_image(start.to(self.device))
         targets = self._encode_prompts()
         optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
-        optimiser = optimiser_cls(self.drawer.parameters(), lr=self.learning_rate)
+        trainable = [p for p in self.drawer.parameters() if p.requires_grad]  # not frozen decoders
+        optimiser = optimiser_cls(trainable, lr=self.learning_rate)
         losses: dict[str, torch.Tensor] = {}
         for index in range(self.plan.iterations):
             if index in self.plan.lr_drop_steps:

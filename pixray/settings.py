@@ -59,7 +59,7 @@ class Settings:
 
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
                               "'text:weight:stop'; a negative weight pushes away")
-    drawer: str = option("pixel", "What renders the image", choices=list(DRAWERS))
+    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS))
     quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
                           choices=list(QUALITY_PRESETS))
     clip_models: list[str] | None = option(

@@ -50,5 +50,5 @@ def tiny_perceptor() -> Perceptor:
 @pytest.fixture
 def small_settings(tmp_path: Path) -> dict:
     """Settings for a fast run on a tiny canvas, writing under tmp_path."""
-    return {"prompts": "a red circle", "size": [32, 24], "iterations": 4, "num_cuts": 4,
+    return {"prompts": "a red circle", "drawer": "pixel", "size": [32, 24], "iterations": 4, "num_cuts": 4,
             "seed": 1, "outdir": str(tmp_path / "out"), "device": "cpu"}

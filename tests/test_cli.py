@@ -37,9 +37,11 @@ BAD_INPUTS = [
     (["--iterations", "-3"], "'iterations'"),
     (["--drawer", "crayon"], "'crayon'"),
     (["--colour", "red"], "--colour"),
-    (["--prompts", "x", "--clip_models", "ViT-B/32"], "ViT-B-32.pt"),
-    (["--prompts", "x", "--clip_models", "nope.pt"], "nope.pt"),
-    (["--prompts", "x", "--clip_models", "junk.pt"], "junk.pt"),
+    (["--prompts", "x", "--drawer", "pixel", "--clip_models", "ViT-B/32"], "ViT-B-32.pt"),
+    (["--prompts", "x", "--drawer", "pixel", "--clip_models", "nope.pt"], "nope.pt"),
+    (["--prompts", "x", "--drawer", "pixel", "--clip_models", "junk.pt"], "junk.pt"),
+    (["--prompts", "x", "--drawer", "vqgan"], "python -m pixray.weights download imagenet_f16_16384"),
+    (["--prompts", "x", "--vqgan_config", "c.yaml"], "'vqgan_checkpoint'"),
     (["--config", "missing.yaml"], "missing.yaml"),
 ]
 

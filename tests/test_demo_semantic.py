@@ -12,18 +12,18 @@ import torch
 
 import pixray
 from pixray.demo.evaluate import SHAPES_SETTINGS, TEST_PROMPTS, grade, zero_shot_accuracy
-from pixray.perceptors import PerceptorCache
+from pixray.model_cache import ModelCache
 from pixray.weights import PACKAGED_WEIGHTS
 
 
 @pytest.fixture(scope="module")
-def cache() -> PerceptorCache:
-    return PerceptorCache(torch.device("cpu"), Path("unused"))
+def cache() -> ModelCache:
+    return ModelCache(torch.device("cpu"), Path("unused"))
 
 
 @pytest.mark.parametrize("name", ["shapes-demo", "shapes-judge"])
 def test_shipped_perceptor_zero_shot_accuracy(cache, name):
-    perceptor = cache.get([name])[0]
+    perceptor = cache.perceptors([name])[0]
     fresh = zero_shot_accuracy(perceptor, n=320, seed=2026)  # scenes no model has seen
     assert fresh.caption >= 0.85 and fresh.colour >= 0.97
     recorded = json.loads((PACKAGED_WEIGHTS / f"{name}.json").read_text())
@@ -41,8 +41,8 @@ def test_generated_images_show_the_prompt(cache, drawer):
     come out as blobs the judge takes for crosses), so it is reported here but not asserted.
     """
     settings = pixray.read_settings_file(SHAPES_SETTINGS)
-    judge = cache.get(["shapes-judge"])[0]
-    grades = [grade(pixray.generate(settings, perceptors=cache, drawer=drawer, prompts=prompt,
+    judge = cache.perceptors(["shapes-judge"])[0]
+    grades = [grade(pixray.generate(settings, models=cache, drawer=drawer, prompts=prompt,
                                     seed=0).final_image(), prompt, judge) for prompt in TEST_PROMPTS]
     captions_right = sum(g.caption_right for g in grades)
     colours_right = sum(g.colours_right for g in grades)

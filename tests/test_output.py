@@ -46,7 +46,7 @@ def test_writer_saves_on_cadence_with_metadata(run, tmp_path: Path):
     meta = read_png_metadata(tmp_path / "o" / "output.png")
     assert meta["seed"] == 1 and meta["iteration"] == 5
     assert meta["settings"]["iterations"] == 5 and meta["settings"]["prompts"] == "a red circle"
-    assert "drawer" not in meta["settings"]  # only non-default settings are recorded
+    assert "aspect" not in meta["settings"]  # only non-default settings are recorded
     assert (tmp_path / "o" / "settings.yaml").read_text().count("seed: 1") == 1
 
 

@@ -7,11 +7,11 @@ from conftest import tiny_clip
 from pixray.perceptors import (
     CheckpointError,
     Perceptor,
-    PerceptorCache,
     checkpoint_path,
     load_clip_checkpoint,
     openai_state_dict,
 )
+from pixray.model_cache import ModelCache
 from pixray.settings import SettingsError
 from pixray.weights import WEIGHTS_ENV, MissingWeightsError, weights_dir
 
@@ -101,9 +101,12 @@ def test_unknown_model_lists_valid_names(tmp_path: Path):
     assert "'ViT-B/33'" in str(info.value) and "ViT-B/32" in str(info.value) and "RN50" in str(info.value)
 
 
-def test_catalog_name_resolves_in_weights_dir(tmp_path: Path, tiny_checkpoint: Path):
+def test_catalog_file_failing_its_checksum_is_not_used(tmp_path: Path, tiny_checkpoint: Path):
     (tmp_path / "RN50.pt").write_bytes(tiny_checkpoint.read_bytes())
-    assert checkpoint_path("RN50", tmp_path) == tmp_path / "RN50.pt"
+    with pytest.raises(CheckpointError) as info:
+        checkpoint_path("RN50", tmp_path)
+    assert "RN50.pt" in str(info.value) and "checksum" in str(info.value)
+    assert "python -m pixray.weights download RN50.pt" in str(info.value)
 
 
 def test_weights_dir_precedence(monkeypatch, tmp_path: Path):
@@ -115,7 +118,7 @@ def test_weights_dir_precedence(monkeypatch, tmp_path: Path):
 
 
 def test_cache_loads_each_model_once(tiny_checkpoint: Path, tmp_path: Path):
-    cache = PerceptorCache(torch.device("cpu"), tmp_path)
-    first = cache.get([str(tiny_checkpoint)])
-    again = cache.get([str(tiny_checkpoint), str(tiny_checkpoint)])
+    cache = ModelCache(torch.device("cpu"), tmp_path)
+    first = cache.perceptors([str(tiny_checkpoint)])
+    again = cache.perceptors([str(tiny_checkpoint), str(tiny_checkpoint)])
     assert cache.loads == 1 and again[0] is first[0] and again[1] is first[0]

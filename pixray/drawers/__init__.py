@@ -7,8 +7,10 @@ from .base import Drawer
 from .fast_pixel import FastPixelDrawer
 from .fft import FftDrawer
 from .pixel import PixelDrawer
+from .vqgan import VqganDrawer
 
 DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
+    "vqgan": VqganDrawer,
     "pixel": PixelDrawer,
     "fast_pixel": FastPixelDrawer,
     "fft": FftDrawer,

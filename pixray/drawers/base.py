@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..model_cache import ModelCache
 
 
 class Drawer(nn.Module):
@@ -24,6 +27,14 @@ class Drawer(nn.Module):
         self.options = options
         self.width = width
         self.height = height
+
+    @classmethod
+    def create(cls, options: Any, width: int, height: int, models: ModelCache) -> Drawer:
+        """A drawer for a ``width`` x ``height`` canvas; drawers with models load them via ``models``.
+
+        The drawer may round the canvas (see its ``width`` and ``height``).
+        """
+        return cls(options, width, height)
 
     def learning_rate(self) -> float:
         """Step size used when the ``learning_rate`` setting is unset."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..registry import Registry
+from ..options import SettingsError
+from ..registry import Registry, unknown_name_message
+from ..weights import PACKAGED_WEIGHTS, find_weight_file
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,16 @@ CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
     "shapes-demo": CatalogEntry("shapes-demo.pt", None, packaged=True),
     "shapes-judge": CatalogEntry("shapes-judge.pt", None, packaged=True),
 })
+
+
+def checkpoint_path(name: str, weights_dir: Path) -> Path:
+    """The file holding CLIP model ``name``: a catalog name or a path to a checkpoint."""
+    if name in CLIP_MODELS:
+        entry = CLIP_MODELS[name]
+        directory = PACKAGED_WEIGHTS if entry.packaged else weights_dir
+        return find_weight_file(entry.filename, directory)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    raise SettingsError(unknown_name_message("CLIP model", name, list(CLIP_MODELS)) +
+                        "; or give the path of an existing checkpoint file")

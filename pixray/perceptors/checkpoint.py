@@ -17,6 +17,7 @@ import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
 from ..weights import CheckpointError
+from ..weights.torch_file import read_torch_file
 
 # Non-tensor metadata that OpenAI's archives carry alongside the weights.
 _METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -30,10 +31,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore", FutureWarning)
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
     except RuntimeError:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(f"{str(path)!r} is not a readable torch checkpoint: {exc}") from exc
+        state = read_torch_file(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -1,0 +1,122 @@
+"""``vqgan``: the image is a VQGAN latent, quantised to the codebook and decoded (VQGAN+CLIP).
+
+The decoder stays frozen; only the latent grid (embed_dim, H/f, W/f) learns. The canvas is rounded
+to the nearest multiple of the model's downsampling factor f (16 for every model Pixray lists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from ..options import SettingsError, option
+from ..registry import Registry
+from ..weights import WEIGHTS_ENV, MissingWeightsError, find_weight_file
+from .base import Drawer
+from .vqgan_model import VQGAN, load_vqgan, quantise
+
+if TYPE_CHECKING:
+    from ..model_cache import ModelCache
+
+
+@dataclass(frozen=True)
+class VqganFiles:
+    """The taming config and Lightning checkpoint of a named model, in the weights directory."""
+
+    config: str
+    checkpoint: str
+
+
+def _files(name: str) -> VqganFiles:
+    return VqganFiles(f"vqgan_{name}.yaml", f"vqgan_{name}.ckpt")
+
+
+# Pixray's model names; the files and their URLs are in the weights manifest.
+VQGAN_MODELS: Registry[VqganFiles] = Registry("VQGAN model", {name: _files(name) for name in [
+    "imagenet_f16_16384", "imagenet_f16_1024", "openimages_f16_8192", "coco", "faceshq", "sflckr",
+    "wikiart_1024", "wikiart_16384"]})
+
+
+@dataclass(frozen=True)
+class VqganOptions:
+    vqgan_model: str = option("imagenet_f16_16384", "VQGAN model (its .yaml and .ckpt in the weights "
+                              "directory)", choices=list(VQGAN_MODELS))
+    vqgan_config: str | None = option(None, "A custom taming config .yaml (with vqgan_checkpoint); "
+                                      "overrides vqgan_model")
+    vqgan_checkpoint: str | None = option(None, "A custom Lightning .ckpt (with vqgan_config)")
+
+
+def model_files(options: VqganOptions, weights_dir: Path) -> tuple[Path, Path]:
+    """(config, checkpoint) paths for the options: the custom pair if given, else the named model's."""
+    custom = options.vqgan_config, options.vqgan_checkpoint
+    if any(custom):
+        if not all(custom):
+            raise SettingsError("settings 'vqgan_config' and 'vqgan_checkpoint' go together: give both "
+                                "paths, or neither and pick a vqgan_model")
+        paths = tuple(Path(p).expanduser() for p in custom)
+        for key, path in zip(("vqgan_config", "vqgan_checkpoint"), paths, strict=True):
+            if not path.is_file():
+                raise SettingsError(f"setting {key!r}: {str(path)!r} is not a file")
+        return paths
+    name = options.vqgan_model
+    files = VQGAN_MODELS.lookup(name)
+    missing = [f for f in (files.config, files.checkpoint) if not (weights_dir / f).is_file()]
+    if missing:
+        raise MissingWeightsError(
+            f"VQGAN model {name!r} needs {' and '.join(missing)} in {str(weights_dir.resolve())!r}: "
+            f"fetch them with `python -m pixray.weights download {name} --dir {weights_dir}`, or point "
+            f"the weights_dir setting or ${WEIGHTS_ENV} at a directory holding them")
+    return find_weight_file(files.config, weights_dir), find_weight_file(files.checkpoint, weights_dir)
+
+
+class _ClampWithGrad(torch.autograd.Function):
+    """clamp(x, 0, 1) whose gradient still flows where following it moves x back into range."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - autograd signature
+        ctx.save_for_backward(x)
+        return x.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        (x,) = ctx.saved_tensors
+        outside = x - x.clamp(0, 1)  # descent moves x by -grad: keep grad when it points inwards
+        return grad * (grad * outside >= 0)
+
+
+class VqganDrawer(Drawer):
+    """Learns a latent grid; synth = decode(nearest codes, straight-through) mapped to [0,1]."""
+
+    Options = VqganOptions
+
+    def __init__(self, options: VqganOptions, width: int, height: int, model: VQGAN) -> None:
+        f = model.factor
+        columns, rows = max(1, round(width / f)), max(1, round(height / f))
+        super().__init__(options, columns * f, rows * f)
+        self.model = model
+        codebook = model.codebook
+        self.latent = nn.Parameter(torch.zeros(1, codebook.shape[1], rows, columns, device=codebook.device))
+        self.register_buffer("low", codebook.min(0).values[None, :, None, None], persistent=False)
+        self.register_buffer("high", codebook.max(0).values[None, :, None, None], persistent=False)
+
+    @classmethod
+    def create(cls, options: VqganOptions, width: int, height: int, models: ModelCache) -> Drawer:
+        config, checkpoint = model_files(options, models.weights_dir)
+        model = models.get(f"vqgan:{checkpoint.resolve()}", lambda: load_vqgan(config, checkpoint))
+        return cls(options, width, height, model)
+
+    @torch.no_grad()
+    def init_from_image(self, image: torch.Tensor) -> None:
+        self.latent.copy_(self.model.encode(image.to(self.latent) * 2 - 1))
+
+    def synth(self) -> torch.Tensor:
+        decoded = self.model.decode(quantise(self.latent, self.model.codebook))
+        return _ClampWithGrad.apply((decoded + 1) / 2)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        self.latent.copy_(torch.maximum(torch.minimum(self.latent, self.high), self.low))

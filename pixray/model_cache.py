@@ -1,0 +1,80 @@
+"""Models loaded once on one device and kept across runs: CLIP perceptors and drawer models.
+
+A Cog predictor holds one :class:`ModelCache` for its lifetime; the CLI and ``pixray.generate``
+make one per run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from .drawers.vqgan import VQGAN_MODELS, VqganDrawer
+from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
+from .options import SettingsError
+from .registry import unknown_name_message
+from .settings import build_settings
+from .weights import MANIFEST
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=nn.Module)
+
+
+class ModelCache:
+    """Loaded models by key, on ``device``; ``loads`` counts files actually read (proof of reuse).
+
+    >>> cache = ModelCache(torch.device("cpu"), Path("weights"))  # doctest: +SKIP
+    >>> cache.perceptors(["ViT-B/32"])                              # doctest: +SKIP
+    """
+
+    def __init__(self, device: torch.device, weights_dir: Path) -> None:
+        self.device = device
+        self.weights_dir = weights_dir
+        self._loaded: dict[str, nn.Module] = {}
+        self.loads = 0
+
+    @property
+    def keys(self) -> list[str]:
+        """Keys of the models loaded so far, in load order."""
+        return list(self._loaded)
+
+    def get(self, key: str, load: Callable[[], M]) -> M:
+        """The model stored under ``key``, calling ``load`` (and moving it to the device) the first time."""
+        if key not in self._loaded:
+            log.info("loading %s", key)
+            self._loaded[key] = load().to(self.device)
+            self.loads += 1
+        return self._loaded[key]  # type: ignore[return-value]
+
+    def perceptors(self, names: Sequence[str]) -> list[Perceptor]:
+        """The CLIP perceptors called ``names`` (catalog names or checkpoint paths)."""
+        return [self.get(f"clip:{name}", lambda name=name: self._load_clip(name)) for name in names]
+
+    def _load_clip(self, name: str) -> Perceptor:
+        return Perceptor(name, load_clip_checkpoint(checkpoint_path(name, self.weights_dir)))
+
+    def preload(self, names: Sequence[str]) -> None:
+        """Load CLIP models and VQGAN models by name (what a server does before its first request)."""
+        for name in names:
+            if name in VQGAN_MODELS:
+                options = build_settings({"vqgan_model": name}).section("vqgan")
+                VqganDrawer.create(options, 16, 16, self)
+            else:
+                self.perceptors([name])
+
+
+def weight_files(name: str) -> list[str]:
+    """Weight file names behind a CLIP model name, a VQGAN model name, or a manifest file name."""
+    if name in CLIP_MODELS:
+        return [CLIP_MODELS[name].filename]
+    if name in VQGAN_MODELS:
+        return [VQGAN_MODELS[name].config, VQGAN_MODELS[name].checkpoint]
+    if name in MANIFEST:
+        return [name]
+    raise SettingsError(unknown_name_message("model or weight file", name,
+                                          [*CLIP_MODELS, *VQGAN_MODELS, *MANIFEST]))

@@ -1,0 +1,168 @@
+"""Where weight files live and what each downloadable file is (official URLs, sha256, size).
+
+Library code never fetches implicitly: a missing file raises :class:`MissingWeightsError` naming the
+file, the directory searched and the command that fetches it (``python -m pixray.weights download``,
+see :mod:`pixray.weights.download`). A present file is checked against the manifest before use; a
+verified file leaves a ``.NAME.verified`` stamp (size, mtime, digest) so its hash is recomputed only
+when the file changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..registry import Registry
+
+WEIGHTS_ENV = "PIXRAY_WEIGHTS_DIR"
+# Small weight files that ship inside the package (the shapes-world CLIPs).
+PACKAGED_WEIGHTS = Path(__file__).parent.parent / "demo" / "weights"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A weight file is not in the weights directory."""
+
+
+class CheckpointError(ValueError):
+    """A weight file is not in a layout its loader understands."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One downloadable weight file: URLs tried in order (official first, then mirrors)."""
+
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str | None = None
+    size: int | None = None
+    note: str = ""
+
+
+def _openai_clip(digest: str, filename: str) -> WeightFile:
+    # OpenAI publishes each checkpoint under its own sha256.
+    url = f"https://openaipublic.azureedge.net/clip/models/{digest}/{filename}"
+    return WeightFile(filename, (url,), digest)
+
+
+_HEIBOX = "https://heibox.uni-heidelberg.de/d/{share}/files/?p=%2F{path}&dl=1"
+_HEIBOX_NOTE = "official (CompVis, Heidelberg University)"
+_GITHUB_MIRROR = "https://github.com/Eleiber/VQGAN-Mirrors/releases/download/0.0.1/{file}"
+_WIKIART_NOTE = ("Pixray's hosts mirror.io.community and eaidata.bmk.sh no longer serve these; "
+                 "the GitHub release mirror is used")
+
+
+def _heibox_pair(model: str, share: str, config: str, ckpt: str) -> list[WeightFile]:
+    """A VQGAN config + checkpoint pair on CompVis' Heidelberg share."""
+    return [WeightFile(f"vqgan_{model}.yaml", (_HEIBOX.format(share=share, path=config),), note=_HEIBOX_NOTE),
+            WeightFile(f"vqgan_{model}.ckpt", (_HEIBOX.format(share=share, path=ckpt),), note=_HEIBOX_NOTE)]
+
+
+def _mirror_pair(model: str, urls: dict[str, tuple[str, ...]], note: str) -> list[WeightFile]:
+    return [WeightFile(f"vqgan_{model}.{ext}", urls[ext], note=note) for ext in ("yaml", "ckpt")]
+
+
+# sha256 is given where the publisher states it (OpenAI); VQGAN hosts publish none, so those
+# files are checked for completeness only (their size is not published either).
+_FILES = [
+    _openai_clip("afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762", "RN50.pt"),
+    _openai_clip("8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599", "RN101.pt"),
+    _openai_clip("7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd", "RN50x4.pt"),
+    _openai_clip("52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa", "RN50x16.pt"),
+    _openai_clip("40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", "ViT-B-32.pt"),
+    _openai_clip("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"),
+    _openai_clip("b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"),
+    _openai_clip("3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"),
+    *_heibox_pair("imagenet_f16_1024", "8088892a516d4e3baf92", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
+    *_heibox_pair("imagenet_f16_16384", "a7530b09fed84f80a887", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
+    *_heibox_pair("openimages_f16_8192", "2e5662443a6b4307b470", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
+    *_heibox_pair("sflckr", "73487ab6e5314cb5adba", "configs%2F2020-11-09T13-31-51-project.yaml",
+                  "checkpoints%2Flast.ckpt"),
+    *_mirror_pair("coco", {"yaml": ("https://dl.nmkd.de/ai/clip/coco/coco.yaml",),
+                           "ckpt": ("https://dl.nmkd.de/ai/clip/coco/coco.ckpt",)},
+                  "community mirror (the original upload was never public)"),
+    *_mirror_pair("faceshq", {
+        "yaml": ("https://drive.google.com/uc?export=download&id=1fHwGx_hnBtC8nsq7hesJvs-Klv-P0gzT",),
+        "ckpt": ("https://app.koofr.net/content/links/a04deec9-0c59-4673-8b37-3d696fe63a5d/files/get/"
+                 "last.ckpt?path=%2F2020-11-13T21-41-45_faceshq_transformer%2Fcheckpoints%2Flast.ckpt",)},
+        "community mirrors used by Pixray"),
+    *_mirror_pair("wikiart_1024", {
+        "yaml": (_GITHUB_MIRROR.format(file="wikiart_1024.yaml"),),
+        "ckpt": (_GITHUB_MIRROR.format(file="wikiart_1024.ckpt"),)}, _WIKIART_NOTE),
+    *_mirror_pair("wikiart_16384", {
+        "yaml": (_GITHUB_MIRROR.format(file="wikiart_16384.yaml"),),
+        "ckpt": (_GITHUB_MIRROR.format(file="wikiart_16384.ckpt"),)}, _WIKIART_NOTE),
+]
+
+MANIFEST: Registry[WeightFile] = Registry("weight file", {f.filename: f for f in _FILES})
+
+
+def weights_dir(setting: str | None = None) -> Path:
+    """The weights directory: the ``weights_dir`` setting, else ``$PIXRAY_WEIGHTS_DIR``, else ./weights."""
+    return Path(setting or os.environ.get(WEIGHTS_ENV) or "weights")
+
+
+def fetch_command(filename: str) -> str:
+    """The shell command that downloads ``filename`` into the weights directory."""
+    return f"python -m pixray.weights download {filename}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stamp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.verified")
+
+
+def _stat_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
+def verify(path: Path, entry: WeightFile) -> None:
+    """Raise :class:`CheckpointError` unless ``path`` has the entry's size and sha256 (where known)."""
+    if entry.size is not None and path.stat().st_size != entry.size:
+        raise CheckpointError(f"weight file {str(path)!r} is {path.stat().st_size} bytes, expected "
+                              f"{entry.size}: it is incomplete or not the published file; delete it "
+                              f"and fetch it again with `python -m pixray.weights download {entry.filename}`")
+    if entry.sha256 is None:
+        return
+    stamp = stamp_path(path)
+    expected = f"{_stat_key(path)} {entry.sha256}"
+    if stamp.is_file() and stamp.read_text() == expected:
+        return
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise CheckpointError(f"weight file {str(path)!r} fails its checksum (sha256 {actual}, expected "
+                              f"{entry.sha256}); it is not used. Delete it and fetch it again with "
+                              f"`python -m pixray.weights download {entry.filename}`")
+    try:
+        stamp.write_text(expected)
+    except OSError:
+        pass  # a read-only weights directory is fine: the hash is just recomputed next time
+
+
+def find_weight_file(filename: str, directory: Path) -> Path:
+    """The path of ``filename`` inside ``directory``; raises :class:`MissingWeightsError` if absent."""
+    path = directory / filename
+    entry = MANIFEST.get(filename)
+    if path.is_file():
+        if entry is not None:
+            verify(path, entry)
+        return path
+    if directory == PACKAGED_WEIGHTS:
+        source = "it ships with pixray (reinstall, or rebuild it with python -m pixray.demo.train)"
+    elif entry:
+        source = (f"fetch it with `{fetch_command(filename)} --dir {directory}` "
+                  f"(or download {entry.urls[0]} into that directory)")
+    else:
+        source = "it is not in the download manifest; copy it into that directory"
+    raise MissingWeightsError(
+        f"weight file {filename!r} not found in {str(directory.resolve())!r}: {source}, or point the "
+        f"weights_dir setting or ${WEIGHTS_ENV} at a directory holding it")

@@ -1,0 +1,78 @@
+"""Fetching manifest files: resumable, checksum-verified, renamed into place only when complete.
+
+A file downloads to ``NAME.part`` (resumed with an HTTP Range request when a partial file is
+there), is checked against the manifest's size and sha256, and only then renamed to ``NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from . import CheckpointError, WeightFile, stamp_path, verify
+
+#: progress(bytes_done, bytes_total or None), called as data arrives.
+Progress = Callable[[int, "int | None"], None]
+_CHUNK = 1 << 20
+
+
+class DownloadError(OSError):
+    """No URL of a manifest entry could be fetched."""
+
+
+def download(entry: WeightFile, directory: Path, progress: Progress | None = None,
+             timeout: float = 30.0) -> Path:
+    """Fetch ``entry`` into ``directory`` unless a verified copy is there; returns its path."""
+    target = directory / entry.filename
+    if target.is_file():
+        verify(target, entry)
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    part = directory / f"{entry.filename}.part"
+    failures = []
+    for url in entry.urls:
+        try:
+            _fetch(url, part, progress, timeout)
+            break
+        except (OSError, ValueError) as exc:
+            failures.append(f"{url}: {exc}")
+    else:
+        raise DownloadError(f"could not download {entry.filename!r}: " + "; ".join(failures) +
+                            (f" (a partial file is kept in {str(part)!r} for resuming)" if part.exists() else ""))
+    try:
+        verify(part, entry)
+    except CheckpointError:
+        part.unlink()
+        raise
+    os.replace(part, target)
+    if stamp_path(part).is_file():  # a rename keeps size and mtime, so the stamp stays valid
+        stamp_path(part).replace(stamp_path(target))
+    return target
+
+
+def _fetch(url: str, part: Path, progress: Progress | None, timeout: float) -> None:
+    """Append the rest of ``url`` to ``part`` (starting over if the server ignores the Range)."""
+    done = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "pixray"})
+    if done:
+        request.add_header("Range", f"bytes={done}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and done:  # nothing left to fetch: the partial file is complete
+            return
+        raise
+    with response:
+        if response.status != 206:
+            done = 0
+        length = response.headers.get("Content-Length")
+        total = done + int(length) if length else None
+        with part.open("ab" if done else "wb") as f:
+            while chunk := response.read(_CHUNK):
+                f.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
