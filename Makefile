@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test lint bench demo weights serve schema clean
 
 install: $(STAMP)
 
@@ -25,6 +25,22 @@ lint: install
 demo: install
 	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo \
 		--prompts "a red circle on a blue background" --outdir outputs/demo_%SEQ%
+
+# The default run's models (ViT-B/32, ViT-B/16, imagenet_f16_16384) into ./weights, or
+# WEIGHTS="name ..." (CLIP models, VQGAN models or file names); resumable, checksum-verified.
+weights: install
+	$(PY) -m pixray.weights download $(WEIGHTS)
+
+# The real Cog HTTP server on 127.0.0.1:$(PORT) without Docker. The venv's bin comes first on PATH
+# because coglet starts its worker with a bare `python`.
+PORT ?= 5000
+serve: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" COG_PREDICT_TYPE_STUB=predict.py:Predictor PORT=$(PORT) \
+		$(PY) -m cog.server.http --host 127.0.0.1
+
+# Regenerate .cog/openapi_schema.json from predict.py (a test fails when it is out of date).
+schema: install
+	$(PY) -m pixray.cog_schema > .cog/openapi_schema.json
 
 bench: install
 	$(PY) bench/benchmark.py --drawer fast_pixel --quality normal

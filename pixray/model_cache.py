@@ -18,7 +18,7 @@ from .drawers.vqgan import VQGAN_MODELS, VqganDrawer
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .options import SettingsError
 from .registry import unknown_name_message
-from .settings import build_settings
+from .settings import Settings, build_settings, resolve
 from .weights import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,20 @@ class ModelCache:
                 self.perceptors([name])
 
 
+def models_for(settings: Settings | None = None) -> list[str]:
+    """Names of the CLIP and VQGAN models a run with ``settings`` (default: the defaults) loads."""
+    settings = settings or build_settings({})
+    names = list(resolve(settings).clip_models)
+    if settings.drawer == "vqgan" and not settings.section("vqgan").vqgan_config:
+        names.append(settings.section("vqgan").vqgan_model)
+    return names
+
+
 def weight_files(name: str) -> list[str]:
-    """Weight file names behind a CLIP model name, a VQGAN model name, or a manifest file name."""
+    """Files to download for a CLIP model name, a VQGAN model name, or a manifest file name
+    (none for the CLIPs that ship inside the package)."""
     if name in CLIP_MODELS:
-        return [CLIP_MODELS[name].filename]
+        return [] if CLIP_MODELS[name].packaged else [CLIP_MODELS[name].filename]
     if name in VQGAN_MODELS:
         return [VQGAN_MODELS[name].config, VQGAN_MODELS[name].checkpoint]
     if name in MANIFEST:

@@ -40,8 +40,9 @@ def download(entry: WeightFile, directory: Path, progress: Progress | None = Non
         except (OSError, ValueError) as exc:
             failures.append(f"{url}: {exc}")
     else:
-        raise DownloadError(f"could not download {entry.filename!r}: " + "; ".join(failures) +
-                            (f" (a partial file is kept in {str(part)!r} for resuming)" if part.exists() else ""))
+        kept = f"; the partial file {str(part)!r} is kept for resuming" if part.exists() else ""
+        raise DownloadError(f"could not download {entry.filename!r}: {'; '.join(failures)}{kept}. Offline, "
+                            f"fetch it on another machine and copy it to {str(target)!r}")
     try:
         verify(part, entry)
     except CheckpointError:

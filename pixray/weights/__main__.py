@@ -1,0 +1,67 @@
+"""``python -m pixray.weights list`` / ``download NAME...``: what is present, and fetching what is not.
+
+NAME is a CLIP model (ViT-B/32), a VQGAN model (imagenet_f16_16384) or a file name (RN50.pt);
+with no NAME, download fetches what a run with default settings loads (the Cog predictor's preload).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..options import SettingsError
+from . import MANIFEST, CheckpointError, weights_dir
+from .download import DownloadError, download
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pixray.weights", description=__doc__.split("\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", help="weights directory (default: $PIXRAY_WEIGHTS_DIR or ./weights)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", parents=[common], help="every manifest file and whether it is present")
+    fetch = commands.add_parser("download", parents=[common], help="fetch files: resumable, verified, atomic")
+    fetch.add_argument("names", nargs="*", help="CLIP model, VQGAN model or file names")
+    return parser
+
+
+def _list(directory: Path) -> int:
+    print(f"weights directory: {directory.resolve()}")
+    for entry in MANIFEST.values():
+        path = directory / entry.filename
+        state = f"present, {path.stat().st_size / 1e6:.0f} MB" if path.is_file() else "missing"
+        print(f"  {entry.filename:40} {state}")
+    return 0
+
+
+def _download(names: list[str], directory: Path) -> int:
+    from ..model_cache import models_for, weight_files
+
+    files = list(dict.fromkeys(f for name in (names or models_for()) for f in weight_files(name)))
+    for filename in files:
+        entry = MANIFEST.lookup(filename)
+        with tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024, leave=True) as bar:
+            def progress(done: int, total: int | None, bar: tqdm = bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            path = download(entry, directory, progress)
+        print(f"{path} ok")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    directory = weights_dir(args.dir)
+    try:
+        return _list(directory) if args.command == "list" else _download(args.names, directory)
+    except (SettingsError, DownloadError, CheckpointError) as exc:
+        print(f"pixray.weights: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Weight downloads against a local HTTP server: resume, checksum, mirrors, atomic rename."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from pixray.model_cache import models_for, weight_files
+from pixray.weights import MANIFEST, CheckpointError, WeightFile
+from pixray.weights.__main__ import main
+from pixray.weights.download import DownloadError, download
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD at /file (honouring Range), 404 elsewhere; records the Range headers seen."""
+
+    ranges: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path != "/file":
+            self.send_error(404)
+            return
+        header = self.headers.get("Range")
+        self.ranges.append(header)
+        start = int(header.split("=")[1].rstrip("-")) if header else 0
+        body = PAYLOAD[start:]
+        self.send_response(206 if header else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    _RangeHandler.ranges = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+def _entry(base: str, sha: str | None = None, urls: tuple[str, ...] | None = None) -> WeightFile:
+    return WeightFile("model.pt", urls or (f"{base}/file",), sha or hashlib.sha256(PAYLOAD).hexdigest())
+
+
+def test_download_verifies_and_renames_atomically(server, tmp_path):
+    seen = []
+    path = download(_entry(server), tmp_path, progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == PAYLOAD and not (tmp_path / "model.pt.part").exists()
+    assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+
+
+def test_download_resumes_a_partial_file(server, tmp_path):
+    (tmp_path / "model.pt.part").write_bytes(PAYLOAD[:1000])
+    assert download(_entry(server), tmp_path).read_bytes() == PAYLOAD
+    assert _RangeHandler.ranges == ["bytes=1000-"]
+
+
+def test_checksum_failure_keeps_nothing(server, tmp_path):
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        download(_entry(server, sha="0" * 64), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mirror_is_tried_when_the_first_host_fails(server, tmp_path):
+    entry = _entry(server, urls=(f"{server}/gone", f"{server}/file"))
+    assert download(entry, tmp_path).read_bytes() == PAYLOAD
+
+
+def test_unreachable_hosts_name_the_file_and_where_to_put_it(server, tmp_path):
+    with pytest.raises(DownloadError) as info:
+        download(_entry(server, urls=(f"{server}/gone",)), tmp_path)
+    assert "model.pt" in str(info.value) and "404" in str(info.value) and str(tmp_path) in str(info.value)
+
+
+def test_present_file_is_verified_not_overwritten(server, tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"not the model")
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        download(_entry(server), tmp_path)
+    assert (tmp_path / "model.pt").read_bytes() == b"not the model"
+
+
+def test_names_map_to_manifest_files():
+    assert weight_files("ViT-B/32") == ["ViT-B-32.pt"]
+    assert weight_files("imagenet_f16_16384") == ["vqgan_imagenet_f16_16384.yaml",
+                                                  "vqgan_imagenet_f16_16384.ckpt"]
+    assert weight_files("shapes-demo") == []
+    assert models_for() == ["ViT-B/32", "ViT-B/16", "imagenet_f16_16384"]
+    for name in models_for():
+        assert all(f in MANIFEST and MANIFEST[f].urls for f in weight_files(name))
+
+
+def test_cli_list_and_bad_name(tmp_path, capsys):
+    (tmp_path / "RN50.pt").write_bytes(b"x")
+    assert main(["list", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "RN50.pt" in out and "present" in out and "vqgan_imagenet_f16_16384.ckpt" in out
+    assert main(["download", "ViT-B/33", "--dir", str(tmp_path)]) == 2
+    assert "ViT-B/32" in capsys.readouterr().err
