@@ -40,7 +40,7 @@ serve: install
 
 # Regenerate .cog/openapi_schema.json from predict.py (a test fails when it is out of date).
 schema: install
-	$(PY) -m pixray.cog_schema > .cog/openapi_schema.json
+	$(PY) scripts/cog_schema.py > .cog/openapi_schema.json
 
 bench: install
 	$(PY) bench/benchmark.py --drawer fast_pixel --quality normal
