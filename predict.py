@@ -27,8 +27,8 @@ class Predictor(BaseRunner):
         aspect: str = Input(**input_field("aspect")),
         iterations: int | None = Input(**input_field("iterations")),
         seed: int | None = Input(**input_field("seed")),
-        display_every: int = Input(**{**input_field("display_every"),
-                                      "description": "Stream an image every N steps (0: only the final one)"}),
+        display_every: int = Input(**{**input_field("display_every"), "description":
+                                      "Stream an image every N steps (0: only the final one)"}),
         init_image: Path | None = Input(default=None, description="Image the drawer starts from"),
         settings: str = Input(default="", description="Any other pixray settings as 'name: value' lines "
                                                       "(YAML), e.g. 'pixel_size: [64, 36]'"),

@@ -21,9 +21,9 @@ from .cutouts import Cutouts
 from .drawers import DRAWERS, Drawer
 from .init_images import load_image, noise_image, to_pil
 from .losses import LOSSES
+from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
 from .options import SettingsError
-from .model_cache import ModelCache
 from .perceptors import Perceptor
 from .prompts import parse_prompts, prompt_loss
 from .runtime import autocast, choose_device, choose_precision

@@ -37,13 +37,17 @@ def noise_image(kind: str, width: int, height: int, generator: torch.Generator) 
     raise SettingsError(f"init_noise {kind!r} is not allowed; expected one of {', '.join(NOISE_KINDS)}")
 
 
-def load_image(path: str | Path, width: int, height: int) -> torch.Tensor:
-    """The image file at ``path`` as (1,3,height,width) in [0,1] (resized to fill, cropped to fit)."""
+def load_image(path: str | Path, width: int, height: int, setting: str = "init_image") -> torch.Tensor:
+    """The image file at ``path`` as (1,3,height,width) in [0,1] (resized to fill, cropped to fit).
+
+    ``setting`` names the setting the path came from, for the error message.
+    """
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")
     except (OSError, UnidentifiedImageError) as exc:
-        raise SettingsError(f"cannot read image {str(path)!r}: {exc}") from exc
+        raise SettingsError(f"setting {setting!r}: cannot read image {str(path)!r} (expected a PNG, JPEG, "
+                            f"WebP or other image Pillow opens): {exc}") from exc
     scale = max(width / img.width, height / img.height)
     size = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
     img = img.resize(size, Image.Resampling.LANCZOS)

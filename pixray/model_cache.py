@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .drawers.vqgan import VQGAN_MODELS, VqganDrawer
-from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .options import SettingsError
+from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .registry import unknown_name_message
 from .settings import Settings, build_settings, resolve
 from .weights import MANIFEST

@@ -33,9 +33,9 @@ import torch
 
 from .engine import Run
 from .model_cache import ModelCache, models_for, weight_files
-from .perceptors import CLIP_MODELS
 from .options import SettingsError
 from .output import png_metadata, save_png
+from .perceptors import CLIP_MODELS
 from .runtime import choose_device
 from .settings import Settings, all_specs, build_settings, parse_settings_text, read_settings_file
 from .weights import MANIFEST, MissingWeightsError, fetch_command, weights_dir

@@ -5,7 +5,6 @@ from pixray.drawers import DRAWERS
 from pixray.drawers.cell_grid import grid_shape
 from pixray.settings import SettingsError, build_settings
 
-
 # Drawers that need no weight files (vqgan has its own tests with tiny checkpoints).
 WEIGHTLESS = [name for name in DRAWERS if name != "vqgan"]
 
@@ -65,5 +64,6 @@ def test_grid_shape(size, pixel_size, scale, expected):
 
 
 def test_registry_errors_list_valid_names():
-    with pytest.raises(SettingsError, match=r"unknown drawer .vqgn. \(did you mean .vqgan.\?\); valid: vqgan, pixel, fast_pixel"):
+    expected = r"unknown drawer .vqgn. \(did you mean .vqgan.\?\); valid: vqgan, pixel, fast_pixel"
+    with pytest.raises(SettingsError, match=expected):
         DRAWERS.lookup("vqgn")

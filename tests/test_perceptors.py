@@ -4,6 +4,7 @@ import pytest
 import torch
 from conftest import tiny_clip
 
+from pixray.model_cache import ModelCache
 from pixray.perceptors import (
     CheckpointError,
     Perceptor,
@@ -11,7 +12,6 @@ from pixray.perceptors import (
     load_clip_checkpoint,
     openai_state_dict,
 )
-from pixray.model_cache import ModelCache
 from pixray.settings import SettingsError
 from pixray.weights import WEIGHTS_ENV, MissingWeightsError, weights_dir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
-from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,9 +20,9 @@ PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves PAYLOAD at /file (honouring Range), 404 elsewhere; records the Range headers seen."""
 
-    ranges: list[str | None] = []
+    ranges: ClassVar[list[str | None]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path != "/file":
             self.send_error(404)
             return

@@ -77,12 +77,12 @@ class _ClampWithGrad(torch.autograd.Function):
     """clamp(x, 0, 1) whose gradient still flows where following it moves x back into range."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - autograd signature
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
         return x.clamp(0, 1)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         outside = x - x.clamp(0, 1)  # descent moves x by -grad: keep grad when it points inwards
         return grad * (grad * outside >= 0)

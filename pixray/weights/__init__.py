@@ -9,6 +9,7 @@ when the file changes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -142,10 +143,8 @@ def verify(path: Path, entry: WeightFile) -> None:
         raise CheckpointError(f"weight file {str(path)!r} fails its checksum (sha256 {actual}, expected "
                               f"{entry.sha256}); it is not used. Delete it and fetch it again with "
                               f"`python -m pixray.weights download {entry.filename}`")
-    try:
+    with contextlib.suppress(OSError):  # a read-only weights directory just recomputes next time
         stamp.write_text(expected)
-    except OSError:
-        pass  # a read-only weights directory is fine: the hash is just recomputed next time
 
 
 def find_weight_file(filename: str, directory: Path) -> Path:

@@ -49,7 +49,8 @@ class _TolerantUnpickler(pickle.Unpickler):
         return _Placeholder
 
 
-_TOLERANT = SimpleNamespace(Unpickler=_TolerantUnpickler, load=lambda f, **kw: _TolerantUnpickler(f, **kw).load(),
+_TOLERANT = SimpleNamespace(Unpickler=_TolerantUnpickler,
+                            load=lambda f, **kw: _TolerantUnpickler(f, **kw).load(),
                             __name__="pixray_tolerant_pickle")
 
 

@@ -1,0 +1,46 @@
+"""The committed .cog/openapi_schema.json follows predict.py; cog.yaml matches the requirements."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from cog_schema import SCHEMA_PATH, build_schema, render  # noqa: E402
+
+
+def test_committed_schema_is_up_to_date():
+    assert SCHEMA_PATH.read_text() == render(), "run `make schema` and commit .cog/openapi_schema.json"
+
+
+def test_every_input_is_described_and_bounded():
+    schema = build_schema()
+    inputs = schema["components"]["schemas"]["Input"]["properties"]
+    assert list(inputs) == ["prompts", "drawer", "quality", "aspect", "iterations", "seed", "display_every",
+                            "init_image", "settings"]
+    for name, prop in inputs.items():
+        assert prop.get("description", "").strip(), f"input {name!r} has no description"
+    assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft"]
+    assert inputs["iterations"]["minimum"] == 1 and inputs["iterations"]["nullable"]
+    assert inputs["init_image"]["format"] == "uri"
+    output = schema["components"]["schemas"]["Output"]
+    assert output["x-cog-array-type"] == "iterator" and output["items"]["format"] == "uri"
+    assert schema["paths"]["/predictions"]["post"]["x-cog-streaming"] is True
+
+
+def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
+    config = yaml.safe_load((ROOT / "cog.yaml").read_text())
+    assert config["run"] == "predict.py:Predictor" and config["build"]["gpu"] is True
+    assert config["build"]["python_version"] == "3.11"
+    assert config["build"]["python_requirements"] == "requirements.txt"
+    assert re.search(r"^torch==\S+$", (ROOT / "requirements.txt").read_text(), flags=re.M)
+    nodeps = [line for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert all(any(f"--no-deps {pin}" in step for step in config["build"]["run"]) for pin in nodeps)
+    json.loads(SCHEMA_PATH.read_text())
