@@ -6,6 +6,7 @@ what the trained ones cost.
 
     python bench/benchmark.py --drawer pixel --quality normal
     python bench/benchmark.py --drawer fast_pixel --quality draft --precision bfloat16 --device cuda
+    python bench/benchmark.py --drawer vqgan --quality normal   (imagenet_f16_16384's sizes, random weights)
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import logging
 import platform
 import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import open_clip
 import torch
+import yaml
 
+from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
 from pixray.perceptors import CLIP_MODELS, Perceptor
 from pixray.runtime import choose_device, choose_precision, keep_freed_memory
@@ -30,6 +35,22 @@ def random_perceptors(names: tuple[str, ...], device: torch.device) -> list[Perc
     """Perceptors of the named catalog architectures with random weights."""
     return [Perceptor(name, open_clip.create_model(CLIP_MODELS.lookup(name).architecture)).to(device)
             for name in names]
+
+
+# The published config of imagenet_f16_16384 (taming-transformers), minus its loss section.
+IMAGENET_F16_16384 = {"embed_dim": 256, "n_embed": 16384, "ddconfig": {
+    "double_z": False, "z_channels": 256, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+    "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.0}}
+
+
+def random_vqgan_files(directory: Path) -> dict[str, str]:
+    """Config + Lightning-style checkpoint of imagenet_f16_16384's architecture with random weights,
+    loaded through the real loader (vqgan_config/vqgan_checkpoint settings)."""
+    torch.manual_seed(0)
+    config, ckpt = directory / "vqgan.yaml", directory / "vqgan.ckpt"
+    config.write_text(yaml.safe_dump({"model": {"target": VQMODEL, "params": IMAGENET_F16_16384}}))
+    torch.save({"state_dict": VQGAN(IMAGENET_F16_16384, gumbel=False).state_dict()}, ckpt)
+    return {"vqgan_config": str(config), "vqgan_checkpoint": str(ckpt)}
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -59,6 +80,8 @@ def main() -> None:
     values = {"drawer": args.drawer, "quality": args.quality, "device": args.device,
               "precision": args.precision, "seed": 0, "prompts": "a red circle on a blue background",
               "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size}
+    if args.drawer == "vqgan":
+        values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-"))))
     settings = build_settings({k: v for k, v in values.items() if v is not None})
     device = choose_device(settings.device)
     dtype = choose_precision(settings.precision, device)
@@ -81,7 +104,7 @@ def main() -> None:
     timed = times[args.warmup:]
     plan = run.plan
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"drawer={args.drawer} quality={args.quality} size={plan.width}x{plan.height} "
+    print(f"drawer={args.drawer} quality={args.quality} size={run.drawer.width}x{run.drawer.height} "
           f"models={','.join(plan.clip_models)} cuts={plan.num_cuts}x{plan.batches}")
     precision = str(dtype).removeprefix("torch.")
     print(f"device={device} ({name}, {torch.get_num_threads()} threads) precision={precision}")
