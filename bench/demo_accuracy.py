@@ -19,7 +19,7 @@ import torch
 import yaml
 
 import pixray
-from pixray.demo.evaluate import SHAPES_SETTINGS, TEST_PROMPTS, grade
+from pixray.demo.evaluate import DRAWER_SETTINGS, SHAPES_SETTINGS, TEST_PROMPTS, grade
 from pixray.model_cache import ModelCache
 
 
@@ -39,10 +39,14 @@ def main() -> None:
     judge = cache.perceptors([args.judge])[0]
     print("settings:", {k: v for k, v in base.items() if k != "device"})
     for drawer in args.drawers.split(","):
+        if DRAWER_SETTINGS.get(drawer):
+            extra = {k: v for k, v in DRAWER_SETTINGS[drawer].items() if k not in overrides}
+            print(f"{drawer} also sets:", extra)
         hits, seconds = 0, []
         for i, prompt in enumerate(TEST_PROMPTS):
             start = time.perf_counter()
-            image = pixray.generate(base, models=cache, drawer=drawer, prompts=prompt).final_image()
+            settings = {**base, **DRAWER_SETTINGS.get(drawer, {}), **overrides}
+            image = pixray.generate(settings, models=cache, drawer=drawer, prompts=prompt).final_image()
             seconds.append(time.perf_counter() - start)
             g = grade(image, prompt, judge)
             hits += g.caption_right

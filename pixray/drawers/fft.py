@@ -45,11 +45,17 @@ def colour_matrix(colors: float) -> torch.Tensor:
 
 
 def spectrum_scale(height: int, width: int, decay: float) -> torch.Tensor:
-    """(H, W//2+1) amplitude scale 1/max(f, 1/max(H,W))^decay of an rfft2 spectrum."""
+    """(H, W//2+1) amplitude scale of an rfft2 spectrum: sqrt(H*W) * (f0 / max(f, f0))^decay, f0 = 1/max(H,W).
+
+    The sqrt(H*W) undoes the orthonormal inverse FFT's 1/sqrt(H*W), so a unit change of the
+    smoothest coefficients moves the image's logits by about one whatever the canvas size and
+    decay: the step size (fft_lrate) means the same on every canvas.
+    """
     fy = torch.fft.fftfreq(height)[:, None]
     fx = torch.fft.rfftfreq(width)[None, :]
-    freq = (fx**2 + fy**2).sqrt().clamp(min=1.0 / max(height, width))
-    return freq.pow(-decay) / freq.pow(-decay).max()
+    lowest = 1.0 / max(height, width)
+    freq = (fx**2 + fy**2).sqrt().clamp(min=lowest)
+    return (lowest / freq).pow(decay) * (height * width) ** 0.5
 
 
 class FftDrawer(Drawer):
