@@ -18,6 +18,8 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import open_clip
@@ -64,10 +66,39 @@ def augment(images: torch.Tensor, generator: torch.Generator, noise: float) -> t
     return views + sd * torch.randn(views.shape, generator=generator)
 
 
-def train(arch: str, seed: int, steps: int, batch: int, pool: int, noise: float) -> open_clip.CLIP:
+def _loss(model: open_clip.CLIP, probe: torch.nn.Module, text_embeds: torch.Tensor,
+          targets: tuple[torch.Tensor, torch.Tensor], norm: tuple[torch.Tensor, torch.Tensor],
+          views: torch.Tensor) -> torch.Tensor:
+    """CLIP's contrastive loss with every caption of the world as a candidate, plus the shape probe's."""
+    features = model.encode_image((views - norm[0]) / norm[1])
+    logits = model.logit_scale.exp().clamp(max=100) * F.normalize(features, dim=-1) @ text_embeds.T
+    return F.cross_entropy(logits, targets[0]) + F.cross_entropy(probe(features), targets[1])
+
+
+def adversarial(views: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor], radius: float,
+                steps: int) -> torch.Tensor:
+    """``views`` moved within an L2 ball of ``radius`` (per image, [0,1] pixel units) to raise the loss.
+
+    Training on such views makes the model robust, and robust models have perceptually aligned
+    gradients: following them draws recognisable shapes instead of adversarial texture.
+    """
+    delta = torch.zeros_like(views, requires_grad=True)
+    for _ in range(steps):
+        grad, = torch.autograd.grad(loss_of(views + delta), delta)
+        norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+        delta = delta.detach() + 2.5 * radius / steps * grad / norm
+        scale = (radius / delta.flatten(1).norm(dim=1).clamp(min=1e-12)).clamp(max=1).view(-1, 1, 1, 1)
+        delta = (delta * scale).requires_grad_(True)
+    return (views + delta).detach()
+
+
+def train(arch: str, seed: int, steps: int, batch: int, pool: int, noise: float, radius: float = 0.0,
+          attack_steps: int = 1, init: Path | None = None, lr: float = 2e-3) -> open_clip.CLIP:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_model(arch)
+    if init is not None:
+        model.load_state_dict(load_clip_checkpoint(init).float().state_dict())
     images, labels = random_scenes(pool, seed, size=IMAGE_SIZE)
     images, labels = to_tensor(images), torch.from_numpy(labels)
     scenes = all_scenes()
@@ -78,19 +109,18 @@ def train(arch: str, seed: int, steps: int, batch: int, pool: int, noise: float)
     # embedding, dropped after training, breaks the symmetry; the contrastive loss does the rest.
     probe = torch.nn.Linear(model.visual.output_dim, len(SHAPES))
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    optimiser = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=2e-3, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    optimiser = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=lr, weight_decay=0.05)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
     start = time.time()
     for step in range(steps):
         pick = torch.randint(0, pool, (batch,), generator=generator)
         views = augment(images[pick], generator, noise)
-        features = model.encode_image((views - mean) / std)
-        image_embeds = F.normalize(features, dim=-1)
         text_embeds = F.normalize(model.encode_text(tokens), dim=-1)
-        # CLIP's contrastive loss with every caption of the world as a candidate.
-        logits = model.logit_scale.exp().clamp(max=100) * image_embeds @ text_embeds.T
-        loss = F.cross_entropy(logits, labels[pick])
-        loss = loss + F.cross_entropy(probe(features), shape_of[labels[pick]])
+        targets = labels[pick], shape_of[labels[pick]]
+        if radius > 0:
+            frozen_text = partial(_loss, model, probe, text_embeds.detach(), targets, (mean, std))
+            views = adversarial(views, frozen_text, radius, attack_steps)
+        loss = _loss(model, probe, text_embeds, targets, (mean, std), views)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -108,19 +138,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--pool", type=int, default=16384, help="distinct training scenes")
     parser.add_argument("--noise", type=float, default=0.15, help="largest added noise sd")
+    parser.add_argument("--radius", type=float, default=0.0,
+                        help="L2 radius of adversarial training views ([0,1] pixels; 0: none)")
+    parser.add_argument("--attack_steps", type=int, default=1)
+    parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint (fine-tuning)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     keep_freed_memory()
-    model = train(args.arch, args.seed, args.steps, args.batch, args.pool, args.noise)
+    model = train(args.arch, args.seed, args.steps, args.batch, args.pool, args.noise, args.radius,
+                  args.attack_steps, args.init, args.lr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(openai_state_dict(model, half=True), args.out)
     # Measured on the saved (half-precision) file, through the loader everything else uses.
     accuracy = zero_shot_accuracy(Perceptor(args.out.stem, load_clip_checkpoint(args.out)))
     record = {"arch": args.arch, "seed": args.seed, "steps": args.steps, "batch": args.batch,
-              "pool": args.pool, "noise": args.noise, "eval_scenes": 448, "eval_seed": 12345,
+              "pool": args.pool, "noise": args.noise, "radius": args.radius,
+              "attack_steps": args.attack_steps, "lr": args.lr,
+              "init": str(args.init) if args.init else None, "eval_scenes": 448, "eval_seed": 12345,
               **accuracy.__dict__}
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("saved %s (%.1f MB): %s", args.out, args.out.stat().st_size / 1e6, accuracy)
