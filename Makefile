@@ -45,6 +45,8 @@ schema: install
 bench: install
 	$(PY) bench/benchmark.py --drawer fast_pixel --quality normal
 	$(PY) bench/benchmark.py --drawer pixel --quality normal
+	$(PY) bench/benchmark.py --drawer fft --quality normal
+	$(PY) bench/benchmark.py --drawer vqgan --quality normal
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -107,3 +107,18 @@ def test_cli_list_and_bad_name(tmp_path, capsys):
     assert "RN50.pt" in out and "present" in out and "vqgan_imagenet_f16_16384.ckpt" in out
     assert main(["download", "ViT-B/33", "--dir", str(tmp_path)]) == 2
     assert "ViT-B/32" in capsys.readouterr().err
+
+
+def test_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    import pixray.weights as weights
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(PAYLOAD)
+    entry = _entry("unused")
+    weights.verify(path, entry)  # hashes, then stamps size + mtime + digest
+    monkeypatch.setattr(weights, "sha256_of", lambda p: pytest.fail("hashed again"))
+    weights.verify(path, entry)
+    path.write_bytes(PAYLOAD[::-1])  # changed: the stamp no longer matches
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        weights.verify(path, entry)
