@@ -14,7 +14,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from .drawers.vqgan import VQGAN_MODELS, VqganDrawer
+from .drawers.vqgan import VQGAN_MODELS, shared_model
 from .options import SettingsError
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .registry import unknown_name_message
@@ -38,11 +38,6 @@ class ModelCache:
         self._loaded: dict[str, nn.Module] = {}
         self.loads = 0
 
-    @property
-    def keys(self) -> list[str]:
-        """Keys of the models loaded so far, in load order."""
-        return list(self._loaded)
-
     def get(self, key: str, load: Callable[[], M]) -> M:
         """The model stored under ``key``, calling ``load`` (and moving it to the device) the first time."""
         if key not in self._loaded:
@@ -62,8 +57,7 @@ class ModelCache:
         """Load CLIP models and VQGAN models by name (what a server does before its first request)."""
         for name in names:
             if name in VQGAN_MODELS:
-                options = build_settings({"vqgan_model": name}).section("vqgan")
-                VqganDrawer.create(options, 16, 16, self)
+                shared_model(build_settings({"vqgan_model": name}).section("vqgan"), self)
             else:
                 self.perceptors([name])
 

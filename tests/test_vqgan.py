@@ -217,3 +217,15 @@ def test_lightning_training_state_of_uninstalled_libraries_is_ignored(tmp_path, 
     monkeypatch.delitem(sys.modules, fake.__name__)
     model = load_vqgan(config, tmp_path / "old.ckpt")
     assert torch.equal(model.codebook, checkpoint["state_dict"]["quantize.embedding.weight"])
+
+
+def test_preloaded_model_is_the_one_runs_use(tmp_path, tiny_files, tiny_perceptor, small_settings):
+    for source, name in zip(tiny_files, ["vqgan_imagenet_f16_1024.yaml", "vqgan_imagenet_f16_1024.ckpt"],
+                            strict=True):
+        (tmp_path / name).write_bytes(source.read_bytes())
+    cache = ModelCache(torch.device("cpu"), tmp_path)
+    cache.preload(["imagenet_f16_1024"])
+    assert cache.loads == 1
+    settings = {**small_settings, "drawer": "vqgan", "vqgan_model": "imagenet_f16_1024", "iterations": 1}
+    assert len(list(pixray.generate(settings, perceptors=[tiny_perceptor], models=cache))) == 2
+    assert cache.loads == 1

@@ -73,6 +73,12 @@ def model_files(options: VqganOptions, weights_dir: Path) -> tuple[Path, Path]:
     return find_weight_file(files.config, weights_dir), find_weight_file(files.checkpoint, weights_dir)
 
 
+def shared_model(options: VqganOptions, models: ModelCache) -> VQGAN:
+    """The VQGAN the options name, loaded through ``models`` (once per checkpoint file)."""
+    config, checkpoint = model_files(options, models.weights_dir)
+    return models.get(f"vqgan:{checkpoint.resolve()}", lambda: load_vqgan(config, checkpoint))
+
+
 class _ClampWithGrad(torch.autograd.Function):
     """clamp(x, 0, 1) whose gradient still flows where following it moves x back into range."""
 
@@ -105,9 +111,7 @@ class VqganDrawer(Drawer):
 
     @classmethod
     def create(cls, options: VqganOptions, width: int, height: int, models: ModelCache) -> Drawer:
-        config, checkpoint = model_files(options, models.weights_dir)
-        model = models.get(f"vqgan:{checkpoint.resolve()}", lambda: load_vqgan(config, checkpoint))
-        return cls(options, width, height, model)
+        return cls(options, width, height, shared_model(options, models))
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor) -> None:
