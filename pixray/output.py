@@ -66,6 +66,11 @@ def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> No
         raise
 
 
+def run_record(run: Run) -> dict[str, Any]:
+    """What a run's outputs record: its non-default settings and its seed."""
+    return {**run.settings.to_dict(only_changed=True), "seed": run.seed}
+
+
 class OutputWriter:
     """Saves a run's image every ``save_every`` steps and at the end, into a fresh outdir.
 
@@ -88,7 +93,7 @@ class OutputWriter:
 
     def start(self, run: Run) -> None:
         """Create the outdir and write settings.yaml (the non-default settings and the run's seed)."""
-        self.record = {**run.settings.to_dict(only_changed=True), "seed": run.seed}
+        self.record = run_record(run)
         self.outdir.mkdir(parents=True, exist_ok=True)
         (self.outdir / "settings.yaml").write_text(yaml.safe_dump(self.record, sort_keys=True))
 

@@ -31,10 +31,10 @@ from typing import Any
 
 import torch
 
-from .engine import Run
+from .engine import Run, Step
 from .model_cache import ModelCache, models_for, weight_files
 from .options import SettingsError
-from .output import png_metadata, save_png
+from .output import png_metadata, run_record, save_png
 from .perceptors import CLIP_MODELS
 from .runtime import choose_device
 from .settings import Settings, all_specs, build_settings, parse_settings_text, read_settings_file
@@ -130,13 +130,14 @@ class Service:
         settings = self.settings_for(request)
         run = Run(settings, models=self.models)  # also validates (prompts, init image, model files)
         directory = self._fresh_directory()
+        metadata = run_record(run)
         record("model_loads", self.models.loads)
         started, done, loss = time.perf_counter(), 0, None
         try:
             for step in run:
                 every = settings.display_every
                 if step.is_final or (every and step.index % every == 0):
-                    yield self._write(step, run, directory)
+                    yield self._write(step, metadata, directory)
                 if not step.is_final:
                     done = step.index + 1
                 loss = step.losses.get("total")
@@ -160,11 +161,11 @@ class Service:
         self._directories.append(directory)
         return directory
 
-    def _write(self, step: Any, run: Run, directory: Path) -> Path:
+    @staticmethod
+    def _write(step: Step, metadata: dict[str, Any], directory: Path) -> Path:
         # The basename is the upload key in Cog: unique per prediction and per frame.
         path = directory / f"{directory.name}-{step.index:05d}.png"
-        record = {**run.settings.to_dict(only_changed=True), "seed": run.seed}
-        save_png(step.pil(), path, png_metadata(record, run.seed, step.index))
+        save_png(step.pil(), path, png_metadata(metadata, metadata["seed"], step.index))
         return path
 
 
@@ -193,4 +194,4 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["Request", "Service", "SettingsError", "input_field"]
+__all__ = ["SERVER_OWNED", "Request", "Service", "fetch_missing", "input_field"]
