@@ -15,7 +15,7 @@ from torch import nn
 
 from ..options import SettingsError, option
 from ..registry import Registry
-from ..weights import WEIGHTS_ENV, MissingWeightsError, find_weight_file
+from ..weights import WEIGHTS_ENV, MissingWeightsError, fetch_command, find_weight_file
 from .base import Drawer
 from .vqgan_model import VQGAN, load_vqgan, quantise
 
@@ -68,7 +68,7 @@ def model_files(options: VqganOptions, weights_dir: Path) -> tuple[Path, Path]:
     if missing:
         raise MissingWeightsError(
             f"VQGAN model {name!r} needs {' and '.join(missing)} in {str(weights_dir.resolve())!r}: "
-            f"fetch them with `python -m pixray.weights download {name} --dir {weights_dir}`, or point "
+            f"fetch them with `{fetch_command(name)} --dir {weights_dir}`, or point "
             f"the weights_dir setting or ${WEIGHTS_ENV} at a directory holding them")
     return find_weight_file(files.config, weights_dir), find_weight_file(files.checkpoint, weights_dir)
 

@@ -104,9 +104,9 @@ def weights_dir(setting: str | None = None) -> Path:
     return Path(setting or os.environ.get(WEIGHTS_ENV) or "weights")
 
 
-def fetch_command(filename: str) -> str:
-    """The shell command that downloads ``filename`` into the weights directory."""
-    return f"python -m pixray.weights download {filename}"
+def fetch_command(name: str) -> str:
+    """The shell command that downloads ``name`` (a file, CLIP or VQGAN model) into the weights directory."""
+    return f"python -m pixray.weights download {name}"
 
 
 def sha256_of(path: Path) -> str:
@@ -131,7 +131,7 @@ def verify(path: Path, entry: WeightFile) -> None:
     if entry.size is not None and path.stat().st_size != entry.size:
         raise CheckpointError(f"weight file {str(path)!r} is {path.stat().st_size} bytes, expected "
                               f"{entry.size}: it is incomplete or not the published file; delete it "
-                              f"and fetch it again with `python -m pixray.weights download {entry.filename}`")
+                              f"and fetch it again with `{fetch_command(entry.filename)}`")
     if entry.sha256 is None:
         return
     stamp = stamp_path(path)
@@ -142,7 +142,7 @@ def verify(path: Path, entry: WeightFile) -> None:
     if actual != entry.sha256:
         raise CheckpointError(f"weight file {str(path)!r} fails its checksum (sha256 {actual}, expected "
                               f"{entry.sha256}); it is not used. Delete it and fetch it again with "
-                              f"`python -m pixray.weights download {entry.filename}`")
+                              f"`{fetch_command(entry.filename)}`")
     with contextlib.suppress(OSError):  # a read-only weights directory just recomputes next time
         stamp.write_text(expected)
 
