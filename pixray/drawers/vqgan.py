@@ -123,4 +123,4 @@ class VqganDrawer(Drawer):
 
     @torch.no_grad()
     def clamp_(self) -> None:
-        self.latent.copy_(torch.maximum(torch.minimum(self.latent, self.high), self.low))
+        self.latent.clamp_(self.low, self.high)
