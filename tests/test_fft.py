@@ -74,4 +74,5 @@ def test_dwt_rejects_unknown_wavelets_and_damps_fine_details():
         _fft("dwt", fft_wave="coif99")
     wavelets = Wavelets("coif2", 0.3, 64, 64)
     assert wavelets.levels == 2  # the most coif2 allows on 64 pixels
-    assert wavelets._weights() == pytest.approx([1.0, 0.3, 0.3, 0.3, 0.09, 0.09, 0.09])
+    # 2^j per level (a unit step moves its pixels by about one), details damped 0.3x per finer level.
+    assert wavelets._weights() == pytest.approx([4.0, 1.2, 1.2, 1.2, 0.18, 0.18, 0.18])

@@ -125,9 +125,16 @@ class Wavelets:
         self.sharp = sharp
 
     def _weights(self) -> list[float]:
-        weights = [1.0]
-        for level in range(self.levels):
-            weights += [self.sharp ** (level + 1)] * 3
+        """Scale of each coefficient band: approximation, then details from coarsest to finest.
+
+        A level-j basis function of the orthonormal transform spreads over ~2^j x 2^j pixels with
+        amplitude 2^-j, so each band is scaled by 2^j: a unit step of any coefficient moves its
+        pixels' logits by about one (as fft's spectrum scale does). Details are damped by
+        ``sharp`` once more per finer level.
+        """
+        weights = [2.0 ** self.levels]
+        for depth in range(self.levels):  # depth 0 = the coarsest detail level, j = levels
+            weights += [2.0 ** (self.levels - depth) * self.sharp ** (depth + 1)] * 3
         return weights
 
     def layout(self) -> list[torch.Tensor]:
