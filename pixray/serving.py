@@ -133,9 +133,9 @@ class Service:
         metadata = run_record(run)
         record("model_loads", self.models.loads)
         started, done, loss = time.perf_counter(), 0, None
+        every = settings.display_every
         try:
             for step in run:
-                every = settings.display_every
                 if step.is_final or (every and step.index % every == 0):
                     yield self._write(step, metadata, directory)
                 if not step.is_final:

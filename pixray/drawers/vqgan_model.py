@@ -91,7 +91,9 @@ def read_config(path: Path) -> tuple[str, dict[str, Any], str]:
         if target == NET2NET:  # a transformer whose first stage is the VQGAN
             target, params = params["first_stage_config"]["target"], params["first_stage_config"]["params"]
             prefix = "first_stage_model."
-        params["ddconfig"], params["n_embed"], params["embed_dim"]
+        missing = [key for key in ("ddconfig", "n_embed", "embed_dim") if key not in params]
+        if missing:
+            raise KeyError(f"model params lack {', '.join(missing)}")
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{str(path)!r} is not a taming VQGAN config (model.target, model.params "
                               f"with ddconfig, n_embed, embed_dim): {exc!r}") from exc

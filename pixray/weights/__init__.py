@@ -56,11 +56,13 @@ _WIKIART_NOTE = ("Pixray's hosts mirror.io.community and eaidata.bmk.sh no longe
 
 def _heibox_pair(model: str, share: str, config: str, ckpt: str) -> list[WeightFile]:
     """A VQGAN config + checkpoint pair on CompVis' Heidelberg share."""
-    return [WeightFile(f"vqgan_{model}.yaml", (_HEIBOX.format(share=share, path=config),), note=_HEIBOX_NOTE),
-            WeightFile(f"vqgan_{model}.ckpt", (_HEIBOX.format(share=share, path=ckpt),), note=_HEIBOX_NOTE)]
+    paths = {"yaml": config, "ckpt": ckpt}
+    urls = {ext: (_HEIBOX.format(share=share, path=path),) for ext, path in paths.items()}
+    return _mirror_pair(model, urls, _HEIBOX_NOTE)
 
 
 def _mirror_pair(model: str, urls: dict[str, tuple[str, ...]], note: str) -> list[WeightFile]:
+    """A VQGAN config + checkpoint pair: ``urls`` by extension ("yaml", "ckpt")."""
     return [WeightFile(f"vqgan_{model}.{ext}", urls[ext], note=note) for ext in ("yaml", "ckpt")]
 
 
@@ -128,8 +130,9 @@ def _stat_key(path: Path) -> str:
 
 def verify(path: Path, entry: WeightFile) -> None:
     """Raise :class:`CheckpointError` unless ``path`` has the entry's size and sha256 (where known)."""
-    if entry.size is not None and path.stat().st_size != entry.size:
-        raise CheckpointError(f"weight file {str(path)!r} is {path.stat().st_size} bytes, expected "
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise CheckpointError(f"weight file {str(path)!r} is {size} bytes, expected "
                               f"{entry.size}: it is incomplete or not the published file; delete it "
                               f"and fetch it again with `{fetch_command(entry.filename)}`")
     if entry.sha256 is None:
