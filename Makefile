@@ -23,7 +23,7 @@ lint: install
 
 # Offline generation with the shipped shapes-world CLIP (no weights to download); prints the PNG path.
 demo: install
-	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo \
+	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo,shapes-demo-rn \
 		--prompts "a red circle on a blue background" --outdir outputs/demo_%SEQ%
 
 # The default run's models (ViT-B/32, ViT-B/16, imagenet_f16_16384) into ./weights, or

@@ -1,7 +1,8 @@
 """The shipped shapes-world perceptors understand their world, and generation shows what is asked.
 
-The generator is guided by shapes-demo and graded by shapes-judge: another architecture trained
-from another seed, so that an image fooling only the guiding model does not pass.
+The generator is guided by shapes-demo and shapes-demo-rn and graded by shapes-judge: a model
+trained from another seed, without adversarial views, and never used for guidance, so that an
+image fooling only the guiding models does not pass.
 """
 
 import json
@@ -21,7 +22,7 @@ def cache() -> ModelCache:
     return ModelCache(torch.device("cpu"), Path("unused"))
 
 
-@pytest.mark.parametrize("name", ["shapes-demo", "shapes-judge"])
+@pytest.mark.parametrize("name", ["shapes-demo", "shapes-demo-rn", "shapes-judge"])
 def test_shipped_perceptor_zero_shot_accuracy(cache, name):
     perceptor = cache.perceptors([name])[0]
     fresh = zero_shot_accuracy(perceptor, n=320, seed=2026)  # scenes no model has seen
@@ -32,14 +33,18 @@ def test_shipped_perceptor_zero_shot_accuracy(cache, name):
     assert (PACKAGED_WEIGHTS / f"{name}.pt").stat().st_size <= 8 * 2**20
 
 
-@pytest.mark.parametrize("drawer", ["pixel", "fast_pixel", "fft"])
-def test_generated_images_show_the_prompt(cache, drawer):
-    """Plain pixel statistics must agree with the prompt for 7 of 8 prompts.
+# Least readings accepted per drawer (of 8): whole captions, colour pairs. Measured on 2 CPU cores:
+# pixel and fast_pixel 5 and 8, fft 4 and 7 (see the README); one below, for other CPUs' rounding.
+MINIMUM_READINGS = {"pixel": (4, 7), "fast_pixel": (4, 7), "fft": (3, 6)}
 
-    The judge must read the right colour pair for at least 3 of 8 (measured: 4 of 8 for the pixel
-    drawers, 5 of 8 for fft). The issue's bar, the judge reading the whole caption for 7 of 8, is
-    not met yet (measured: 1 of 8, fft 2 of 8; shapes come out as blobs the judge mostly takes for
-    crosses or circles), so it is reported here but not asserted.
+
+@pytest.mark.parametrize("drawer", list(MINIMUM_READINGS))
+def test_generated_images_show_the_prompt(cache, drawer):
+    """Plain pixel statistics must agree with the prompt for 7 of 8 prompts, and the judge must read
+    at least the measured number of captions and colour pairs.
+
+    The issue's bar, the judge reading the whole caption for 7 of 8, is not met yet: squares still
+    come out with rounded corners (read as circles) and crosses as blobs.
     """
     # 64x64 canvases with 24 cuts are big enough for two threads to pay: 4.4 s per image vs 6.4 s
     # with one (measured on 2 cores); the autouse fixture restores the thread count afterwards.
@@ -56,4 +61,5 @@ def test_generated_images_show_the_prompt(cache, drawer):
     print(f"{drawer}: judge reads {captions_right}/8 captions, {colours_right}/8 colour pairs; "
           f"pixel statistics agree for {stats_right}/8")
     assert stats_right >= 7, report
-    assert colours_right >= 3, report
+    least_captions, least_colours = MINIMUM_READINGS[drawer]
+    assert captions_right >= least_captions and colours_right >= least_colours, report

@@ -1,9 +1,19 @@
-"""Train a tiny CLIP on the shapes world, deterministically, on CPU, in minutes.
+"""Train a tiny CLIP on the shapes world from a seed (bit-for-bit repeatable on CPU), on CPU or CUDA.
 
-    python -m pixray.demo.train --arch vit --seed 0 --steps 2400 --out pixray/demo/weights/shapes-demo.pt
+The judge (plain training, about 5 minutes on 2 CPU cores):
+
     python -m pixray.demo.train --arch resnet --seed 1 --steps 1000 --out pixray/demo/weights/shapes-judge.pt
 
-(about 13 and 5 minutes on 2 CPU cores; each writes its accuracy beside the weights as JSON)
+The two guides, trained on L2-adversarial views (``--radius``), which makes their gradients draw
+shapes rather than texture (about 4 and 2 minutes on one H100; ``--device cpu`` runs the same
+recipe, many times slower, see the README):
+
+    python -m pixray.demo.train --arch vit --seed 0 --steps 6000 --radius 0.5 --attack_steps 2 \
+        --device cuda --out pixray/demo/weights/shapes-demo.pt
+    python -m pixray.demo.train --arch resnet --seed 2 --steps 3000 --radius 1.0 --attack_steps 2 \
+        --device cuda --out pixray/demo/weights/shapes-demo-rn.pt
+
+Each writes its accuracy beside the weights as JSON.
 
 The model is an ordinary open_clip ``CLIP`` (QuickGELU, OpenAI layout) saved in half precision
 with :func:`pixray.perceptors.openai_state_dict`, so it loads through the same code as OpenAI's
@@ -54,16 +64,16 @@ def build_model(arch: str) -> open_clip.CLIP:
 
 def augment(images: torch.Tensor, generator: torch.Generator, noise: float) -> torch.Tensor:
     """Engine-style cutout views of half the images (n,3,S,S), plus Gaussian noise of sd up to ``noise``."""
-    n = images.shape[0]
+    n, device = images.shape[0], images.device
     cutouts = Cutouts(IMAGE_SIZE, crop_area=(0.7, 1.0), hue=0.02, perspective=0.1, rotate_degrees=10)
     # Zoom-out views extend the scene's own border instead of showing the canvas as a square on
     # grey: a frame in 40 % of the views would hide which shape is drawn.
     views = cutouts(images, n, generator, fill="border")
     # Half the batch is seen plainly: with every view warped, shapes are learnt several times slower.
-    plain = (torch.arange(n) % 2 == 0)[:, None, None, None]
+    plain = (torch.arange(n, device=device) % 2 == 0)[:, None, None, None]
     views = torch.where(plain, images, views)
-    sd = torch.rand(n, 1, 1, 1, generator=generator) * noise
-    return views + sd * torch.randn(views.shape, generator=generator)
+    sd = torch.rand(n, 1, 1, 1, generator=generator, device=device) * noise
+    return views + sd * torch.randn(views.shape, generator=generator, device=device)
 
 
 def _loss(model: open_clip.CLIP, probe: torch.nn.Module, text_embeds: torch.Tensor,
@@ -93,27 +103,30 @@ def adversarial(views: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Ten
 
 
 def train(arch: str, seed: int, steps: int, batch: int, pool: int, noise: float, radius: float = 0.0,
-          attack_steps: int = 1, init: Path | None = None, lr: float = 2e-3) -> open_clip.CLIP:
+          attack_steps: int = 1, init: Path | None = None, lr: float = 2e-3,
+          device: str = "cpu") -> open_clip.CLIP:
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)
     model = build_model(arch)
     if init is not None:
         model.load_state_dict(load_clip_checkpoint(init).float().state_dict())
+    model.to(device)
     images, labels = random_scenes(pool, seed, size=IMAGE_SIZE)
-    images, labels = to_tensor(images), torch.from_numpy(labels)
+    images, labels = to_tensor(images).to(device), torch.from_numpy(labels).to(device)
     scenes = all_scenes()
-    tokens = open_clip.tokenize([s.caption for s in scenes], context_length=CONTEXT_LENGTH)
-    shape_of = torch.tensor([SHAPES.index(s.shape) for s in scenes])
+    tokens = open_clip.tokenize([s.caption for s in scenes], context_length=CONTEXT_LENGTH).to(device)
+    shape_of = torch.tensor([SHAPES.index(s.shape) for s in scenes], device=device)
     # Shapes start out invisible to both towers (every shape's caption embeds alike, so the
     # contrastive gradient cannot separate them: a symmetric saddle). A shape probe on the image
     # embedding, dropped after training, breaks the symmetry; the contrastive loss does the rest.
-    probe = torch.nn.Linear(model.visual.output_dim, len(SHAPES))
-    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    probe = torch.nn.Linear(model.visual.output_dim, len(SHAPES), device=device)
+    mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
     optimiser = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
     start = time.time()
     for step in range(steps):
-        pick = torch.randint(0, pool, (batch,), generator=generator)
+        pick = torch.randint(0, pool, (batch,), generator=generator, device=device)
         views = augment(images[pick], generator, noise)
         text_embeds = F.normalize(model.encode_text(tokens), dim=-1)
         targets = labels[pick], shape_of[labels[pick]]
@@ -127,7 +140,7 @@ def train(arch: str, seed: int, steps: int, batch: int, pool: int, noise: float,
         schedule.step()
         if step % 100 == 0 or step == steps - 1:
             log.info("step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
-    return model.eval()
+    return model.cpu().eval()
 
 
 def main() -> None:
@@ -144,20 +157,21 @@ def main() -> None:
     parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint (fine-tuning)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (the recorded recipe) or cuda")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     model = train(args.arch, args.seed, args.steps, args.batch, args.pool, args.noise, args.radius,
-                  args.attack_steps, args.init, args.lr)
+                  args.attack_steps, args.init, args.lr, args.device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(openai_state_dict(model, half=True), args.out)
     # Measured on the saved (half-precision) file, through the loader everything else uses.
     accuracy = zero_shot_accuracy(Perceptor(args.out.stem, load_clip_checkpoint(args.out)))
     record = {"arch": args.arch, "seed": args.seed, "steps": args.steps, "batch": args.batch,
               "pool": args.pool, "noise": args.noise, "radius": args.radius,
-              "attack_steps": args.attack_steps, "lr": args.lr,
+              "attack_steps": args.attack_steps, "lr": args.lr, "device": args.device,
               "init": str(args.init) if args.init else None, "eval_scenes": 448, "eval_seed": 12345,
               **accuracy.__dict__}
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")

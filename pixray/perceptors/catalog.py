@@ -34,6 +34,7 @@ CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
     "ViT-L/14@336px": CatalogEntry("ViT-L-14-336px.pt", "ViT-L-14-336-quickgelu"),
     # Tiny CLIPs of the synthetic shapes world (pixray.demo), for offline demos and tests.
     "shapes-demo": CatalogEntry("shapes-demo.pt", None, packaged=True),
+    "shapes-demo-rn": CatalogEntry("shapes-demo-rn.pt", None, packaged=True),
     "shapes-judge": CatalogEntry("shapes-judge.pt", None, packaged=True),
 })
 
