@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint (fine-tuning)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="cpu (the recorded recipe) or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu (bit-for-bit repeatable) or cuda")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
