@@ -21,7 +21,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-# Offline generation with the shipped shapes-world CLIP (no weights to download); prints the PNG path.
+# Offline generation with the shipped shapes-world CLIPs (no weights to download); prints the PNG path.
 demo: install
 	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo,shapes-demo-rn \
 		--prompts "a red circle on a blue background" --outdir outputs/demo_%SEQ%

@@ -1,7 +1,7 @@
-"""How well generations with the shapes-demo perceptor read to an independent judge.
+"""How well generations guided by the shapes-world guides read to an independent judge.
 
 For each drawer and prompt: generate with pixray/demo/shapes.yaml (plus overrides), then ask the
-shapes-judge model (another architecture, trained from another seed) for its top caption, and
+shapes-judge model (trained from another seed, never a guide) for its top caption, and
 measure plain pixel statistics. Prints figures and timings; passes or fails nothing.
 
     python bench/demo_accuracy.py
