@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import CanvasLoss
+from .palette import PaletteLoss
 from .smoothness import SmoothnessLoss
 
 LOSSES: Registry[type[CanvasLoss]] = Registry("loss", {
     "smoothness": SmoothnessLoss,
+    "palette": PaletteLoss,
 })
 
 __all__ = ["LOSSES", "CanvasLoss"]
