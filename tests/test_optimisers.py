@@ -31,7 +31,7 @@ def test_ngd_step_does_not_depend_on_the_loss_scale_and_zero_gradient_stays():
 
 def test_ngd_is_a_setting_choice_and_bad_values_are_refused():
     assert build_settings({"optimiser": "NGD"}).optimiser == "NGD"
-    with pytest.raises(SettingsError, match="one of Adam.*NGD"):
+    with pytest.raises(SettingsError, match=r"one of Adam.*NGD"):
         build_settings({"optimiser": "SGD"})
     with pytest.raises(ValueError, match="learning rate must be positive"):
         OPTIMISERS.lookup("NGD")([torch.nn.Parameter(torch.zeros(1))], lr=0)
