@@ -6,6 +6,7 @@ measure plain pixel statistics. Prints figures and timings; passes or fails noth
 
     python bench/demo_accuracy.py
     python bench/demo_accuracy.py --drawers fast_pixel --set iterations=100 --set num_cuts=32
+    python bench/demo_accuracy.py --drawers fast_pixel --seeds 0,1,2,3,4,5   # 48 images, less luck
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 import pixray
 from pixray.demo.evaluate import DRAWER_SETTINGS, SHAPES_SETTINGS, TEST_PROMPTS, grade
 from pixray.model_cache import ModelCache
+from pixray.perceptors import Perceptor
 
 
 def main() -> None:
@@ -29,12 +31,13 @@ def main() -> None:
     parser.add_argument("--drawers", default="pixel,fast_pixel")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--save", type=Path, default=None, help="directory for the images")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds; each runs every prompt")
     parser.add_argument("--judge", default="shapes-judge", help="perceptor name or checkpoint path")
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    base = {**pixray.read_settings_file(SHAPES_SETTINGS), **overrides, "seed": args.seed}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    base = {**pixray.read_settings_file(SHAPES_SETTINGS), **overrides}
     cache = ModelCache(torch.device("cpu"), Path("weights"))
     judge = cache.perceptors([args.judge])[0]
     print("settings:", {k: v for k, v in base.items() if k != "device"})
@@ -42,23 +45,39 @@ def main() -> None:
         if DRAWER_SETTINGS.get(drawer):
             extra = {k: v for k, v in DRAWER_SETTINGS[drawer].items() if k not in overrides}
             print(f"{drawer} also sets:", extra)
-        hits, seconds = 0, []
+        settings = {**base, **DRAWER_SETTINGS.get(drawer, {}), **overrides}
+        measure(drawer, settings, seeds, cache, judge, args.save)
+
+
+def measure(drawer: str, settings: dict, seeds: list[int], cache: ModelCache, judge: Perceptor,
+            save: Path | None) -> None:
+    """Generate every test prompt from each seed, grade each image, print per-image and total figures."""
+    tally: dict[str, list[int]] = {"captions": [], "colour pairs": [], "statistics": []}
+    seconds = []
+    for seed in seeds:
+        counts = [0, 0, 0]
         for i, prompt in enumerate(TEST_PROMPTS):
             start = time.perf_counter()
-            settings = {**base, **DRAWER_SETTINGS.get(drawer, {}), **overrides}
-            image = pixray.generate(settings, models=cache, drawer=drawer, prompts=prompt).final_image()
+            image = pixray.generate({**settings, "seed": seed}, models=cache, drawer=drawer,
+                                    prompts=prompt).final_image()
             seconds.append(time.perf_counter() - start)
             g = grade(image, prompt, judge)
-            hits += g.caption_right
+            for k, right in enumerate((g.caption_right, g.colours_right, g.statistics_right)):
+                counts[k] += right
             stats = g.statistics
-            print(f"  {drawer:10s} {prompt:40s} judge: {'OK ' if g.caption_right else 'NO '} "
+            print(f"  {drawer:10s} seed {seed} {prompt:40s} judge: {'OK ' if g.caption_right else 'NO '} "
                   f"{g.read.caption:40s} border bg {stats.border_background:.2f} "
                   f"fg region {stats.foreground_region:.2f}")
-            if args.save:
-                args.save.mkdir(parents=True, exist_ok=True)
-                image.save(args.save / f"{drawer}-{i}.png")
-        print(f"{drawer}: judge reads {hits}/{len(TEST_PROMPTS)}; {np.mean(seconds):.2f} s per image "
-              f"(CPU, 1 thread)")
+            if save:
+                save.mkdir(parents=True, exist_ok=True)
+                name = f"{drawer}-{i}.png" if len(seeds) == 1 else f"{drawer}-{i}-seed{seed}.png"
+                image.save(save / name)
+        for name, count in zip(tally, counts, strict=True):
+            tally[name].append(count)
+    n = len(TEST_PROMPTS) * len(seeds)
+    figures = "; ".join(f"{name} {sum(c)}/{n}" + (f" (per seed {c})" if len(seeds) > 1 else "")
+                        for name, c in tally.items())
+    print(f"{drawer}: judge reads {figures}; {np.mean(seconds):.2f} s per image (CPU, 1 thread)")
 
 
 if __name__ == "__main__":

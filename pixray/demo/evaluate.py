@@ -116,10 +116,11 @@ TEST_PROMPTS = (
     "a black cross on a red background",
 )
 
-# Per-drawer changes to shapes.yaml (whose step size suits the pixel drawers): the fft drawer wants
-# a smoother spectrum on this small canvas (measured with bench/demo_accuracy.py; see the README).
+# Per-drawer changes to shapes.yaml (whose optimiser and step size suit the pixel drawers): the fft
+# drawer wants Adam and a smoother spectrum on this small canvas (measured with
+# bench/demo_accuracy.py; see the README).
 DRAWER_SETTINGS: dict[str, dict[str, object]] = {
-    "fft": {"learning_rate": 0.5, "fft_decay": 3.0},
+    "fft": {"optimiser": "Adam", "learning_rate": 0.5, "fft_decay": 3.0},
 }
 
 
