@@ -20,7 +20,7 @@ import torch
 import yaml
 
 import pixray
-from pixray.demo.evaluate import DRAWER_SETTINGS, SHAPES_SETTINGS, TEST_PROMPTS, grade
+from pixray.demo.evaluate import TEST_PROMPTS, demo_settings, grade
 from pixray.model_cache import ModelCache
 from pixray.perceptors import Perceptor
 
@@ -37,15 +37,11 @@ def main() -> None:
     torch.set_num_threads(1)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     seeds = [int(s) for s in args.seeds.split(",")]
-    base = {**pixray.read_settings_file(SHAPES_SETTINGS), **overrides}
     cache = ModelCache(torch.device("cpu"), Path("weights"))
     judge = cache.perceptors([args.judge])[0]
-    print("settings:", {k: v for k, v in base.items() if k != "device"})
     for drawer in args.drawers.split(","):
-        if DRAWER_SETTINGS.get(drawer):
-            extra = {k: v for k, v in DRAWER_SETTINGS[drawer].items() if k not in overrides}
-            print(f"{drawer} also sets:", extra)
-        settings = {**base, **DRAWER_SETTINGS.get(drawer, {}), **overrides}
+        settings = {**demo_settings(drawer), **overrides}
+        print(f"{drawer} settings:", {k: v for k, v in settings.items() if k != "device"})
         measure(drawer, settings, seeds, cache, judge, args.save)
 
 

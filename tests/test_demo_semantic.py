@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import pixray
-from pixray.demo.evaluate import DRAWER_SETTINGS, SHAPES_SETTINGS, TEST_PROMPTS, grade, zero_shot_accuracy
+from pixray.demo.evaluate import TEST_PROMPTS, demo_settings, grade, zero_shot_accuracy
 from pixray.model_cache import ModelCache
 from pixray.weights import PACKAGED_WEIGHTS
 
@@ -53,7 +53,7 @@ def test_generated_images_show_the_prompt(cache, drawer):
     # vs 10.7 s with one (measured on 2 cores); the autouse fixture restores the thread count.
     torch.set_num_threads(2)
     seed, least_captions, least_colours = GRADED[drawer]
-    settings = {**pixray.read_settings_file(SHAPES_SETTINGS), **DRAWER_SETTINGS.get(drawer, {})}
+    settings = demo_settings(drawer)
     judge = cache.perceptors(["shapes-judge"])[0]
     grades = [grade(pixray.generate(settings, models=cache, drawer=drawer, prompts=prompt,
                                     seed=seed).final_image(), prompt, judge) for prompt in TEST_PROMPTS]

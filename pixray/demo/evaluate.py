@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..perceptors import Perceptor
+from ..settings import read_settings_file
 from .world import COLOURS, Scene, all_scenes, random_scenes
 
 
@@ -122,6 +124,11 @@ TEST_PROMPTS = (
 DRAWER_SETTINGS: dict[str, dict[str, object]] = {
     "fft": {"optimiser": "Adam", "learning_rate": 0.5, "fft_decay": 3.0},
 }
+
+
+def demo_settings(drawer: str) -> dict[str, Any]:
+    """shapes.yaml's settings plus ``drawer``'s changes: what the semantic tests and the bench run."""
+    return {**read_settings_file(SHAPES_SETTINGS), **DRAWER_SETTINGS.get(drawer, {})}
 
 
 @dataclass(frozen=True)
