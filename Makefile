@@ -22,9 +22,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # Offline generation with the shipped shapes-world CLIPs (no weights to download); prints the PNG path.
+# The caption, with the same scene in each other shape as a negative prompt (see the README).
+DEMO_PROMPTS := a red circle on a blue background | a red square on a blue background:-0.15 | \
+	a red triangle on a blue background:-0.15 | a red cross on a blue background:-0.15
 demo: install
 	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo,shapes-demo-rn \
-		--prompts "a red circle on a blue background" --outdir outputs/demo_%SEQ%
+		--prompts "$(DEMO_PROMPTS)" --outdir outputs/demo_%SEQ%
 
 # The default run's models (ViT-B/32, ViT-B/16, imagenet_f16_16384) into ./weights, or
 # WEIGHTS="name ..." (CLIP models, VQGAN models or file names); resumable, checksum-verified.

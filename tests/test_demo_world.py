@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pixray.demo.evaluate import largest_region, nearest_colours, scene_statistics
+from pixray.demo.evaluate import contrasted, largest_region, nearest_colours, scene_statistics
 from pixray.demo.train import build_model, train
 from pixray.demo.world import COLOURS, SHAPES, Scene, all_scenes, draw_scene, random_scenes, shape_polygon
+from pixray.prompts import parse_prompts
 
 
 def test_vocabulary():
@@ -39,6 +40,18 @@ def test_drawn_scene_pixel_statistics(shape):
 def test_shape_polygon_rejects_unknown_shapes():
     with pytest.raises(ValueError, match="valid: circle, square, triangle, cross"):
         shape_polygon("star", 0, 0, 1)
+
+
+def test_contrasted_prompt_pushes_away_from_the_other_shapes():
+    prompts = parse_prompts(contrasted("a red circle on a blue background", weight=0.2))
+    assert [(p.text, p.weight) for p in prompts] == [
+        ("a red circle on a blue background", 1.0),
+        ("a red square on a blue background", -0.2),
+        ("a red triangle on a blue background", -0.2),
+        ("a red cross on a blue background", -0.2),
+    ]
+    with pytest.raises(ValueError, match=r"not a shapes-world caption.*shapes circle, square"):
+        contrasted("a red dog on a blue background")
 
 
 def test_largest_region():

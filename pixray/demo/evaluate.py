@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..perceptors import Perceptor
 from ..settings import read_settings_file
-from .world import COLOURS, Scene, all_scenes, random_scenes
+from .world import COLOURS, SHAPES, Scene, all_scenes, random_scenes
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -118,17 +118,48 @@ TEST_PROMPTS = (
     "a black cross on a red background",
 )
 
+# How hard the test prompts push away from each other shape (Pixray's negative prompt weight): 0.15
+# each, 0.45 in all, against +1 for the caption. At 0.25 each (0.75 in all) the shared colour words
+# nearly cancel and images lose their colours (README).
+SHAPE_CONTRAST = 0.15
+
+
+def contrasted(caption: str, weight: float = SHAPE_CONTRAST) -> str:
+    """``caption`` with the same scene in each other shape as a negative prompt, in Pixray's syntax.
+
+    ``a red circle on a blue background | a red square on a blue background:-0.15 | ...``. In the
+    guides' text space a caption lies close to its colour pair's other shapes (cosine 0.92 for
+    shapes-demo, 0.86 for shapes-demo-rn, against 0.42 for another foreground colour), so pulling
+    towards the caption alone draws the colours well and the shape loosely; pushing away from the
+    other shapes pulls along the little that tells them apart.
+    """
+    scene = next((s for s in all_scenes() if s.caption == caption), None)
+    if scene is None:
+        raise ValueError(f"{caption!r} is not a shapes-world caption ('a {{colour}} {{shape}} on a "
+                         f"{{colour}} background', colours {', '.join(COLOURS)}, shapes {', '.join(SHAPES)})")
+    others = [Scene(scene.colour, shape, scene.background) for shape in SHAPES if shape != scene.shape]
+    return " | ".join([caption, *(f"{other.caption}:-{weight:g}" for other in others)])
+
+
 # Per-drawer changes to shapes.yaml (whose optimiser and step size suit the pixel drawers): the fft
-# drawer wants Adam and a smoother spectrum on this small canvas (measured with
-# bench/demo_accuracy.py; see the README).
+# drawer wants Adam and a smoother spectrum on this small canvas, and its prompts no negatives (at
+# seed 0 they cost it 3 of 4 captions and a pixel-statistics pass; measured with
+# bench/demo_accuracy.py, see the README).
 DRAWER_SETTINGS: dict[str, dict[str, object]] = {
     "fft": {"optimiser": "Adam", "learning_rate": 0.5, "fft_decay": 3.0},
 }
+DRAWER_CONTRAST: dict[str, float] = {"fft": 0.0}
 
 
 def demo_settings(drawer: str) -> dict[str, Any]:
     """shapes.yaml's settings plus ``drawer``'s changes: what the semantic tests and the bench run."""
     return {**read_settings_file(SHAPES_SETTINGS), **DRAWER_SETTINGS.get(drawer, {})}
+
+
+def demo_prompt(drawer: str, caption: str) -> str:
+    """The prompt the semantic tests and the bench give ``drawer`` for ``caption``."""
+    weight = DRAWER_CONTRAST.get(drawer, SHAPE_CONTRAST)
+    return contrasted(caption, weight) if weight else caption
 
 
 @dataclass(frozen=True)
