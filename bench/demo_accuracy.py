@@ -1,14 +1,14 @@
 """How well generations guided by the shapes-world guides read to an independent judge.
 
 For each drawer and prompt: generate with pixray/demo/shapes.yaml (plus overrides) from the prompt
-with the other shapes as negative prompts (as the tests do; --plain: the caption alone), then ask the
-shapes-judge model (trained from another seed, never a guide) for its top caption, and
+with the other shapes as negative prompts (as the tests do; --contrast 0: the caption alone), then
+ask the shapes-judge model (trained from another seed, never a guide) for its top caption, and
 measure plain pixel statistics. Prints figures and timings; passes or fails nothing.
 
     python bench/demo_accuracy.py
     python bench/demo_accuracy.py --drawers fast_pixel --set iterations=100 --set num_cuts=32
     python bench/demo_accuracy.py --drawers fast_pixel --seeds 0,1,2,3,4,5   # 48 images, less luck
-    python bench/demo_accuracy.py --drawers fast_pixel --plain   # no negative prompts
+    python bench/demo_accuracy.py --drawers fast_pixel --contrast 0   # no negative prompts
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="directory for the images")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each runs every prompt")
     parser.add_argument("--judge", default="shapes-judge", help="perceptor name or checkpoint path")
-    parser.add_argument("--plain", action="store_true",
-                        help="prompt with the caption alone, without the other shapes as negative prompts")
+    parser.add_argument("--contrast", type=float, default=None, metavar="W",
+                        help="weight of each other shape as a negative prompt (0: the caption alone); "
+                             "default: the drawer's, as the tests use")
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -46,11 +47,12 @@ def main() -> None:
     for drawer in args.drawers.split(","):
         settings = {**demo_settings(drawer), **overrides}
         print(f"{drawer} settings:", {k: v for k, v in settings.items() if k != "device"})
-        measure(drawer, settings, seeds, cache, judge, args.save, args.plain)
+        print(f"{drawer} prompts, e.g.:", demo_prompt(drawer, TEST_PROMPTS[0], args.contrast))
+        measure(drawer, settings, seeds, cache, judge, args.save, args.contrast)
 
 
 def measure(drawer: str, settings: dict, seeds: list[int], cache: ModelCache, judge: Perceptor,
-            save: Path | None, plain: bool = False) -> None:
+            save: Path | None, contrast: float | None = None) -> None:
     """Generate every test prompt from each seed, grade each image, print per-image and total figures."""
     tally: dict[str, list[int]] = {"captions": [], "colour pairs": [], "statistics": []}
     seconds = []
@@ -59,7 +61,7 @@ def measure(drawer: str, settings: dict, seeds: list[int], cache: ModelCache, ju
         for i, prompt in enumerate(TEST_PROMPTS):
             start = time.perf_counter()
             image = pixray.generate({**settings, "seed": seed}, models=cache, drawer=drawer,
-                                    prompts=prompt if plain else demo_prompt(drawer, prompt)).final_image()
+                                    prompts=demo_prompt(drawer, prompt, contrast)).final_image()
             seconds.append(time.perf_counter() - start)
             g = grade(image, prompt, judge)
             for k, right in enumerate((g.caption_right, g.colours_right, g.statistics_right)):

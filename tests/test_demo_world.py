@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixray.demo.evaluate import contrasted, largest_region, nearest_colours, scene_statistics
+from pixray.demo.evaluate import contrasted, demo_prompt, largest_region, nearest_colours, scene_statistics
 from pixray.demo.train import build_model, train
 from pixray.demo.world import COLOURS, SHAPES, Scene, all_scenes, draw_scene, random_scenes, shape_polygon
 from pixray.prompts import parse_prompts
@@ -52,6 +52,14 @@ def test_contrasted_prompt_pushes_away_from_the_other_shapes():
     ]
     with pytest.raises(ValueError, match=r"not a shapes-world caption.*shapes circle, square"):
         contrasted("a red dog on a blue background")
+
+
+def test_demo_prompt_per_drawer():
+    caption = "a red circle on a blue background"
+    assert demo_prompt("pixel", caption) == contrasted(caption)
+    assert demo_prompt("fft", caption) == caption  # fft reads worse with negatives (README)
+    assert demo_prompt("pixel", caption, contrast=0) == caption
+    assert demo_prompt("fft", caption, contrast=0.1) == contrasted(caption, 0.1)
 
 
 def test_largest_region():

@@ -156,9 +156,10 @@ def demo_settings(drawer: str) -> dict[str, Any]:
     return {**read_settings_file(SHAPES_SETTINGS), **DRAWER_SETTINGS.get(drawer, {})}
 
 
-def demo_prompt(drawer: str, caption: str) -> str:
-    """The prompt the semantic tests and the bench give ``drawer`` for ``caption``."""
-    weight = DRAWER_CONTRAST.get(drawer, SHAPE_CONTRAST)
+def demo_prompt(drawer: str, caption: str, contrast: float | None = None) -> str:
+    """The prompt the semantic tests and the bench give ``drawer`` for ``caption``: with the other
+    shapes as negative prompts at ``contrast`` (default: the drawer's; 0: the caption alone)."""
+    weight = DRAWER_CONTRAST.get(drawer, SHAPE_CONTRAST) if contrast is None else contrast
     return contrasted(caption, weight) if weight else caption
 
 
