@@ -143,8 +143,8 @@ def contrasted(caption: str, weight: float = SHAPE_CONTRAST) -> str:
 
 
 # Per-drawer changes to shapes.yaml (whose optimiser and step size suit the pixel drawers): the fft
-# drawer wants Adam and a smoother spectrum on this small canvas, and its prompts no negatives (at
-# seed 0 they cost it 3 of 4 captions and a pixel-statistics pass; measured with
+# drawer wants Adam and a smoother spectrum on this small canvas, and its prompts no negatives (over
+# six seeds they read as many captions, 20 vs 19/48, and fewer colour pairs, 38 vs 45; measured with
 # bench/demo_accuracy.py, see the README).
 DRAWER_SETTINGS: dict[str, dict[str, object]] = {
     "fft": {"optimiser": "Adam", "learning_rate": 0.5, "fft_decay": 3.0},
