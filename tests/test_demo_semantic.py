@@ -46,10 +46,10 @@ def test_generated_images_show_the_prompt(cache, drawer):
     at least the measured number of captions and colour pairs.
 
     The pixel drawers' prompts name the other three shapes as negative prompts (demo_prompt). The
-    issue's bar, the judge reading the whole caption for 7 of 8, is met at three of six seeds (40
-    of 48 images over seeds 0-5; 6 to 8 a seed). Colours and layout are right; the misreads are
-    shapes, all in three prompts: squares with rounded corners read as circles (green on yellow,
-    orange on black) and a lumpy purple circle on orange as a cross.
+    issue's bar, the judge reading the whole caption for 7 of 8, is met at 6 of 18 seeds (103 of
+    144 images over seeds 0-17). Colours and layout are nearly always right; the misreads are
+    mostly shapes (squares with rounded corners read as circles, a lumpy purple circle on orange
+    as a cross).
     """
     # 64x64 canvases with 24 cuts per guide are big enough for two threads to pay: 7.6 s per image
     # vs 10.7 s with one (measured on 2 cores); the autouse fixture restores the thread count.
