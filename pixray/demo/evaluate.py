@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..perceptors import Perceptor
 from ..settings import read_settings_file
-from .world import COLOURS, SHAPES, Scene, all_scenes, random_scenes
+from .world import COLOURS, SHAPES, Scene, all_scenes, random_scenes, scene_of
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -135,10 +135,7 @@ def contrasted(caption: str, weight: float = SHAPE_CONTRAST) -> str:
     towards the caption alone draws the colours well and the shape loosely; pushing away from the
     other shapes pulls along the little that tells them apart.
     """
-    scene = next((s for s in all_scenes() if s.caption == caption), None)
-    if scene is None:
-        raise ValueError(f"{caption!r} is not a shapes-world caption ('a {{colour}} {{shape}} on a "
-                         f"{{colour}} background', colours {', '.join(COLOURS)}, shapes {', '.join(SHAPES)})")
+    scene = scene_of(caption)
     others = [Scene(scene.colour, shape, scene.background) for shape in SHAPES if shape != scene.shape]
     return " | ".join([caption, *(f"{other.caption}:-{weight:g}" for other in others)])
 
@@ -189,8 +186,7 @@ class Grade:
 
 def grade(image: Image.Image, prompt: str, judge: Perceptor) -> Grade:
     """Grade ``image`` generated for ``prompt`` (one of the 224 captions) with ``judge``."""
-    scenes = all_scenes()
-    wanted = scenes[[s.caption for s in scenes].index(prompt)]
+    wanted = scene_of(prompt)
     pixels = np.array(image.convert("RGB"))
-    read = scenes[int(classify(judge, torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255))]
+    read = all_scenes()[int(classify(judge, torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255))]
     return Grade(wanted, read, scene_statistics(pixels, wanted.colour, wanted.background))

@@ -48,6 +48,15 @@ def all_scenes() -> list[Scene]:
     return [Scene(c, s, b) for c, s, b in itertools.product(COLOURS, SHAPES, COLOURS) if c != b]
 
 
+def scene_of(caption: str) -> Scene:
+    """The scene a caption describes; ValueError naming the caption form and words otherwise."""
+    scene = next((s for s in all_scenes() if s.caption == caption), None)
+    if scene is None:
+        raise ValueError(f"{caption!r} is not a shapes-world caption ('a {{colour}} {{shape}} on a "
+                         f"{{colour}} background', colours {', '.join(COLOURS)}, shapes {', '.join(SHAPES)})")
+    return scene
+
+
 def _jittered(name: str, rng: np.random.Generator) -> tuple[int, int, int]:
     rgb = np.array(COLOURS[name]) + rng.integers(-_JITTER, _JITTER + 1, 3)
     return tuple(int(v) for v in np.clip(rgb, 0, 255))
