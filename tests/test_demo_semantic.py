@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
-import pixray
-from pixray.demo.evaluate import TEST_PROMPTS, demo_prompt, demo_settings, grade, zero_shot_accuracy
+from pixray.demo.evaluate import TEST_PROMPTS, demo_image, grade, zero_shot_accuracy
 from pixray.model_cache import ModelCache
 from pixray.weights import PACKAGED_WEIGHTS
 
@@ -44,19 +42,11 @@ def test_shipped_perceptor_zero_shot_accuracy(cache, name):
 GRADED = {"pixel": (0, 5, 7), "fast_pixel": (1, 7, 7), "fft": (0, 3, 6)}
 
 
-def generate_one(drawer: str, seed: int, caption: str) -> Image.Image:
-    """One test image, generated in a worker process on one thread."""
-    torch.set_num_threads(1)
-    models = ModelCache(torch.device("cpu"), Path("unused"))
-    return pixray.generate(demo_settings(drawer), models=models, drawer=drawer, seed=seed,
-                           prompts=demo_prompt(drawer, caption)).final_image()
-
-
 @pytest.fixture(scope="module")
 def workers() -> Iterator[ProcessPoolExecutor]:
     # Two one-thread processes make an image every 5.3 s on 2 cores; one process on two threads
     # every 7.6 s (the 64x64 canvas and 24 cuts are too small to keep two threads busy).
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(2, multiprocessing.get_context("spawn"), torch.set_num_threads, (1,)) as pool:
         yield pool
 
 
@@ -74,7 +64,7 @@ def test_generated_images_show_the_prompt(cache, workers, drawer):
     seed, least_captions, least_colours = GRADED[drawer]
     judge = cache.perceptors(["shapes-judge"])[0]
     n = len(TEST_PROMPTS)
-    images = workers.map(generate_one, [drawer] * n, [seed] * n, TEST_PROMPTS)
+    images = workers.map(demo_image, [drawer] * n, TEST_PROMPTS, [seed] * n)
     grades = [grade(image, prompt, judge) for image, prompt in zip(images, TEST_PROMPTS, strict=True)]
     captions_right = sum(g.caption_right for g in grades)
     colours_right = sum(g.colours_right for g in grades)
