@@ -123,9 +123,9 @@ TEST_PROMPTS = (
 
 # How hard the test prompts push away from each other shape (Pixray's negative prompt weight): 0.15
 # each, 0.45 in all, against +1 for the caption: 40/48 captions on seeds 0-5 (where it was chosen),
-# 30/48 and 33/48 on seeds 6-11 and 12-17, where the caption alone reads 28, 28 and 22/48. 0.18
-# lets the foreground spill into the border more often; at 0.25 the shared colour words nearly
-# cancel and images lose their colours (README).
+# 30/48 and 33/48 on seeds 6-11 and 12-17, where the caption alone reads 28, 28 and 22/48 (and
+# 66/96 on seeds 18-29). 0.18 lets the foreground spill into the border more often; at 0.25 the
+# shared colour words nearly cancel and images lose their colours (README).
 SHAPE_CONTRAST = 0.15
 
 
