@@ -14,15 +14,14 @@ measure plain pixel statistics. Prints figures and timings; passes or fails noth
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 
 import torch
 import yaml
 
-from pixray.demo.evaluate import TEST_PROMPTS, demo_image, demo_prompt, demo_settings, grade
+from pixray.demo.evaluate import TEST_PROMPTS, demo_image, demo_prompt, demo_settings, demo_workers, grade
 from pixray.model_cache import ModelCache
 from pixray.perceptors import Perceptor
 
@@ -45,9 +44,8 @@ def main() -> None:
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     seeds = [int(s) for s in args.seeds.split(",")]
     judge = ModelCache(torch.device("cpu"), Path("weights")).perceptors([args.judge])[0]
-    spawn = multiprocessing.get_context("spawn")
     print(f"generating in {args.workers} one-thread processes (CPU)")
-    with ProcessPoolExecutor(args.workers, spawn, torch.set_num_threads, (1,)) as pool:
+    with demo_workers(args.workers) as pool:
         for drawer in args.drawers.split(","):
             settings = {**demo_settings(drawer), **overrides}
             print(f"{drawer} settings:", {k: v for k, v in settings.items() if k != "device"})
@@ -62,8 +60,7 @@ def measure(pool: Executor, drawer: str, overrides: dict, seeds: list[int], judg
     start = time.perf_counter()
     images = pool.map(demo_image, [drawer] * len(jobs), [p for _, _, p in jobs], [s for s, _, _ in jobs],
                       [overrides] * len(jobs), [contrast] * len(jobs))
-    tally = {"captions": {s: 0 for s in seeds}, "colour pairs": {s: 0 for s in seeds},
-             "statistics": {s: 0 for s in seeds}}
+    tally = {name: dict.fromkeys(seeds, 0) for name in ("captions", "colour pairs", "statistics")}
     for (seed, i, prompt), image in zip(jobs, images, strict=True):
         g = grade(image, prompt, judge)
         for counts, right in zip(tally.values(), (g.caption_right, g.colours_right, g.statistics_right),

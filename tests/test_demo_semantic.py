@@ -6,7 +6,6 @@ image fooling only the guiding models does not pass.
 """
 
 import json
-import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixray.demo.evaluate import TEST_PROMPTS, demo_image, grade, zero_shot_accuracy
+from pixray.demo.evaluate import TEST_PROMPTS, demo_image, demo_workers, grade, zero_shot_accuracy
 from pixray.model_cache import ModelCache
 from pixray.weights import PACKAGED_WEIGHTS
 
@@ -44,9 +43,7 @@ GRADED = {"pixel": (0, 5, 7), "fast_pixel": (1, 7, 7), "fft": (0, 3, 6)}
 
 @pytest.fixture(scope="module")
 def workers() -> Iterator[ProcessPoolExecutor]:
-    # Two one-thread processes make an image every 5.3 s on 2 cores; one process on two threads
-    # every 7.6 s (the 64x64 canvas and 24 cuts are too small to keep two threads busy).
-    with ProcessPoolExecutor(2, multiprocessing.get_context("spawn"), torch.set_num_threads, (1,)) as pool:
+    with demo_workers() as pool:
         yield pool
 
 

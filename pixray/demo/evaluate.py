@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,6 @@ import torch
 from PIL import Image
 
 from .. import generate
-from ..model_cache import ModelCache
 from ..perceptors import Perceptor
 from ..settings import read_settings_file
 from .world import COLOURS, SHAPES, Scene, all_scenes, random_scenes, scene_of
@@ -167,16 +168,24 @@ def demo_prompt(drawer: str, caption: str, contrast: float | None = None) -> str
 
 def demo_image(drawer: str, caption: str, seed: int, overrides: Mapping[str, Any] | None = None,
                contrast: float | None = None) -> Image.Image:
-    """The image ``drawer`` makes for ``caption`` from ``seed`` on the CPU, as the semantic tests and
-    the bench grade it: demo_settings plus ``overrides``, prompted with demo_prompt.
+    """The image ``drawer`` makes for ``caption`` from ``seed``, as the semantic tests and the bench
+    grade it: demo_settings plus ``overrides``, prompted with demo_prompt.
 
-    Self-contained (it loads its own guides, a fraction of a second against ~10 s of generation),
-    so worker processes can call it.
+    Self-contained (the run loads its own guides, a fraction of a second against ~10 s of
+    generation), so worker processes can call it.
     """
-    models = ModelCache(torch.device("cpu"), Path("unused"))  # the guides are packaged, never fetched
     settings = {**demo_settings(drawer), **(overrides or {}), "seed": seed}
-    run = generate(settings, models=models, drawer=drawer, prompts=demo_prompt(drawer, caption, contrast))
-    return run.final_image()
+    return generate(settings, drawer=drawer, prompts=demo_prompt(drawer, caption, contrast)).final_image()
+
+
+def demo_workers(processes: int = 2) -> ProcessPoolExecutor:
+    """Worker processes of one thread each, for demo_image.
+
+    On 2 cores two one-thread processes make a demo image every 5.3 s, one process on two threads
+    every 7.6 s: the 64x64 canvas and 24 cuts are too small to keep two threads busy.
+    """
+    spawn = multiprocessing.get_context("spawn")  # a fork after torch has started threads can hang
+    return ProcessPoolExecutor(processes, spawn, torch.set_num_threads, (1,))
 
 
 @dataclass(frozen=True)
