@@ -58,8 +58,9 @@ def measure(pool: Executor, drawer: str, overrides: dict, seeds: list[int], judg
     """Generate every test prompt from each seed, grade each image, print per-image and total figures."""
     jobs = [(seed, i, prompt) for seed in seeds for i, prompt in enumerate(TEST_PROMPTS)]
     start = time.perf_counter()
-    images = pool.map(demo_image, [drawer] * len(jobs), [p for _, _, p in jobs], [s for s, _, _ in jobs],
-                      [overrides] * len(jobs), [contrast] * len(jobs))
+    job_seeds, _, prompts = zip(*jobs, strict=True)
+    n = len(jobs)
+    images = pool.map(demo_image, [drawer] * n, prompts, job_seeds, [overrides] * n, [contrast] * n)
     tally = {name: dict.fromkeys(seeds, 0) for name in ("captions", "colour pairs", "statistics")}
     for (seed, i, prompt), image in zip(jobs, images, strict=True):
         g = grade(image, prompt, judge)
@@ -73,8 +74,8 @@ def measure(pool: Executor, drawer: str, overrides: dict, seeds: list[int], judg
         if save:
             save.mkdir(parents=True, exist_ok=True)
             image.save(save / (f"{drawer}-{i}.png" if len(seeds) == 1 else f"{drawer}-{i}-seed{seed}.png"))
-    seconds = (time.perf_counter() - start) / len(jobs)
-    figures = "; ".join(f"{name} {sum(c.values())}/{len(jobs)}"
+    seconds = (time.perf_counter() - start) / n
+    figures = "; ".join(f"{name} {sum(c.values())}/{n}"
                         + (f" (per seed {list(c.values())})" if len(seeds) > 1 else "")
                         for name, c in tally.items())
     print(f"{drawer}: judge reads {figures}; {seconds:.2f} s per image (wall clock over all workers)")
