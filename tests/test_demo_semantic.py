@@ -55,8 +55,8 @@ def test_generated_images_show_the_prompt(cache, workers, drawer):
     The pixel drawers' prompts name the other three shapes as negative prompts (demo_prompt). The
     issue's bar, the judge reading the whole caption for 7 of 8, is met at 7 of 30 seeds (169 of
     240 images over seeds 0-29). Colours and layout are nearly always right; the misreads are
-    mostly shapes (squares with rounded corners read as circles, a lumpy purple circle on orange
-    as a cross).
+    mostly shapes (squares drawn as rectangles, touching an edge or with rounded corners, read as
+    circles; a lumpy purple circle on orange as a cross).
     """
     seed, least_captions, least_colours = GRADED[drawer]
     judge = cache.perceptors(["shapes-judge"])[0]

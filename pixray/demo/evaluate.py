@@ -214,5 +214,5 @@ def grade(image: Image.Image, prompt: str, judge: Perceptor) -> Grade:
     """Grade ``image`` generated for ``prompt`` (one of the 224 captions) with ``judge``."""
     wanted = scene_of(prompt)
     pixels = np.array(image.convert("RGB"))
-    read = all_scenes()[int(classify(judge, torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255))]
+    read = all_scenes()[int(classify(judge, to_tensor(pixels[None])))]
     return Grade(wanted, read, scene_statistics(pixels, wanted.colour, wanted.background))
