@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .losses import LOSSES
 from .options import SettingsError
 from .runtime import keep_freed_memory
 from .settings import all_specs, build_settings, read_settings_file
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
     groups: dict[str, Any] = {}
     for spec in all_specs().values():
-        title = "settings" if spec.section == "core" else f"{spec.section} drawer"
+        kind = "loss" if spec.section in LOSSES else "drawer"
+        title = "settings" if spec.section == "core" else f"{spec.section} {kind}"
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         group.add_argument(f"--{spec.name}", dest=spec.name, default=argparse.SUPPRESS, metavar="VALUE",
                            help=f"{spec.help}; {spec.allowed} (default: {spec.default})".replace("%", "%%"))

@@ -11,6 +11,9 @@ def test_help_lists_every_setting(capsys):
     help_text = build_parser().format_help()
     for name in all_specs():
         assert f"--{name}" in help_text
+    # Sections are titled by what they configure.
+    assert "pixel drawer:" in help_text and "smoothness loss:" in help_text
+    assert "smoothness drawer:" not in help_text
 
 
 def test_cli_run_with_checkpoint_path_writes_png_with_metadata(tmp_path: Path, tiny_checkpoint: Path, capsys):
