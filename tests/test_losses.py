@@ -28,9 +28,9 @@ def test_smoothness_gradient_flattens_speckle():
 def test_custom_loss_setting_and_errors():
     assert build_settings({"custom_loss": "smoothness"}).custom_loss == ["smoothness"]
     with pytest.raises(SettingsError, match=r"'custom_loss'.*one of smoothness"):
-        build_settings({"custom_loss": "edges"})
-    with pytest.raises(SettingsError, match="unknown loss 'edge'"):
-        LOSSES.lookup("edge")
+        build_settings({"custom_loss": "borders"})
+    with pytest.raises(SettingsError, match="unknown loss 'edges' \\(did you mean 'edge'\\?\\)"):
+        LOSSES.lookup("edges")
 
 
 def test_engine_adds_canvas_losses(small_settings, tiny_perceptor):
@@ -61,10 +61,59 @@ def test_palette_gradient_pulls_each_pixel_to_its_nearest_colour():
 
 
 @pytest.mark.parametrize(("palette", "message"), [
-    ("#12345,red", r"'#12345' is not a colour; give '#rrggbb' codes or CSS colour names"),
+    ("#12345,red", r"target_palette: '#12345' is not a colour; give '#rrggbb' codes or CSS colour names"),
     ("reddish", r"'reddish' is not a colour"),
     ([], "target_palette is empty"),
 ])
 def test_palette_errors_name_the_bad_colour(palette, message):
     with pytest.raises(SettingsError, match=message):
         _loss("palette", target_palette=palette)
+
+
+def _framed(inner: float, frame: tuple[float, float, float]) -> torch.Tensor:
+    """(1,3,20,10) image of colour ``inner`` with a 2-pixel frame (10 % of 20 px, 20 % of 10 px)."""
+    h, w = 20, 10
+    image = torch.tensor(frame).view(1, 3, 1, 1).repeat(1, 1, h, w)
+    image[..., 2:h - 2, 2:w - 2] = inner
+    return image
+
+
+def test_edge_is_zero_on_a_frame_of_its_colour_whatever_the_inside():
+    white = _loss("edge", edge_thickness=10, edge_margins=[20, 20, 10, 10])
+    assert white(_framed(0.3, (1.0, 1.0, 1.0))) == 0
+    assert white(_framed(0.9, (1.0, 1.0, 1.0))) == 0
+    # Black frame: every band pixel is 1 from white in each channel.
+    assert torch.isclose(white(_framed(0.3, (0.0, 0.0, 0.0))), torch.tensor(1.0))
+
+
+def test_edge_without_a_colour_asks_for_one_plain_colour():
+    plain = _loss("edge", edge_color="none", edge_margins=[20, 20, 10, 10], edge_color_weight=2)
+    assert plain(_framed(0.3, (0.1, 0.5, 0.9))) < 1e-6
+    image = _framed(0.3, (0.0, 0.0, 0.0))
+    image[..., 0, :] = 1.0  # the top row (10 of the band's 200 - 16 * 6 = 104 pixels) white
+    expected = 2 * 2 * (10 / 104) * (94 / 104)  # mean |x - mean| of a two-valued band
+    assert torch.isclose(plain(image), torch.tensor(expected), atol=1e-6)
+
+
+def test_edge_band_follows_thickness_and_margins():
+    assert _loss("edge", edge_thickness=10).band(20, 40).sum() == 20 * 40 - 16 * 32
+    band = _loss("edge", edge_margins="0,25,0,50").band(4, 8)  # right 2 columns, bottom 2 rows
+    assert band.tolist() == [[False] * 6 + [True] * 2] * 2 + [[True] * 8] * 2
+    assert _loss("edge", edge_thickness=0)(torch.rand(1, 3, 8, 8)) == 0
+
+
+def test_edge_gradient_moves_only_the_band_towards_the_colour():
+    image = torch.full((1, 3, 10, 10), 0.5, requires_grad=True)
+    _loss("edge", edge_color="#000000", edge_thickness=20)(image).backward()
+    assert (image.grad[..., :2, :] > 0).all() and (image.grad[..., 8:, :] > 0).all()  # darker
+    assert (image.grad[..., 2:8, 2:8] == 0).all()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"edge_color": "grren"}, r"edge_color: 'grren' is not a colour; give '#rrggbb' codes or CSS"),
+    ({"edge_margins": "5,5,5"}, r"'edge_margins'.*four numbers"),
+    ({"edge_thickness": 60}, r"'edge_thickness'.*from 0 to 50"),
+])
+def test_edge_errors_name_the_setting(options, message):
+    with pytest.raises(SettingsError, match=message):
+        _loss("edge", **options)

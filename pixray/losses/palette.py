@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from PIL import ImageColor
 
-from ..options import SettingsError, option
+from ..options import option
 from .base import CanvasLoss
+from .colours import parse_colours
 
 
 @dataclass(frozen=True)
@@ -17,20 +17,6 @@ class PaletteOptions:
     target_palette: list[str] = option(
         ["#000000", "#ffffff"],
         "Colours of the palette loss: '#rrggbb' codes or CSS colour names (comma-separated)")
-
-
-def parse_palette(colours: list[str]) -> torch.Tensor:
-    """(P,3) palette in [0,1] from '#rrggbb' codes or CSS names; raises SettingsError naming a bad one."""
-    if not colours:
-        raise SettingsError("target_palette is empty; give at least one colour ('#rrggbb' or a CSS name)")
-    rgb = []
-    for text in colours:
-        try:
-            rgb.append(ImageColor.getrgb(text.strip())[:3])
-        except ValueError:
-            raise SettingsError(f"target_palette: {text!r} is not a colour; give '#rrggbb' codes or "
-                                "CSS colour names such as 'red' or 'navy'") from None
-    return torch.tensor(rgb, dtype=torch.float32) / 255
 
 
 class PaletteLoss(CanvasLoss):
@@ -44,7 +30,8 @@ class PaletteLoss(CanvasLoss):
 
     def __init__(self, options: PaletteOptions) -> None:
         super().__init__(options)
-        self.register_buffer("palette", parse_palette(options.target_palette), persistent=False)
+        palette = parse_colours(options.target_palette, "target_palette")
+        self.register_buffer("palette", palette, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         pixels = image.movedim(1, -1).reshape(-1, 1, 3)
