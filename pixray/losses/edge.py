@@ -40,7 +40,7 @@ class EdgeLoss(CanvasLoss):
         self.register_buffer("colour", colour, persistent=False)
 
     def band(self, height: int, width: int) -> torch.Tensor:
-        """(H,W) bool mask of the edge band: ``margins`` percent of the side in from each edge."""
+        """(H,W) bool mask of the band: ``edge_margins`` (else ``edge_thickness``) percent of the side in."""
         o = self.options
         left, right, top, bottom = o.edge_margins or [o.edge_thickness] * 4
         cols, rows = torch.arange(width), torch.arange(height)
