@@ -114,8 +114,7 @@ class Run:
         self.drawer.init_from_image(start.to(self.device))
         targets = self._encode_prompts()
         optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
-        trainable = [p for p in self.drawer.parameters() if p.requires_grad]  # not frozen decoders
-        optimiser = optimiser_cls(trainable, lr=self.learning_rate)
+        optimiser = optimiser_cls(self.drawer.param_groups(), lr=self.learning_rate)
         losses: dict[str, torch.Tensor] = {}
         for index in range(self.plan.iterations):
             if index in self.plan.lr_drop_steps:

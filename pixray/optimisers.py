@@ -18,6 +18,12 @@ class NormalisedGradientDescent(torch.optim.Optimizer):
     the gradient's own shape (an L2 steepest-descent step, as when attacking or visualising robust
     models) and only fixes its length, so ``lr`` means the same as for Adam (a typical per-element
     step) whatever the scale of the loss.
+
+    A parameter group may carry ``bounds`` (low, high: numbers or tensors broadcasting against its
+    parameters), the box the drawer clamps them to after each step. Components that would push a
+    parameter at a bound further out are dropped before the step is sized, so its length goes to
+    the parameters that can still move rather than to ones the clamp will put back (projected
+    gradient descent).
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 0.1) -> None:
@@ -28,12 +34,22 @@ class NormalisedGradientDescent(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
         for group in self.param_groups:
+            bounds = group.get("bounds")
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                grad = p.grad if bounds is None else movable(p, p.grad, *bounds)
                 # A tensor scale rather than a Python number: no device sync per step.
-                scale = group["lr"] * math.sqrt(p.numel()) / p.grad.norm().clamp_min(1e-30)
-                p.sub_(p.grad * scale)
+                scale = group["lr"] * math.sqrt(p.numel()) / grad.norm().clamp_min(1e-30)
+                p.sub_(grad * scale)
+
+
+def movable(param: torch.Tensor, grad: torch.Tensor, low: float | torch.Tensor,
+            high: float | torch.Tensor) -> torch.Tensor:
+    """``grad`` without the components that would move ``param`` (a descent step goes against the
+    gradient) beyond ``low`` or ``high`` where it already sits at that bound."""
+    pushing_out = ((param <= low) & (grad > 0)) | ((param >= high) & (grad < 0))
+    return grad.masked_fill(pushing_out, 0)
 
 
 OPTIMISERS: Registry[type[torch.optim.Optimizer]] = Registry("optimiser", {

@@ -36,10 +36,11 @@ def test_shipped_perceptor_zero_shot_accuracy(cache, name):
 
 # Per drawer: the generation seed, and the least readings accepted (of 8): whole captions, colour
 # pairs. At one seed pixel and fast_pixel draw the same pixels, so fast_pixel is graded from another
-# seed: 16 distinct images rather than 8 twice. Measured on 2 CPU cores (see the README): pixel 5
-# and 7, fast_pixel 7 and 8, fft 4 and 7; the floors are one below, for other CPUs' rounding. These
-# are the seeds the tests used before the edge loss, kept so that they were not chosen by the result.
-GRADED = {"pixel": (0, 4, 6), "fast_pixel": (1, 6, 7), "fft": (0, 3, 6)}
+# seed: 16 distinct images rather than 8 twice. pixel and fast_pixel must meet the issue's bar, 7 of
+# 8; on 2 CPU cores (see the README) pixel reads 8 at its seed and fast_pixel exactly 7, so a CPU
+# whose rounding redraws one of fast_pixel's images can fail it. fft's floors are one below its
+# measured 4 and 7. These are the seeds the tests have always used, not chosen by the result.
+GRADED = {"pixel": (0, 7, 7), "fast_pixel": (1, 7, 7), "fft": (0, 3, 6)}
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,13 @@ def workers() -> Iterator[ProcessPoolExecutor]:
 @pytest.mark.parametrize("drawer", list(GRADED))
 def test_generated_images_show_the_prompt(cache, workers, drawer):
     """Plain pixel statistics must agree with the prompt for 7 of 8 prompts, and the judge must read
-    at least the measured number of captions and colour pairs.
+    at least GRADED's number of captions and colour pairs (7 of 8 for pixel and fast_pixel).
 
     The pixel drawers' prompts name the other three shapes as negative prompts (demo_prompt). Over
-    seeds 0-29 the judge reads 220 of 240 fast_pixel captions (92 %), and the issue's bar, 7 of 8,
-    is met at 25 of the 30 seeds; pixel's test seed 0 is one of the five that miss it (5 of 8).
-    Colours and layout are nearly always right; most misreads are the orange square on black drawn
-    as an upright rectangle and read as a circle.
+    seeds 0-59 the judge reads 455 of 480 fast_pixel captions (95 %), and 7 or 8 of 8 at 57 of the
+    60 seeds. Colours and layout are nearly always right; most misreads are the orange square on
+    black drawn as an upright rectangle and read as a circle, and the black cross on red read as a
+    triangle.
     """
     seed, least_captions, least_colours = GRADED[drawer]
     judge = cache.perceptors(["shapes-judge"])[0]

@@ -42,6 +42,13 @@ def test_pixel_and_fast_pixel_agree_on_uneven_grids():
     assert torch.equal(pixel.synth(), fast.synth())
 
 
+@pytest.mark.parametrize("name", ["pixel", "fast_pixel"])
+def test_cells_are_bounded_to_0_1_for_the_optimiser_and_the_clamp(name):
+    drawer = _drawer(name, 16, 16, pixel_size=[4, 4])
+    (group,) = drawer.param_groups()
+    assert group["bounds"] == (0.0, 1.0) and group["params"] == [drawer.colors]
+
+
 def test_clamp_keeps_colours_in_range():
     drawer = _drawer("pixel", 16, 16)
     with torch.no_grad():

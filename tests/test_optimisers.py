@@ -43,3 +43,16 @@ def test_engine_runs_with_ngd(small_settings, tiny_perceptor):
     steps = list(pixray.generate(small_settings, perceptors=[tiny_perceptor], iterations=3, optimiser="NGD"))
     assert steps[-1].is_final and torch.isfinite(steps[-1].losses["total"])
     assert not torch.equal(steps[0].image, steps[-1].image)
+
+
+def test_ngd_gives_the_whole_step_to_parameters_that_can_move_inside_their_bounds():
+    param = torch.nn.Parameter(torch.tensor([0.0, 0.5, 1.0]))
+    optimiser = OPTIMISERS.lookup("NGD")([{"params": [param], "bounds": (0.0, 1.0)}], lr=0.1)
+    param.grad = torch.tensor([5.0, 0.1, -5.0])  # the first and last push out of [0, 1]
+    optimiser.step()
+    # All of the step (rms 0.1 over three elements) goes to the middle one.
+    assert torch.allclose(param.detach(), torch.tensor([0.0, 0.5 - 0.1 * math.sqrt(3), 1.0]))
+    param.grad = torch.tensor([-5.0, 0.0, 5.0])  # pointing inwards: followed as usual
+    optimiser.step()
+    assert param[0] > 0 and param[2] < 1
+

@@ -15,7 +15,8 @@ class Drawer(nn.Module):
     """Learnable parameters plus a differentiable renderer.
 
     Subclasses set ``Options`` (a settings dataclass: the drawer's section of the settings tree)
-    and implement :meth:`init_from_image`, :meth:`synth` and :meth:`clamp_`.
+    and implement :meth:`init_from_image` and :meth:`synth`; bounded parameters are declared in
+    :meth:`param_groups`.
     """
 
     Options: ClassVar[type]
@@ -48,6 +49,20 @@ class Drawer(nn.Module):
         """The current image, (1,3,height,width) in [0,1], differentiable w.r.t. the parameters."""
         raise NotImplementedError
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: the trainable parameters, and for those confined to a
+        box its ``bounds`` (low, high), numbers or tensors that broadcast against them.
+
+        :meth:`clamp_` keeps the parameters inside their bounds; ``optimiser: NGD`` also steps only
+        along the directions that can move (see optimisers.py).
+        """
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]  # not frozen decoders
+
     @torch.no_grad()
     def clamp_(self) -> None:
-        """Pull the parameters back into their valid range after an optimiser step."""
+        """Pull the parameters back into their bounds after an optimiser step."""
+        for group in self.param_groups():
+            if "bounds" in group:
+                low, high = group["bounds"]
+                for p in group["params"]:
+                    p.clamp_(low, high)

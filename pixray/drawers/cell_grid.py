@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,5 @@ class CellGridDrawer(Drawer):
     def init_from_image(self, image: torch.Tensor) -> None:
         self.colors.copy_(F.adaptive_avg_pool2d(image.to(self.colors), self.grid).clamp(0, 1))
 
-    @torch.no_grad()
-    def clamp_(self) -> None:
-        self.colors.clamp_(0, 1)
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [self.colors], "bounds": (0.0, 1.0)}]

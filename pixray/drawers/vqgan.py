@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -121,6 +121,6 @@ class VqganDrawer(Drawer):
         decoded = self.model.decode(quantise(self.latent, self.model.codebook))
         return _ClampWithGrad.apply((decoded + 1) / 2)
 
-    @torch.no_grad()
-    def clamp_(self) -> None:
-        self.latent.clamp_(self.low, self.high)
+    def param_groups(self) -> list[dict[str, Any]]:
+        # The codebook's per-channel range: a latent beyond it only moves further from every code.
+        return [{"params": [self.latent], "bounds": (self.low, self.high)}]
