@@ -57,7 +57,8 @@ def test_contrasted_prompt_pushes_away_from_the_other_shapes():
 def test_demo_prompt_per_drawer():
     caption = "a red circle on a blue background"
     assert demo_prompt("pixel", caption) == contrasted(caption)
-    assert demo_prompt("fft", caption) == caption  # fft reads worse with negatives (README)
+    # fft reads worse with negatives (docs/shapes-world-experiments.md)
+    assert demo_prompt("fft", caption) == caption
     assert demo_prompt("pixel", caption, contrast=0) == caption
     assert demo_prompt("fft", caption, contrast=0.1) == contrasted(caption, 0.1)
 

@@ -126,7 +126,7 @@ TEST_PROMPTS = (
 # each, 0.45 in all, against +1 for the caption: 40/48 captions on seeds 0-5 (where it was chosen),
 # 30/48 and 33/48 on seeds 6-11 and 12-17, where the caption alone reads 28, 28 and 22/48 (and
 # 66/96 on seeds 18-29). 0.18 lets the foreground spill into the border more often; at 0.25 the
-# shared colour words nearly cancel and images lose their colours (README).
+# shared colour words nearly cancel and images lose their colours (docs/shapes-world-experiments.md).
 SHAPE_CONTRAST = 0.15
 
 
@@ -147,7 +147,7 @@ def contrasted(caption: str, weight: float = SHAPE_CONTRAST) -> str:
 # Per-drawer changes to shapes.yaml (whose optimiser and step size suit the pixel drawers): the fft
 # drawer wants Adam and a smoother spectrum on this small canvas, and its prompts no negatives (over
 # six seeds they read as many captions, 20 vs 19/48, and fewer colour pairs, 38 vs 45; measured with
-# bench/demo_accuracy.py, see the README).
+# bench/demo_accuracy.py, see docs/shapes-world-experiments.md).
 DRAWER_SETTINGS: dict[str, dict[str, object]] = {
     "fft": {"optimiser": "Adam", "learning_rate": 0.5, "fft_decay": 3.0},
 }
