@@ -3,7 +3,8 @@
 For each drawer and prompt: generate with pixray/demo/shapes.yaml (plus overrides) from the prompt
 with the other shapes as negative prompts (as the tests do; --contrast 0: the caption alone), then
 ask the shapes-judge model (trained from another seed, never a guide) for its top caption, and
-measure plain pixel statistics. Prints figures and timings; passes or fails nothing.
+measure plain pixel statistics. First it times `make demo`'s run (pixel, one process on torch's
+threads). Prints figures and timings; passes or fails nothing.
 
     python bench/demo_accuracy.py
     python bench/demo_accuracy.py --drawers fast_pixel --set iterations=100 --set num_cuts=32
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="one-thread generating processes (2 suit 2 cores; images are the same)")
     args = parser.parse_args()
+    time_demo_run()
     torch.set_num_threads(1)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -51,6 +53,15 @@ def main() -> None:
             print(f"{drawer} settings:", {k: v for k, v in settings.items() if k != "device"})
             print(f"{drawer} prompts, e.g.:", demo_prompt(drawer, TEST_PROMPTS[0], args.contrast))
             measure(pool, drawer, overrides, seeds, judge, args.save, args.contrast)
+
+
+def time_demo_run() -> None:
+    """Print how long `make demo`'s generation takes as it runs there: in one process on torch's
+    threads, loading the guides included (`time make demo` adds Python's and torch's start-up)."""
+    start = time.perf_counter()
+    demo_image("pixel", TEST_PROMPTS[0], seed=0)
+    print(f"make demo's run (pixel, {TEST_PROMPTS[0]!r} and its negative prompts, "
+          f"{torch.get_num_threads()} threads): {time.perf_counter() - start:.1f} s")
 
 
 def measure(pool: Executor, drawer: str, overrides: dict, seeds: list[int], judge: Perceptor,
