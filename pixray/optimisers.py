@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -26,7 +27,7 @@ class NormalisedGradientDescent(torch.optim.Optimizer):
     gradient descent).
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float = 0.1) -> None:
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float = 0.1) -> None:
         if lr <= 0:
             raise ValueError(f"learning rate must be positive, got {lr}")
         super().__init__(params, {"lr": lr})
