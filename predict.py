@@ -1,11 +1,13 @@
 """Cog entry point (cog.yaml ``run: predict.py:Predictor``): a thin mapping onto pixray.serving.
 
-Input descriptions, defaults, bounds and choices come from pixray's settings tree; every other
-setting is reachable through the ``settings`` input (``name: value`` lines, as in Pixray).
+Input descriptions, bounds and choices come from pixray's settings tree; every other setting is
+reachable through the ``settings`` input (``name: value`` lines, as in Pixray). An input left unset
+(None) leaves its setting to the ``settings`` text, then the server's base settings, then the default.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 
 from cog import BaseRunner, Input, Path, current_scope, streaming
@@ -17,18 +19,25 @@ class Predictor(BaseRunner):
     def setup(self) -> None:
         """Load the CLIP and drawer models once (fetching missing weight files when online)."""
         self.service = Service.from_environment()
+        # Cog saves the files a request sends (URLs, data URIs) with tempfile: into the one directory
+        # whose files a request may read. This process is the server's own, so its default is ours to set.
+        tempfile.tempdir = str(self.service.uploads)
 
     @streaming
     def run(
         self,
-        prompts: str = Input(**{**input_field("prompts"), "default": "a red circle on a blue background"}),
-        drawer: str = Input(**input_field("drawer")),
-        quality: str = Input(**input_field("quality")),
-        aspect: str = Input(**input_field("aspect")),
+        prompts: str | None = Input(**{**input_field("prompts", nullable=True), "description":
+                                       "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
+                                       "'text:weight:stop'; a negative weight pushes away (unset: from "
+                                       "settings)"}),
+        drawer: str | None = Input(**input_field("drawer", nullable=True)),
+        quality: str | None = Input(**input_field("quality", nullable=True)),
+        aspect: str | None = Input(**input_field("aspect", nullable=True)),
         iterations: int | None = Input(**input_field("iterations")),
         seed: int | None = Input(**input_field("seed")),
-        display_every: int = Input(**{**input_field("display_every"), "description":
-                                      "Stream an image every N steps (0: only the final one)"}),
+        display_every: int | None = Input(**{**input_field("display_every", nullable=True), "description":
+                                             "Stream an image every N steps (0: only the final one; "
+                                             "unset: from settings, else 10)"}),
         init_image: Path | None = Input(default=None, description="Image the drawer starts from"),
         settings: str = Input(default="", description="Any other pixray settings as 'name: value' lines "
                                                       "(YAML), e.g. 'pixel_size: [64, 36]'"),

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .options import SettingsError
+from .errors import RunError, SettingsError
 from .settings import Settings, build_settings, parse_settings_text, read_settings_file
 from .weights import MissingWeightsError
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .model_cache import ModelCache
     from .perceptors import Perceptor
 
-__all__ = ["MissingWeightsError", "ModelCache", "Perceptor", "Run", "Settings", "SettingsError",
+__all__ = ["MissingWeightsError", "ModelCache", "Perceptor", "Run", "RunError", "Settings", "SettingsError",
            "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file"]
 
 _LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "ModelCache": "model_cache"}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .errors import RunError
 from .losses import LOSSES
 from .options import SettingsError
 from .runtime import keep_freed_memory
@@ -48,23 +51,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
+    writer = None
     try:
-        settings = build_settings(*[read_settings_file(c) for c in configs], args)
-        # Imported only now: settings errors are reported without loading the CLIP stack.
-        from .engine import Run
-        from .output import OutputWriter
+        with _terminate_as_interrupt():
+            settings = build_settings(*[read_settings_file(c) for c in configs], args)
+            # Imported only now: settings errors are reported without loading the CLIP stack.
+            from .engine import Run
+            from .output import OutputWriter
 
-        writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
-        run = Run(settings)
-        _execute(run, writer, quiet)
-    except (SettingsError, MissingWeightsError, CheckpointError) as exc:
-        print(f"pixray: error: {exc}", file=sys.stderr)
+            writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
+            run = Run(settings)
+            _execute(run, writer, quiet)
+    except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
+        _abandon(writer)
+        print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _abandon(writer)
         print("pixray: interrupted", file=sys.stderr)
         return 130
     print(writer.path)
     return 0
+
+
+def _abandon(writer: OutputWriter | None) -> None:
+    """A run that wrote no image leaves no outdir behind, so the same command can run again."""
+    if writer is not None:
+        writer.abandon()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a container stop, ``kill``) ends the run like Ctrl-C: between writes, cleanly.
+
+    Images are written atomically, so an interrupted run never leaves a half-written PNG.
+    """
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a library): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:

@@ -19,7 +19,8 @@ from PIL import Image
 
 from .cutouts import Cutouts
 from .drawers import DRAWERS, Drawer
-from .init_images import load_image, noise_image, to_pil
+from .errors import RunError
+from .init_images import ImageReader, noise_image, to_pil
 from .losses import LOSSES
 from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
@@ -63,10 +64,11 @@ class Run:
     ``models``: where CLIP and drawer models are loaded and kept (a :class:`ModelCache` that
     outlives the run, e.g. a server's); None makes one for this run from the weights directory.
     ``perceptors``: an explicit CLIP ensemble to use instead of the settings' clip_models.
+    ``images``: how image files named by settings are read (a server allows only uploads).
     """
 
     def __init__(self, settings: Settings, perceptors: Sequence[Perceptor] | None = None,
-                 models: ModelCache | None = None) -> None:
+                 models: ModelCache | None = None, images: ImageReader | None = None) -> None:
         self.settings = settings
         self.plan: Plan = resolve(settings)
         self.prompts = parse_prompts(settings.prompts)
@@ -79,7 +81,8 @@ class Run:
         drawer_cls = DRAWERS.lookup(settings.drawer)
         self.canvas_losses = {name: LOSSES.lookup(name)(settings.section(name)).to(self.device)
                               for name in dict.fromkeys(settings.custom_loss)}
-        self.init_image = (load_image(settings.init_image, self.plan.width, self.plan.height)
+        images = images or ImageReader()
+        self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")
                            if settings.init_image else None)
         # Last: loading models is the slow part, so every other mistake is reported first.
         models = models or ModelCache(self.device, weights_dir(settings.weights_dir))
@@ -116,6 +119,9 @@ class Run:
         optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
         optimiser = optimiser_cls(self.drawer.param_groups(), lr=self.learning_rate)
         losses: dict[str, torch.Tensor] = {}
+        # Reading the flag waits for the device: on CPU that costs nothing, elsewhere every 10th step.
+        check_every = 1 if self.device.type == "cpu" else 10
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         for index in range(self.plan.iterations):
             if index in self.plan.lr_drop_steps:
                 for group in optimiser.param_groups:
@@ -123,12 +129,21 @@ class Run:
             optimiser.zero_grad(set_to_none=True)
             image = self.drawer.synth()
             losses = self._backward(image, targets, generator)
+            nonfinite |= ~losses["total"].isfinite()
+            if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
+                raise RunError(self._nonfinite_message(index, losses))
             optimiser.step()
             self.drawer.clamp_()
             yield Step(index, image.detach(), losses, is_final=False)
         with torch.no_grad():
             final = self.drawer.synth()
         yield Step(self.plan.iterations, final, losses, is_final=True)
+
+    def _nonfinite_message(self, index: int, losses: dict[str, torch.Tensor]) -> str:
+        bad = [name for name, value in losses.items() if name != "total" and not value.isfinite()]
+        return (f"the loss is not a finite number at step {index} (from {', '.join(bad) or 'the total'}); "
+                f"the image would be meaningless, so the run stops. Lower learning_rate "
+                f"({self.learning_rate:g}) or the prompt and loss weights")
 
     @torch.no_grad()
     def _encode_prompts(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -9,15 +9,16 @@ value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any, Union
 
+from .errors import SettingsError
 
-class SettingsError(ValueError):
-    """A setting is unknown, of the wrong type, or out of range. The message says which and why."""
+__all__ = ["SettingsError", "Spec", "coerce", "option", "shown", "specs_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Spec:
     minimum: float | None = None
     maximum: float | None = None
     length: int | None = None  # exact item count of a list setting
+    names_file: bool = False  # the value is a path on the machine that runs pixray
 
     @property
     def allowed(self) -> str:
@@ -71,10 +73,15 @@ def option(
     minimum: float | None = None,
     maximum: float | None = None,
     length: int | None = None,
+    names_file: bool = False,
 ) -> Any:
-    """A dataclass field that is a user-facing setting (help text and bounds in its metadata)."""
+    """A dataclass field that is a user-facing setting (help text and bounds in its metadata).
+
+    ``names_file``: the value is a path to read on the machine that runs pixray, so a server never
+    takes it from a request.
+    """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "minimum": minimum, "maximum": maximum, "length": length}
+            "minimum": minimum, "maximum": maximum, "length": length, "names_file": names_file}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -90,7 +97,7 @@ def specs_of(cls: type, section: str) -> list[Spec]:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         out.append(Spec(f.name, hints[f.name], default, f.metadata["help"], section,
                         f.metadata["choices"], f.metadata["minimum"], f.metadata["maximum"],
-                        f.metadata["length"]))
+                        f.metadata["length"], f.metadata["names_file"]))
     return out
 
 
@@ -121,6 +128,9 @@ def coerce(spec: Spec, value: Any) -> Any:
         items = [p for p in re.split(separators, value) if p.strip()] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             _fail(spec, value)
+        if len(items) > MAX_LIST_ITEMS:
+            raise SettingsError(f"setting {spec.name!r}: {len(items)} items is too many; expected at most "
+                                f"{MAX_LIST_ITEMS}")
         result: Any = [_scalar(spec, base, item, value) for item in items]
         if spec.length is not None and len(result) != spec.length:
             _fail(spec, value)
@@ -139,15 +149,23 @@ def _scalar(spec: Spec, base: Any, value: Any, original: Any) -> Any:
         if base is int:
             return _to_int(value)
         if base is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, str) and len(value) > MAX_NUMBER_CHARS):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # NaN passes every range check: refuse it here
+                raise ValueError
+            return number
         if base is str:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError
-            return str(value).strip()
-    except (TypeError, ValueError):
+            text = str(value).strip()
+            if len(text) <= MAX_TEXT_CHARS:
+                return text
+    except (TypeError, ValueError, OverflowError):
         _fail(spec, original)
+    if base is str:
+        raise SettingsError(f"setting {spec.name!r}: a text of {len(str(value))} characters is too long; "
+                            f"expected at most {MAX_TEXT_CHARS}")
     raise TypeError(f"setting {spec.name!r} has unsupported type {base!r}")
 
 
@@ -160,7 +178,7 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) > MAX_NUMBER_CHARS):
         raise ValueError(value)
     if isinstance(value, float):
         if not value.is_integer():
@@ -179,4 +197,60 @@ def _check_range(spec: Spec, item: Any, original: Any) -> None:
 
 
 def _fail(spec: Spec, value: Any) -> typing.NoReturn:
-    raise SettingsError(f"setting {spec.name!r}: {value!r} is not allowed; expected {spec.allowed}")
+    raise SettingsError(f"setting {spec.name!r}: {shown(value)} is not allowed; expected {spec.allowed}")
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for error messages.
+
+    Errors quote what the user gave; a huge value (a megabyte string, a YAML alias bomb that
+    expands to millions of items) must not become a huge message. The repr is built piecewise
+    and abandoned once long enough, so even a value whose full repr would not fit in memory is cheap.
+    """
+    parts: list[str] = []
+    size = 0
+    for piece in _repr_pieces(value, depth=0):
+        parts.append(piece)
+        size += len(piece)
+        if size > limit:
+            text = "".join(parts)[:limit]
+            return f"{text}… ({_size_words(value)})"
+    return "".join(parts)
+
+
+def _repr_pieces(value: Any, depth: int) -> typing.Iterator[str]:
+    if isinstance(value, (list, tuple)) and depth < 20:
+        yield "[" if isinstance(value, list) else "("
+        for i, item in enumerate(value):
+            if i:
+                yield ", "
+            yield from _repr_pieces(item, depth + 1)
+        yield "]" if isinstance(value, list) else ")"
+    elif isinstance(value, dict) and depth < 20:
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            yield f"{', ' if i else ''}{repr(key)[:100]}: "
+            yield from _repr_pieces(item, depth + 1)
+        yield "}"
+    elif isinstance(value, str):
+        yield repr(value[:200])
+    elif isinstance(value, (int, float, bool, type(None))) and not (isinstance(value, int) and
+                                                                   value.bit_length() > 256):
+        yield repr(value)
+    else:
+        yield f"<{type(value).__name__}>"
+
+
+def _size_words(value: Any) -> str:
+    if isinstance(value, (str, list, tuple, dict)):
+        return f"{len(value)} {'characters' if isinstance(value, str) else 'items'}"
+    return type(value).__name__
+
+
+#: Longest text a text setting takes (a prompt list of a few hundred words is ~3000 characters);
+#: anything longer is a mistake or an attack, and would be copied into every image's metadata.
+MAX_TEXT_CHARS = 20_000
+#: Most items a list setting takes.
+MAX_LIST_ITEMS = 256
+#: Longest text read as a number (int() of a million digits takes seconds).
+MAX_NUMBER_CHARS = 100

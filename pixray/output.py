@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import re
@@ -84,18 +85,40 @@ class OutputWriter:
             raise SettingsError(f"setting 'output': {settings.output!r} is not allowed; expected a "
                                 "file name ending in .png (no directories; use outdir)")
         self.outdir = resolve_outdir(settings.outdir)
+        if self.outdir.exists() and not self.outdir.is_dir():
+            raise SettingsError(f"setting 'outdir': {str(self.outdir)!r} is a file, not a directory; "
+                                "choose another outdir")
         if self.outdir.exists() and any(self.outdir.iterdir()) and not settings.overwrite:
             raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")
         self.path = self.outdir / settings.output
         self.save_every = settings.save_every
         self.record: dict = {}
+        self._made: list[Path] = []  # what start() created, removed by abandon() if no image followed
 
     def start(self, run: Run) -> None:
         """Create the outdir and write settings.yaml (the non-default settings and the run's seed)."""
         self.record = run_record(run)
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        (self.outdir / "settings.yaml").write_text(yaml.safe_dump(self.record, sort_keys=True))
+        settings_file = self.outdir / "settings.yaml"
+        made = [] if settings_file.exists() else [settings_file]
+        made += [p for p in (self.outdir, *self.outdir.parents) if not p.exists()]  # innermost first
+        try:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+            self._made = made
+            settings_file.write_text(yaml.safe_dump(self.record, sort_keys=True))
+        except OSError as exc:
+            raise SettingsError(f"setting 'outdir': cannot write to {str(self.outdir)!r}: "
+                                f"{exc.strerror or exc}") from None
+
+    def abandon(self) -> None:
+        """Undo :meth:`start` when the run failed before writing an image, so a rerun with the
+        same outdir is not refused; an outdir that already existed keeps everything else in it."""
+        if self.path.exists():
+            return
+        for path in self._made:  # the file, then the directories innermost first
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()  # a directory only if empty
+        self._made = []
 
     def wants(self, step: Step) -> bool:
         """Whether ``step`` is one to write."""
@@ -103,5 +126,9 @@ class OutputWriter:
 
     def write(self, step: Step) -> Path:
         """Write ``step``'s image to the output path and return it."""
-        save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index))
+        try:
+            save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index))
+        except OSError as exc:
+            raise SettingsError(f"setting 'outdir': cannot write {str(self.path)!r}: "
+                                f"{exc.strerror or exc}") from None
         return self.path

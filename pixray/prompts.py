@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from .options import SettingsError
+from .options import SettingsError, shown
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,11 @@ def parse_prompt(text: str) -> Prompt:
             break
     body = ":".join(parts).strip()
     if not body:
-        raise SettingsError(f"prompt {text!r} has no text; expected 'text', 'text:weight' or "
+        raise SettingsError(f"prompt {shown(text)} has no text; expected 'text', 'text:weight' or "
                             "'text:weight:stop'")
+    if (numbers and not math.isfinite(numbers[0])) or any(math.isnan(n) for n in numbers):
+        raise SettingsError(f"prompt {shown(text)}: weight and stop must be numbers (the weight finite; "
+                            "the stop may be -inf)")
     return Prompt(body, *numbers)
 
 

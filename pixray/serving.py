@@ -10,16 +10,21 @@ removed when the next one starts). Environment, read once at setup:
 - ``PIXRAY_PRELOAD``: space-separated CLIP/VQGAN model names to load at setup (default: what a
   request with default inputs uses);
 - ``PIXRAY_DOWNLOAD``: ``0`` to never fetch missing weight files at setup (default: try);
-- ``PIXRAY_OUTPUT_DIR``: where per-prediction directories go (default: a new temporary directory).
+- ``PIXRAY_OUTPUT_DIR``: where per-prediction directories go (default: a new temporary directory);
+- ``PIXRAY_MAX_*``: the per-request budget (:class:`~pixray.limits.Budget`).
 
-Requests cannot set what the server owns (files, device, weight locations): see :data:`SERVER_OWNED`.
+Requests cannot set what the server owns (files, device, weight locations): see
+:func:`server_owned`. A request reads no file but those it sent; its errors are one bounded line
+that names no server directory, and an unexpected error fails that prediction only.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -32,13 +37,16 @@ from typing import Any
 import torch
 
 from .engine import Run, Step
+from .errors import RunError
+from .init_images import MAX_IMAGE_PIXELS, ImageReader
+from .limits import Budget
 from .model_cache import ModelCache, models_for, weight_files
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png
 from .perceptors import CLIP_MODELS
 from .runtime import choose_device
-from .settings import Settings, all_specs, build_settings, parse_settings_text, read_settings_file
-from .weights import MANIFEST, MissingWeightsError, fetch_command, weights_dir
+from .settings import Settings, all_specs, build_settings, parse_settings_text, read_settings_file, resolve
+from .weights import MANIFEST, CheckpointError, MissingWeightsError, fetch_command, weights_dir
 from .weights.download import DownloadError, download
 
 log = logging.getLogger(__name__)
@@ -46,30 +54,48 @@ log = logging.getLogger(__name__)
 #: record(name, value): where metrics go (Cog's ``current_scope().record_metric``).
 Record = Callable[[str, Any], None]
 
-#: Settings a request may not change: where files are read and written, and the hardware.
-SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "precision", "weights_dir",
-                "vqgan_config", "vqgan_checkpoint")
+#: Settings a request may not change besides those naming files: where output goes, the hardware.
+SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "precision", "weights_dir")
+
+#: Longest error message a request gets back (the whole message goes to the server's log).
+MAX_ERROR_CHARS = 1000
+PREDICTIONS_PREFIX = "pixray-predictions-"
+
+
+def server_owned() -> tuple[str, ...]:
+    """Settings a request's ``settings`` text may not set: :data:`SERVER_OWNED` and every
+    setting that names a file on the server (its uploads come through file inputs instead)."""
+    return SERVER_OWNED + tuple(name for name, spec in all_specs().items() if spec.names_file)
+
+
+class PredictionError(RuntimeError):
+    """Why a prediction failed, fit to show the requester: one bounded line, no server paths."""
 
 
 @dataclass(frozen=True)
 class Request:
-    """One prediction's inputs. ``settings_text`` is Pixray-style ``name: value`` YAML."""
+    """One prediction's inputs; None means "from ``settings_text``, else the server's base settings,
+    else the default". ``settings_text`` is Pixray-style ``name: value`` YAML."""
 
-    prompts: str
-    drawer: str
-    quality: str
-    aspect: str
+    prompts: str | None = None
+    drawer: str | None = None
+    quality: str | None = None
+    aspect: str | None = None
     iterations: int | None = None
     seed: int | None = None
-    display_every: int = 10
+    display_every: int | None = None
     init_image: Path | None = None
     settings_text: str = ""
 
 
-def input_field(name: str) -> dict[str, Any]:
-    """Description, default and bounds/choices of setting ``name``, as Cog ``Input`` arguments."""
+def input_field(name: str, nullable: bool = False) -> dict[str, Any]:
+    """Description, default and bounds/choices of setting ``name``, as Cog ``Input`` arguments.
+
+    ``nullable``: the input defaults to None, meaning the request leaves the setting to its
+    ``settings`` text or the server's base settings.
+    """
     spec = all_specs()[name]
-    field: dict[str, Any] = {"description": spec.help, "default": spec.default}
+    field: dict[str, Any] = {"description": spec.help, "default": None if nullable else spec.default}
     if spec.choices is not None:
         field["choices"] = list(spec.choices)
     if spec.minimum is not None:
@@ -80,18 +106,28 @@ def input_field(name: str) -> dict[str, Any]:
 
 
 class Service:
-    """Models on one device plus the per-prediction file handling of a server."""
+    """Models on one device plus the per-prediction file handling of a server.
 
-    def __init__(self, models: ModelCache, base: Mapping[str, Any], workdir: Path) -> None:
+    ``workdir`` holds one directory per prediction and ``uploads``, where the HTTP layer saves the
+    files a request sends (the only files a request may read).
+    """
+
+    def __init__(self, models: ModelCache, base: Mapping[str, Any], workdir: Path,
+                 budget: Budget | None = None) -> None:
         self.models = models
         self.base = dict(base)
         self.workdir = workdir
+        self.uploads = workdir / "uploads"
+        self.uploads.mkdir(exist_ok=True)
+        self.budget = budget or Budget()
+        self.images = ImageReader(self.budget.image_pixels or MAX_IMAGE_PIXELS, self.uploads)
         self.predictions = 0
         self._directories: list[Path] = []  # only directories this service made are ever deleted
 
     @classmethod
     def from_environment(cls) -> Service:
         """Set up from ``PIXRAY_*`` variables (see the module docstring) and preload models."""
+        budget = Budget.from_environment()
         settings_file = os.environ.get("PIXRAY_SETTINGS")
         base = read_settings_file(settings_file) if settings_file else {}
         defaults = build_settings(base)
@@ -99,56 +135,72 @@ class Service:
         names = os.environ.get("PIXRAY_PRELOAD", "").split() or models_for(defaults)
         fetch_missing(names, models.weights_dir, allow=os.environ.get("PIXRAY_DOWNLOAD", "1") != "0")
         models.preload(names)
-        output_dir = os.environ.get("PIXRAY_OUTPUT_DIR")
-        if output_dir:
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="pixray-predictions-", dir=output_dir))
-        return cls(models, base, workdir)
+        output_dir = Path(os.environ.get("PIXRAY_OUTPUT_DIR") or tempfile.gettempdir())
+        output_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_workdirs(output_dir)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{PREDICTIONS_PREFIX}{os.getpid()}-", dir=output_dir))
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        return cls(models, base, workdir, budget)
 
     def settings_for(self, request: Request) -> Settings:
-        """Validated settings: base < ``settings_text`` < the explicit inputs. Raises SettingsError."""
+        """Validated settings: base < ``settings_text`` < the inputs given. Raises SettingsError."""
+        self.budget.require("settings_chars", len(request.settings_text), "input 'settings' of length")
         text = parse_settings_text(request.settings_text, origin="input 'settings'")
-        owned = [key for key in text if key in SERVER_OWNED]
-        if owned:
-            raise SettingsError(f"input 'settings': {', '.join(map(repr, owned))} is set by the server, not "
-                                f"per request; every other setting is allowed (server-owned: "
-                                f"{', '.join(SERVER_OWNED)})")
-        explicit = {"prompts": request.prompts, "drawer": request.drawer, "quality": request.quality,
-                    "aspect": request.aspect, "display_every": request.display_every}
-        optional = {"iterations": request.iterations, "seed": request.seed,
-                    "init_image": str(request.init_image) if request.init_image else None}
-        explicit.update({k: v for k, v in optional.items() if v is not None})
-        settings = build_settings(self.base, text, explicit)
+        owned = server_owned()
+        refused = [key for key in text if key in owned]
+        if refused:
+            raise SettingsError(f"input 'settings': {', '.join(map(repr, refused))} is set by the server, "
+                                "not per request (an image goes in the init_image input); every other "
+                                f"setting is allowed (server-owned: {', '.join(owned)})")
+        given = {"prompts": request.prompts, "drawer": request.drawer, "quality": request.quality,
+                 "aspect": request.aspect, "display_every": request.display_every,
+                 "iterations": request.iterations, "seed": request.seed,
+                 "init_image": str(request.init_image) if request.init_image else None}
+        settings = build_settings(self.base, text, {k: v for k, v in given.items() if v is not None})
         paths = [name for name in settings.clip_models or () if name not in CLIP_MODELS]
         if paths and "clip_models" in text:
             raise SettingsError(f"input 'settings': clip_models {paths} are not model names; a request "
                                 f"may name these: {', '.join(CLIP_MODELS)}")
+        self.budget.check(settings, resolve(settings))
         return settings
 
     def frames(self, request: Request, record: Record) -> Iterator[Path]:
-        """Validate, then run, yielding a PNG every ``display_every`` steps and always the final one."""
+        """Validate, then run, yielding a PNG every ``display_every`` steps and always the final one.
+
+        Every failure is raised as :class:`PredictionError` (see :func:`public_error`).
+        """
+        try:
+            yield from self._frames(request, record)
+        except Exception as exc:
+            raise public_error(exc) from None
+        finally:
+            release_memory()
+
+    def _frames(self, request: Request, record: Record) -> Iterator[Path]:
         settings = self.settings_for(request)
-        run = Run(settings, models=self.models)  # also validates (prompts, init image, model files)
+        # Also validates (prompts, init image, model files) before the first step.
+        run = Run(settings, models=self.models, images=self.images)
         directory = self._fresh_directory()
         metadata = run_record(run)
         record("model_loads", self.models.loads)
         started, done, loss = time.perf_counter(), 0, None
         every = settings.display_every
-        try:
-            for step in run:
-                if step.is_final or (every and step.index % every == 0):
-                    yield self._write(step, metadata, directory)
-                if not step.is_final:
-                    done = step.index + 1
-                loss = step.losses.get("total")
-            seconds = time.perf_counter() - started
-            record("iterations", done)
-            record("seconds_per_iteration", round(seconds / max(done, 1), 4))
-            if loss is not None:
-                record("final_loss", round(float(loss), 6))
-        finally:
-            del run
-            release_memory()
+        for step in run:
+            if step.is_final or (every and step.index % every == 0):
+                yield self._write(step, metadata, directory)
+            if not step.is_final:
+                done = step.index + 1
+            loss = step.losses.get("total")
+            elapsed = time.perf_counter() - started
+            if self.budget.seconds and elapsed > self.budget.seconds and not step.is_final:
+                raise PredictionError(f"the run took over this server's limit of {self.budget.seconds} s "
+                                      f"($PIXRAY_MAX_SECONDS) at step {step.index}; ask for fewer "
+                                      "iterations or cuts")
+        seconds = time.perf_counter() - started
+        record("iterations", done)
+        record("seconds_per_iteration", round(seconds / max(done, 1), 4))
+        if loss is not None:
+            record("final_loss", round(float(loss), 6))
 
     def _fresh_directory(self) -> Path:
         """A new directory for this prediction; earlier predictions' files are deleted (Cog has
@@ -165,8 +217,60 @@ class Service:
     def _write(step: Step, metadata: dict[str, Any], directory: Path) -> Path:
         # The basename is the upload key in Cog: unique per prediction and per frame.
         path = directory / f"{directory.name}-{step.index:05d}.png"
-        save_png(step.pil(), path, png_metadata(metadata, metadata["seed"], step.index))
+        try:
+            save_png(step.pil(), path, png_metadata(metadata, metadata["seed"], step.index))
+        except OSError as exc:
+            raise PredictionError(f"cannot write frame {step.index}: {exc.strerror or exc}") from None
         return path
+
+
+def public_error(exc: Exception) -> PredictionError:
+    """What a requester is told of ``exc``: one line of at most :data:`MAX_ERROR_CHARS`, with no
+    server directory in it. Errors that are not the request's fault are logged in full."""
+    if isinstance(exc, PredictionError):
+        message = str(exc)
+    elif isinstance(exc, MissingWeightsError):
+        message = (f"model weights {', '.join(exc.files) or '(unknown)'} are not installed on this server "
+                   f"(its owner can fetch them with `python -m pixray.weights download NAME`)")
+    elif isinstance(exc, (SettingsError, RunError, CheckpointError)):
+        message = str(exc)
+    elif isinstance(exc, torch.OutOfMemoryError):
+        message = "out of memory: ask for a smaller canvas, fewer cuts or fewer CLIP models"
+    else:
+        log.error("prediction failed: %s", str(exc)[:20 * MAX_ERROR_CHARS], exc_info=exc)
+        message = f"internal error ({type(exc).__name__}): {exc}"
+    message = " ".join(scrub_paths(message).split())
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS - 1] + "…"
+    return PredictionError(message)
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute path reduced to its file name (``/srv/weights/x.pt`` -> ``x.pt``)."""
+    return _ABSOLUTE_PATH.sub(lambda m: Path(m.group(0)).name or "/", text)
+
+
+# A slash that starts a token (not "AC/DC"), up to a space, quote or bracket.
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.~:/-])/[^\s'"()\[\]{},;]*""")
+
+
+def remove_stale_workdirs(directory: Path) -> None:
+    """Delete the prediction directories of servers that are no longer running (a server that
+    was killed cannot delete its own); a directory carries its server's process id."""
+    for path in directory.glob(f"{PREDICTIONS_PREFIX}*"):
+        pid = path.name[len(PREDICTIONS_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def fetch_missing(names: list[str], directory: Path, allow: bool) -> None:
@@ -184,7 +288,7 @@ def fetch_missing(names: list[str], directory: Path, allow: bool) -> None:
             raise MissingWeightsError(
                 f"weight file {filename!r} (for {name}) is missing from {str(directory.resolve())!r} and "
                 f"could not be downloaded; fetch it with `{fetch_command(name)} --dir {directory}` "
-                f"or copy it there")
+                f"or copy it there", [filename])
 
 
 def release_memory() -> None:
@@ -194,4 +298,5 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["SERVER_OWNED", "Request", "Service", "fetch_missing", "input_field"]
+__all__ = ["SERVER_OWNED", "PredictionError", "Request", "Service", "fetch_missing", "input_field",
+           "public_error", "server_owned"]

@@ -22,7 +22,7 @@ from .drawers import DRAWERS
 from .init_images import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
-from .options import SettingsError, Spec, coerce, option, specs_of
+from .options import SettingsError, Spec, coerce, option, shown, specs_of
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ class Settings:
     custom_loss: list[str] = option([], "Extra losses on the whole canvas (comma-separated)",
                                     choices=list(LOSSES))
     seed: int | None = option(None, "Random seed; chosen at random and recorded when unset",
-                              minimum=0, maximum=2**63 - 1)
-    init_image: str | None = option(None, "Image file the drawer starts from")
+                              minimum=0, maximum=2**53 - 1)  # exact in a float: JSON clients keep it
+    init_image: str | None = option(None, "Image file the drawer starts from", names_file=True)
     init_noise: str = option("pixels", "Starting canvas when there is no init_image",
                              choices=list(NOISE_KINDS))
     save_every: int = option(10, "Write the image every N steps (0: only at the end)",
@@ -188,15 +188,52 @@ def build_settings(*sources: Mapping[str, Any] | None) -> Settings:
 
 
 def _unknown_key_message(key: str, value: Any, valid: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), valid, n=1)
+    close = difflib.get_close_matches(str(key), valid, n=1) if len(str(key)) <= 100 else []
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return (f"unknown setting {key!r} (value {value!r}){hint}; valid settings: {', '.join(valid)}")
+    return (f"unknown setting {shown(key)} (value {shown(value)}){hint}; valid settings: "
+            f"{', '.join(valid)}")
+
+
+#: Most bytes of settings text read at once (Pixray's longest example files are ~2 KB).
+MAX_SETTINGS_BYTES = 1 << 20
+#: Deepest nesting of lists and mappings in settings text (settings are flat: a value holds a list at most).
+MAX_SETTINGS_DEPTH = 8
+
+
+class _SettingsLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases, and with nesting bounded.
+
+    An alias copies a node by reference, so a few hundred bytes of nested aliases describe
+    millions of values; deep nesting makes the composer recurse past Python's stack. Neither has a
+    use in a flat settings file.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise SettingsError(f"YAML aliases (*name) are not allowed (line {mark.line + 1}); write "
+                                "each value out")
+        depth = getattr(self, "_depth", 0)
+        if depth >= MAX_SETTINGS_DEPTH:
+            mark = self.peek_event().start_mark
+            raise SettingsError(f"lists and mappings nested deeper than {MAX_SETTINGS_DEPTH} levels (line "
+                                f"{mark.line + 1}); settings are 'name: value' lines")
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
 
 
 def parse_settings_text(text: str, origin: str = "settings") -> dict[str, Any]:
     """A flat mapping from YAML text of ``name: value`` lines (Pixray's Cog ``settings`` input)."""
+    if len(text) > MAX_SETTINGS_BYTES:
+        raise SettingsError(f"{origin}: {len(text)} characters is too long; expected at most "
+                            f"{MAX_SETTINGS_BYTES}")
     try:
-        data = yaml.safe_load(text) if text and text.strip() else {}
+        data = yaml.load(text, Loader=_SettingsLoader) if text and text.strip() else {}
+    except SettingsError as exc:
+        raise SettingsError(f"{origin}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -212,9 +249,12 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     """The flat mapping in a YAML settings file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as f:
+            text = f.read(MAX_SETTINGS_BYTES + 1)
     except OSError as exc:
         raise SettingsError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"settings file {str(path)!r} is not UTF-8 text (byte {exc.start})") from exc
     return parse_settings_text(text, origin=str(path))
 
 

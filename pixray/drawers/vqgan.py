@@ -69,7 +69,7 @@ def model_files(options: VqganOptions, weights_dir: Path) -> tuple[Path, Path]:
         raise MissingWeightsError(
             f"VQGAN model {name!r} needs {' and '.join(missing)} in {str(weights_dir.resolve())!r}: "
             f"fetch them with `{fetch_command(name)} --dir {weights_dir}`, or point "
-            f"the weights_dir setting or ${WEIGHTS_ENV} at a directory holding them")
+            f"the weights_dir setting or ${WEIGHTS_ENV} at a directory holding them", missing)
     return find_weight_file(files.config, weights_dir), find_weight_file(files.checkpoint, weights_dir)
 
 

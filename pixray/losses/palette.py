@@ -34,6 +34,16 @@ class PaletteLoss(CanvasLoss):
         self.register_buffer("palette", palette, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        pixels = image.movedim(1, -1).reshape(-1, 1, 3)
-        distance = (pixels - self.palette.to(pixels)).square().sum(-1).add(1e-8).sqrt()
-        return self.options.palette_weight * distance.min(dim=1).values.mean()
+        """``image`` (1,3,H,W) in [0,1] -> a 0-d loss."""
+        pixels = image.movedim(1, -1).reshape(-1, 3)
+        palette = self.palette.to(pixels)
+        # The nearest colour is found without a graph, a block of pixels at a time, so memory stays
+        # O(pixels) whatever the palette's size; the gradient of the min is that of the distance to it.
+        with torch.no_grad():
+            nearest = torch.cat([torch.cdist(block, palette).argmin(dim=1)
+                                 for block in pixels.detach().split(_BLOCK)])
+        distance = (pixels - palette[nearest]).square().sum(-1).add(1e-8).sqrt()
+        return self.options.palette_weight * distance.mean()
+
+
+_BLOCK = 1 << 16  # pixels per block of the nearest-colour search

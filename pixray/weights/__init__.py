@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,11 @@ PACKAGED_WEIGHTS = Path(__file__).parent.parent / "demo" / "weights"
 
 
 class MissingWeightsError(FileNotFoundError):
-    """A weight file is not in the weights directory."""
+    """Weight files are not in the weights directory; ``files`` names them (file names only)."""
+
+    def __init__(self, message: str, files: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.files = tuple(files)
 
 
 class CheckpointError(ValueError):
@@ -167,4 +172,4 @@ def find_weight_file(filename: str, directory: Path) -> Path:
         source = "it is not in the download manifest; copy it into that directory"
     raise MissingWeightsError(
         f"weight file {filename!r} not found in {str(directory.resolve())!r}: {source}, or point the "
-        f"weights_dir setting or ${WEIGHTS_ENV} at a directory holding it")
+        f"weights_dir setting or ${WEIGHTS_ENV} at a directory holding it", [filename])
