@@ -85,9 +85,12 @@ class OutputWriter:
             raise SettingsError(f"setting 'output': {settings.output!r} is not allowed; expected a "
                                 "file name ending in .png (no directories; use outdir)")
         self.outdir = resolve_outdir(settings.outdir)
-        if self.outdir.exists() and not self.outdir.is_dir():
-            raise SettingsError(f"setting 'outdir': {str(self.outdir)!r} is a file, not a directory; "
-                                "choose another outdir")
+        nearest = next(p for p in (self.outdir, *self.outdir.parents) if p.exists() or p == p.parent)
+        if not nearest.is_dir() or not os.access(nearest, os.W_OK):
+            what = "is a file, not a directory" if nearest.exists() else "does not exist"
+            if nearest.is_dir():
+                what = "is not writable"
+            raise SettingsError(f"setting 'outdir': {str(nearest)!r} {what}; choose another outdir")
         if self.outdir.exists() and any(self.outdir.iterdir()) and not settings.overwrite:
             raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")

@@ -224,6 +224,16 @@ class _SettingsLoader(yaml.SafeLoader):
         finally:
             self._depth = depth
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise SettingsError(f"{shown(key)} is given twice (line {key_node.start_mark.line + 1}); "
+                                    "give each setting once")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
 
 def parse_settings_text(text: str, origin: str = "settings") -> dict[str, Any]:
     """A flat mapping from YAML text of ``name: value`` lines (Pixray's Cog ``settings`` input)."""

@@ -73,3 +73,42 @@ def test_bad_input_as_a_subprocess(tmp_path: Path):
         result = _cli(*args)
         assert result.returncode == 2, (args, result.stderr)
         _one_error_line(result.stderr, fragment)
+
+
+def test_run_that_fails_before_its_first_image_leaves_no_outdir(tmp_path: Path, monkeypatch, capsys):
+    """A NaN at step 0 fails the run after settings.yaml was written; the outdir goes with it,
+    so the same command (or the same %SEQ%) works again."""
+    import pixray.engine
+
+    real = pixray.engine.prompt_loss
+    monkeypatch.setattr(pixray.engine, "prompt_loss", lambda *args: real(*args) * float("nan"))
+    outdir = tmp_path / "deep" / "out"
+    code = main(["--prompts", "a red circle", "--drawer", "pixel", "--clip_models", "shapes-demo",
+                 "--size", "16 16", "--iterations", "3", "--num_cuts", "2", "--device", "cpu",
+                 "--outdir", str(outdir), "--save_every", "1", "--quiet"])
+    assert code == 2
+    _one_error_line(capsys.readouterr().err, "not a finite number at step 0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_ends_the_cli_cleanly_with_complete_images(tmp_path: Path):
+    import signal
+    import time
+
+    from PIL import Image
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pixray.cli", "--prompts", "a red circle", "--drawer", "pixel",
+         "--clip_models", "shapes-demo", "--size", "32 32", "--iterations", "100000", "--num_cuts", "4",
+         "--device", "cpu", "--outdir", str(tmp_path / "out"), "--save_every", "1", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out" / "output.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip() == "pixray: interrupted", err[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["output.png", "settings.yaml"]
+    with Image.open(tmp_path / "out" / "output.png") as image:
+        image.load()  # complete, not truncated
+        assert int(image.text["pixray_iteration"]) >= 0

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import pixray
-from pixray.engine import Run
+from pixray.engine import Run, RunError
 from pixray.init_images import noise_image
 from pixray.settings import SettingsError, build_settings
 
@@ -86,3 +86,12 @@ def test_final_image_and_errors(small_settings, tiny_perceptor):
         _run(small_settings, [tiny_perceptor], init_image="/nonexistent.png")
     with pytest.raises(SettingsError, match="unknown setting"):
         pixray.generate(build_settings(small_settings), [tiny_perceptor], colour="red")
+
+
+def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perceptor):
+    run = _run(small_settings, [tiny_perceptor], iterations=5)
+    run.canvas_losses["exploding"] = lambda canvas: (canvas * float("nan")).sum()
+    steps = []
+    with pytest.raises(RunError, match=r"not a finite number at step 0 \(from exploding\).*learning_rate"):
+        steps.extend(run)
+    assert steps == []  # no black "image" is ever handed out
