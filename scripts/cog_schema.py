@@ -75,11 +75,20 @@ def build_schema() -> dict[str, Any]:
     fields = sorted(info.inputs.values(), key=lambda f: f.order)
     inputs = {"title": "Input", "type": "object",
               "properties": {f.name: _input_property(f) for f in fields}}
+    invalid = {"description": "Validation Error", **_json_body("HTTPValidationError")}
     predict = {"summary": "Predict", "operationId": "predict_predictions_post",
                "requestBody": _json_body("PredictionRequest"),
                "responses": {"200": {"description": "Successful Response",
-                                     **_json_body("PredictionResponse")}},
+                                     **_json_body("PredictionResponse")},
+                             "400": {"description": "The body is not JSON"},
+                             "409": {"description": "Busy: every prediction slot is in use"},
+                             "422": invalid},
                "x-cog-streaming": True}
+    cancel = {"summary": "Cancel", "operationId": "cancel_predictions__prediction_id__cancel_post",
+              "parameters": [{"name": "prediction_id", "in": "path", "required": True,
+                              "schema": {"title": "Prediction ID", "type": "string"}}],
+              "responses": {"200": {"description": "Successful Response"},
+                            "404": {"description": "No running prediction has this id"}}}
     return {
         "openapi": "3.0.2",
         "info": {"title": "pixray", "version": "0.1.0"},
@@ -88,8 +97,7 @@ def build_schema() -> dict[str, Any]:
             "/health-check": {"get": {"summary": "Healthcheck",
                                       "responses": {"200": {"description": "Successful Response"}}}},
             "/predictions": {"post": predict},
-            "/predictions/{prediction_id}/cancel": {"post": {
-                "summary": "Cancel", "responses": {"200": {"description": "Successful Response"}}}},
+            "/predictions/{prediction_id}/cancel": {"post": cancel},
         },
         "components": {"schemas": {
             "Input": inputs,
@@ -98,6 +106,17 @@ def build_schema() -> dict[str, Any]:
                        "description": "An enumeration."},
             "PredictionRequest": _envelope("PredictionRequest", with_output=False),
             "PredictionResponse": _envelope("PredictionResponse", with_output=True),
+            "ValidationError": {"title": "ValidationError", "type": "object",
+                                "required": ["loc", "msg", "type"],
+                                "properties": {"loc": {"title": "Location", "type": "array",
+                                                       "items": {"anyOf": [{"type": "string"},
+                                                                           {"type": "integer"}]}},
+                                               "msg": {"title": "Message", "type": "string"},
+                                               "type": {"title": "Error Type", "type": "string"}}},
+            "HTTPValidationError": {"title": "HTTPValidationError", "type": "object",
+                                    "properties": {"detail": {"title": "Detail", "type": "array",
+                                                              "items": {"$ref": "#/components/schemas/"
+                                                                                "ValidationError"}}}},
         }},
     }
 
