@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from cog_server import ROOT, Server
+from cog_server import BASE_SETTINGS, ROOT, Server
 from PIL import Image
+from test_hostile_inputs import ROWS, SERVER_ROWS, assert_one_short_line, bad_images, row_text
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,6 @@ def server(tmp_path_factory) -> Iterator[Server]:
     server = Server(tmp)
     try:
         server.wait_for("READY")
-        server.tmp = tmp
         yield server
     finally:
         server.stop()
@@ -129,3 +131,172 @@ def test_setup_without_weights_reports_setup_failed(tmp_path):
             health["setup"]["logs"]
     finally:
         server.stop()
+
+
+def _data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _error(body: dict) -> str:
+    """The prediction's error as pixray said it (coglet prefixes where it came from)."""
+    assert body.get("status") == "failed", body
+    return body["error"].split("PredictionError: ", 1)[-1]
+
+
+def test_hostile_settings_fail_cleanly_and_leave_the_server_ready(server, tmp_path):
+    images = bad_images(tmp_path)
+    rows = {row.id: row for row in ROWS}
+    server.predict({"prompts": "warm up", "drawer": "pixel"})
+    rss_before = server.rss_mb()
+    for name in SERVER_ROWS:
+        row = rows[name]
+        request = {"drawer": "pixel", "settings": row_text(row, images)}
+        if not row.text.startswith("prompts:"):  # an input given overrides the settings text
+            request["prompts"] = "a red circle"
+        status, body = server.predict(request)
+        assert status == 200 and body["status"] == "failed", (name, body.get("status"))
+        message = _error(body)
+        assert_one_short_line(message, row.server or row.pattern)
+        assert str(tmp_path) not in message and "/" not in message.replace("AC/DC", ""), (name, message)
+        assert server.wait_for("READY")
+    status, body = server.predict({"prompts": "a red circle", "drawer": "pixel"})
+    assert body["status"] == "succeeded"
+    growth = server.rss_mb() / rss_before - 1
+    print(f"RSS {rss_before:.0f} MB before {len(SERVER_ROWS)} hostile requests, growth {growth:+.1%}")
+    assert growth < 0.25
+
+
+def test_a_request_reads_only_files_it_sent(server, tmp_path):
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (48, 32), (0, 255, 0)).save(secret)
+    messages = []
+    for path in (str(secret), str(tmp_path / "missing.png"), "/etc/passwd"):
+        _, body = server.predict({"prompts": "x", "drawer": "pixel", "init_image": path})
+        messages.append(_error(body))
+    # Refused alike, whether the file exists or not, and without quoting the path.
+    assert len(set(messages)) == 1 and "not paths on the server" in messages[0]
+    assert str(tmp_path) not in messages[0]
+    _, body = server.predict({"prompts": "x", "drawer": "pixel", "settings": f"init_image: {secret}"})
+    assert "'init_image' is set by the server" in _error(body)
+    # What the request sends itself is used: frame 0 starts from the sent image.
+    sent = Image.new("RGB", (48, 32), (250, 10, 10))
+    _, body = server.predict({"prompts": "x", "drawer": "pixel", "init_image": _data_uri(sent),
+                              "display_every": 1, "settings": "iterations: 1"})
+    assert body["status"] == "succeeded", body
+    first = _png(body["output"][0]).convert("RGB")
+    assert first.getpixel((24, 16))[0] > 200
+    uploads = [p for root in (server.tmp / "predictions").iterdir() for p in (root / "uploads").iterdir()]
+    assert uploads == []  # Cog deletes what it saved once the prediction ends
+
+
+def test_unset_inputs_leave_settings_to_the_settings_text(server):
+    _, body = server.predict({"prompts": "a red circle",
+                              "settings": "drawer: fast_pixel\nquality: draft\naspect: square\n"
+                                          "display_every: 3\nsize: none\nscale: 0.25"})
+    assert body["status"] == "succeeded", body
+    frames = [_png(uri) for uri in body["output"]]
+    assert len(frames) == 3 and frames[-1].size == (36, 36)  # steps 0, 3, final; square at scale 0.25
+    recorded = frames[-1].text["pixray_settings"]
+    assert "drawer: fast_pixel" in recorded and "quality: draft" in recorded
+    _, body = server.predict({"prompts": "a red circle", "drawer": "pixel", "display_every": 2,
+                              "settings": "drawer: fast_pixel\ndisplay_every: 3"})
+    frames = [_png(uri) for uri in body["output"]]
+    assert len(frames) == 4 and "drawer: pixel" in frames[-1].text["pixray_settings"]  # inputs win
+
+
+OWNER_SETTINGS = BASE_SETTINGS + "prompts: a blue square\ndrawer: pixel\nquality: draft\ndisplay_every: 2\n"
+
+
+@pytest.fixture(scope="module")
+def owner_server(tmp_path_factory) -> Iterator[Server]:
+    """A server whose owner set base settings, a budget and a weights directory (with a damaged file)."""
+    tmp = tmp_path_factory.mktemp("owner")
+    (tmp / "weights").mkdir()
+    server = Server(tmp, base=OWNER_SETTINGS, PIXRAY_MAX_ITERATIONS="30", PIXRAY_MAX_WORK="2000",
+                    PIXRAY_MAX_IMAGE_PIXELS="10000")
+    try:
+        server.wait_for("READY")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_base_settings_apply_when_a_request_leaves_them_unset(owner_server):
+    _, body = owner_server.predict({})
+    assert body["status"] == "succeeded", body
+    frames = [_png(uri) for uri in body["output"]]
+    assert len(frames) == 4  # 6 iterations, a frame every 2 (base), and the final one
+    recorded = frames[-1].text["pixray_settings"]
+    assert "prompts: a blue square" in recorded and "quality: draft" in recorded
+    _, body = owner_server.predict({"settings": "display_every: 3"})
+    assert len(body["output"]) == 3
+    _, body = owner_server.predict({"display_every": 0, "settings": "display_every: 3"})
+    assert len(body["output"]) == 1
+
+
+def test_the_owners_budget_refuses_before_any_work(owner_server):
+    _, body = owner_server.predict({"iterations": 31})
+    assert "iterations 31 is over this server's limit of 30 ($PIXRAY_MAX_ITERATIONS)" in _error(body)
+    _, body = owner_server.predict({"iterations": 30, "settings": "num_cuts: 70"})
+    assert "= 2100 is over this server's limit of 2000 ($PIXRAY_MAX_WORK)" in _error(body)
+    _, body = owner_server.predict({"init_image": _data_uri(Image.new("RGB", (101, 100)))})
+    assert "megapixels" in _error(body) and "the uploaded file" in _error(body)
+    assert "metrics" not in body or "iterations" not in body["metrics"]
+
+
+def test_a_damaged_weight_file_fails_that_request_only(owner_server):
+    (owner_server.tmp / "weights" / "ViT-B-32.pt").write_bytes(b"truncated")
+    _, body = owner_server.predict({"settings": "clip_models: [ViT-B/32]"})
+    message = _error(body)
+    assert "weight file 'ViT-B-32.pt' fails its checksum" in message and str(owner_server.tmp) not in message
+    assert owner_server.wait_for("READY")
+    assert owner_server.predict({})[1]["status"] == "succeeded"
+
+
+def test_output_directory_lost_mid_run_fails_cleanly(owner_server):
+    replaced = threading.Event()
+
+    def replace_directory_with_a_file() -> None:
+        root = next((owner_server.tmp / "predictions").iterdir())
+        directory = max((p for p in root.iterdir() if p.name.startswith("p")), key=lambda p: p.name)
+        shutil.rmtree(directory)
+        directory.write_text("not a directory")
+        replaced.set()
+
+    final = None
+    for _, name, data in owner_server.events({"display_every": 1, "iterations": 30}, "lost-dir-1"):
+        if name == "output" and not replaced.is_set():
+            replace_directory_with_a_file()
+        if name == "completed":
+            final = data
+    assert final["status"] == "failed" and "cannot write frame" in final["error"], final
+    assert "Not a directory" in final["error"] and str(owner_server.tmp) not in final["error"]
+    assert owner_server.wait_for("READY")
+    assert owner_server.predict({})[1]["status"] == "succeeded"
+
+
+def test_sigterm_mid_prediction_exits_cleanly_and_the_next_start_removes_its_files(tmp_path):
+    first = Server(tmp_path, base=OWNER_SETTINGS)
+    try:
+        first.wait_for("READY")
+        for _, name, _ in first.events({"display_every": 1, "iterations": 400}, "term-1"):
+            if name == "output":
+                break
+        first.process.send_signal(signal.SIGTERM)  # the server process, as `docker stop` does
+        first.process.wait(timeout=30)
+    finally:
+        first.stop()
+    workdirs = list((tmp_path / "predictions").iterdir())
+    pngs = [p for d in workdirs for p in d.rglob("*.png")]
+    for png in pngs:  # whatever is left is whole: frames are written to a temporary name first
+        with Image.open(png) as image:
+            image.load()
+    second = Server(tmp_path, base=OWNER_SETTINGS)
+    try:
+        second.wait_for("READY")
+        left = list((tmp_path / "predictions").iterdir())
+        assert len(left) == 1 and left[0] not in workdirs, (workdirs, left)
+    finally:
+        second.stop()
