@@ -114,6 +114,8 @@ ROWS = [
     Row("device-tpu", "device: tpu", "'device'", server=OWNED),
     Row("bad-palette", "custom_loss: [palette]\ntarget_palette: ['#zzzzzz']", "target_palette", "run"),
     Row("empty-prompts", "prompts: ''", "'prompts' is empty", "run"),
+    Row("vqgan-files-etc-passwd", "drawer: vqgan\nvqgan_config: /etc/passwd\nvqgan_checkpoint: /etc/passwd",
+        "passwd", "run", OWNED),
     Row("init-etc-passwd", "init_image: /etc/passwd", "init_image", "run", OWNED),
     Row("init-missing", "init_image: /nonexistent/x.png", "init_image", "run", OWNED),
     Row("init-png-bomb", "init_image: {bomb.png}", "megapixels", "run", OWNED),
@@ -128,7 +130,8 @@ ROWS = [
 #: The rows the real server is sent (test_cog_server.py), and the budget rows only a server has.
 SERVER_ROWS = ["alias-bomb", "deep-nesting", "huge-size-text", "huge-prompt", "duplicate-key", "python-tag",
                "nan-learning-rate", "nan-smoothness", "nan-prompt-weight", "seed-10k-digits",
-               "many-clip-models", "size-huge", "bad-palette", "init-etc-passwd", "init-png-bomb",
+               "many-clip-models", "size-huge", "bad-palette", "vqgan-files-etc-passwd", "init-etc-passwd",
+               "init-png-bomb",
                "device-tpu"]
 
 

@@ -117,3 +117,16 @@ def test_edge_gradient_moves_only_the_band_towards_the_colour():
 def test_edge_errors_name_the_setting(options, message):
     with pytest.raises(SettingsError, match=message):
         _loss("edge", **options)
+
+
+def test_palette_matches_the_dense_nearest_colour_formula_for_many_colours():
+    torch.manual_seed(0)
+    colours = [f"#{i:02x}{(i * 7) % 256:02x}{(i * 13) % 256:02x}" for i in range(0, 256, 2)]
+    loss = _loss("palette", target_palette=colours)
+    image = torch.rand(1, 3, 40, 30, requires_grad=True)
+    dense = (image.movedim(1, -1).reshape(-1, 1, 3) - loss.palette).square().sum(-1).add(1e-8).sqrt()
+    expected = dense.min(dim=1).values.mean()
+    (grad_expected,) = torch.autograd.grad(expected, image)
+    value = loss(image)
+    (grad,) = torch.autograd.grad(value, image)
+    assert torch.allclose(value, expected) and torch.allclose(grad, grad_expected)

@@ -46,8 +46,10 @@ class VqganOptions:
     vqgan_model: str = option("imagenet_f16_16384", "VQGAN model (its .yaml and .ckpt in the weights "
                               "directory)", choices=list(VQGAN_MODELS))
     vqgan_config: str | None = option(None, "A custom taming config .yaml (with vqgan_checkpoint); "
-                                      "overrides vqgan_model")
-    vqgan_checkpoint: str | None = option(None, "A custom Lightning .ckpt (with vqgan_config)")
+                                      "overrides vqgan_model",
+                                      names_file=True)
+    vqgan_checkpoint: str | None = option(None, "A custom Lightning .ckpt (with vqgan_config)",
+                                          names_file=True)
 
 
 def model_files(options: VqganOptions, weights_dir: Path) -> tuple[Path, Path]:

@@ -40,7 +40,8 @@ class PaletteLoss(CanvasLoss):
         # The nearest colour is found without a graph, a block of pixels at a time, so memory stays
         # O(pixels) whatever the palette's size; the gradient of the min is that of the distance to it.
         with torch.no_grad():
-            nearest = torch.cat([torch.cdist(block, palette).argmin(dim=1)
+            nearest = torch.cat([torch.cdist(block, palette, compute_mode="donot_use_mm_for_euclid_dist")
+                                 .argmin(dim=1)
                                  for block in pixels.detach().split(_BLOCK)])
         distance = (pixels - palette[nearest]).square().sum(-1).add(1e-8).sqrt()
         return self.options.palette_weight * distance.mean()

@@ -1,0 +1,84 @@
+"""What a requester is told when a prediction fails, and which files a request may read (no server)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from pixray.errors import RunError, SettingsError
+from pixray.init_images import ImageReader
+from pixray.serving import (
+    MAX_ERROR_CHARS,
+    PREDICTIONS_PREFIX,
+    PredictionError,
+    public_error,
+    remove_stale_workdirs,
+    scrub_paths,
+    server_owned,
+)
+from pixray.weights import CheckpointError, MissingWeightsError
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (SettingsError("setting 'seed': -1 is not allowed"), "setting 'seed': -1 is not allowed"),
+    (RunError("the loss is not a finite number at step 3"), "the loss is not a finite number at step 3"),
+    (CheckpointError("weight file '/srv/w/ViT-B-32.pt' fails its checksum"),
+     "weight file 'ViT-B-32.pt' fails its checksum"),
+    (MissingWeightsError("weight file 'x.pt' not found in '/srv/w': set weights_dir", ["x.pt"]),
+     "model weights x.pt are not installed on this server"),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB"), "out of memory: ask for"),
+    (KeyError("/home/owner/secret/thing"), "internal error (KeyError): 'thing'"),
+    (SettingsError("line one\nline two " + "x" * 5000), "line one line two xxx"),
+])
+def test_public_error_is_one_bounded_line_without_server_paths(exc, expected):
+    error = public_error(exc)
+    message = str(error)
+    assert isinstance(error, PredictionError) and message.startswith(expected), message
+    assert "\n" not in message and len(message) <= MAX_ERROR_CHARS
+    assert "/srv" not in message and "/home" not in message and "weights_dir" not in message
+
+
+def test_scrub_paths_keeps_file_names_and_ordinary_slashes():
+    text = "cannot read '/tmp/uploads/tmpab12cd.png' (AC/DC, 1/2, http://x.org/a.png, ~/x, ./rel/a)"
+    assert scrub_paths(text) == "cannot read 'tmpab12cd.png' (AC/DC, 1/2, http://x.org/a.png, ~/x, ./rel/a)"
+
+
+def test_file_settings_are_server_owned():
+    owned = server_owned()
+    assert {"init_image", "vqgan_config", "vqgan_checkpoint", "outdir", "weights_dir"} <= set(owned)
+    assert "prompts" not in owned and "pixel_size" not in owned
+
+
+def test_image_reader_with_uploads_reads_only_files_inside(tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(uploads / "tmp1.png")
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "secret.png")
+    (uploads / "link.png").symlink_to(tmp_path / "secret.png")
+    reader = ImageReader(uploads=uploads)
+    assert reader.read(str(uploads / "tmp1.png"), 4, 4, "init_image")[0, 0].mean() == 1.0
+    refusals = set()
+    for path in (tmp_path / "secret.png", uploads / "link.png", uploads / ".." / "secret.png",
+                 tmp_path / "missing.png", Path("secret.png")):
+        with pytest.raises(SettingsError) as info:
+            reader.read(str(path), 4, 4, "init_image")
+        refusals.add(str(info.value))
+    assert len(refusals) == 1 and str(tmp_path) not in refusals.pop()
+
+
+def test_stale_workdirs_of_dead_servers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    for name in (f"{PREDICTIONS_PREFIX}{dead}-abc", f"{PREDICTIONS_PREFIX}{os.getpid()}-def",
+                 "pixray-predictions-notapid", "unrelated"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "frame.png").write_bytes(b"x")
+    remove_stale_workdirs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{PREDICTIONS_PREFIX}{os.getpid()}-def", "pixray-predictions-notapid", "unrelated"])
