@@ -34,10 +34,12 @@ class Predictor(BaseRunner):
         quality: str | None = Input(**input_field("quality", nullable=True)),
         aspect: str | None = Input(**input_field("aspect", nullable=True)),
         iterations: int | None = Input(**input_field("iterations")),
-        seed: int | None = Input(**input_field("seed")),
-        display_every: int | None = Input(**{**input_field("display_every", nullable=True), "description":
+        seed: int | None = Input(**{**input_field("seed"), "description": "Random seed; chosen at random "
+                                    "and recorded when unset (a text seed goes in settings: 'seed: words')"}),
+        display_every: int | None = Input(**{**input_field("display_every", nullable=True), "ge": 0,
+                                             "le": 100000, "description":
                                              "Stream an image every N steps (0: only the final one; "
-                                             "unset: from settings, else 10)"}),
+                                             "unset: from settings, else 10; '5%' in settings)"}),
         init_image: Path | None = Input(default=None, description="Image the drawer starts from"),
         settings: str = Input(default="", description="Any other pixray settings as 'name: value' lines "
                                                       "(YAML), e.g. 'pixel_size: [64, 36]'"),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .errors import RunError
 from .losses import LOSSES
 from .options import SettingsError
+from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
 from .settings import all_specs, build_settings, read_settings_file
 from .weights import CheckpointError, MissingWeightsError
@@ -29,10 +30,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, generated from the settings tree (every setting is a flag)."""
+    """The argument parser, generated from the settings tree (every setting is a flag, with
+    Pixray's short forms; list settings take several words or one comma-separated word)."""
     parser = _Parser(prog="pixray", description="CLIP-guided image generation.",
                      allow_abbrev=False)
-    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+    parser.add_argument("--config", "--config_file", action="append", default=[], metavar="FILE",
                         help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
     groups: dict[str, Any] = {}
@@ -40,9 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
         kind = "loss" if spec.section in LOSSES else "drawer"
         title = "settings" if spec.section == "core" else f"{spec.section} {kind}"
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
-        group.add_argument(f"--{spec.name}", dest=spec.name, default=argparse.SUPPRESS, metavar="VALUE",
+        group.add_argument(f"--{spec.name}", *spec.flags, dest=spec.name, default=argparse.SUPPRESS,
+                           metavar="VALUE", nargs="+" if spec.is_list else None,
                            help=f"{spec.help}; {spec.allowed} (default: {spec.default})".replace("%", "%%"))
+    for name, flags in NOT_YET.items():  # answered by build_settings with "not supported yet"
+        parser.add_argument(*dict.fromkeys((f"--{name}", *flags)), dest=name, nargs="*",
+                            default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _values(args: dict[str, Any]) -> dict[str, Any]:
+    """Parsed flags as settings values: the words of a list flag as a list, or the one word as given
+    (so "384 216", "a,b" and 384 216 all work)."""
+    return {k: (v[0] if len(v) == 1 else v) if isinstance(v, list) else v for k, v in args.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer = None
     try:
         with _terminate_as_interrupt():
-            settings = build_settings(*[read_settings_file(c) for c in configs], args)
+            settings = build_settings(*[read_settings_file(c) for c in configs], _values(args))
             # Imported only now: settings errors are reported without loading the CLIP stack.
             from .engine import Run
             from .output import OutputWriter
@@ -104,7 +116,7 @@ def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
     from tqdm import tqdm
 
     writer.start(run)
-    every = run.settings.display_every
+    every = run.plan.display_every
     bar = tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
     with bar:
         for step in run:

@@ -79,8 +79,9 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
-        self.canvas_losses = {name: LOSSES.lookup(name)(settings.section(name)).to(self.device)
-                              for name in dict.fromkeys(settings.custom_loss)}
+        # name -> (loss of the canvas, its weight: Pixray's 'name:weight')
+        self.canvas_losses = {name: (LOSSES.lookup(name)(settings.section(name)).to(self.device), weight)
+                              for name, weight in self.plan.custom_losses}
         images = images or ImageReader()
         self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")
                            if settings.init_image else None)
@@ -170,8 +171,8 @@ class Run:
             (per_perceptor.sum() / batches).backward()
             totals += per_perceptor.detach() / batches
         losses = {p.name: totals[i] for i, p in enumerate(self.perceptors)}
-        for name, loss_fn in self.canvas_losses.items():
-            value = loss_fn(canvas)
+        for name, (loss_fn, weight) in self.canvas_losses.items():
+            value = weight * loss_fn(canvas)
             value.backward()
             losses[name] = value.detach()
         image.backward(canvas.grad)

@@ -13,7 +13,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 from .errors import SettingsError
@@ -35,10 +35,20 @@ class Spec:
     maximum: float | None = None
     length: int | None = None  # exact item count of a list setting
     names_file: bool = False  # the value is a path on the machine that runs pixray
+    flags: tuple[str, ...] = ()  # command-line spellings besides --name (Pixray's short forms)
+    parse: Callable[[Any], Any] | None = None  # a value (each item of a list) in Pixray's forms -> plain
+    describe: str | None = None  # the allowed values in words, where the type does not say them
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the setting holds a list."""
+        return _unwrap(self.type)[2]
 
     @property
     def allowed(self) -> str:
         """Human-readable description of the allowed values, for errors and ``--help``."""
+        if self.describe is not None:
+            return self.describe
         if self.choices is not None:
             return "one of " + ", ".join(str(c) for c in self.choices)
         base, optional, is_list = _unwrap(self.type)
@@ -74,14 +84,20 @@ def option(
     maximum: float | None = None,
     length: int | None = None,
     names_file: bool = False,
+    flags: Sequence[str] = (),
+    parse: Callable[[Any], Any] | None = None,
+    describe: str | None = None,
 ) -> Any:
     """A dataclass field that is a user-facing setting (help text and bounds in its metadata).
 
     ``names_file``: the value is a path to read on the machine that runs pixray, so a server never
-    takes it from a request.
+    takes it from a request. ``flags``: more command-line spellings. ``parse``: turns a value (each
+    item of a list) given in another accepted form into the plain one, raising ValueError if it is
+    none of them; ``describe`` then says in words what is accepted.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
-            "minimum": minimum, "maximum": maximum, "length": length, "names_file": names_file}
+            "minimum": minimum, "maximum": maximum, "length": length, "names_file": names_file,
+            "flags": tuple(flags), "parse": parse, "describe": describe}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -95,9 +111,7 @@ def specs_of(cls: type, section: str) -> list[Spec]:
         if "help" not in f.metadata:
             continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        out.append(Spec(f.name, hints[f.name], default, f.metadata["help"], section,
-                        f.metadata["choices"], f.metadata["minimum"], f.metadata["maximum"],
-                        f.metadata["length"], f.metadata["names_file"]))
+        out.append(Spec(f.name, hints[f.name], default, section=section, **f.metadata))
     return out
 
 
@@ -131,14 +145,23 @@ def coerce(spec: Spec, value: Any) -> Any:
         if len(items) > MAX_LIST_ITEMS:
             raise SettingsError(f"setting {spec.name!r}: {len(items)} items is too many; expected at most "
                                 f"{MAX_LIST_ITEMS}")
-        result: Any = [_scalar(spec, base, item, value) for item in items]
+        result: Any = [_scalar(spec, base, _parsed(spec, item, value), value) for item in items]
         if spec.length is not None and len(result) != spec.length:
             _fail(spec, value)
     else:
-        result = _scalar(spec, base, value, value)
+        result = _scalar(spec, base, _parsed(spec, value, value), value)
     for item in result if is_list else [result]:
         _check_range(spec, item, value)
     return result
+
+
+def _parsed(spec: Spec, value: Any, original: Any) -> Any:
+    if spec.parse is None:
+        return value
+    try:
+        return spec.parse(value)
+    except (TypeError, ValueError, OverflowError):
+        _fail(spec, original)
 
 
 def _scalar(spec: Spec, base: Any, value: Any, original: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from PIL import Image, PngImagePlugin
 
 from .engine import Run, Step
 from .options import SettingsError
-from .settings import Settings
+from .settings import Settings, resolve
 
 SETTINGS_KEY = "pixray_settings"
 SEED_KEY = "pixray_seed"
@@ -81,9 +80,6 @@ class OutputWriter:
 
     def __init__(self, settings: Settings) -> None:
         """Check ``output`` and choose the outdir; nothing is written until :meth:`start`."""
-        if not re.fullmatch(r"[^/\\]+\.png", settings.output, flags=re.IGNORECASE):
-            raise SettingsError(f"setting 'output': {settings.output!r} is not allowed; expected a "
-                                "file name ending in .png (no directories; use outdir)")
         self.outdir = resolve_outdir(settings.outdir)
         nearest = next(p for p in (self.outdir, *self.outdir.parents) if p.exists() or p == p.parent)
         if not nearest.is_dir() or not os.access(nearest, os.W_OK):
@@ -95,7 +91,7 @@ class OutputWriter:
             raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")
         self.path = self.outdir / settings.output
-        self.save_every = settings.save_every
+        self.save_every = resolve(settings).save_every
         self.record: dict = {}
         self._made: list[Path] = []  # what start() created, removed by abandon() if no image followed
 

@@ -184,7 +184,7 @@ class Service:
         metadata = run_record(run)
         record("model_loads", self.models.loads)
         started, done, loss = time.perf_counter(), 0, None
-        every = settings.display_every
+        every = run.plan.display_every
         for step in run:
             if step.is_final or (every and step.index % every == 0):
                 yield self._write(step, metadata, directory)

@@ -23,6 +23,16 @@ from .init_images import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
+from .pixray_settings import NOT_YET, not_yet_message
+from .value_forms import (
+    iterations_of,
+    parse_iterations_unit,
+    parse_loss_entry,
+    parse_percent_unit,
+    parse_png_name,
+    parse_seed,
+    split_loss_entry,
+)
 
 
 @dataclass(frozen=True)
@@ -53,50 +63,70 @@ ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
 })
 
 
+def _known_loss(entry: str) -> str:
+    if split_loss_entry(entry)[0] not in LOSSES:
+        raise ValueError(entry)
+    return entry
+
+
+_EVERY = ("iterations (10, 10i, 10 iterations) or percent of the run (5%, 5p), as Pixray; 0: only at "
+          "the end")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Core settings of a run. Drawer and loss options live in :attr:`sections`, one dataclass each."""
 
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
-                              "'text:weight:stop'; a negative weight pushes away")
+                              "'text:weight:stop'; a negative weight pushes away", flags=["-p"])
     drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS))
     quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
                           choices=list(QUALITY_PRESETS))
     clip_models: list[str] | None = option(
         None, "CLIP models judging the image (names or checkpoint paths); default from quality")
     aspect: str = option("widescreen", "Canvas shape; size = base size x scale",
-                         choices=list(ASPECT_SIZES))
+                         choices=list(ASPECT_SIZES), flags=["-asp"])
     scale: float | None = option(None, "Canvas scale factor; default from quality",
-                                 minimum=0.1, maximum=20)
+                                 minimum=0.1, maximum=20, flags=["-sca"])
     size: list[int] | None = option(None, "Explicit canvas 'width height' in pixels (overrides aspect)",
-                                    minimum=8, maximum=4096, length=2)
+                                    minimum=8, maximum=4096, length=2, flags=["-s"])
     iterations: int | None = option(None, "Optimisation steps; default from quality",
-                                    minimum=1, maximum=100000)
-    num_cuts: int | None = option(None, "Cutouts per batch; default from quality", minimum=1, maximum=1024)
+                                    minimum=1, maximum=100000, flags=["-i"])
+    num_cuts: int | None = option(None, "Cutouts per batch; default from quality", minimum=1, maximum=1024,
+                                  flags=["-cuts"])
     batches: int | None = option(None, "Cutout batches per step (gradient accumulation); default from "
-                                       "quality", minimum=1, maximum=64)
+                                       "quality", minimum=1, maximum=64, flags=["-bats"])
     learning_rate: float | None = option(None, "Optimiser step size; default from the drawer",
-                                         minimum=1e-6, maximum=10)
-    learning_rate_drops: list[float] = option([75.0], "Percent points of the run where the learning "
-                                                       "rate is divided by 10", minimum=0, maximum=100)
-    optimiser: str = option("Adam", "Optimiser", choices=list(OPTIMISERS))
+                                         minimum=1e-6, maximum=10, flags=["-lr"])
+    learning_rate_drops: list[str] = option(
+        ["75%"], "Points of the run after which the learning rate is divided by 10",
+        flags=["-lrd"], parse=parse_percent_unit,
+        describe="points of the run: percent up to 100 (75, 75%, 75p) or iterations (100i, 100 iterations)")
+    optimiser: str = option("Adam", "Optimiser", choices=list(OPTIMISERS), flags=["-opt"])
     cut_zoom_padding: str = option("grey", "What surrounds zoom-out cutouts: a random grey frame (Pixray) or "
                                            "the canvas extended by a padding mode",
                                    choices=["grey", "border", "reflection", "zeros"])
-    custom_loss: list[str] = option([], "Extra losses on the whole canvas (comma-separated)",
-                                    choices=list(LOSSES))
-    seed: int | None = option(None, "Random seed; chosen at random and recorded when unset",
-                              minimum=0, maximum=2**53 - 1)  # exact in a float: JSON clients keep it
-    init_image: str | None = option(None, "Image file the drawer starts from", names_file=True)
+    custom_loss: list[str] = option(
+        [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
+        flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),
+        describe=f"loss names ({', '.join(LOSSES)}), each optionally 'name:weight' (comma-separated)")
+    seed: int | None = option(None, "Random seed: a number, or any text (hashed to one as Pixray does); "
+                                    "chosen at random and recorded when unset",
+                              minimum=0, maximum=2**53 - 1,  # exact in a float: JSON clients keep it
+                              parse=parse_seed)
+    init_image: str | None = option(None, "Image file the drawer starts from", names_file=True,
+                                    flags=["-ii"])
     init_noise: str = option("pixels", "Starting canvas when there is no init_image",
-                             choices=list(NOISE_KINDS))
-    save_every: int = option(10, "Write the image every N steps (0: only at the end)",
-                             minimum=0, maximum=100000)
-    display_every: int = option(10, "Refresh the loss shown every N steps (0: never)",
-                                minimum=0, maximum=100000)
+                             choices=list(NOISE_KINDS), flags=["-in"])
+    save_every: str = option("10", "Write the image every N iterations (0: only at the end)",
+                             flags=["-se"], parse=parse_iterations_unit, describe=_EVERY)
+    display_every: str = option("10", "Show progress (the CLI's loss, the server's frames) every N "
+                                      "iterations (0: only at the end)",
+                                flags=["-de"], parse=parse_iterations_unit, describe=_EVERY)
     outdir: str = option("outputs/%DATE%_%SEQ%", "Output directory; %DATE% is today (YYYYMMDD), "
                                                  "%SEQ% the next unused number")
-    output: str = option("output.png", "File name of the image inside outdir")
+    output: str = option("output.png", "File name of the image inside outdir (.png is added or replaces "
+                                       "another suffix)", flags=["-o"], parse=parse_png_name)
     overwrite: bool = option(False, "Allow writing into an outdir that already has files")
     device: str = option("auto", "Where to run: auto picks cuda, then mps, then cpu",
                          choices=["auto", "cpu", "cuda", "mps"])
@@ -133,7 +163,10 @@ class Plan:
     batches: int
     width: int
     height: int
-    lr_drop_steps: tuple[int, ...]
+    lr_drop_steps: tuple[int, ...]  # steps from which the learning rate is a tenth of the one before
+    save_every: int  # 0: only at the end
+    display_every: int
+    custom_losses: tuple[tuple[str, float], ...]  # (loss name, weight), each name once
 
 
 def _section_classes() -> dict[str, type]:
@@ -178,6 +211,8 @@ def build_settings(*sources: Mapping[str, Any] | None) -> Settings:
     for source in sources:
         for key, value in (source or {}).items():
             spec = specs.get(key)
+            if spec is None and key in NOT_YET:
+                raise SettingsError(not_yet_message(key))
             if spec is None:
                 raise SettingsError(_unknown_key_message(key, value, list(specs)))
             merged[key] = coerce(spec, value)
@@ -278,8 +313,9 @@ def resolve(settings: Settings) -> Plan:
         base_w, base_h = ASPECT_SIZES[settings.aspect]
         width, height = int(base_w * scale), int(base_h * scale)
     iterations = settings.iterations if settings.iterations is not None else preset.iterations
-    drops = tuple(sorted({min(iterations - 1, int(p / 100 * iterations))
-                          for p in settings.learning_rate_drops}))
+    # Pixray drops the rate once the step at the point (of iterations - 1) is done.
+    drops = {iterations_of(point, iterations - 1) + 1 for point in settings.learning_rate_drops}
+    losses = dict(split_loss_entry(entry) for entry in settings.custom_loss)
     return Plan(
         clip_models=tuple(settings.clip_models or preset.clip_models),
         iterations=iterations,
@@ -287,5 +323,8 @@ def resolve(settings: Settings) -> Plan:
         batches=settings.batches if settings.batches is not None else preset.batches,
         width=width,
         height=height,
-        lr_drop_steps=drops,
+        lr_drop_steps=tuple(sorted(step for step in drops if step < iterations)),
+        save_every=iterations_of(settings.save_every, iterations),
+        display_every=iterations_of(settings.display_every, iterations),
+        custom_losses=tuple(losses.items()),
     )

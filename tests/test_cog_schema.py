@@ -34,6 +34,27 @@ def test_every_input_is_described_and_bounded():
     assert schema["paths"]["/predictions"]["post"]["x-cog-streaming"] is True
 
 
+def test_schema_bounds_are_exactly_the_settings_bounds():
+    """A value the schema admits must be one the settings admit (a seed maximum rounded through a
+    float once let 2^63 through coglet's validation and fail the prediction)."""
+    from pixray.settings import all_specs
+
+    inputs = build_schema()["components"]["schemas"]["Input"]["properties"]
+    specs = all_specs()
+    for name, prop in inputs.items():
+        if name not in specs:
+            continue
+        spec = specs[name]
+        if spec.minimum is None and spec.maximum is None and spec.choices is None:
+            continue  # e.g. display_every: text in settings ('5%'), a bounded integer as an input
+        for key, bound in (("minimum", spec.minimum), ("maximum", spec.maximum)):
+            assert prop.get(key) == bound, (name, key, prop.get(key), bound)
+            assert bound is None or float(bound) == bound, f"{name} {key} {bound} is not exact as a float"
+        if spec.choices is not None:
+            assert prop["enum"] == list(spec.choices)
+        assert prop.get("nullable") or "default" in prop
+
+
 def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
     config = yaml.safe_load((ROOT / "cog.yaml").read_text())
     assert config["run"] == "predict.py:Predictor" and config["build"]["gpu"] is True

@@ -90,7 +90,7 @@ def test_final_image_and_errors(small_settings, tiny_perceptor):
 
 def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perceptor):
     run = _run(small_settings, [tiny_perceptor], iterations=5)
-    run.canvas_losses["exploding"] = lambda canvas: (canvas * float("nan")).sum()
+    run.canvas_losses["exploding"] = (lambda canvas: (canvas * float("nan")).sum(), 1.0)
     steps = []
     with pytest.raises(RunError, match=r"not a finite number at step 0 \(from exploding\).*learning_rate"):
         steps.extend(run)

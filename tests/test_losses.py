@@ -27,7 +27,7 @@ def test_smoothness_gradient_flattens_speckle():
 
 def test_custom_loss_setting_and_errors():
     assert build_settings({"custom_loss": "smoothness"}).custom_loss == ["smoothness"]
-    with pytest.raises(SettingsError, match=r"'custom_loss'.*one of smoothness"):
+    with pytest.raises(SettingsError, match=r"'custom_loss'.*loss names \(smoothness, "):
         build_settings({"custom_loss": "borders"})
     with pytest.raises(SettingsError, match="unknown loss 'edges' \\(did you mean 'edge'\\?\\)"):
         LOSSES.lookup("edges")

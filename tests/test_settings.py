@@ -63,7 +63,7 @@ def test_types_are_coerced_from_text():
     ({"iterations": True}, ["'iterations'", "True"]),
     ({"quality": "ultra"}, ["'quality'", "'ultra'", "one of draft, normal, better, best, supreme"]),
     ({"drawer": "pixle"}, ["'drawer'", "'pixle'", "pixel", "fast_pixel"]),
-    ({"learning_rate_drops": [50, 150]}, ["'learning_rate_drops'", "150", "from 0 to 100"]),
+    ({"learning_rate_drops": [50, 150]}, ["'learning_rate_drops'", "150", "percent up to 100"]),
     ({"size": "10 x"}, ["'size'", "'10 x'", "integers"]),
     ({"overwrite": "perhaps"}, ["'overwrite'", "'perhaps'", "true or false"]),
     ({"prompts": ["a", "b"]}, ["'prompts'", "text"]),

@@ -1,0 +1,99 @@
+"""Pixray's settings that this project does not have yet, with Pixray's command-line flags.
+
+A Pixray user's YAML file or command line may name any of Pixray's settings; those not built here
+yet are answered with one line saying so, instead of "unknown setting". Names are Pixray's (the
+``dest`` of its argparse options, which its YAML files use); flags are its command-line spellings.
+When one is built, its entry leaves this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+#: name -> Pixray's command-line flags for it.
+NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    # pixray.py setup_parser
+    "spot_prompts": ("-sp", "--spot"),
+    "spot_prompts_off": ("-spo", "--spot_off"),
+    "spot_file": ("-spf", "--spot_file"),
+    "labels": ("-l", "--labels"),
+    "vector_prompts": ("-vp", "--vector_prompts"),
+    "image_prompts": ("-ip", "--image_prompts"),
+    "image_prompt_weight": ("-ipw", "--image_prompt_weight"),
+    "image_prompt_shuffle": ("-ips", "--image_prompt_shuffle"),
+    "image_labels": ("-il", "--image_labels"),
+    "image_label_weight": ("-ilw", "--image_label_weight"),
+    "save_intermediates": ("-si", "--save_intermediates"),
+    "display_clear": ("-dc", "--display_clear"),
+    "overlay_every": ("-ove", "--overlay_every"),
+    "overlay_offset": ("-ovo", "--overlay_offset"),
+    "overlay_until": ("-ovu", "--overlay_until"),
+    "overlay_image": ("-ovi", "--overlay_image"),
+    "overlay_alpha": ("-ova", "--overlay_alpha"),
+    "ezsize": ("-ezs", "--ezsize"),
+    "init_image_alpha": ("-iia", "--init_image_alpha"),
+    "target_images": ("-ti", "--target_images"),
+    "animation_dir": ("-anim", "--animation_dir"),
+    "animation_alpha": ("-ana", "--animation_alpha"),
+    "init_weight": ("-iw", "--init_weight"),
+    "init_weight_dist": ("-iwd", "--init_weight_dist"),
+    "init_weight_cos": ("-iwc", "--init_weight_cos"),
+    "init_weight_pix": ("-iwp", "--init_weight_pix"),
+    "perceptors": ("--perceptors",),
+    "noise_prompt_seeds": ("-nps", "--noise_prompt_seeds"),
+    "noise_prompt_weights": ("-npw", "--noise_prompt_weights"),
+    "auto_stop": ("-as", "--auto_stop"),
+    "cut_pow": ("-cutp", "--cut_power"),
+    "make_video": ("-vid", "--video"),
+    "cudnn_determinism": ("-d", "--deterministic"),
+    "cuda_device": ("-cud", "--cuda_device"),
+    "palette": ("--palette",),
+    "transparent": ("--transparent",),
+    "transparent_weight": ("--transparent_weight",),
+    "alpha_use_g": ("--alpha_use_g",),
+    "alpha_gamma": ("--alpha_gamma",),
+    "filters": ("--filters",),
+    # drawers
+    "pixel_edge_check": ("--pixel_edge_check",),
+    "pixel_iso_check": ("--pixel_iso_check",),
+    "strokes": ("--strokes",),
+    "stroke_length": ("--stroke_length",),
+    "min_stroke_width": ("--min_stroke_width",),
+    "max_stroke_width": ("--max_stroke_width",),
+    "allow_paper_color": ("--allow_paper_color",),
+    "vdiff_model": ("--vdiff_model",),
+    "vdiff_schedule": ("--vdiff_schedule",),
+    "vdiff_skip": ("--vdiff_skip",),
+    "super_resolution_model": ("--super_resolution_model",),
+    # losses
+    "smoothness_type": ("--smoothness_type",),
+    "smoothness_gaussian_kernel": ("--smoothness_gaussian_kernel",),
+    "smoothness_gaussian_std": ("--smoothness_gaussian_std",),
+    "smoothness_spacing": ("--smoothness_spacing",),
+    "smoothness_edge_order": ("--smoothness_edge_order",),
+    "global_color_weight": ("--global_color_weight",),
+    "edge_input_image": ("--edge_input_image",),
+    "edge_mask_image": ("--edge_mask_image",),
+    "saturation_weight": ("--saturation_weight",),
+    "symmetry_weight": ("--symmetry_weight",),
+    "aesthetic_target": ("--aesthetic_target",),
+    "gaussian_color": ("--gaussian_color",),
+    "gaussian_std": ("--gaussian_std",),
+    "gaussian_weight": ("--gaussian_weight",),
+    "style_file": ("--style_file",),
+    "styleloss_content_weight": ("--styleloss_content_weight",),
+    "styleloss_every": ("--styleloss_every",),
+    "styleloss_ospace": ("--styleloss_ospace",),
+    "styleloss_skip": ("--styleloss_skip",),
+    # filters
+    "lookup_beta": ("--lookup_beta",),
+    "wallpaper_type": ("--wallpaper_type",),
+    "wallpaper_edge_match": ("--wallpaper_edge_match",),
+})
+
+
+def not_yet_message(name: str) -> str:
+    """The one line that answers a Pixray setting this project does not have yet."""
+    return (f"{name!r} is a Pixray setting that this pixray does not support yet (the README's settings "
+            "reference lists what it has)")
