@@ -1,0 +1,119 @@
+"""What a Pixray user types or writes in YAML resolves to what Pixray would use (table-driven)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from pixray.cli import _values, build_parser
+from pixray.pixray_settings import NOT_YET
+from pixray.settings import SettingsError, all_specs, build_settings, parse_settings_text, resolve
+
+
+def _from_argv(argv: list[str]):
+    args = vars(build_parser().parse_args(argv))
+    args.pop("config"), args.pop("quiet")
+    return build_settings(_values(args))
+
+
+def _pixray_text_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha512(text.encode()).digest(), "big") % 0x100000000
+
+
+# (argv, attribute of Settings or Plan, expected value)
+CLI_ROWS = [
+    (["-p", "a cat|a dog:0.5"], "prompts", "a cat|a dog:0.5"),
+    (["-s", "384", "216"], "size", [384, 216]),
+    (["-s", "384 216"], "size", [384, 216]),
+    (["--size", "384,216"], "size", [384, 216]),
+    (["-i", "40"], "iterations", 40),
+    (["-ii", "start.png"], "init_image", "start.png"),
+    (["-in", "snow"], "init_noise", "snow"),
+    (["-cuts", "12"], "num_cuts", 12),
+    (["-bats", "3"], "batches", 3),
+    (["-lr", "0.05"], "learning_rate", 0.05),
+    (["-lrd", "50", "90"], "learning_rate_drops", ["50%", "90%"]),
+    (["-se", "5"], "save_every", "5i"),
+    (["-de", "20 iterations"], "display_every", "20i"),
+    (["-o", "picture"], "output", "picture.png"),
+    (["-o", "picture.jpg"], "output", "picture.png"),
+    (["-asp", "portrait"], "aspect", "portrait"),
+    (["-sca", "2.5"], "scale", 2.5),
+    (["-opt", "AdamW"], "optimiser", "AdamW"),
+    (["--losses", "smoothness:0.5,palette"], "custom_loss", ["smoothness:0.5", "palette"]),
+    (["--custom_loss", "edge", "smoothness"], "custom_loss", ["edge", "smoothness"]),
+    (["--clip_models", "ViT-B/32", "RN50"], "clip_models", ["ViT-B/32", "RN50"]),
+    (["--seed", "42"], "seed", 42),
+    (["--seed", "a seed in words"], "seed", _pixray_text_seed("a seed in words")),
+]
+
+
+@pytest.mark.parametrize("argv, name, expected", CLI_ROWS, ids=[" ".join(r[0]) for r in CLI_ROWS])
+def test_pixray_command_line_forms(argv, name, expected):
+    assert getattr(_from_argv(argv), name) == expected
+
+
+def test_config_file_alias(tmp_path):
+    (tmp_path / "a.yaml").write_text("iterations: 7\n")
+    args = vars(build_parser().parse_args(["--config_file", str(tmp_path / "a.yaml")]))
+    assert args["config"] == [str(tmp_path / "a.yaml")]
+
+
+# (YAML text, attribute of the resolved Plan, expected value)
+PLAN_ROWS = [
+    ("iterations: 100\nsave_every: 10", "save_every", 10),
+    ("iterations: 100\nsave_every: '10 iterations'", "save_every", 10),
+    ("iterations: 100\nsave_every: 10i", "save_every", 10),
+    ("iterations: 100\nsave_every: 5%", "save_every", 5),
+    ("iterations: 300\nsave_every: 5p", "save_every", 15),
+    ("iterations: 300\ndisplay_every: '2.5 percent'", "display_every", 7),
+    ("iterations: 100\ndisplay_every: 0", "display_every", 0),
+    # Pixray drops after the step at int(p * 0.01 * (iterations - 1)): 29 % of 100 is step 28.
+    ("iterations: 100\nlearning_rate_drops: [29]", "lr_drop_steps", (29,)),
+    ("iterations: 250", "lr_drop_steps", (187,)),
+    ("iterations: 100\nlearning_rate_drops: [50i, 90%]", "lr_drop_steps", (51, 90)),
+    ("iterations: 10\nlearning_rate_drops: [100]", "lr_drop_steps", ()),
+    ("custom_loss: 'smoothness:0.5,palette'", "custom_losses", (("smoothness", 0.5), ("palette", 1.0))),
+    ("custom_loss: [edge:2, edge:3]", "custom_losses", (("edge", 3.0),)),
+]
+
+
+@pytest.mark.parametrize("text, name, expected", PLAN_ROWS, ids=[r[0] for r in PLAN_ROWS])
+def test_pixray_value_forms_resolve_as_pixray(text, name, expected):
+    assert getattr(resolve(build_settings(parse_settings_text(text))), name) == expected
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("save_every: 5 minutes", "'save_every'"),
+    ("save_every: -5", "'save_every'"),
+    ("learning_rate_drops: [150]", "percent up to 100"),
+    ("custom_loss: 'smoothness:lots'", "'custom_loss'"),
+    ("custom_loss: 'smoothness:nan'", "'custom_loss'"),
+    ("custom_loss: 'nope:1'", "loss names (smoothness"),
+    ("output: ../escape.png", "'output'"),
+])
+def test_malformed_pixray_forms_are_refused(text, fragment):
+    with pytest.raises(SettingsError, match=fragment.replace("(", r"\(")):
+        build_settings(parse_settings_text(text))
+
+
+@pytest.mark.parametrize("name", ["filters", "spot_prompts", "image_prompts", "cut_pow", "vdiff_model"])
+def test_pixray_settings_not_built_yet_say_so(name):
+    with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
+        build_settings({name: "x"})
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["--spot", "a face"], "spot_prompts"), (["-vid", "true"], "make_video"),
+    (["--cut_power", "2"], "cut_pow"), (["--filters", "tiler"], "filters")])
+def test_pixray_flags_not_built_yet_say_so(argv, name):
+    with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):
+        _from_argv(argv)
+
+
+def test_not_yet_table_and_settings_do_not_overlap():
+    assert not set(NOT_YET) & set(all_specs())
+    flags = [flag for spec in all_specs().values() for flag in spec.flags]
+    flags += [flag for spec_flags in NOT_YET.values() for flag in spec_flags]
+    assert len(flags) == len(set(flags))
