@@ -72,13 +72,15 @@ def models_for(settings: Settings | None = None) -> list[str]:
 
 
 def weight_files(name: str) -> list[str]:
-    """Files to download for a CLIP model name, a VQGAN model name, or a manifest file name
-    (none for the CLIPs that ship inside the package)."""
+    """Files to download for a CLIP model name, a VQGAN model name, a manifest file name, or the
+    path of a CLIP checkpoint (none for those, and for the CLIPs that ship inside the package)."""
     if name in CLIP_MODELS:
         return [] if CLIP_MODELS[name].packaged else [CLIP_MODELS[name].filename]
     if name in VQGAN_MODELS:
         return [VQGAN_MODELS[name].config, VQGAN_MODELS[name].checkpoint]
     if name in MANIFEST:
         return [name]
+    if Path(name).expanduser().is_file():
+        return []  # a CLIP checkpoint by path (a server owner's fine-tuned model): nothing to fetch
     raise SettingsError(unknown_name_message("model or weight file", name,
                                           [*CLIP_MODELS, *VQGAN_MODELS, *MANIFEST]))

@@ -82,3 +82,20 @@ def test_stale_workdirs_of_dead_servers_are_removed(tmp_path):
     remove_stale_workdirs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"{PREDICTIONS_PREFIX}{os.getpid()}-def", "pixray-predictions-notapid", "unrelated"])
+
+
+def test_a_server_owner_may_preload_and_use_a_clip_checkpoint_by_path(tmp_path, monkeypatch, tiny_checkpoint):
+    from pixray.serving import Request, Service
+
+    (tmp_path / "base.yaml").write_text(f"clip_models: [{tiny_checkpoint}]\ndrawer: pixel\nsize: [16, 16]\n"
+                                        "iterations: 2\nnum_cuts: 2\ndevice: cpu\nprompts: a red circle\n")
+    environment = {"PIXRAY_SETTINGS": str(tmp_path / "base.yaml"), "PIXRAY_PRELOAD": str(tiny_checkpoint),
+                   "PIXRAY_OUTPUT_DIR": str(tmp_path / "out"), "PIXRAY_DOWNLOAD": "0"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    service = Service.from_environment()
+    assert service.models.loads == 1
+    frames = list(service.frames(Request(display_every=0), lambda name, value: None))
+    assert len(frames) == 1 and service.models.loads == 1
+    with pytest.raises(PredictionError, match="not model names"):  # requests still may not name paths
+        list(service.frames(Request(settings_text=f"clip_models: [{tiny_checkpoint}]"), lambda n, v: None))
