@@ -19,12 +19,14 @@ from .settings import Settings, build_settings, parse_settings_text, read_settin
 from .weights import MissingWeightsError
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from .engine import Run, Step
     from .model_cache import ModelCache
     from .perceptors import Perceptor
 
 __all__ = ["MissingWeightsError", "ModelCache", "Perceptor", "Run", "RunError", "Settings", "SettingsError",
-           "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file"]
+           "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file", "run"]
 
 _LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "ModelCache": "model_cache"}
 
@@ -52,3 +54,18 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
     else:
         settings = build_settings(settings, kwargs)
     return Run(settings, perceptors, models)
+
+
+def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> Image.Image:
+    """Pixray's one call: run to the end, writing into ``outdir`` what the ``pixray`` command writes
+    (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image.
+
+    >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
+    """
+    from .engine import Run
+    from .output import OutputWriter
+
+    values = build_settings({**({"prompts": prompts} if prompts is not None else {}), "drawer": drawer},
+                            settings)
+    writer = OutputWriter(values)
+    return writer.save_run(Run(values)).pil()

@@ -19,7 +19,7 @@ from .settings import all_specs, build_settings, read_settings_file
 from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
-    from .engine import Run
+    from .engine import Run, Step
     from .output import OutputWriter
 
 
@@ -115,18 +115,18 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
     from tqdm import tqdm
 
-    writer.start(run)
     every = run.plan.display_every
     bar = tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
+
+    def progress(step: Step) -> None:
+        if step.is_final:
+            return
+        if every and step.index % every == 0:
+            bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+        bar.update(1)
+
     with bar:
-        for step in run:
-            if writer.wants(step):
-                writer.write(step)
-            if step.is_final:
-                break
-            if every and step.index % every == 0:
-                bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
-            bar.update(1)
+        writer.save_run(run, progress)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import importlib.metadata
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,12 @@ import yaml
 from PIL import Image, PngImagePlugin
 
 from .engine import Run, Step
+from .errors import RunError
 from .options import SettingsError
-from .settings import Settings, resolve
+from .settings import SETTINGS_KEY, Settings, parse_settings_text, resolve
 
-SETTINGS_KEY = "pixray_settings"
 SEED_KEY = "pixray_seed"
+SEED_USED_KEY = "pixray_seed_used"  # Pixray's name for it
 ITERATION_KEY = "pixray_iteration"
 
 
@@ -34,13 +37,25 @@ def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
 
 
 def png_metadata(settings: dict[str, Any], seed: int, iteration: int) -> PngImagePlugin.PngInfo:
-    """PNG text chunks: the non-default settings (YAML), the seed and the iteration."""
+    """PNG text chunks: the non-default settings (as YAML, which ``pixray --config`` reads back, and
+    one ``pixray_<name>`` chunk each, as Pixray writes them), the seed and the iteration."""
     info = PngImagePlugin.PngInfo()
     info.add_text(SETTINGS_KEY, yaml.safe_dump(settings, sort_keys=True))
+    for name, value in sorted(settings.items()):
+        if name != "seed":
+            info.add_text(f"pixray_{name}", str(value))
     info.add_text(SEED_KEY, str(seed))
+    info.add_text(SEED_USED_KEY, str(seed))
     info.add_text(ITERATION_KEY, str(iteration))
-    info.add_text("Software", "pixray")
+    info.add_text("Software", f"pixray ({_version()})")
     return info
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pixray")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown version"
 
 
 def read_png_metadata(path: str | Path) -> dict[str, Any]:
@@ -48,7 +63,7 @@ def read_png_metadata(path: str | Path) -> dict[str, Any]:
     with Image.open(path) as img:
         text = dict(getattr(img, "text", {}))
     return {
-        "settings": yaml.safe_load(text.get(SETTINGS_KEY, "")) or {},
+        "settings": parse_settings_text(text.get(SETTINGS_KEY, ""), origin=f"{path} metadata"),
         "seed": int(text[SEED_KEY]) if SEED_KEY in text else None,
         "iteration": int(text[ITERATION_KEY]) if ITERATION_KEY in text else None,
     }
@@ -131,3 +146,20 @@ class OutputWriter:
             raise SettingsError(f"setting 'outdir': cannot write {str(self.path)!r}: "
                                 f"{exc.strerror or exc}") from None
         return self.path
+
+    def save_run(self, run: Run, progress: Callable[[Step], None] | None = None) -> Step:
+        """Run ``run`` to the end, writing what :meth:`wants`; ``progress`` sees every step.
+        Returns the final step. A run that fails before its first image leaves no outdir behind."""
+        self.start(run)
+        try:
+            for step in run:
+                if self.wants(step):
+                    self.write(step)
+                if progress is not None:
+                    progress(step)
+                if step.is_final:
+                    return step
+        except BaseException:
+            self.abandon()
+            raise
+        raise RunError("the run ended without a final step")

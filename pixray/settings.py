@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 import yaml
+from PIL import Image
 
 from .drawers import DRAWERS
 from .init_images import NOISE_KINDS
@@ -290,10 +291,19 @@ def parse_settings_text(text: str, origin: str = "settings") -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
+#: The PNG text chunk holding the settings (YAML) a pixray image was made with.
+SETTINGS_KEY = "pixray_settings"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def read_settings_file(path: str | Path) -> dict[str, Any]:
-    """The flat mapping in a YAML settings file."""
+    """The flat mapping in a YAML settings file, or the settings and seed a pixray PNG was made with
+    (so ``pixray --config image.png`` makes that image again)."""
     path = Path(path)
     try:
+        with path.open("rb") as f:
+            if f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE:
+                return _png_settings(path)
         with path.open(encoding="utf-8") as f:
             text = f.read(MAX_SETTINGS_BYTES + 1)
     except OSError as exc:
@@ -301,6 +311,18 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise SettingsError(f"settings file {str(path)!r} is not UTF-8 text (byte {exc.start})") from exc
     return parse_settings_text(text, origin=str(path))
+
+
+def _png_settings(path: Path) -> dict[str, Any]:
+    try:
+        with Image.open(path) as img:
+            text = img.info.get(SETTINGS_KEY)  # chunks before the pixels: nothing is decoded
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise SettingsError(f"cannot read settings from {str(path)!r}: not a readable PNG") from exc
+    if not isinstance(text, str):
+        raise SettingsError(f"{str(path)!r} holds no pixray settings (no {SETTINGS_KEY!r} text chunk); "
+                            "give a YAML file or an image pixray made")
+    return parse_settings_text(text, origin=f"settings in {path}")
 
 
 def resolve(settings: Settings) -> Plan:

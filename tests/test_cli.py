@@ -112,3 +112,32 @@ def test_sigterm_ends_the_cli_cleanly_with_complete_images(tmp_path: Path):
     with Image.open(tmp_path / "out" / "output.png") as image:
         image.load()  # complete, not truncated
         assert int(image.text["pixray_iteration"]) >= 0
+
+
+def test_pixray_png_keys_and_rerun_from_a_png_gives_the_same_image(tmp_path: Path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    args = ["--prompts", "a red circle", "--drawer", "pixel", "--clip_models", "shapes-demo",
+            "--size", "24 16", "--iterations", "3", "--num_cuts", "2", "--device", "cpu",
+            "--seed", "a seed in words", "--quiet"]
+    assert main([*args, "--outdir", str(tmp_path / "first")]) == 0
+    first = Path(capsys.readouterr().out.strip())
+    with Image.open(first) as image:
+        text = dict(image.text)
+        pixels = np.asarray(image.convert("RGB"))
+    assert text["pixray_drawer"] == "pixel" and text["pixray_iterations"] == "3"
+    assert text["pixray_seed_used"] == text["pixray_seed"] and text["Software"].startswith("pixray (")
+    assert main(["--config", str(first), "--outdir", str(tmp_path / "again"), "--quiet"]) == 0
+    again = Path(capsys.readouterr().out.strip())
+    with Image.open(again) as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")), pixels)
+        assert image.text["pixray_seed_used"] == text["pixray_seed_used"]
+
+
+def test_config_from_an_image_without_settings_is_refused(tmp_path: Path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    assert main(["--config", str(tmp_path / "plain.png"), "--quiet"]) == 2
+    _one_error_line(capsys.readouterr().err, "holds no pixray settings")

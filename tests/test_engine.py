@@ -95,3 +95,16 @@ def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perce
     with pytest.raises(RunError, match=r"not a finite number at step 0 \(from exploding\).*learning_rate"):
         steps.extend(run)
     assert steps == []  # no black "image" is ever handed out
+
+
+def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_path):
+    image = pixray.run("a red circle", "pixel", clip_models="shapes-demo", size=[24, 16], iterations=3,
+                       num_cuts=2, device="cpu", seed=4, outdir=str(tmp_path / "out"), save_every=1)
+    assert image.size == (24, 16)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["output.png", "settings.yaml"]
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(tmp_path / "out" / "output.png") as saved:
+        assert saved.text["pixray_iteration"] == "3"
+        assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(image))
