@@ -92,6 +92,10 @@ class Run:
         self.learning_rate = settings.learning_rate or self.drawer.learning_rate()
         self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None
                            else models.perceptors(self.plan.clip_models))
+        # Loss names: a perceptor's name, numbered when the ensemble holds it more than once.
+        names = [p.name for p in self.perceptors]
+        self.perceptor_labels = [name if names.count(name) == 1 else f"{name} #{names[:i + 1].count(name)}"
+                                 for i, name in enumerate(names)]
         # One cutout maker per distinct input resolution, with the perceptors that share it.
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]
@@ -170,7 +174,7 @@ class Run:
             per_perceptor = self._score(canvas, targets, generator)
             (per_perceptor.sum() / batches).backward()
             totals += per_perceptor.detach() / batches
-        losses = {p.name: totals[i] for i, p in enumerate(self.perceptors)}
+        losses = dict(zip(self.perceptor_labels, totals, strict=True))
         for name, (loss_fn, weight) in self.canvas_losses.items():
             value = weight * loss_fn(canvas)
             value.backward()

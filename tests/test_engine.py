@@ -108,3 +108,17 @@ def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_p
     with Image.open(tmp_path / "out" / "output.png") as saved:
         assert saved.text["pixray_iteration"] == "3"
         assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(image))
+
+
+@pytest.mark.parametrize("drawer, changes, expected", [
+    ("pixel", {}, 0.03),  # Pixray's pixel drawer: Adam at 0.03
+    ("fast_pixel", {}, 0.2),  # Pixray's run-wide default
+    ("pixel", {"learning_rate": 0.1}, 0.1),  # a rate the user sets wins
+])
+def test_learning_rate_defaults_as_pixray(small_settings, tiny_perceptor, drawer, changes, expected):
+    assert _run(small_settings, [tiny_perceptor], drawer=drawer, **changes).learning_rate == expected
+
+
+def test_a_perceptor_named_twice_reports_two_losses(small_settings, tiny_perceptor):
+    steps = list(_run(small_settings, [tiny_perceptor, tiny_perceptor], iterations=1))
+    assert set(steps[0].losses) == {"tiny #1", "tiny #2", "total"}

@@ -135,10 +135,10 @@ def test_synth_shape_range_and_gradient_reaches_the_latent(tiny_model):
     assert all(p.grad is None for p in tiny_model.parameters())
 
 
-def test_canvas_rounds_to_the_downsampling_factor(tiny_model):
+def test_canvas_floors_to_the_downsampling_factor_as_pixray(tiny_model):
     drawer = _drawer(tiny_model, 41, 23)
-    assert (drawer.width, drawer.height) == (40, 24) and drawer.latent.shape == (1, 4, 12, 20)
-    assert drawer.synth().shape == (1, 3, 24, 40)
+    assert (drawer.width, drawer.height) == (40, 22) and drawer.latent.shape == (1, 4, 11, 20)
+    assert drawer.synth().shape == (1, 3, 22, 40)
 
 
 def test_clamp_keeps_the_latent_in_the_codebook_range(tiny_model):

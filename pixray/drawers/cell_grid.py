@@ -18,7 +18,8 @@ class GridOptions:
     pixel_size: list[int] | None = option(
         None, "Cells 'columns rows'; default 80 across (landscape), 40 (square), 50 down (portrait)",
         minimum=1, maximum=2048, length=2)
-    pixel_scale: float = option(1.0, "Multiplies the number of cells", minimum=0.05, maximum=32)
+    pixel_scale: float = option(1.0, "Divides the number of columns and rows, as Pixray: 2 gives half as "
+                                     "many, twice as big cells", minimum=0.05, maximum=32)
 
 
 def grid_shape(options: GridOptions, width: int, height: int) -> tuple[int, int]:
@@ -33,8 +34,8 @@ def grid_shape(options: GridOptions, width: int, height: int) -> tuple[int, int]
         else:
             cell = height / 50
         cols, rows = round(width / cell), round(height / cell)
-    cols = max(1, min(width, round(cols * options.pixel_scale)))
-    rows = max(1, min(height, round(rows * options.pixel_scale)))
+    cols = max(1, min(width, int(cols / options.pixel_scale)))
+    rows = max(1, min(height, int(rows / options.pixel_scale)))
     return rows, cols
 
 

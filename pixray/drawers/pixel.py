@@ -23,6 +23,9 @@ class PixelDrawer(CellGridDrawer):
     """
 
     Options = PixelOptions
+    # Pixray's pixel drawer steps its cells with Adam at 0.03 whatever the run's rate; here that
+    # is the rate when the learning_rate setting is unset.
+    default_learning_rate = 0.03
 
     def __init__(self, options: PixelOptions, width: int, height: int) -> None:
         super().__init__(options, width, height)

@@ -1,7 +1,8 @@
 """``vqgan``: the image is a VQGAN latent, quantised to the codebook and decoded (VQGAN+CLIP).
 
-The decoder stays frozen; only the latent grid (embed_dim, H/f, W/f) learns. The canvas is rounded
-to the nearest multiple of the model's downsampling factor f (16 for every model Pixray lists).
+The decoder stays frozen; only the latent grid (embed_dim, H/f, W/f) learns. The canvas is floored
+to a multiple of the model's downsampling factor f (16 for every model Pixray lists), as in Pixray:
+384x216 becomes 384x208.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class VqganDrawer(Drawer):
 
     def __init__(self, options: VqganOptions, width: int, height: int, model: VQGAN) -> None:
         f = model.factor
-        columns, rows = max(1, round(width / f)), max(1, round(height / f))
+        columns, rows = max(1, width // f), max(1, height // f)
         super().__init__(options, columns * f, rows * f)
         self.model = model
         codebook = model.codebook
