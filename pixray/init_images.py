@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import glob
+import io
+import re
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -44,9 +49,10 @@ def noise_image(kind: str, width: int, height: int, generator: torch.Generator) 
 MAX_IMAGE_PIXELS = 64_000_000
 
 
-def load_image(path: str | Path, width: int, height: int, setting: str = "init_image",
+def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: str = "init_image",
                shown_as: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """The image file at ``path`` as (1,3,height,width) in [0,1] (resized to fill, cropped to fit).
+    """The image file at ``path`` (or in an open binary file) as (1,3,height,width) in [0,1],
+    stretched to the canvas as Pixray does.
 
     ``setting`` names the setting the path came from and ``shown_as`` how errors name the file
     (default: the path). Images over ``max_pixels`` are refused before they are decoded.
@@ -80,12 +86,38 @@ def load_image(path: str | Path, width: int, height: int, setting: str = "init_i
     except Exception as exc:  # decoders of untrusted files raise many types (bombs, ValueError, EOFError)
         raise SettingsError(f"setting {setting!r}: image {name} is damaged or not supported "
                             f"({type(exc).__name__})") from None
-    scale = max(width / img.width, height / img.height)
-    size = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
-    img = img.resize(size, Image.Resampling.LANCZOS)
-    left, top = (size[0] - width) // 2, (size[1] - height) // 2
-    img = img.crop((left, top, left + width, top + height))
+    img = img.resize((width, height), Image.Resampling.LANCZOS)
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+
+
+#: Largest image a URL may deliver.
+MAX_DOWNLOAD_BYTES = 50 << 20
+
+
+def fetch_url(url: str, setting: str, max_bytes: int) -> bytes:
+    """The bytes at ``url`` (at most ``max_bytes``), or a :class:`SettingsError` naming the setting."""
+    request = urllib.request.Request(url, headers={"User-Agent": "pixray"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data = response.read(max_bytes + 1)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SettingsError(f"setting {setting!r}: cannot fetch {url!r}: {reason}") from None
+    if len(data) > max_bytes:
+        raise SettingsError(f"setting {setting!r}: {url!r} is over {max_bytes >> 20} MB")
+    return data
+
+
+def _one_file(value: str, setting: str) -> str:
+    """``value`` itself, or the one file a glob pattern in it matches."""
+    if not glob.has_magic(value) or Path(value).exists():
+        return value
+    matches = sorted(glob.glob(value))
+    if len(matches) != 1:
+        found = f"{len(matches)} files ({', '.join(matches[:3])}{', ...' if len(matches) > 3 else ''})"
+        raise SettingsError(f"setting {setting!r}: the pattern {value!r} matches "
+                            f"{found if matches else 'no file'}; name one image")
+    return matches[0]
 
 
 @dataclass(frozen=True)
@@ -101,9 +133,14 @@ class ImageReader:
     uploads: Path | None = None
 
     def read(self, value: str, width: int, height: int, setting: str) -> torch.Tensor:
-        """The image named by setting ``setting`` as (1,3,height,width) in [0,1]."""
+        """The image named by setting ``setting`` as (1,3,height,width) in [0,1]: a file, a glob
+        matching one file, or (without ``uploads``) an http(s) URL, as Pixray reads it."""
         if self.uploads is None:
-            return load_image(value, width, height, setting, max_pixels=self.max_pixels)
+            if re.match(r"https?://", value):
+                data = fetch_url(value, setting, MAX_DOWNLOAD_BYTES)
+                return load_image(io.BytesIO(data), width, height, setting, repr(value), self.max_pixels)
+            return load_image(_one_file(value, setting), width, height, setting,
+                              max_pixels=self.max_pixels)
         path = Path(value)
         if path.resolve().parent != self.uploads.resolve():
             raise SettingsError(f"setting {setting!r}: a request may only use files it sends (a URL or a "

@@ -99,3 +99,37 @@ def test_a_server_owner_may_preload_and_use_a_clip_checkpoint_by_path(tmp_path, 
     assert len(frames) == 1 and service.models.loads == 1
     with pytest.raises(PredictionError, match="not model names"):  # requests still may not name paths
         list(service.frames(Request(settings_text=f"clip_models: [{tiny_checkpoint}]"), lambda n, v: None))
+
+
+def test_init_image_is_stretched_found_by_glob_or_fetched_as_pixray_does(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    wide = Image.new("RGB", (80, 40), (0, 0, 255))
+    wide.paste((255, 0, 0), (0, 0, 20, 40))  # the left quarter red
+    wide.save(tmp_path / "wide-1.png")
+    reader = ImageReader()
+    image = reader.read(str(tmp_path / "wide-1.png"), 32, 32, "init_image")
+    assert image[0, 0, 16, 3] > 0.9 and image[0, 2, 16, 28] > 0.9  # stretched, not cropped to the middle
+    assert torch.equal(reader.read(str(tmp_path / "wide-*.png"), 32, 32, "init_image"), image)
+    wide.save(tmp_path / "wide-2.png")
+    with pytest.raises(SettingsError, match=r"matches 2 files .*name one image"):
+        reader.read(str(tmp_path / "wide-*.png"), 32, 32, "init_image")
+    with pytest.raises(SettingsError, match="matches no file"):
+        reader.read(str(tmp_path / "none-*.png"), 32, 32, "init_image")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert torch.equal(reader.read(f"{url}/wide-1.png", 32, 32, "init_image"), image)
+        with pytest.raises(SettingsError, match=r"(?i)cannot fetch .*missing\.png.*not found"):
+            reader.read(f"{url}/missing.png", 32, 32, "init_image")
+        server.shutdown()
+    with pytest.raises(SettingsError, match="a request may only use files it sends"):
+        ImageReader(uploads=tmp_path / "uploads").read(f"{url}/wide-1.png", 32, 32, "init_image")
