@@ -160,6 +160,8 @@ def _parsed(spec: Spec, value: Any, original: Any) -> Any:
         return value
     try:
         return spec.parse(value)
+    except SettingsError:
+        raise
     except (TypeError, ValueError, OverflowError):
         _fail(spec, original)
 

@@ -115,9 +115,9 @@ class OutputWriter:
         self.record = run_record(run)
         settings_file = self.outdir / "settings.yaml"
         made = [] if settings_file.exists() else [settings_file]
-        made += [p for p in (self.outdir, *self.outdir.parents) if not p.exists()]  # innermost first
+        made += [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]  # innermost 1st
         try:
-            self.outdir.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._made = made
             settings_file.write_text(yaml.safe_dump(self.record, sort_keys=True))
         except OSError as exc:

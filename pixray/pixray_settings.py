@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from .errors import SettingsError
+
 #: name -> Pixray's command-line flags for it.
 NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     # pixray.py setup_parser
@@ -93,7 +95,21 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 
 
+#: Pixray's drawers this project does not have yet.
+DRAWERS_NOT_YET = ("vdiff", "clipdraw", "line_sketch", "super_resolution")
+
+
 def not_yet_message(name: str) -> str:
     """The one line that answers a Pixray setting this project does not have yet."""
     return (f"{name!r} is a Pixray setting that this pixray does not support yet (the README's settings "
             "reference lists what it has)")
+
+
+def refuse_drawer_not_yet(value: object) -> object:
+    """A ``drawer`` value, refused with its own message when it is a Pixray drawer not built yet."""
+    from .drawers import DRAWERS
+
+    if isinstance(value, str) and value.strip() in DRAWERS_NOT_YET:
+        raise SettingsError(f"drawer {value.strip()!r} is a Pixray drawer that this pixray does not support "
+                            f"yet; choose one of {', '.join(DRAWERS)}")
+    return value

@@ -24,7 +24,7 @@ from .init_images import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
-from .pixray_settings import NOT_YET, not_yet_message
+from .pixray_settings import NOT_YET, not_yet_message, refuse_drawer_not_yet
 from .value_forms import (
     iterations_of,
     parse_iterations_unit,
@@ -80,7 +80,8 @@ class Settings:
 
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
                               "'text:weight:stop'; a negative weight pushes away", flags=["-p"])
-    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS))
+    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS),
+                         parse=refuse_drawer_not_yet)
     quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
                           choices=list(QUALITY_PRESETS))
     clip_models: list[str] | None = option(
@@ -127,7 +128,8 @@ class Settings:
     outdir: str = option("outputs/%DATE%_%SEQ%", "Output directory; %DATE% is today (YYYYMMDD), "
                                                  "%SEQ% the next unused number")
     output: str = option("output.png", "File name of the image inside outdir (.png is added or replaces "
-                                       "another suffix)", flags=["-o"], parse=parse_png_name)
+                                       "another suffix; a relative path stays inside outdir)",
+                         flags=["-o"], parse=parse_png_name)
     overwrite: bool = option(False, "Allow writing into an outdir that already has files")
     device: str = option("auto", "Where to run: auto picks cuda, then mps, then cpu",
                          choices=["auto", "cpu", "cuda", "mps"])

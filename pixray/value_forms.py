@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from pathlib import PurePath
+from pathlib import PurePosixPath
 from typing import Any
 
 _UNIT = re.compile(r"^(\d*\.?\d+)\s*(i|iter|iterations|p|%|percent)?$")
@@ -77,8 +77,12 @@ def split_loss_entry(entry: str) -> tuple[str, float]:
 
 
 def parse_png_name(value: Any) -> str:
-    """An output file name; any other suffix becomes ``.png`` and none gets it, as in Pixray."""
-    if not isinstance(value, str) or not value.strip() or re.search(r"[/\\]", value):
+    """An output file name inside the outdir (a relative path such as Pixray's example files use,
+    ``outputs/hello.png``, but never absolute nor climbing out with ``..``); any other suffix
+    becomes ``.png`` and none gets it, as in Pixray."""
+    if not isinstance(value, str) or not value.strip() or "\\" in value:
         raise ValueError(value)
-    name = value.strip()
-    return name if name.lower().endswith(".png") else str(PurePath(name).with_suffix(".png"))
+    path = PurePosixPath(value.strip())
+    if path.is_absolute() or ".." in path.parts or path.name in ("", "."):
+        raise ValueError(value)
+    return str(path if path.suffix.lower() == ".png" else path.with_suffix(".png"))

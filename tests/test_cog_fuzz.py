@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 # Tight limits: each generated prediction is a few steps on a tiny canvas, whatever it asks for.
 BUDGET = {"PIXRAY_MAX_ITERATIONS": "8", "PIXRAY_MAX_CANVAS_PIXELS": "4096", "PIXRAY_MAX_CUTS": "8",
           "PIXRAY_MAX_CLIP_MODELS": "2", "PIXRAY_MAX_SECONDS": "20"}
-EXAMPLES = {"positive": 80, "negative": 60}
+EXAMPLES = {"positive": 60, "negative": 40}
 
 
 def _png_data_uri() -> str:
