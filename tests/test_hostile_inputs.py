@@ -112,7 +112,7 @@ ROWS = [
     Row("pixel-size-negative", "pixel_size: [-1, 5]", "'pixel_size'"),
     Row("unknown-loss", "custom_loss: [smoothness, nope]", "'custom_loss'"),
     Row("device-tpu", "device: tpu", "'device'", server=OWNED),
-    Row("bad-palette", "custom_loss: [palette]\ntarget_palette: ['#zzzzzz']", "target_palette", "run"),
+    Row("bad-palette", "custom_loss: [palette]\ntarget_palette: ['#zzzzzz']", "target_palette"),
     Row("empty-prompts", "prompts: ''", "'prompts' is empty", "run"),
     Row("vqgan-files-etc-passwd", "drawer: vqgan\nvqgan_config: /etc/passwd\nvqgan_checkpoint: /etc/passwd",
         "passwd", "run", OWNED),

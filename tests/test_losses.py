@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from pixray.losses import LOSSES
+from pixray.losses.colours import parse_colours
 from pixray.settings import SettingsError, build_settings
 
 
@@ -61,13 +62,25 @@ def test_palette_gradient_pulls_each_pixel_to_its_nearest_colour():
 
 
 @pytest.mark.parametrize(("palette", "message"), [
-    ("#12345,red", r"target_palette: '#12345' is not a colour; give '#rrggbb' codes or CSS colour names"),
-    ("reddish", r"'reddish' is not a colour"),
+    ("#12345,red", r"'target_palette': '#12345,red' is not allowed; expected colours: '#rrggbb', a CSS name"),
+    (["reddish"], r"'target_palette': \['reddish'\] is not allowed"),
+    (["(300,0,0)"], r"'target_palette'.*'\(255,0,0\)' \(0-255\)"),
     ([], "target_palette is empty"),
 ])
 def test_palette_errors_name_the_bad_colour(palette, message):
+    """Refused when the setting is read, not when a run starts."""
     with pytest.raises(SettingsError, match=message):
         _loss("palette", target_palette=palette)
+
+
+@pytest.mark.parametrize(("text", "rgb"), [
+    ("#ff0000", (1.0, 0.0, 0.0)), ("navy", (0.0, 0.0, 128 / 255)), ("(255,0,0)", (1.0, 0.0, 0.0)),
+    ("(255+128+0)", (1.0, 128 / 255, 0.0)), ("[1, 1, 0]", (1.0, 1.0, 0.0)),
+    ("pixel_green", (0.44, 1.0, 0.53)),
+])
+def test_colours_in_pixrays_forms(text, rgb):
+    assert build_settings({"edge_color": text}).section("edge").edge_color == text
+    assert torch.allclose(parse_colours([text], "edge_color"), torch.tensor([rgb]))
 
 
 def _framed(inner: float, frame: tuple[float, float, float]) -> torch.Tensor:
@@ -110,7 +123,8 @@ def test_edge_gradient_moves_only_the_band_towards_the_colour():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"edge_color": "grren"}, r"edge_color: 'grren' is not a colour; give '#rrggbb' codes or CSS"),
+    ({"edge_color": "grren"}, r"'edge_color': 'grren' is not allowed; expected '#rrggbb', a CSS name"),
+    ({"edge_color": "(255,0)"}, r"'edge_color': '\(255,0\)' is not allowed"),
     ({"edge_margins": "5,5,5"}, r"'edge_margins'.*four numbers"),
     ({"edge_thickness": 60}, r"'edge_thickness'.*from 0 to 50"),
 ])

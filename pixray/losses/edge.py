@@ -8,7 +8,7 @@ import torch
 
 from ..options import option
 from .base import CanvasLoss
-from .colours import parse_colours
+from .colours import COLOUR_FORMS, parse_colour, parse_colours
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,8 @@ class EdgeOptions:
         None, "Width of the edge band per side in percent (left, right, top, bottom); replaces "
         "edge_thickness", minimum=0, maximum=50, length=4)
     edge_color: str | None = option(
-        "white", "Colour the edge band is pulled to ('#rrggbb' or a CSS name); none: any single "
-        "colour (the band's own mean), for a plain frame whatever its colour")
+        "white", "Colour the edge band is pulled to; none: any single colour (the band's own mean), for a "
+        "plain frame whatever its colour", parse=parse_colour, describe=f"{COLOUR_FORMS}, or none")
 
 
 class EdgeLoss(CanvasLoss):

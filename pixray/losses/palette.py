@@ -8,15 +8,15 @@ import torch
 
 from ..options import option
 from .base import CanvasLoss
-from .colours import parse_colours
+from .colours import COLOUR_FORMS, parse_colour, parse_colours
 
 
 @dataclass(frozen=True)
 class PaletteOptions:
     palette_weight: float = option(1.0, "Weight of the palette loss", minimum=0, maximum=1000)
     target_palette: list[str] = option(
-        ["#000000", "#ffffff"],
-        "Colours of the palette loss: '#rrggbb' codes or CSS colour names (comma-separated)")
+        ["#000000", "#ffffff"], "Colours of the palette loss (a YAML list, or comma-separated)",
+        parse=parse_colour, describe=f"colours: {COLOUR_FORMS} (in a comma-separated list write '(255+0+0)')")
 
 
 class PaletteLoss(CanvasLoss):
