@@ -63,7 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
-    writer = None
     try:
         with _terminate_as_interrupt():
             settings = build_settings(*[read_settings_file(c) for c in configs], _values(args))
@@ -75,21 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = Run(settings)
             _execute(run, writer, quiet)
     except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
-        _abandon(writer)
         print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        _abandon(writer)
         print("pixray: interrupted", file=sys.stderr)
         return 130
     print(writer.path)
     return 0
-
-
-def _abandon(writer: OutputWriter | None) -> None:
-    """A run that wrote no image leaves no outdir behind, so the same command can run again."""
-    if writer is not None:
-        writer.abandon()
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .options import SettingsError
+from .prompts import parse_prompts
 from .settings import Plan, Settings
 
 ENV_PREFIX = "PIXRAY_MAX_"
@@ -52,7 +53,7 @@ class Budget:
 
     def check(self, settings: Settings, plan: Plan) -> None:
         """Raise :class:`SettingsError` naming the first limit the run of ``settings`` exceeds."""
-        prompts = [p for p in settings.prompts.split("|") if p.strip()]
+        prompts = parse_prompts(settings.prompts)
         models = len(plan.clip_models)
         work = plan.iterations * plan.num_cuts * plan.batches * models
         for name, value, what in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import importlib.metadata
 import os
 import tempfile
@@ -51,6 +52,7 @@ def png_metadata(settings: dict[str, Any], seed: int, iteration: int) -> PngImag
     return info
 
 
+@functools.cache  # read once: every frame's metadata carries it
 def _version() -> str:
     try:
         return importlib.metadata.version("pixray")
@@ -98,9 +100,7 @@ class OutputWriter:
         self.outdir = resolve_outdir(settings.outdir)
         nearest = next(p for p in (self.outdir, *self.outdir.parents) if p.exists() or p == p.parent)
         if not nearest.is_dir() or not os.access(nearest, os.W_OK):
-            what = "is a file, not a directory" if nearest.exists() else "does not exist"
-            if nearest.is_dir():
-                what = "is not writable"
+            what = "is not writable" if nearest.is_dir() else "is a file, not a directory"
             raise SettingsError(f"setting 'outdir': {str(nearest)!r} {what}; choose another outdir")
         if self.outdir.exists() and any(self.outdir.iterdir()) and not settings.overwrite:
             raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
@@ -150,8 +150,8 @@ class OutputWriter:
     def save_run(self, run: Run, progress: Callable[[Step], None] | None = None) -> Step:
         """Run ``run`` to the end, writing what :meth:`wants`; ``progress`` sees every step.
         Returns the final step. A run that fails before its first image leaves no outdir behind."""
-        self.start(run)
         try:
+            self.start(run)
             for step in run:
                 if self.wants(step):
                     self.write(step)
