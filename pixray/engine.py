@@ -20,7 +20,8 @@ from PIL import Image
 from .cutouts import Cutouts
 from .drawers import DRAWERS, Drawer
 from .errors import RunError
-from .init_images import ImageReader, noise_image, to_pil
+from .init_images import ImageReader, to_pil
+from .init_noise import noise_image
 from .losses import LOSSES
 from .model_cache import ModelCache
 from .optimisers import OPTIMISERS

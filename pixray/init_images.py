@@ -1,4 +1,4 @@
-"""Starting canvases: an init image from a file, or one of Pixray's noise images."""
+"""Init images: reading an image file, a glob or a URL onto the canvas, within limits."""
 
 from __future__ import annotations
 
@@ -16,33 +16,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .options import SettingsError
-
-NOISE_KINDS = ("pixels", "gradient", "snow", "none")
-
-
-def noise_image(kind: str, width: int, height: int, generator: torch.Generator) -> torch.Tensor:
-    """A starting canvas (1,3,height,width) in [0,1].
-
-    pixels: a random colour per pixel; gradient: a blend between two
-    random colours along a random direction; snow: per-pixel grey noise; none: flat mid grey.
-    """
-    device = generator.device
-    if kind == "pixels":
-        return torch.rand(1, 3, height, width, generator=generator, device=device)
-    if kind == "gradient":
-        a, b = torch.rand(2, 3, 1, 1, generator=generator, device=device)
-        angle = torch.rand((), generator=generator, device=device) * 2 * torch.pi
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height, device=device),
-                                torch.linspace(-1, 1, width, device=device), indexing="ij")
-        t = ((xs * angle.cos() + ys * angle.sin()) / 2**0.5 + 1) / 2
-        return (a * (1 - t) + b * t).unsqueeze(0)
-    if kind == "snow":
-        grey = torch.rand(1, 1, height, width, generator=generator, device=device)
-        return grey.expand(1, 3, height, width).contiguous()
-    if kind == "none":
-        return torch.full((1, 3, height, width), 0.5, device=device)
-    raise SettingsError(f"init_noise {kind!r} is not allowed; expected one of {', '.join(NOISE_KINDS)}")
-
 
 #: Largest image file read, in pixels (a 50-megapixel photo is fine; a crafted 50000x50000 PNG of a few
 #: hundred bytes would take 10 GB to decode). Images are resized to the canvas, so nothing is lost.

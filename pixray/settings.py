@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from .drawers import DRAWERS
-from .init_images import NOISE_KINDS
+from .init_noise import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
@@ -118,7 +118,9 @@ class Settings:
                               parse=parse_seed)
     init_image: str | None = option(None, "Image file the drawer starts from", names_file=True,
                                     flags=["-ii"])
-    init_noise: str = option("pixels", "Starting canvas when there is no init_image",
+    init_noise: str = option("pixels", "Starting canvas when there is no init_image: pixels (Pixray's soft "
+                                       "Perlin colour blobs), snow (a random colour per pixel), gradient "
+                                       "(per-channel ramps), none (flat grey)",
                              choices=list(NOISE_KINDS), flags=["-in"])
     save_every: str = option("10", "Write the image every N iterations (0: only at the end)",
                              flags=["-se"], parse=parse_iterations_unit, describe=_EVERY)

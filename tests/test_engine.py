@@ -3,7 +3,6 @@ import torch
 
 import pixray
 from pixray.engine import Run, RunError
-from pixray.init_images import noise_image
 from pixray.settings import SettingsError, build_settings
 
 
@@ -69,12 +68,6 @@ def test_init_image_is_the_starting_canvas(small_settings, tiny_perceptor, tmp_p
     first = next(iter(_run(small_settings, [tiny_perceptor], init_image=str(tmp_path / "red.png"),
                            drawer="fast_pixel", pixel_size=[8, 6])))
     assert torch.allclose(first.image, start, atol=1e-6)
-
-
-@pytest.mark.parametrize("kind", ["pixels", "gradient", "snow", "none"])
-def test_noise_images(kind):
-    image = noise_image(kind, 20, 10, torch.Generator().manual_seed(0))
-    assert image.shape == (1, 3, 10, 20) and image.min() >= 0 and image.max() <= 1
 
 
 def test_final_image_and_errors(small_settings, tiny_perceptor):
