@@ -29,7 +29,7 @@ from .options import SettingsError
 from .perceptors import Perceptor
 from .prompts import parse_prompts, prompt_loss
 from .runtime import autocast, choose_device, choose_precision
-from .settings import Plan, Settings, resolve
+from .settings import Plan, Settings, needs_init_size, resolve
 from .weights import weights_dir
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ class Run:
     def __init__(self, settings: Settings, perceptors: Sequence[Perceptor] | None = None,
                  models: ModelCache | None = None, images: ImageReader | None = None) -> None:
         self.settings = settings
-        self.plan: Plan = resolve(settings)
+        images = images or ImageReader()
+        init_size = images.size(settings.init_image, "init_image") if needs_init_size(settings) else None
+        self.plan: Plan = resolve(settings, init_size)
         self.prompts = parse_prompts(settings.prompts)
         if not self.prompts:
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
@@ -83,7 +85,6 @@ class Run:
         # name -> (loss of the canvas, its weight: Pixray's 'name:weight')
         self.canvas_losses = {name: (LOSSES.lookup(name)(settings.section(name)).to(self.device), weight)
                               for name, weight in self.plan.custom_losses}
-        images = images or ImageReader()
         self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")
                            if settings.init_image else None)
         # Last: loading models is the slow part, so every other mistake is reported first.

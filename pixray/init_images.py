@@ -7,15 +7,18 @@ import io
 import re
 import urllib.request
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from .options import SettingsError
+
+_T = TypeVar("_T")
 
 #: Largest image file read, in pixels (a 50-megapixel photo is fine; a crafted 50000x50000 PNG of a few
 #: hundred bytes would take 10 GB to decode). Images are resized to the canvas, so nothing is lost.
@@ -30,20 +33,37 @@ def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: st
     ``setting`` names the setting the path came from and ``shown_as`` how errors name the file
     (default: the path). Images over ``max_pixels`` are refused before they are decoded.
     """
-    name = shown_as or repr(str(path))
+
+    def decode(img: Image.Image) -> Image.Image:
+        # JPEG decodes at a reduced scale when the canvas is much smaller (4x faster, 16x less memory).
+        img.draft("RGB", (2 * width, 2 * height))
+        return img.convert("RGB")
+
+    img = _checked(path, setting, shown_as or repr(str(path)), max_pixels, decode)
+    img = img.resize((width, height), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+
+
+def image_size(path: str | Path | BinaryIO, setting: str = "init_image", shown_as: str | None = None,
+               max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """(width, height) of the image file at ``path``, from its header (nothing is decoded)."""
+    return _checked(path, setting, shown_as or repr(str(path)), max_pixels, lambda img: img.size)
+
+
+def _checked(path: str | Path | BinaryIO, setting: str, name: str, max_pixels: int,
+                use: Callable[[Image.Image], _T]) -> _T:
+    """``use(image)`` of the opened image file, once its size is known to be within ``max_pixels``;
+    every failure of an untrusted file becomes one :class:`SettingsError` naming ``setting``."""
     try:
         with warnings.catch_warnings():
             # Our own limit below is lower than Pillow's warning threshold and says what to do.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
         with img:
-            pixels = img.width * img.height
-            if pixels > max_pixels:
+            if img.width * img.height > max_pixels:
                 raise SettingsError(f"setting {setting!r}: image {name} is {img.width}x{img.height}, over "
                                     f"the limit of {max_pixels / 1e6:g} megapixels; scale it down first")
-            # JPEG decodes at a reduced scale when the canvas is much smaller (4x faster, 16x less memory).
-            img.draft("RGB", (2 * width, 2 * height))
-            img = img.convert("RGB")
+            return use(img)
     except SettingsError:
         raise
     except Image.DecompressionBombError:
@@ -59,8 +79,6 @@ def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: st
     except Exception as exc:  # decoders of untrusted files raise many types (bombs, ValueError, EOFError)
         raise SettingsError(f"setting {setting!r}: image {name} is damaged or not supported "
                             f"({type(exc).__name__})") from None
-    img = img.resize((width, height), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
 
 
 #: Largest image a URL may deliver.
@@ -104,21 +122,33 @@ class ImageReader:
 
     max_pixels: int = MAX_IMAGE_PIXELS
     uploads: Path | None = None
+    # URL -> its bytes: a run that asks an image's size first fetches it once.
+    _fetched: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def read(self, value: str, width: int, height: int, setting: str) -> torch.Tensor:
         """The image named by setting ``setting`` as (1,3,height,width) in [0,1]: a file, a glob
         matching one file, or (without ``uploads``) an http(s) URL, as Pixray reads it."""
+        source, shown_as = self._source(value, setting)
+        return load_image(source, width, height, setting, shown_as, self.max_pixels)
+
+    def size(self, value: str, setting: str) -> tuple[int, int]:
+        """(width, height) of the image :meth:`read` would read, from its header."""
+        source, shown_as = self._source(value, setting)
+        return image_size(source, setting, shown_as, self.max_pixels)
+
+    def _source(self, value: str, setting: str) -> tuple[str | Path | BinaryIO, str | None]:
+        """What to open for ``value``, and how errors name it (None: by its path)."""
         if self.uploads is None:
             if re.match(r"https?://", value):
-                data = fetch_url(value, setting, MAX_DOWNLOAD_BYTES)
-                return load_image(io.BytesIO(data), width, height, setting, repr(value), self.max_pixels)
-            return load_image(_one_file(value, setting), width, height, setting,
-                              max_pixels=self.max_pixels)
+                if value not in self._fetched:
+                    self._fetched[value] = fetch_url(value, setting, MAX_DOWNLOAD_BYTES)
+                return io.BytesIO(self._fetched[value]), repr(value)
+            return _one_file(value, setting), None
         path = Path(value)
         if path.resolve().parent != self.uploads.resolve():
             raise SettingsError(f"setting {setting!r}: a request may only use files it sends (a URL or a "
                                 "data URI in a file input), not paths on the server")
-        return load_image(path, width, height, setting, "the uploaded file", self.max_pixels)
+        return path, "the uploaded file"
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -18,7 +18,7 @@ from .drawers.vqgan import VQGAN_MODELS, shared_model
 from .options import SettingsError
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .registry import unknown_name_message
-from .settings import Settings, build_settings, resolve
+from .settings import Settings, build_settings, clip_models_of
 from .weights import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class ModelCache:
 def models_for(settings: Settings | None = None) -> list[str]:
     """Names of the CLIP and VQGAN models a run with ``settings`` (default: the defaults) loads."""
     settings = settings or build_settings({})
-    names = list(resolve(settings).clip_models)
+    names = list(clip_models_of(settings))
     if settings.drawer == "vqgan" and not settings.section("vqgan").vqgan_config:
         names.append(settings.section("vqgan").vqgan_model)
     return names

@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin
 from .engine import Run, Step
 from .errors import RunError
 from .options import SettingsError
-from .settings import SETTINGS_KEY, Settings, parse_settings_text, resolve
+from .settings import SETTINGS_KEY, Settings, parse_settings_text
 
 SEED_KEY = "pixray_seed"
 SEED_USED_KEY = "pixray_seed_used"  # Pixray's name for it
@@ -106,13 +106,14 @@ class OutputWriter:
             raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")
         self.path = self.outdir / settings.output
-        self.save_every = resolve(settings).save_every
+        self.save_every = 0  # from the run's plan, at start()
         self.record: dict = {}
         self._made: list[Path] = []  # what start() created, removed by abandon() if no image followed
 
     def start(self, run: Run) -> None:
         """Create the outdir and write settings.yaml (the non-default settings and the run's seed)."""
         self.record = run_record(run)
+        self.save_every = run.plan.save_every
         settings_file = self.outdir / "settings.yaml"
         made = [] if settings_file.exists() else [settings_file]
         made += [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]  # innermost 1st

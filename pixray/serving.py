@@ -45,7 +45,15 @@ from .options import SettingsError
 from .output import png_metadata, run_record, save_png
 from .perceptors import CLIP_MODELS
 from .runtime import choose_device
-from .settings import Settings, all_specs, build_settings, parse_settings_text, read_settings_file, resolve
+from .settings import (
+    Settings,
+    all_specs,
+    build_settings,
+    needs_init_size,
+    parse_settings_text,
+    read_settings_file,
+    resolve,
+)
 from .weights import MANIFEST, CheckpointError, MissingWeightsError, fetch_command, weights_dir
 from .weights.download import DownloadError, download
 
@@ -161,7 +169,8 @@ class Service:
         if paths and "clip_models" in text:
             raise SettingsError(f"input 'settings': clip_models {paths} are not model names; a request "
                                 f"may name these: {', '.join(CLIP_MODELS)}")
-        self.budget.check(settings, resolve(settings))
+        init_size = self.images.size(settings.init_image, "init_image") if needs_init_size(settings) else None
+        self.budget.check(settings, resolve(settings, init_size))
         return settings
 
     def frames(self, request: Request, record: Record) -> Iterator[Path]:

@@ -56,7 +56,10 @@ QUALITY_PRESETS: Mapping[str, QualityPreset] = MappingProxyType({
     "supreme": QualityPreset(("RN50x4", "RN101", "ViT-B/32", "ViT-B/16"), 400, 5, 8, 4),
 })
 
-# Canvas (width, height) at scale 1.
+# Canvas (width, height) at scale 1; aspect 'retain' takes the init image's shape at RETAIN_WIDTH.
+RETAIN_WIDTH = 144
+#: Smallest and largest canvas side, in pixels.
+MIN_SIDE, MAX_SIDE = 8, 4096
 ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
     "widescreen": (192, 108),
     "square": (144, 144),
@@ -87,11 +90,13 @@ class Settings:
     clip_models: list[str] | None = option(
         None, "CLIP models judging the image (names or checkpoint paths); default from quality")
     aspect: str = option("widescreen", "Canvas shape; size = base size x scale",
-                         choices=list(ASPECT_SIZES), flags=["-asp"])
+                         choices=[*ASPECT_SIZES, "retain"], flags=["-asp"],
+                         describe=f"{', '.join(ASPECT_SIZES)}, or retain (the init_image's shape, "
+                                  f"{RETAIN_WIDTH} x scale wide, as Pixray)")
     scale: float | None = option(None, "Canvas scale factor; default from quality",
                                  minimum=0.1, maximum=20, flags=["-sca"])
     size: list[int] | None = option(None, "Explicit canvas 'width height' in pixels (overrides aspect)",
-                                    minimum=8, maximum=4096, length=2, flags=["-s"])
+                                    minimum=MIN_SIDE, maximum=MAX_SIDE, length=2, flags=["-s"])
     iterations: int | None = option(None, "Optimisation steps; default from quality",
                                     minimum=1, maximum=100000, flags=["-i"])
     num_cuts: int | None = option(None, "Cutouts per batch; default from quality", minimum=1, maximum=1024,
@@ -300,6 +305,41 @@ SETTINGS_KEY = "pixray_settings"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def needs_init_size(settings: Settings) -> bool:
+    """Whether the canvas takes its shape from the init image (:func:`resolve` needs its size)."""
+    return settings.aspect == "retain" and settings.size is None
+
+
+def canvas_size(settings: Settings, init_size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The canvas (width, height): ``size``, else the aspect's base size times ``scale``.
+
+    Aspect 'retain' keeps the init image's shape (``init_size``) at Pixray's width of 144 x scale.
+    """
+    if settings.size is not None:
+        return settings.size[0], settings.size[1]
+    scale = settings.scale if settings.scale is not None else QUALITY_PRESETS[settings.quality].scale
+    if not needs_init_size(settings):
+        base_w, base_h = ASPECT_SIZES[settings.aspect]
+        return int(base_w * scale), int(base_h * scale)
+    if not settings.init_image:
+        raise SettingsError("setting 'aspect': retain takes the canvas shape from init_image, and there is "
+                            f"none; give init_image, or choose {', '.join(ASPECT_SIZES)} or a size")
+    if init_size is None:
+        raise ValueError("aspect 'retain' needs the init image's size (see needs_init_size)")
+    width = int(RETAIN_WIDTH * scale)
+    height = int(RETAIN_WIDTH * init_size[1] / init_size[0] * scale)
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise SettingsError(f"setting 'aspect': retain makes a {width}x{height} canvas from the "
+                            f"{init_size[0]}x{init_size[1]} init_image, outside {MIN_SIDE}..{MAX_SIDE} "
+                            "pixels a side; crop the image, or give size or another aspect")
+    return width, height
+
+
+def clip_models_of(settings: Settings) -> tuple[str, ...]:
+    """The CLIP models a run loads: ``clip_models``, else the quality preset's."""
+    return tuple(settings.clip_models or QUALITY_PRESETS[settings.quality].clip_models)
+
+
 def read_settings_file(path: str | Path) -> dict[str, Any]:
     """The flat mapping in a YAML settings file, or the settings and seed a pixray PNG was made with
     (so ``pixray --config image.png`` makes that image again)."""
@@ -329,21 +369,20 @@ def _png_settings(path: Path) -> dict[str, Any]:
     return parse_settings_text(text, origin=f"settings in {path}")
 
 
-def resolve(settings: Settings) -> Plan:
-    """Apply the quality and aspect presets: the concrete numbers of a run."""
+def resolve(settings: Settings, init_size: tuple[int, int] | None = None) -> Plan:
+    """Apply the quality and aspect presets: the concrete numbers of a run.
+
+    ``init_size`` is the init image's (width, height): aspect 'retain' needs it (see
+    :func:`needs_init_size`).
+    """
     preset = QUALITY_PRESETS[settings.quality]
-    if settings.size is not None:
-        width, height = settings.size
-    else:
-        scale = settings.scale if settings.scale is not None else preset.scale
-        base_w, base_h = ASPECT_SIZES[settings.aspect]
-        width, height = int(base_w * scale), int(base_h * scale)
+    width, height = canvas_size(settings, init_size)
     iterations = settings.iterations if settings.iterations is not None else preset.iterations
     # Pixray drops the rate once the step at the point (of iterations - 1) is done.
     drops = {iterations_of(point, iterations - 1) + 1 for point in settings.learning_rate_drops}
     losses = dict(split_loss_entry(entry) for entry in settings.custom_loss)
     return Plan(
-        clip_models=tuple(settings.clip_models or preset.clip_models),
+        clip_models=clip_models_of(settings),
         iterations=iterations,
         num_cuts=settings.num_cuts if settings.num_cuts is not None else preset.num_cuts,
         batches=settings.batches if settings.batches is not None else preset.batches,

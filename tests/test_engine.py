@@ -3,6 +3,7 @@ import torch
 
 import pixray
 from pixray.engine import Run, RunError
+from pixray.init_images import to_pil
 from pixray.settings import SettingsError, build_settings
 
 
@@ -115,3 +116,12 @@ def test_learning_rate_defaults_as_pixray(small_settings, tiny_perceptor, drawer
 def test_a_perceptor_named_twice_reports_two_losses(small_settings, tiny_perceptor):
     steps = list(_run(small_settings, [tiny_perceptor, tiny_perceptor], iterations=1))
     assert set(steps[0].losses) == {"tiny #1", "tiny #2", "total"}
+
+
+def test_aspect_retain_runs_on_the_init_images_shape(small_settings, tiny_perceptor, tmp_path):
+    to_pil(torch.rand(1, 3, 30, 60)).save(tmp_path / "wide.png")
+    settings = {k: v for k, v in small_settings.items() if k != "size"}
+    run = _run(settings, [tiny_perceptor], aspect="retain", scale=0.5, init_image=str(tmp_path / "wide.png"),
+               drawer="fast_pixel", iterations=1)
+    assert (run.plan.width, run.plan.height) == (72, 36)
+    assert next(iter(run)).image.shape == (1, 3, 36, 72)

@@ -117,3 +117,25 @@ def test_not_yet_table_and_settings_do_not_overlap():
     flags = [flag for spec in all_specs().values() for flag in spec.flags]
     flags += [flag for spec_flags in NOT_YET.values() for flag in spec_flags]
     assert len(flags) == len(set(flags))
+
+
+@pytest.mark.parametrize("image, scale, canvas", [
+    ((300, 600), 2, (288, 576)),  # Pixray: 144 x scale wide, the image's height / width below it
+    ((640, 360), 1, (144, 81)),
+    ((1000, 1000), 3, (432, 432)),
+])
+def test_aspect_retain_takes_the_init_images_shape_as_pixray(image, scale, canvas):
+    settings = build_settings({"aspect": "retain", "scale": scale, "init_image": "photo.png"})
+    plan = resolve(settings, image)
+    assert (plan.width, plan.height) == canvas
+    # An explicit size still wins, as in Pixray.
+    sized = build_settings({"aspect": "retain", "size": [64, 48], "init_image": "photo.png"})
+    assert (resolve(sized).width, resolve(sized).height) == (64, 48)
+
+
+def test_aspect_retain_without_a_usable_init_image_is_one_clear_error():
+    with pytest.raises(SettingsError, match="'aspect': retain takes the canvas shape from init_image"):
+        resolve(build_settings({"aspect": "retain"}))
+    stripe = build_settings({"aspect": "retain", "init_image": "stripe.png"})
+    with pytest.raises(SettingsError, match=r"retain makes a 288x2304000 canvas .* outside 8\.\.4096"):
+        resolve(stripe, (1, 8000))
