@@ -307,7 +307,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def needs_init_size(settings: Settings) -> bool:
     """Whether the canvas takes its shape from the init image (:func:`resolve` needs its size)."""
-    return settings.aspect == "retain" and settings.size is None
+    return settings.aspect == "retain" and settings.size is None and bool(settings.init_image)
 
 
 def canvas_size(settings: Settings, init_size: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -318,7 +318,7 @@ def canvas_size(settings: Settings, init_size: tuple[int, int] | None = None) ->
     if settings.size is not None:
         return settings.size[0], settings.size[1]
     scale = settings.scale if settings.scale is not None else QUALITY_PRESETS[settings.quality].scale
-    if not needs_init_size(settings):
+    if settings.aspect != "retain":
         base_w, base_h = ASPECT_SIZES[settings.aspect]
         return int(base_w * scale), int(base_h * scale)
     if not settings.init_image:

@@ -44,6 +44,7 @@ def bad_images(directory: Path) -> dict[str, Path]:
         "truncated.png": png_header(10, 10),
         "text.png": b"not an image at all\n",
         "empty.png": b"",
+        "stripe.png": png_header(1, 8000),
     }
     for name, data in files.items():
         (directory / name).write_bytes(data)
@@ -125,13 +126,16 @@ ROWS = [
     Row("init-text-file", "init_image: {text.png}", "init_image", "run", OWNED),
     Row("init-empty-file", "init_image: {empty.png}", "init_image", "run", OWNED),
     Row("init-directory", "init_image: {folder.png}", "init_image", "run", OWNED),
+    Row("retain-without-init-image", "aspect: retain\nsize: null", "'aspect': retain", "run"),
+    Row("retain-stripe-image", "aspect: retain\nsize: null\ninit_image: {stripe.png}",
+        "'aspect': retain makes a 288x", "run", OWNED),
 ]
 
 #: The rows the real server is sent (test_cog_server.py), and the budget rows only a server has.
 SERVER_ROWS = ["alias-bomb", "deep-nesting", "huge-size-text", "huge-prompt", "duplicate-key", "python-tag",
                "nan-learning-rate", "nan-smoothness", "nan-prompt-weight", "seed-10k-digits",
                "many-clip-models", "size-huge", "bad-palette", "vqgan-files-etc-passwd", "init-etc-passwd",
-               "init-png-bomb",
+               "init-png-bomb", "retain-stripe-image",
                "device-tpu"]
 
 
