@@ -1,25 +1,40 @@
 """Augmented cutouts of the canvas: what the perceptors actually look at.
 
-Pixray's recipe: the whole canvas is pooled to the perceptor's input size ((avg + max) / 2), then
-each cutout is a random view of it. Most views are a random crop seen through a random rotation,
-shift and perspective; the rest zoom *out*, showing the whole canvas smaller on a random grey
-surround. Colour jitter and Gaussian noise follow. Parameters are drawn from an explicit
-``torch.Generator`` (:meth:`Cutouts.sample`) apart from the pure transform (:meth:`Cutouts.apply`),
-so runs are repeatable and the transform is testable on fixed parameters.
+The canvas is first pooled ((avg + max) / 2) to the perceptor's input size *at the canvas's own
+aspect* (its short side becomes the cut size; see :func:`pooled_shape`), so no view sees it squashed.
+Each cutout is then one perspective warp of that pooled image into a square: a *crop* view of part
+of it (what lies beyond the canvas filled by a padding mode), or a *framed* view of the whole canvas,
+smaller, on a grey surround. Colour jitter and Gaussian noise follow.
+
+Two recipes choose the views (setting ``cut_method``):
+
+- :class:`PixrayCutouts` (default): Pixray's ``MakeCutouts``. 60 % crop views (a perspective warp,
+  then a crop of 25-95 % of the area at width/height 0.85-1.2), 40 % framed views (the whole canvas
+  letterboxed at 90-100 % of the view's width, or 95 % on a square canvas, with a milder
+  perspective); one grey for every framed view of a batch; hue jitter of +-0.1 turn and saturation
+  of +-10 % on 80 % of the views.
+- :class:`RotatedCutouts`: this project's first recipe: 60 % crops of 10-100 % of the short side's
+  square turned up to 15 degrees, 40 % zoom-out views showing the canvas at 1/2 to 1 of the view.
+  The shapes-world guides were trained on its views.
+
+Parameters are drawn from an explicit ``torch.Generator`` (``sample``) apart from the pure transform
+(:meth:`Cutouts.apply`), so runs are repeatable and the transform is testable on fixed parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
+from kornia.geometry.linalg import transform_points
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
 PADDING_MODES = ("border", "reflection", "zeros")
-
 
 
 def unit_corners(device: torch.device) -> torch.Tensor:
@@ -34,106 +49,86 @@ def unit_corners(device: torch.device) -> torch.Tensor:
     return torch.stack([x, y], dim=-1)
 
 
+def pooled_shape(cut_size: int, height: int, width: int) -> tuple[int, int]:
+    """(height, width) the canvas is pooled to before views are cut: its aspect kept, the short side
+    ``cut_size``, but the long side never beyond the canvas's own (or ``cut_size``), so a canvas
+    already near the cut size is used as it is rather than resampled twice."""
+    short, long = min(height, width), max(height, width)
+    scale = min(cut_size / short, max(cut_size, long) / long)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 @dataclass(frozen=True)
 class CutoutParams:
     """Random parameters of ``n`` cutouts (all tensors on the canvas's device)."""
 
-    quads: torch.Tensor  # (n,4,2) source corners in [-1,1] canvas coordinates (beyond: padding)
-    zoom: torch.Tensor  # (n,) bool: zoom-out view with a grey surround
-    grey: torch.Tensor  # (n,) surround grey level in [0,1] for zoom-out views
+    quads: torch.Tensor  # (n,4,2) source corners (x, y) in [-1,1] pooled-canvas coordinates (beyond: padding)
+    framed: torch.Tensor  # (n,) bool: a view of the whole canvas on a grey surround
+    grey: torch.Tensor  # (n,) surround grey level in [0,1] for framed views
     hue: torch.Tensor  # (n,) hue shift in radians
     saturation: torch.Tensor  # (n,) saturation factor
     noise: torch.Tensor  # (n,) standard deviation of added noise
 
 
+class _Draw:
+    """Uniform draws of shape (n, ...) from one generator."""
+
+    def __init__(self, n: int, generator: torch.Generator, device: torch.device) -> None:
+        self.n, self.generator, self.device = n, generator, device
+
+    def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, *shape: int) -> torch.Tensor:
+        return torch.rand(self.n, *shape, generator=self.generator, device=self.device) * (high - low) + low
+
+    def chance(self, p: float) -> torch.Tensor:
+        return torch.rand(self.n, generator=self.generator, device=self.device) < p
+
+
 @dataclass(frozen=True)
 class Cutouts:
-    """Cutouts of size ``cut_size`` (a perceptor's input resolution), with Pixray's proportions."""
+    """Cutouts of size ``cut_size`` (a perceptor's input resolution); subclasses choose the views."""
 
     cut_size: int
-    zoom_fraction: float = 0.4
-    crop_probability: float = 0.5
-    crop_area: tuple[float, float] = (0.1, 1.0)
-    rotate_degrees: float = 15.0
-    rotate_probability: float = 0.8
-    translate: float = 0.1
-    perspective: float = 0.35
-    perspective_probability: float = 0.7
-    zoom_out: tuple[float, float] = (1.0, 2.0)
-    hue: float = 0.1 * math.pi
-    saturation: float = 0.1
-    jitter_probability: float = 0.7
-    noise: float = 0.1
 
     def __call__(self, image: torch.Tensor, n: int, generator: torch.Generator,
                  padding_mode: str = "border", fill: float | str | None = None) -> torch.Tensor:
         """``n`` cutouts (n,3,S,S) of ``image`` (1,3,H,W) in [0,1].
 
         ``padding_mode`` fills what a crop view sees beyond the canvas ("border", "reflection",
-        "zeros"). ``fill`` surrounds zoom-out views: a grey level, None for a random grey per
-        cutout (Pixray), or a padding mode to extend the canvas instead of framing it.
+        "zeros"). ``fill`` surrounds framed views: a grey level, None for the recipe's random grey,
+        or a padding mode to extend the canvas instead of framing it.
         """
-        params = self.sample(n, generator, image.device)
+        params = self.sample(n, generator, image.device, pooled_shape(self.cut_size, *image.shape[-2:]))
         if isinstance(fill, str):
             return self.apply(image, params, generator, padding_mode, zoom_padding=fill)
         if fill is not None:
             params = dataclasses.replace(params, grey=torch.full_like(params.grey, fill))
         return self.apply(image, params, generator, padding_mode)
 
-    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> CutoutParams:
-        """Random parameters of ``n`` cutouts."""
-
-        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-            return torch.rand(n, *shape, generator=generator, device=device) * (high - low) + low
-
-        def chance(p: float) -> torch.Tensor:
-            return torch.rand(n, generator=generator, device=device) < p
-
-        zoom = chance(self.zoom_fraction)
-        # Crop views: half-extents from a random area and aspect ratio, centred inside the canvas.
-        whole = torch.ones(n, device=device)
-        area = torch.where(chance(self.crop_probability), uniform(*self.crop_area), whole)
-        ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
-        half = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1).clamp(max=1.0)
-        # Zoom-out views: the canvas shown smaller, anywhere inside a larger window.
-        half = torch.where(zoom[:, None], uniform(*self.zoom_out)[:, None].expand(n, 2), half)
-        centre = (uniform(-1, 1, 2) * (1 - half).abs()
-                  + uniform(-self.translate, self.translate, 2) * ~zoom[:, None])
-        angle = torch.where(chance(self.rotate_probability) & ~zoom,
-                            uniform(-1, 1) * math.radians(self.rotate_degrees), torch.zeros(n, device=device))
-        corners = unit_corners(device) * half[:, None, :]
-        cos, sin = angle.cos()[:, None], angle.sin()[:, None]
-        rotated = torch.stack([corners[..., 0] * cos - corners[..., 1] * sin,
-                               corners[..., 0] * sin + corners[..., 1] * cos], -1)
-        warp = uniform(-self.perspective, self.perspective, 4, 2) * half[:, None, :]
-        warp = warp * chance(self.perspective_probability)[:, None, None]
-        jitter = chance(self.jitter_probability)
-        return CutoutParams(
-            quads=centre[:, None, :] + rotated + warp,
-            zoom=zoom,
-            grey=uniform(0, 1),
-            hue=uniform(-self.hue, self.hue) * jitter,
-            saturation=1 + uniform(-self.saturation, self.saturation) * jitter,
-            noise=uniform(0, self.noise),
-        )
+    def sample(self, n: int, generator: torch.Generator, device: torch.device,
+               pooled: tuple[int, int]) -> CutoutParams:
+        """Random parameters of ``n`` cutouts of a canvas pooled to ``pooled`` (height, width)."""
+        raise NotImplementedError
 
     def apply(self, image: torch.Tensor, params: CutoutParams, generator: torch.Generator,
               padding_mode: str = "border", zoom_padding: str | None = None) -> torch.Tensor:
         """The cutouts (n,3,S,S) described by ``params``; ``generator`` draws the pixel noise.
 
         ``image`` is one canvas (1,3,H,W) viewed n times, or n images (n,3,H,W) viewed once each.
-        Zoom-out views sit on their grey (``params.grey``), or, given ``zoom_padding``, extend the
+        Framed views sit on their grey (``params.grey``), or, given ``zoom_padding``, extend the
         canvas with that padding mode like crop views do.
         """
         for mode in (padding_mode, zoom_padding or padding_mode):
             if mode not in PADDING_MODES:
                 raise ValueError(f"padding_mode {mode!r} is not one of {', '.join(PADDING_MODES)}")
         size = self.cut_size
-        pooled = (F.adaptive_avg_pool2d(image, size) + F.adaptive_max_pool2d(image, size)) / 2
+        height, width = pooled_shape(size, *image.shape[-2:])
+        shape = (height, width)
+        pooled = (F.adaptive_avg_pool2d(image, shape) + F.adaptive_max_pool2d(image, shape)) / 2
         n = params.quads.shape[0]
         target = unit_corners(image.device).to(image.dtype).expand(n, 4, 2)
         to_pixels = (size - 1) / 2
-        matrix = get_perspective_transform((params.quads + 1) * to_pixels, (target + 1) * to_pixels)
+        scale = params.quads.new_tensor([(width - 1) / 2, (height - 1) / 2])
+        matrix = get_perspective_transform((params.quads + 1) * scale, (target + 1) * to_pixels)
         source = pooled.expand(n, -1, -1, -1) if pooled.shape[0] == 1 else pooled
         crops = warp_perspective(source, matrix, (size, size), padding_mode=padding_mode)
         if zoom_padding is None:
@@ -145,10 +140,160 @@ class Cutouts:
             zoomed = crops
         else:
             zoomed = warp_perspective(source, matrix, (size, size), padding_mode=zoom_padding)
-        out = torch.where(params.zoom[:, None, None, None], zoomed, crops)
+        out = torch.where(params.framed[:, None, None, None], zoomed, crops)
         out = torch.einsum("nij,njhw->nihw", colour_matrices(params.hue, params.saturation).to(out), out)
         noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
         return out + noise * params.noise[:, None, None, None]
+
+
+@dataclass(frozen=True)
+class PixrayCutouts(Cutouts):
+    """Pixray's ``MakeCutouts`` views, at the canvas's true aspect (see the module docstring)."""
+
+    crop_fraction: float = 0.6
+    crop_area: tuple[float, float] = (0.25, 0.95)  # of the pooled canvas's area
+    crop_ratio: tuple[float, float] = (0.85, 1.2)  # width / height, drawn log-uniformly
+    crop_perspective: float = 0.4  # how far each corner may move in, as a fraction of the half size
+    framed_perspective: float = 0.2
+    perspective_probability: float = 0.7
+    hue: float = 0.1 * 2 * math.pi  # kornia's ColorJitter(hue=0.1) is a tenth of a turn
+    saturation: float = 0.1
+    jitter_probability: float = 0.8
+    noise: float = 0.1
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device,
+               pooled: tuple[int, int]) -> CutoutParams:
+        height, width = pooled
+        n_crops = int(self.crop_fraction * n)
+        crops = self._crop_quads(_Draw(n_crops, generator, device), height, width)
+        framed = self._framed_quads(_Draw(n - n_crops, generator, device), height, width)
+        draw = _Draw(n, generator, device)
+        is_framed = torch.arange(n, device=device) >= n_crops
+        grey = torch.rand((), generator=generator, device=device).expand(n)  # one grey for the batch
+        jitter = draw.chance(self.jitter_probability)
+        scale = torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device).clamp(min=0.5)
+        return CutoutParams(
+            quads=torch.cat([crops, framed]) / scale - 1,
+            framed=is_framed,
+            grey=grey.contiguous(),
+            hue=draw.uniform(-self.hue, self.hue) * jitter,
+            saturation=1 + draw.uniform(-self.saturation, self.saturation) * jitter,
+            noise=draw.uniform(0, self.noise),
+        )
+
+    def _perspective_inverse(self, draw: _Draw, frame: torch.Tensor, half: torch.Tensor,
+                             distortion: float) -> torch.Tensor:
+        """(n,3,3) inverse of a kornia-style random perspective of ``frame`` (n,4,2): each corner
+        moves inwards by up to ``distortion`` x ``half`` (x, y), with probability
+        ``perspective_probability``."""
+        inwards = -unit_corners(frame.device)  # towards the middle from each corner
+        moved = draw.uniform(0, 1, 4, 2) * draw.chance(self.perspective_probability)[:, None, None]
+        end = frame + inwards * half * distortion * moved
+        return get_perspective_transform(end, frame)
+
+    def _crop_quads(self, draw: _Draw, height: int, width: int) -> torch.Tensor:
+        """(n,4,2) pixel corners in the pooled canvas whose warp to the view is Pixray's crop view:
+        a perspective of the whole canvas, then a random resized crop of it."""
+        device = draw.device
+        size = torch.tensor([width - 1.0, height - 1.0], device=device)
+        frame = (unit_corners(device) + 1) / 2 * size
+        undo = self._perspective_inverse(draw, frame.expand(draw.n, 4, 2), size / 2, self.crop_perspective)
+        area = draw.uniform(*self.crop_area) * (width * height)
+        ratio = torch.exp(draw.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
+        extent = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1)  # (n,2) as (w, h)
+        # Too big for the canvas at this ratio: shrink, keeping the ratio (kornia redraws instead).
+        limit = torch.tensor([float(width), float(height)], device=device)
+        extent = extent / (extent / limit).amax(-1, keepdim=True).clamp(min=1)
+        corner = draw.uniform(0, 1, 2) * (limit - extent)
+        rect = corner[:, None, :] + (unit_corners(device) + 1) / 2 * (extent - 1).clamp(min=0)[:, None, :]
+        return transform_points(undo, rect)
+
+    def _framed_quads(self, draw: _Draw, height: int, width: int) -> torch.Tensor:
+        """(n,4,2) pixel corners in the pooled canvas whose warp to the view is Pixray's framed view:
+        the whole canvas scaled to 90-100 % of the view's side along its long side (95 % when the
+        canvas is square), moved at random across the short side, then a mild perspective."""
+        device, size = draw.device, self.cut_size
+        square = height == width
+        fit = size / max(height, width)
+        low, high = (0.95, 0.95) if square else (0.9, 1.0)
+        scale = draw.uniform(low * fit, high * fit)[:, None]
+        # Pixray's translation range: what the largest scale leaves free, on each axis.
+        room = torch.tensor([size - high * fit * width, size - high * fit * height], device=device) / 2
+        shift = draw.uniform(-1, 1, 2) * room.clamp(min=0)
+        view = (unit_corners(device) + 1) / 2 * (size - 1)
+        half = torch.full((2,), size / 2, device=device)
+        undo = self._perspective_inverse(draw, view.expand(draw.n, 4, 2), half, self.framed_perspective)
+        in_view = transform_points(undo, view.expand(draw.n, 4, 2))
+        # The view is a (size x size) window centred on the scaled canvas's centre, moved by shift.
+        middle_view = (size - 1) / 2
+        middle = torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device)
+        return middle + (in_view - middle_view - shift[:, None, :]) / scale[:, :, None]
+
+
+@dataclass(frozen=True)
+class RotatedCutouts(Cutouts):
+    """This project's first recipe (see the module docstring), at the canvas's true aspect.
+
+    Lengths are drawn in units of half the pooled canvas's short side, so a square canvas is seen
+    exactly as before aspect was taken into account.
+    """
+
+    zoom_fraction: float = 0.4
+    crop_probability: float = 0.5
+    crop_area: tuple[float, float] = (0.1, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # width / height, drawn log-uniformly
+    rotate_degrees: float = 15.0
+    rotate_probability: float = 0.8
+    translate: float = 0.1
+    perspective: float = 0.35
+    perspective_probability: float = 0.7
+    zoom_out: tuple[float, float] = (1.0, 2.0)
+    hue: float = 0.1 * math.pi
+    saturation: float = 0.1
+    jitter_probability: float = 0.7
+    noise: float = 0.1
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device,
+               pooled: tuple[int, int]) -> CutoutParams:
+        height, width = pooled
+        # Half the pooled canvas in units of half its short side: (aspect, 1) or (1, 1 / aspect).
+        extent = torch.tensor([max(width / height, 1.0), max(height / width, 1.0)], device=device)
+        draw = _Draw(n, generator, device)
+        uniform, chance = draw.uniform, draw.chance
+        zoom = chance(self.zoom_fraction)
+        # Crop views: half-extents from a random area and aspect ratio, centred inside the canvas.
+        whole = torch.ones(n, device=device)
+        area = torch.where(chance(self.crop_probability), uniform(*self.crop_area), whole)
+        ratio = torch.exp(uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
+        half = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1).clamp(max=1.0)
+        # Zoom-out views: the whole canvas shown smaller, anywhere inside a larger square window.
+        half = torch.where(zoom[:, None], uniform(*self.zoom_out)[:, None] * extent.max(), half)
+        centre = (uniform(-1, 1, 2) * (1 - half / extent).abs()
+                  + uniform(-self.translate, self.translate, 2) * ~zoom[:, None])
+        angle = torch.where(chance(self.rotate_probability) & ~zoom,
+                            uniform(-1, 1) * math.radians(self.rotate_degrees), torch.zeros(n, device=device))
+        corners = unit_corners(device) * half[:, None, :]
+        cos, sin = angle.cos()[:, None], angle.sin()[:, None]
+        rotated = torch.stack([corners[..., 0] * cos - corners[..., 1] * sin,
+                               corners[..., 0] * sin + corners[..., 1] * cos], -1)
+        warp = uniform(-self.perspective, self.perspective, 4, 2) * half[:, None, :]
+        warp = warp * chance(self.perspective_probability)[:, None, None]
+        jitter = chance(self.jitter_probability)
+        return CutoutParams(
+            quads=centre[:, None, :] + rotated / extent + warp / extent,
+            framed=zoom,
+            grey=uniform(0, 1),
+            hue=uniform(-self.hue, self.hue) * jitter,
+            saturation=1 + uniform(-self.saturation, self.saturation) * jitter,
+            noise=uniform(0, self.noise),
+        )
+
+
+#: The recipes a run may choose (setting ``cut_method``).
+CUT_METHODS: Mapping[str, type[Cutouts]] = MappingProxyType({
+    "pixray": PixrayCutouts,
+    "rotated": RotatedCutouts,
+})
 
 
 # Rec. 601 luma weights: the grey that saturation changes move towards.

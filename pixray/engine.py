@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .cutouts import Cutouts
+from .cutouts import CUT_METHODS
 from .drawers import DRAWERS, Drawer
 from .errors import RunError
 from .init_images import ImageReader, to_pil
@@ -101,7 +101,8 @@ class Run:
         # One cutout maker per distinct input resolution, with the perceptors that share it.
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]
-        self.cut_groups = [(Cutouts(size), [i for i, r in enumerate(resolutions) if r == size])
+        recipe = CUT_METHODS[settings.cut_method]
+        self.cut_groups = [(recipe(size), [i for i, r in enumerate(resolutions) if r == size])
                            for size in sizes]
         zoom = settings.cut_zoom_padding
         self.zoom_fill = None if zoom == "grey" else zoom
@@ -135,7 +136,7 @@ class Run:
                     group["lr"] /= 10
             optimiser.zero_grad(set_to_none=True)
             image = self.drawer.synth()
-            losses = self._backward(image, targets, generator)
+            losses = self._backward(image, targets, generator, self._padding(index))
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
                 raise RunError(self._nonfinite_message(index, losses))
@@ -161,8 +162,15 @@ class Run:
         with autocast(self.device, self.dtype):
             return [(p.encode_text(texts).float(), weights, stops) for p in self.perceptors]
 
-    def _backward(self, image: torch.Tensor, targets: list,
-                  generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def _padding(self, index: int) -> str:
+        """The padding mode of step ``index``'s crop views."""
+        padding = self.settings.cut_padding
+        if padding == "alternate":  # Pixray's
+            return "reflection" if index % 2 == 0 else "border"
+        return padding
+
+    def _backward(self, image: torch.Tensor, targets: list, generator: torch.Generator,
+                  padding: str) -> dict[str, torch.Tensor]:
         """Accumulate the gradient of ``batches`` cutout batches, and of the custom canvas losses,
         into the drawer's parameters.
 
@@ -173,7 +181,7 @@ class Run:
         batches = self.plan.batches
         totals = torch.zeros(len(self.perceptors), device=self.device)
         for _ in range(batches):
-            per_perceptor = self._score(canvas, targets, generator)
+            per_perceptor = self._score(canvas, targets, generator, padding)
             (per_perceptor.sum() / batches).backward()
             totals += per_perceptor.detach() / batches
         losses = dict(zip(self.perceptor_labels, totals, strict=True))
@@ -185,11 +193,12 @@ class Run:
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses
 
-    def _score(self, canvas: torch.Tensor, targets: list, generator: torch.Generator) -> torch.Tensor:
+    def _score(self, canvas: torch.Tensor, targets: list, generator: torch.Generator,
+               padding: str) -> torch.Tensor:
         """Loss of each perceptor (K,) on one batch of cutouts; one batch per input resolution."""
         scores: dict[int, torch.Tensor] = {}
         for cutouts, members in self.cut_groups:
-            cuts = cutouts(canvas, self.plan.num_cuts, generator, fill=self.zoom_fill)
+            cuts = cutouts(canvas, self.plan.num_cuts, generator, padding, fill=self.zoom_fill)
             for i in members:
                 with autocast(self.device, self.dtype):
                     embeds = self.perceptors[i].encode_image(cuts)

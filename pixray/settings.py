@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from PIL import Image
 
+from .cutouts import CUT_METHODS, PADDING_MODES
 from .drawers import DRAWERS
 from .init_noise import NOISE_KINDS
 from .losses import LOSSES
@@ -110,9 +111,16 @@ class Settings:
         flags=["-lrd"], parse=parse_percent_unit,
         describe="points of the run: percent up to 100 (75, 75%, 75p) or iterations (100i, 100 iterations)")
     optimiser: str = option("Adam", "Optimiser", choices=list(OPTIMISERS), flags=["-opt"])
-    cut_zoom_padding: str = option("grey", "What surrounds zoom-out cutouts: a random grey frame (Pixray) or "
-                                           "the canvas extended by a padding mode",
-                                   choices=["grey", "border", "reflection", "zeros"])
+    cut_method: str = option("pixray", "How cutouts view the canvas: pixray (Pixray's crops and letterboxed "
+                                       "whole-canvas views) or rotated (turned crops and zoom-out views; "
+                                       "the shapes-world guides were trained on these)",
+                             choices=list(CUT_METHODS))
+    cut_padding: str = option("alternate", "What a crop view sees beyond the canvas: alternate (reflection "
+                                           "on even steps, border on odd, as Pixray) or one padding mode",
+                              choices=["alternate", *PADDING_MODES])
+    cut_zoom_padding: str = option("grey", "What surrounds whole-canvas views: a random grey frame (Pixray) "
+                                           "or the canvas extended by a padding mode",
+                                   choices=["grey", *PADDING_MODES])
     custom_loss: list[str] = option(
         [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
         flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),

@@ -125,3 +125,15 @@ def test_aspect_retain_runs_on_the_init_images_shape(small_settings, tiny_percep
                drawer="fast_pixel", iterations=1)
     assert (run.plan.width, run.plan.height) == (72, 36)
     assert next(iter(run)).image.shape == (1, 3, 36, 72)
+
+
+def test_crop_padding_alternates_as_pixray_unless_one_mode_is_chosen(small_settings, tiny_perceptor):
+    run = _run(small_settings, [tiny_perceptor])
+    assert [run._padding(i) for i in range(4)] == ["reflection", "border", "reflection", "border"]
+    assert _run(small_settings, [tiny_perceptor], cut_padding="zeros")._padding(1) == "zeros"
+
+
+@pytest.mark.parametrize("method", ["pixray", "rotated"])
+def test_each_cut_method_runs_on_a_wide_canvas(small_settings, tiny_perceptor, method):
+    steps = list(_run(small_settings, [tiny_perceptor], cut_method=method, size=[48, 16], iterations=2))
+    assert steps[-1].image.shape == (1, 3, 16, 48) and steps[-1].losses["total"].isfinite()

@@ -92,34 +92,60 @@ def _framed(inner: float, frame: tuple[float, float, float]) -> torch.Tensor:
 
 
 def test_edge_is_zero_on_a_frame_of_its_colour_whatever_the_inside():
-    white = _loss("edge", edge_thickness=10, edge_margins=[20, 20, 10, 10])
+    white = _loss("edge", edge_thickness=10, edge_margins=[20, 20, 10, 10], global_color_weight=0)
     assert white(_framed(0.3, (1.0, 1.0, 1.0))) == 0
     assert white(_framed(0.9, (1.0, 1.0, 1.0))) == 0
-    # Black frame: every band pixel is 1 from white in each channel.
-    assert torch.isclose(white(_framed(0.3, (0.0, 0.0, 0.0))), torch.tensor(1.0))
+    # Black frame: each of the four bands is 1 from white in every channel; Pixray's weight 0.1.
+    assert torch.isclose(white(_framed(0.3, (0.0, 0.0, 0.0))), torch.tensor(4 * 0.1))
+
+
+def test_edge_is_pixrays_sum_of_band_mses_plus_the_global_pull():
+    image = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(0))
+    colour = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    loss = _loss("edge", edge_color="red", edge_margins=[10, 20, 15, 5])  # 3, 6 columns; 3, 1 rows
+
+    def mse(region: torch.Tensor) -> torch.Tensor:
+        return ((region - colour) ** 2).mean()
+
+    bands = (mse(image[..., :, :3]) + mse(image[..., :, 24:]) + mse(image[..., :3, 3:24])
+             + mse(image[..., 19:, 3:24]))
+    expected = 0.1 * (bands + 0.05 * mse(image))  # Pixray's edge_color_weight and global_color_weight
+    assert torch.isclose(loss(image), expected)
+    l1 = _loss("edge", edge_color="red", edge_margins=[10, 20, 15, 5], edge_distance="l1",
+               global_color_weight=0, edge_color_weight=1)
+    assert torch.isclose(l1(image), sum((image[..., r, c] - colour).abs().mean() for r, c in
+                                        l1.bands(20, 30)))
 
 
 def test_edge_without_a_colour_asks_for_one_plain_colour():
-    plain = _loss("edge", edge_color="none", edge_margins=[20, 20, 10, 10], edge_color_weight=2)
+    plain = _loss("edge", edge_color="none", edge_margins=[20, 20, 10, 10], edge_color_weight=2,
+                  global_color_weight=0, edge_distance="l1")
     assert plain(_framed(0.3, (0.1, 0.5, 0.9))) < 1e-6
     image = _framed(0.3, (0.0, 0.0, 0.0))
-    image[..., 0, :] = 1.0  # the top row (10 of the band's 200 - 16 * 6 = 104 pixels) white
-    expected = 2 * 2 * (10 / 104) * (94 / 104)  # mean |x - mean| of a two-valued band
-    assert torch.isclose(plain(image), torch.tensor(expected), atol=1e-6)
+    image[..., 0, 2:8] = 1.0  # the top band's first row (6 of the bands' 104 pixels) white
+    mean = 6 / 104  # the bands' mean colour, in every channel
+    top = (6 * (1 - mean) + 6 * mean) / 12  # the top band: 2 rows of the 6 columns between the sides
+    sides = mean  # every other band is black, mean away from the mean
+    assert torch.isclose(plain(image), torch.tensor(2 * (top + 3 * sides)), atol=1e-6)
 
 
-def test_edge_band_follows_thickness_and_margins():
+def test_edge_bands_follow_thickness_and_margins_rounded_down_as_pixray():
     assert _loss("edge", edge_thickness=10).band(20, 40).sum() == 20 * 40 - 16 * 32
     band = _loss("edge", edge_margins="0,25,0,50").band(4, 8)  # right 2 columns, bottom 2 rows
     assert band.tolist() == [[False] * 6 + [True] * 2] * 2 + [[True] * 8] * 2
+    assert _loss("edge", edge_thickness=9).band(20, 20)[1].tolist() == [True] + [False] * 18 + [True]
     assert _loss("edge", edge_thickness=0)(torch.rand(1, 3, 8, 8)) == 0
 
 
 def test_edge_gradient_moves_only_the_band_towards_the_colour():
     image = torch.full((1, 3, 10, 10), 0.5, requires_grad=True)
-    _loss("edge", edge_color="#000000", edge_thickness=20)(image).backward()
+    _loss("edge", edge_color="#000000", edge_thickness=20, global_color_weight=0)(image).backward()
     assert (image.grad[..., :2, :] > 0).all() and (image.grad[..., 8:, :] > 0).all()  # darker
     assert (image.grad[..., 2:8, 2:8] == 0).all()
+    # Pixray's global pull reaches inside too, 0.05 as strongly per band.
+    image.grad = None
+    _loss("edge", edge_color="#000000", edge_thickness=20)(image).backward()
+    assert (image.grad[..., 2:8, 2:8] > 0).all() and image.grad[..., 5, 5].max() < image.grad[..., 0, 5].min()
 
 
 @pytest.mark.parametrize(("options", "message"), [

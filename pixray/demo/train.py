@@ -17,7 +17,7 @@ Each writes its accuracy beside the weights as JSON.
 
 The model is an ordinary open_clip ``CLIP`` (QuickGELU, OpenAI layout) saved in half precision
 with :func:`pixray.perceptors.openai_state_dict`, so it loads through the same code as OpenAI's
-checkpoints. Training images are seen through the engine's own :class:`~pixray.cutouts.Cutouts`
+checkpoints. Training images are seen through the engine's own :class:`~pixray.cutouts.RotatedCutouts`
 (the views the perceptor will judge during generation) plus Gaussian noise, which makes the
 model's gradients smoother and more meaningful to follow.
 """
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
-from ..cutouts import Cutouts
+from ..cutouts import RotatedCutouts
 from ..perceptors import Perceptor, load_clip_checkpoint, openai_state_dict
 from ..perceptors.perceptor import CLIP_MEAN, CLIP_STD
 from ..runtime import keep_freed_memory
@@ -65,7 +65,7 @@ def build_model(arch: str) -> open_clip.CLIP:
 def augment(images: torch.Tensor, generator: torch.Generator, noise: float) -> torch.Tensor:
     """Engine-style cutout views of half the images (n,3,S,S), plus Gaussian noise of sd up to ``noise``."""
     n, device = images.shape[0], images.device
-    cutouts = Cutouts(IMAGE_SIZE, crop_area=(0.7, 1.0), hue=0.02, perspective=0.1, rotate_degrees=10)
+    cutouts = RotatedCutouts(IMAGE_SIZE, crop_area=(0.7, 1.0), hue=0.02, perspective=0.1, rotate_degrees=10)
     # Zoom-out views extend the scene's own border instead of showing the canvas as a square on
     # grey: a frame in 40 % of the views would hide which shape is drawn.
     views = cutouts(images, n, generator, fill="border")

@@ -1,4 +1,4 @@
-"""``edge``: a plain frame, pulling the band along the canvas edges to one colour (Pixray's edge loss)."""
+"""``edge``: a plain frame, pulling the bands along the canvas edges to one colour (Pixray's edge loss)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,37 @@ from ..options import option
 from .base import CanvasLoss
 from .colours import COLOUR_FORMS, parse_colour, parse_colours
 
+DISTANCES = ("mse", "l1")
+
 
 @dataclass(frozen=True)
 class EdgeOptions:
-    edge_color_weight: float = option(1.0, "Weight of the edge loss", minimum=0, maximum=1000)
+    edge_color_weight: float = option(0.1, "Weight of the edge loss (Pixray's default 0.1)", minimum=0,
+                                      maximum=1000)
     edge_thickness: float = option(5.0, "Width of the edge band on every side, in percent of the canvas side",
                                    minimum=0, maximum=50)
     edge_margins: list[float] | None = option(
         None, "Width of the edge band per side in percent (left, right, top, bottom); replaces "
         "edge_thickness", minimum=0, maximum=50, length=4)
     edge_color: str | None = option(
-        "white", "Colour the edge band is pulled to; none: any single colour (the band's own mean), for a "
+        "white", "Colour the edge band is pulled to; none: any single colour (the bands' own mean), for a "
         "plain frame whatever its colour", parse=parse_colour, describe=f"{COLOUR_FORMS}, or none")
+    global_color_weight: float = option(
+        0.05, "Pull of the whole canvas towards edge_color, relative to one band's (Pixray's default 0.05)",
+        minimum=0, maximum=1000)
+    edge_distance: str = option(
+        "mse", "How a band's distance from the colour is measured: mse (mean squared, Pixray's) or l1 (mean "
+        "absolute: as strong near the colour as far from it, so a frame settles on it exactly)",
+        choices=list(DISTANCES))
 
 
 class EdgeLoss(CanvasLoss):
-    """Mean absolute difference of the edge band's pixels from ``edge_color`` (or from the band's own
-    mean colour when it is none), times the weight; 0 when every margin is 0.
+    """Pixray's edge loss: ``edge_color_weight`` x (the sum over the four bands of each band's mean
+    distance from ``edge_color`` + ``global_color_weight`` x the whole canvas's).
 
-    The absolute difference keeps the pull as strong near the colour as far from it, so a frame
-    settles on it exactly (as the palette loss does).
+    The left and right bands run the full height; the top and bottom bands lie between them. A
+    band's width is its percentage of the side, rounded down, as Pixray; a band of width 0 adds
+    nothing. With ``edge_color: none`` the colour is the mean of the bands' pixels.
     """
 
     Options = EdgeOptions
@@ -39,20 +50,39 @@ class EdgeLoss(CanvasLoss):
         colour = parse_colours([options.edge_color], "edge_color") if options.edge_color else None
         self.register_buffer("colour", colour, persistent=False)
 
-    def band(self, height: int, width: int) -> torch.Tensor:
-        """(H,W) bool mask of the band: ``edge_margins`` (else ``edge_thickness``) percent of the side in."""
+    def bands(self, height: int, width: int) -> list[tuple[slice, slice]]:
+        """(rows, columns) of each band of non-zero width: left, right, top, bottom."""
         o = self.options
-        left, right, top, bottom = o.edge_margins or [o.edge_thickness] * 4
-        cols, rows = torch.arange(width), torch.arange(height)
-        in_cols = (cols < round(width * left / 100)) | (cols >= width - round(width * right / 100))
-        in_rows = (rows < round(height * top / 100)) | (rows >= height - round(height * bottom / 100))
-        return in_rows[:, None] | in_cols[None, :]
+        left, right, top, bottom = (int(pct / 100 * side) for pct, side in
+                                    zip(o.edge_margins or [o.edge_thickness] * 4,
+                                        (width, width, height, height), strict=True))
+        everything, between = slice(None), slice(left, width - right)
+        found = [(everything, slice(0, left)), (everything, slice(width - right, width)),
+                 (slice(0, top), between), (slice(height - bottom, height), between)]
+        return [rows_cols for rows_cols, size in zip(found, (left, right, top, bottom), strict=True) if size]
+
+    def band(self, height: int, width: int) -> torch.Tensor:
+        """(H,W) bool mask of the pixels in any band."""
+        mask = torch.zeros(height, width, dtype=torch.bool)
+        for rows, cols in self.bands(height, width):
+            mask[rows, cols] = True
+        return mask
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        mask = self.band(*image.shape[-2:]).to(image.device)
-        if not mask.any():
+        bands = self.bands(*image.shape[-2:])
+        if not bands:
             return image.new_zeros(())
-        pixels = image[..., mask]  # (B,3,N)
-        target = (pixels.mean(-1, keepdim=True) if self.colour is None
-                  else self.colour.to(pixels).view(1, 3, 1))
-        return self.options.edge_color_weight * (pixels - target).abs().mean()
+        if self.colour is None:
+            target = image[..., self.band(*image.shape[-2:]).to(image.device)].mean(-1)[..., None, None]
+        else:
+            target = self.colour.to(image).view(1, 3, 1, 1)
+
+        def distance(region: torch.Tensor) -> torch.Tensor:
+            difference = region - target
+            squared = self.options.edge_distance == "mse"
+            return difference.square().mean() if squared else difference.abs().mean()
+
+        total = sum(distance(image[..., rows, cols]) for rows, cols in bands)
+        if self.options.global_color_weight:
+            total = total + self.options.global_color_weight * distance(image)
+        return self.options.edge_color_weight * total
