@@ -74,7 +74,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "smoothness_gaussian_std": ("--smoothness_gaussian_std",),
     "smoothness_spacing": ("--smoothness_spacing",),
     "smoothness_edge_order": ("--smoothness_edge_order",),
-    "global_color_weight": ("--global_color_weight",),
     "edge_input_image": ("--edge_input_image",),
     "edge_mask_image": ("--edge_mask_image",),
     "saturation_weight": ("--saturation_weight",),
