@@ -85,9 +85,17 @@ class _Draw:
 
 @dataclass(frozen=True)
 class Cutouts:
-    """Cutouts of size ``cut_size`` (a perceptor's input resolution); subclasses choose the views."""
+    """Cutouts of size ``cut_size`` (a perceptor's input resolution); subclasses choose the views.
+
+    Colour jitter (a hue shift up to ``hue`` radians and a saturation factor within 1 +-
+    ``saturation``, on ``jitter_probability`` of the views) and noise (sd up to ``noise``) are common.
+    """
 
     cut_size: int
+    hue: float = 0.1 * math.pi
+    saturation: float = 0.1
+    jitter_probability: float = 0.7
+    noise: float = 0.1
 
     def __call__(self, image: torch.Tensor, n: int, generator: torch.Generator,
                  padding_mode: str = "border", fill: float | str | None = None) -> torch.Tensor:
@@ -108,6 +116,12 @@ class Cutouts:
                pooled: tuple[int, int]) -> CutoutParams:
         """Random parameters of ``n`` cutouts of a canvas pooled to ``pooled`` (height, width)."""
         raise NotImplementedError
+
+    def _colour(self, draw: _Draw, jitter: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Hue, saturation and noise parameters of ``draw.n`` views; ``jitter``: which are jittered."""
+        return {"hue": draw.uniform(-self.hue, self.hue) * jitter,
+                "saturation": 1 + draw.uniform(-self.saturation, self.saturation) * jitter,
+                "noise": draw.uniform(0, self.noise)}
 
     def apply(self, image: torch.Tensor, params: CutoutParams, generator: torch.Generator,
               padding_mode: str = "border", zoom_padding: str | None = None) -> torch.Tensor:
@@ -157,9 +171,7 @@ class PixrayCutouts(Cutouts):
     framed_perspective: float = 0.2
     perspective_probability: float = 0.7
     hue: float = 0.1 * 2 * math.pi  # kornia's ColorJitter(hue=0.1) is a tenth of a turn
-    saturation: float = 0.1
     jitter_probability: float = 0.8
-    noise: float = 0.1
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device,
                pooled: tuple[int, int]) -> CutoutParams:
@@ -172,14 +184,8 @@ class PixrayCutouts(Cutouts):
         grey = torch.rand((), generator=generator, device=device).expand(n)  # one grey for the batch
         jitter = draw.chance(self.jitter_probability)
         scale = torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device).clamp(min=0.5)
-        return CutoutParams(
-            quads=torch.cat([crops, framed]) / scale - 1,
-            framed=is_framed,
-            grey=grey.contiguous(),
-            hue=draw.uniform(-self.hue, self.hue) * jitter,
-            saturation=1 + draw.uniform(-self.saturation, self.saturation) * jitter,
-            noise=draw.uniform(0, self.noise),
-        )
+        return CutoutParams(quads=torch.cat([crops, framed]) / scale - 1, framed=is_framed,
+                            grey=grey.contiguous(), **self._colour(draw, jitter))
 
     def _perspective_inverse(self, draw: _Draw, frame: torch.Tensor, half: torch.Tensor,
                              distortion: float) -> torch.Tensor:
@@ -248,10 +254,6 @@ class RotatedCutouts(Cutouts):
     perspective: float = 0.35
     perspective_probability: float = 0.7
     zoom_out: tuple[float, float] = (1.0, 2.0)
-    hue: float = 0.1 * math.pi
-    saturation: float = 0.1
-    jitter_probability: float = 0.7
-    noise: float = 0.1
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device,
                pooled: tuple[int, int]) -> CutoutParams:
@@ -279,14 +281,9 @@ class RotatedCutouts(Cutouts):
         warp = uniform(-self.perspective, self.perspective, 4, 2) * half[:, None, :]
         warp = warp * chance(self.perspective_probability)[:, None, None]
         jitter = chance(self.jitter_probability)
-        return CutoutParams(
-            quads=centre[:, None, :] + rotated / extent + warp / extent,
-            framed=zoom,
-            grey=uniform(0, 1),
-            hue=uniform(-self.hue, self.hue) * jitter,
-            saturation=1 + uniform(-self.saturation, self.saturation) * jitter,
-            noise=uniform(0, self.noise),
-        )
+        grey = uniform(0, 1)
+        return CutoutParams(quads=centre[:, None, :] + rotated / extent + warp / extent, framed=zoom,
+                            grey=grey, **self._colour(draw, jitter))
 
 
 #: The recipes a run may choose (setting ``cut_method``).
