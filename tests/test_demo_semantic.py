@@ -38,7 +38,8 @@ def test_shipped_perceptor_zero_shot_accuracy(cache, name):
 # pairs. At one seed pixel and fast_pixel draw the same pixels, so fast_pixel is graded from another
 # seed: 16 distinct images rather than 8 twice. pixel and fast_pixel must meet the bar, 7 of
 # 8; on 2 CPU cores (see the README) each reads 8 at its seed (with the edge loss as Pixray's, the
-# demo's l1 band at weight 0.75). fft's floors are one below its measured 4 and 7 (colour pairs 8). These are the seeds the tests have always used, not chosen by the result.
+# demo's l1 band at weight 0.75). fft's floors are one below its measured 4 and 7 (colour pairs 8).
+# These are the seeds the tests have always used, not chosen by the result.
 GRADED = {"pixel": (0, 7, 7), "fast_pixel": (1, 7, 7), "fft": (0, 3, 6)}
 
 
