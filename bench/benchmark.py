@@ -7,6 +7,10 @@ what the trained ones cost.
     python bench/benchmark.py --drawer pixel --quality normal
     python bench/benchmark.py --drawer fast_pixel --quality draft --precision bfloat16 --device cuda
     python bench/benchmark.py --drawer vqgan --quality normal   (imagenet_f16_16384's sizes, random weights)
+    python bench/benchmark.py --drawer fast_pixel --quality normal --baseline   (and stock open_clip, fp32)
+
+``--baseline`` then runs the same generation with open_clip's stock modules in float32 in the same
+process, and prints the ratio of the two medians: a speed-up measured side by side on this machine.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import logging
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -28,13 +33,47 @@ from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
 from pixray.perceptors import CLIP_MODELS, Perceptor
 from pixray.runtime import choose_device, choose_precision, keep_freed_memory
-from pixray.settings import build_settings, resolve
+from pixray.settings import Settings, build_settings, resolve
 
 
-def random_perceptors(names: tuple[str, ...], device: torch.device) -> list[Perceptor]:
-    """Perceptors of the named catalog architectures with random weights."""
-    return [Perceptor(name, open_clip.create_model(CLIP_MODELS.lookup(name).architecture)).to(device)
-            for name in names]
+def random_perceptors(names: tuple[str, ...], device: torch.device, fast: bool = True) -> list[Perceptor]:
+    """Perceptors of the named catalog architectures with random weights (the same for a name)."""
+    perceptors = []
+    for name in names:
+        torch.manual_seed(0)
+        model = open_clip.create_model(CLIP_MODELS.lookup(name).architecture)
+        perceptors.append(Perceptor(name, model, fast=fast).to(device))
+    return perceptors
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the instruction sets that decide its speed here."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "cpu"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), platform.processor() or "cpu")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    isa = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"),
+                                   ("avx512f", "AVX512"), ("avx2", "AVX2")) if flag in flags]
+    return f"{model}; {', '.join(isa) or 'no AVX2'}"
+
+
+def time_run(settings: Settings, perceptors: list[Perceptor], warmup: int) -> tuple[Run, list[float]]:
+    """Run the generation; seconds of each iteration."""
+    run = Run(settings, perceptors)
+    times = []
+    last = time.perf_counter()
+    for step in run:
+        if step.is_final:
+            break
+        step.loss  # noqa: B018 - waits for the device so the time is the step's
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+    return run, times
 
 
 # The published config of imagenet_f16_16384 (taming-transformers), minus its loss section.
@@ -71,6 +110,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time open_clip's stock modules in float32 and print the speed-up")
     args = parser.parse_args()
     keep_freed_memory()
     logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
@@ -82,36 +123,41 @@ def main() -> None:
               "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size}
     if args.drawer == "vqgan":
         values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-"))))
-    settings = build_settings({k: v for k, v in values.items() if v is not None})
+    given = {k: v for k, v in values.items() if v is not None}
+    settings = build_settings(given)
     device = choose_device(settings.device)
     dtype = choose_precision(settings.precision, device)
     t0 = time.perf_counter()
     perceptors = random_perceptors(resolve(settings).clip_models, device)
     build_s = time.perf_counter() - t0
-    run = Run(settings, perceptors)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    times = []
-    last = time.perf_counter()
-    for step in run:
-        if step.is_final:
-            break
-        step.loss  # noqa: B018 - waits for the device so the time is the step's
-        now = time.perf_counter()
-        times.append(now - last)
-        last = now
+    run, times = time_run(settings, perceptors, args.warmup)
     timed = times[args.warmup:]
     plan = run.plan
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     print(f"drawer={args.drawer} quality={args.quality} size={run.drawer.width}x{run.drawer.height} "
           f"models={','.join(plan.clip_models)} cuts={plan.num_cuts}x{plan.batches}")
     precision = str(dtype).removeprefix("torch.")
-    print(f"device={device} ({name}, {torch.get_num_threads()} threads) precision={precision}")
-    print(f"s/iteration: mean {sum(timed) / len(timed):.3f}  min {min(timed):.3f}  "
+    print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
+          f"perceptors=fast attention")
+    median = statistics.median(timed)
+    print(f"s/iteration: median {median:.3f}  min {min(timed):.3f}  "
           f"(over {len(timed)} iterations after {args.warmup} warm-up; first {times[0]:.3f})")
     print(f"peak memory: {peak_memory_mib(device):.0f} MiB "
           f"({'GPU allocated' if device.type == 'cuda' else 'process RSS'}); model build {build_s:.1f} s")
+    if args.baseline:
+        del run, perceptors
+        stock = random_perceptors(resolve(settings).clip_models, device, fast=False)
+        baseline = build_settings({**given, "precision": "float32"})
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        _, base_times = time_run(baseline, stock, args.warmup)
+        base_median = statistics.median(base_times[args.warmup:])
+        where = "GPU allocated" if device.type == "cuda" else "process RSS, both runs"
+        print(f"baseline (stock open_clip modules, float32): s/iteration median {base_median:.3f}; "
+              f"peak memory {peak_memory_mib(device):.0f} MiB ({where})")
+        print(f"speed-up: {base_median / median:.2f}x (baseline median / median)")
     sys.stdout.flush()
 
 

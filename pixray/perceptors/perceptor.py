@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import use_fast_attention
+
 # CLIP's image normalisation (OpenAI's training statistics).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -18,13 +20,17 @@ class Perceptor(nn.Module):
     """A frozen CLIP model with its normalisation and tokenizer inside.
 
     ``encode_image`` takes (B,3,R,R) in [0,1] with R = :attr:`input_resolution`; both encoders
-    return (N,D) L2-normalised embeddings.
+    return (N,D) L2-normalised embeddings. ``fast`` switches the transformer blocks' attention to
+    :class:`~pixray.perceptors.attention.FastSelfAttention` (same weights and results, faster with
+    gradients); ``fast=False`` keeps open_clip's modules as they are (the benchmark's baseline).
     """
 
-    def __init__(self, name: str, model: open_clip.CLIP) -> None:
+    def __init__(self, name: str, model: open_clip.CLIP, fast: bool = True) -> None:
         super().__init__()
         self.name = name
         self.model = model.eval().requires_grad_(False)
+        if fast:
+            use_fast_attention(self.model)
         size = model.visual.image_size
         self.input_resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.context_length = int(model.context_length)

@@ -1,0 +1,57 @@
+"""A faster self-attention for CLIP's transformer blocks, with the same weights and results.
+
+open_clip's blocks call ``nn.MultiheadAttention``. With gradients on (the engine backpropagates
+through the perceptor to the canvas), torch runs its general path: the batch is turned
+sequence-first, the packed q/k/v projection runs on that non-contiguous view, and its backward
+materialises the projection weight once per sequence position (a [197, 768, 2304] copy per ViT-B/16
+block), then attention is plain matmuls. :class:`FastSelfAttention` projects the contiguous
+batch-first input once, splits heads with a view, and calls ``scaled_dot_product_attention`` (a
+fused kernel on CPU and GPU). It is the same module with the same parameters and state dict (only
+its class changes), and falls back to torch's path for anything but plain self-attention.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FastSelfAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` whose self-attention (query, key and value the same tensor) runs as
+    one batch-first projection and ``scaled_dot_product_attention``; other calls are torch's."""
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        plain = (query is key and key is value and key_padding_mask is None and not need_weights
+                 and self._qkv_same_embed_dim and self.in_proj_bias is not None
+                 and self.bias_k is None and not self.add_zero_attn and query.dim() == 3 and not is_causal)
+        if not plain:
+            return super().forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+                                   average_attn_weights, is_causal)
+        x = query if self.batch_first else query.transpose(0, 1)
+        batch, length, width = x.shape
+        heads = self.num_heads
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        if attn_mask is not None:
+            # torch's path adds a float mask and excludes where a bool mask is True; SDPA adds a
+            # float mask of the query's dtype and keeps where a bool mask is True.
+            attn_mask = ~attn_mask if attn_mask.dtype == torch.bool else attn_mask.to(q.dtype)
+        dropout = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+        out = self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def use_fast_attention(model: nn.Module) -> int:
+    """Switch every ``nn.MultiheadAttention`` in ``model`` to :class:`FastSelfAttention` in place;
+    returns how many were switched (0 for a model without them, e.g. a ResNet's attention pool)."""
+    switched = 0
+    for module in model.modules():
+        if type(module) is nn.MultiheadAttention:
+            module.__class__ = FastSelfAttention
+            switched += 1
+    return switched

@@ -1,0 +1,73 @@
+"""The fast attention path gives the stock open_clip model's results: embeddings and canvas gradients."""
+
+from __future__ import annotations
+
+import copy
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_clip
+from torch import nn
+
+from pixray.perceptors import Perceptor
+from pixray.perceptors.attention import FastSelfAttention, use_fast_attention
+from pixray.runtime import autocast
+
+
+def _pair(model: open_clip.CLIP) -> tuple[Perceptor, Perceptor]:
+    return Perceptor("stock", copy.deepcopy(model), fast=False), Perceptor("fast", model)
+
+
+def _image_pass(perceptor: Perceptor, images: torch.Tensor, dtype: torch.dtype = torch.float32):
+    """Embeddings (B,D) and the gradient of a fixed function of them with respect to the images."""
+    images = images.clone().requires_grad_(True)
+    with autocast(images.device, dtype):
+        embeds = perceptor.encode_image(images)
+    (embeds * torch.linspace(-1, 1, embeds.shape[-1])).sum().backward()
+    return embeds.detach(), images.grad
+
+
+@pytest.mark.parametrize("resnet", [False, True], ids=["vit", "resnet"])
+def test_fast_path_matches_stock_on_tiny_models(resnet):
+    stock, fast = _pair(tiny_clip(resnet=resnet))
+    switched = sum(type(m) is FastSelfAttention for m in fast.modules())
+    assert switched == (2 if not resnet else 1)  # every transformer block (a ResNet has text blocks only)
+    assert not any(type(m) is FastSelfAttention for m in stock.modules())
+    assert fast.state_dict().keys() == stock.state_dict().keys()
+    images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
+    assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
+    texts = ["a red circle", "a blue square on a green background"]
+    assert (stock.encode_text(texts) - fast.encode_text(texts)).abs().max() <= 1e-5  # causal mask
+
+
+def test_bfloat16_fast_path_is_close_to_float32_stock():
+    stock, fast = _pair(tiny_clip())
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    (e32, g32), (e16, g16) = _image_pass(stock, images), _image_pass(fast, images, torch.bfloat16)
+    assert F.cosine_similarity(e32, e16).min() >= 0.999
+    assert F.cosine_similarity(g32.flatten(1), g16.flatten(1)).min() >= 0.99
+
+
+def test_fast_path_matches_stock_on_a_real_size_vit():
+    torch.manual_seed(0)
+    stock, fast = _pair(open_clip.create_model("ViT-B-32-quickgelu"))
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
+    assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
+
+
+def test_anything_but_plain_self_attention_takes_torchs_path():
+    attention = nn.MultiheadAttention(16, 2, batch_first=True).eval()
+    reference = copy.deepcopy(attention)
+    assert use_fast_attention(attention) == 1 and type(attention) is FastSelfAttention
+    x, y = torch.rand(2, 5, 16), torch.rand(2, 7, 16)
+    out, weights = attention(x, y, y, need_weights=True)  # cross-attention, weights asked for
+    expected, expected_weights = reference(x, y, y, need_weights=True)
+    assert torch.equal(out, expected) and torch.equal(weights, expected_weights)
+    mask = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)  # True: excluded, as torch reads it
+    fast_out, none = attention(x, x, x, need_weights=False, attn_mask=mask)
+    assert none is None
+    assert torch.allclose(fast_out, reference(x, x, x, need_weights=False, attn_mask=mask)[0], atol=1e-6)
