@@ -175,15 +175,24 @@ class Run:
         into the drawer's parameters.
 
         The CLIP passes backpropagate into a detached copy of the canvas, so the drawer's render
-        runs once per step however many batches there are, and one batch's graph is alive at a time.
+        runs once per step however many batches there are; each perceptor's pass backpropagates
+        into a detached copy of its cutouts before the next one runs, so one perceptor's graph is
+        alive at a time (peak memory: the largest perceptor's, not the sum).
         """
         canvas = image.detach().requires_grad_(True)
         batches = self.plan.batches
         totals = torch.zeros(len(self.perceptors), device=self.device)
         for _ in range(batches):
-            per_perceptor = self._score(canvas, targets, generator, padding)
-            (per_perceptor.sum() / batches).backward()
-            totals += per_perceptor.detach() / batches
+            for cutouts, members in self.cut_groups:
+                cuts = cutouts(canvas, self.plan.num_cuts, generator, padding, fill=self.zoom_fill)
+                seen = cuts.detach().requires_grad_(True)
+                for i in members:
+                    with autocast(self.device, self.dtype):
+                        embeds = self.perceptors[i].encode_image(seen)
+                    loss = prompt_loss(embeds.float(), *targets[i]).sum()
+                    (loss / batches).backward()
+                    totals[i] += loss.detach() / batches
+                cuts.backward(seen.grad)
         losses = dict(zip(self.perceptor_labels, totals, strict=True))
         for name, (loss_fn, weight) in self.canvas_losses.items():
             value = weight * loss_fn(canvas)
@@ -192,15 +201,3 @@ class Run:
         image.backward(canvas.grad)
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses
-
-    def _score(self, canvas: torch.Tensor, targets: list, generator: torch.Generator,
-               padding: str) -> torch.Tensor:
-        """Loss of each perceptor (K,) on one batch of cutouts; one batch per input resolution."""
-        scores: dict[int, torch.Tensor] = {}
-        for cutouts, members in self.cut_groups:
-            cuts = cutouts(canvas, self.plan.num_cuts, generator, padding, fill=self.zoom_fill)
-            for i in members:
-                with autocast(self.device, self.dtype):
-                    embeds = self.perceptors[i].encode_image(cuts)
-                scores[i] = prompt_loss(embeds.float(), *targets[i]).sum()
-        return torch.stack([scores[i] for i in range(len(self.perceptors))])

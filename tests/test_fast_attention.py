@@ -1,4 +1,5 @@
-"""The fast attention path gives the stock open_clip model's results: embeddings and canvas gradients."""
+"""The fast perceptor path (attention, QuickGELU) gives the stock open_clip model's results:
+embeddings and canvas gradients."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_clip
+from open_clip.transformer import QuickGELU
 from torch import nn
 
 from pixray.perceptors import Perceptor
+from pixray.perceptors.activation import quick_gelu, use_lean_activations
 from pixray.perceptors.attention import FastSelfAttention, use_fast_attention
 from pixray.runtime import autocast
 
@@ -71,3 +74,13 @@ def test_anything_but_plain_self_attention_takes_torchs_path():
     fast_out, none = attention(x, x, x, need_weights=False, attn_mask=mask)
     assert none is None
     assert torch.allclose(fast_out, reference(x, x, x, need_weights=False, attn_mask=mask)[0], atol=1e-6)
+
+
+def test_lean_quick_gelu_is_quick_gelu_with_its_exact_gradient():
+    x = torch.randn(4, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(quick_gelu(x), x * torch.sigmoid(1.702 * x))
+    assert torch.autograd.gradcheck(quick_gelu, (x,))
+    model = tiny_clip()
+    gelus = sum(type(m) is QuickGELU for m in model.modules())
+    assert gelus > 0 and use_lean_activations(model) == gelus
+    assert not any(type(m) is QuickGELU for m in model.modules())
