@@ -39,6 +39,9 @@ def test_fast_path_matches_stock_on_tiny_models(resnet):
     assert switched == (2 if not resnet else 1)  # every transformer block (a ResNet has text blocks only)
     assert not any(type(m) is FastSelfAttention for m in stock.modules())
     assert fast.state_dict().keys() == stock.state_dict().keys()
+    assert fast.channels_last == resnet and not stock.channels_last
+    if resnet:
+        assert fast.model.visual.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
