@@ -59,6 +59,12 @@ class Step:
         return float(self.losses["total"])
 
 
+def plan_for(settings: Settings, images: ImageReader) -> Plan:
+    """The run's concrete numbers; with aspect 'retain', the canvas from the init image's header."""
+    init_size = images.size(settings.init_image, "init_image") if needs_init_size(settings) else None
+    return resolve(settings, init_size)
+
+
 class Run:
     """One generation, ready to iterate.
 
@@ -72,8 +78,7 @@ class Run:
                  models: ModelCache | None = None, images: ImageReader | None = None) -> None:
         self.settings = settings
         images = images or ImageReader()
-        init_size = images.size(settings.init_image, "init_image") if needs_init_size(settings) else None
-        self.plan: Plan = resolve(settings, init_size)
+        self.plan: Plan = plan_for(settings, images)
         self.prompts = parse_prompts(settings.prompts)
         if not self.prompts:
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "

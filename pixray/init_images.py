@@ -51,7 +51,7 @@ def image_size(path: str | Path | BinaryIO, setting: str = "init_image", shown_a
 
 
 def _checked(path: str | Path | BinaryIO, setting: str, name: str, max_pixels: int,
-                use: Callable[[Image.Image], _T]) -> _T:
+             use: Callable[[Image.Image], _T]) -> _T:
     """``use(image)`` of the opened image file, once its size is known to be within ``max_pixels``;
     every failure of an untrusted file becomes one :class:`SettingsError` naming ``setting``."""
     try:

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from .engine import Run, Step
+from .engine import Run, Step, plan_for
 from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
@@ -49,10 +49,8 @@ from .settings import (
     Settings,
     all_specs,
     build_settings,
-    needs_init_size,
     parse_settings_text,
     read_settings_file,
-    resolve,
 )
 from .weights import MANIFEST, CheckpointError, MissingWeightsError, fetch_command, weights_dir
 from .weights.download import DownloadError, download
@@ -169,8 +167,7 @@ class Service:
         if paths and "clip_models" in text:
             raise SettingsError(f"input 'settings': clip_models {paths} are not model names; a request "
                                 f"may name these: {', '.join(CLIP_MODELS)}")
-        init_size = self.images.size(settings.init_image, "init_image") if needs_init_size(settings) else None
-        self.budget.check(settings, resolve(settings, init_size))
+        self.budget.check(settings, plan_for(settings, self.images))
         return settings
 
     def frames(self, request: Request, record: Record) -> Iterator[Path]:
