@@ -44,7 +44,8 @@ class Predictor(BaseRunner):
         settings: str = Input(default="", description="Any other pixray settings as 'name: value' lines "
                                                       "(YAML), e.g. 'pixel_size: [64, 36]'"),
     ) -> Iterator[Path]:
-        """Stream the image as it forms: a PNG every ``display_every`` steps, the final one last."""
+        """Stream the image as it forms: a PNG every ``display_every`` steps, the final one last
+        (just before it, for drawers that draw vector pictures, its SVG)."""
         request = Request(prompts, drawer, quality, aspect, iterations, seed, display_every,
                           init_image, settings)
         for frame in self.service.frames(request, current_scope().record_metric):

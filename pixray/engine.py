@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .cutouts import CUT_METHODS
-from .drawers import DRAWERS, Drawer
+from .drawers import DRAWERS, Drawer, VectorImage
 from .errors import RunError
 from .init_images import ImageReader, to_pil
 from .init_noise import noise_image
@@ -41,13 +41,15 @@ class Step:
 
     ``image`` (1,3,H,W) in [0,1] is the canvas the step scored (for the final step: the canvas
     after the last update); ``losses`` maps each perceptor name and ``"total"`` to a 0-d tensor
-    on the run's device.
+    on the run's device; ``vector``, for drawers that draw vector pictures, is the same state as
+    ``image``, to write as SVG.
     """
 
     index: int
     image: torch.Tensor
     losses: dict[str, torch.Tensor]
     is_final: bool
+    vector: VectorImage | None = None
 
     def pil(self) -> Image.Image:
         """The image as a PIL RGB image."""
@@ -127,10 +129,12 @@ class Run:
             self.settings.init_noise, width, height, generator)
         if start.shape[-2:] != (height, width):
             start = F.interpolate(start, size=(height, width), mode="bilinear", antialias=True)
-        self.drawer.init_from_image(start.to(self.device))
+        self.drawer.init_from_image(start.to(self.device), generator)
         targets = self._encode_prompts()
         optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
-        optimiser = optimiser_cls(self.drawer.param_groups(), lr=self.learning_rate)
+        groups = [{**group, "lr": self.learning_rate * group.get("lr_scale", 1.0)}
+                  for group in self.drawer.param_groups()]
+        optimiser = optimiser_cls(groups, lr=self.learning_rate)
         losses: dict[str, torch.Tensor] = {}
         # Reading the flag waits for the device: on CPU that costs nothing, elsewhere every 10th step.
         check_every = 1 if self.device.type == "cpu" else 10
@@ -141,16 +145,17 @@ class Run:
                     group["lr"] /= 10
             optimiser.zero_grad(set_to_none=True)
             image = self.drawer.synth()
+            vector = self.drawer.vector_image()  # before the update, as the image
             losses = self._backward(image, targets, generator, self._padding(index))
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
                 raise RunError(self._nonfinite_message(index, losses))
             optimiser.step()
             self.drawer.clamp_()
-            yield Step(index, image.detach(), losses, is_final=False)
+            yield Step(index, image.detach(), losses, is_final=False, vector=vector)
         with torch.no_grad():
             final = self.drawer.synth()
-        yield Step(self.plan.iterations, final, losses, is_final=True)
+        yield Step(self.plan.iterations, final, losses, is_final=True, vector=self.drawer.vector_image())
 
     def _nonfinite_message(self, index: int, losses: dict[str, torch.Tensor]) -> str:
         bad = [name for name, value in losses.items() if name != "total" and not value.isfinite()]

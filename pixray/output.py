@@ -83,6 +83,18 @@ def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> No
         raise
 
 
+def save_text(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` atomically, as :func:`save_png`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def run_record(run: Run) -> dict[str, Any]:
     """What a run's outputs record: its non-default settings and its seed."""
     return {**run.settings.to_dict(only_changed=True), "seed": run.seed}
@@ -106,6 +118,7 @@ class OutputWriter:
             raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")
         self.path = self.outdir / settings.output
+        self.vector_path = self.path.with_suffix(".svg")  # for drawers that draw vector pictures
         self.save_every = 0  # from the run's plan, at start()
         self.record: dict = {}
         self._made: list[Path] = []  # what start() created, removed by abandon() if no image followed
@@ -140,9 +153,12 @@ class OutputWriter:
         return step.is_final or (self.save_every > 0 and step.index % self.save_every == 0)
 
     def write(self, step: Step) -> Path:
-        """Write ``step``'s image to the output path and return it."""
+        """Write ``step``'s image to the output path (and its vector picture beside it, as .svg,
+        when the drawer draws one) and return the image's path."""
         try:
             save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index))
+            if step.vector is not None:
+                save_text(step.vector.svg(), self.vector_path)
         except OSError as exc:
             raise SettingsError(f"setting 'outdir': cannot write {str(self.path)!r}: "
                                 f"{exc.strerror or exc}") from None

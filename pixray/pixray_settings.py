@@ -57,13 +57,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "alpha_gamma": ("--alpha_gamma",),
     "filters": ("--filters",),
     # drawers
-    "pixel_edge_check": ("--pixel_edge_check",),
-    "pixel_iso_check": ("--pixel_iso_check",),
-    "strokes": ("--strokes",),
-    "stroke_length": ("--stroke_length",),
-    "min_stroke_width": ("--min_stroke_width",),
-    "max_stroke_width": ("--max_stroke_width",),
-    "allow_paper_color": ("--allow_paper_color",),
     "vdiff_model": ("--vdiff_model",),
     "vdiff_schedule": ("--vdiff_schedule",),
     "vdiff_skip": ("--vdiff_skip",),
@@ -95,7 +88,7 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 
 #: Pixray's drawers this project does not have yet.
-DRAWERS_NOT_YET = ("vdiff", "clipdraw", "line_sketch", "super_resolution")
+DRAWERS_NOT_YET = ("vdiff", "super_resolution")
 
 
 def not_yet_message(name: str) -> str:

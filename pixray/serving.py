@@ -1,9 +1,11 @@
 """Serving predictions (what the Cog predictor delegates to): models loaded once, frames as files.
 
 A :class:`Service` holds a :class:`~pixray.model_cache.ModelCache` for its lifetime, turns one
-request's inputs into validated settings before any work starts, and streams PNG frames, each a
-new file with a unique name in a per-prediction directory (files of earlier predictions are
-removed when the next one starts). Environment, read once at setup:
+request's inputs into validated settings before any work starts, and streams PNG frames (just
+before the final one, the SVG of drawers that draw vector pictures), each a new file with a unique
+name in a per-prediction directory (files of earlier predictions are removed when the next one
+starts).
+Environment, read once at setup:
 
 - ``PIXRAY_WEIGHTS_DIR``: the weights directory (default ./weights);
 - ``PIXRAY_SETTINGS``: a YAML settings file applied under every request's inputs;
@@ -42,7 +44,7 @@ from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
 from .model_cache import ModelCache, models_for, weight_files
 from .options import SettingsError
-from .output import png_metadata, run_record, save_png
+from .output import png_metadata, run_record, save_png, save_text
 from .perceptors import CLIP_MODELS
 from .runtime import choose_device
 from .settings import (
@@ -192,6 +194,8 @@ class Service:
         started, done, loss = time.perf_counter(), 0, None
         every = run.plan.display_every
         for step in run:
+            if step.is_final and step.vector is not None:  # first: clients take the last output as the image
+                yield self._write_vector(step, directory)
             if step.is_final or (every and step.index % every == 0):
                 yield self._write(step, metadata, directory)
             if not step.is_final:
@@ -218,6 +222,18 @@ class Service:
         directory.mkdir()
         self._directories.append(directory)
         return directory
+
+    @staticmethod
+    def _write_vector(step: Step, directory: Path) -> Path:
+        """The final step's vector picture, streamed just before its PNG."""
+        assert step.vector is not None
+        path = directory / f"{directory.name}-{step.index:05d}.svg"
+        try:
+            save_text(step.vector.svg(), path)
+        except OSError as exc:
+            raise PredictionError(f"cannot write the SVG of step {step.index}: {exc.strerror or exc}") \
+                from None
+        return path
 
     @staticmethod
     def _write(step: Step, metadata: dict[str, Any], directory: Path) -> Path:

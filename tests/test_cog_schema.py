@@ -26,7 +26,7 @@ def test_every_input_is_described_and_bounded():
                             "init_image", "settings"]
     for name, prop in inputs.items():
         assert prop.get("description", "").strip(), f"input {name!r} has no description"
-    assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft"]
+    assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft", "line_sketch", "clipdraw"]
     assert inputs["iterations"]["minimum"] == 1 and inputs["iterations"]["nullable"]
     assert inputs["init_image"]["format"] == "uri"
     output = schema["components"]["schemas"]["Output"]

@@ -33,6 +33,11 @@ def _png(data_uri: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1])))
 
 
+def _frames(outputs: list[str]) -> list[Image.Image]:
+    """The PNG frames of a prediction's outputs (vector drawers also send an SVG before the last)."""
+    return [_png(uri) for uri in outputs if not uri.startswith("data:image/svg")]
+
+
 def test_health_and_schema(server):
     assert server.wait_for("READY")  # a failure frees the slot: the server is not stuck BUSY
     committed = json.loads((ROOT / ".cog" / "openapi_schema.json").read_text())
@@ -43,7 +48,11 @@ def test_sync_prediction_returns_every_frame_final_last(server):
     status, body = server.predict({"prompts": "a red circle", "drawer": "pixel", "display_every": 2,
                                    "seed": 3})
     assert status == 200 and body["status"] == "succeeded", body
-    frames = [_png(uri) for uri in body["output"]]
+    *_, svg, last = body["output"]
+    assert svg.startswith("data:image/svg+xml") and last.startswith("data:image/png")
+    assert base64.b64decode(svg.split(",", 1)[1]).startswith(b'<svg xmlns="http://www.w3.org/2000/svg" '
+                                                             b'width="48" height="32"')
+    frames = _frames(body["output"])
     assert len(frames) == 4  # steps 0, 2, 4 and the final image
     assert all(f.size == (48, 32) and f.format == "PNG" for f in frames)
     assert frames[-1].text["pixray_iteration"] == "6"
@@ -57,7 +66,7 @@ def test_frames_stream_one_at_a_time(server):
     names = [name for _, name, _ in events]
     outputs = [t for t, name, _ in events if name == "output"]
     start = next(t for t, name, _ in events if name == "start")
-    assert names[0] == "start" and names[-1] == "completed" and len(outputs) == 7
+    assert names[0] == "start" and names[-1] == "completed" and len(outputs) == 8  # 7 PNGs, 1 SVG
     assert events[-1][2]["status"] == "succeeded"
     # Produced ~0.2 s apart: buffered output would arrive within milliseconds of the end.
     assert outputs[-1] - outputs[0] > 0.4 * (events[-1][0] - start), [round(t - start, 3) for t in outputs]
@@ -196,13 +205,13 @@ def test_unset_inputs_leave_settings_to_the_settings_text(server):
                               "settings": "drawer: fast_pixel\nquality: draft\naspect: square\n"
                                           "display_every: 3\nsize: none\nscale: 0.25"})
     assert body["status"] == "succeeded", body
-    frames = [_png(uri) for uri in body["output"]]
+    frames = _frames(body["output"])
     assert len(frames) == 3 and frames[-1].size == (36, 36)  # steps 0, 3, final; square at scale 0.25
     recorded = frames[-1].text["pixray_settings"]
     assert "drawer: fast_pixel" in recorded and "quality: draft" in recorded
     _, body = server.predict({"prompts": "a red circle", "drawer": "pixel", "display_every": 2,
                               "settings": "drawer: fast_pixel\ndisplay_every: 3"})
-    frames = [_png(uri) for uri in body["output"]]
+    frames = _frames(body["output"])
     assert len(frames) == 4 and "drawer: pixel" in frames[-1].text["pixray_settings"]  # inputs win
 
 
@@ -226,14 +235,14 @@ def owner_server(tmp_path_factory) -> Iterator[Server]:
 def test_base_settings_apply_when_a_request_leaves_them_unset(owner_server):
     _, body = owner_server.predict({})
     assert body["status"] == "succeeded", body
-    frames = [_png(uri) for uri in body["output"]]
+    frames = _frames(body["output"])
     assert len(frames) == 4  # 6 iterations, a frame every 2 (base), and the final one
     recorded = frames[-1].text["pixray_settings"]
     assert "prompts: a blue square" in recorded and "quality: draft" in recorded
     _, body = owner_server.predict({"settings": "display_every: 3"})
-    assert len(body["output"]) == 3
+    assert len(_frames(body["output"])) == 3
     _, body = owner_server.predict({"display_every": 0, "settings": "display_every: 3"})
-    assert len(body["output"]) == 1
+    assert len(_frames(body["output"])) == 1
 
 
 def test_the_owners_budget_refuses_before_any_work(owner_server):

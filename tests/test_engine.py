@@ -95,7 +95,8 @@ def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_p
     image = pixray.run("a red circle", "pixel", clip_models="shapes-demo", size=[24, 16], iterations=3,
                        num_cuts=2, device="cpu", seed=4, outdir=str(tmp_path / "out"), save_every=1)
     assert image.size == (24, 16)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["output.png", "settings.yaml"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["output.png", "output.svg", "settings.yaml"]
     import numpy as np
     from PIL import Image
 

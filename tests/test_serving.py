@@ -96,7 +96,8 @@ def test_a_server_owner_may_preload_and_use_a_clip_checkpoint_by_path(tmp_path, 
     service = Service.from_environment()
     assert service.models.loads == 1
     frames = list(service.frames(Request(display_every=0), lambda name, value: None))
-    assert len(frames) == 1 and service.models.loads == 1
+    # The pixel drawer's vector picture comes just before the final image, which stays last.
+    assert [f.suffix for f in frames] == [".svg", ".png"] and service.models.loads == 1
     with pytest.raises(PredictionError, match="not model names"):  # requests still may not name paths
         list(service.frames(Request(settings_text=f"clip_models: [{tiny_checkpoint}]"), lambda n, v: None))
 

@@ -127,7 +127,7 @@ def test_quantise_picks_nearest_code_with_straight_through_gradient():
 
 def test_synth_shape_range_and_gradient_reaches_the_latent(tiny_model):
     drawer = _drawer(tiny_model)
-    drawer.init_from_image(torch.rand(1, 3, 24, 40))
+    drawer.init_from_image(torch.rand(1, 3, 24, 40), torch.Generator())
     image = drawer.synth()
     assert image.shape == (1, 3, 24, 40) and image.min() >= 0 and image.max() <= 1
     image.mean().backward()
@@ -155,7 +155,7 @@ def test_init_image_round_trip_beats_noise(tiny_model):
     generator = torch.Generator().manual_seed(5)
     image = (_smooth_images(1, 16, generator) + 1) / 2
     drawer = _drawer(tiny_model, 16, 16)
-    drawer.init_from_image(image)
+    drawer.init_from_image(image, torch.Generator())
     noise = torch.rand(image.shape, generator=generator)
     round_trip = F.mse_loss(drawer.synth().detach(), image)
     assert round_trip < 0.5 * F.mse_loss(noise, image), (round_trip, F.mse_loss(noise, image))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import Drawer
+from .base import Drawer, VectorImage
+from .clipdraw import ClipdrawDrawer
 from .fast_pixel import FastPixelDrawer
 from .fft import FftDrawer
+from .line_sketch import LineSketchDrawer
 from .pixel import PixelDrawer
 from .vqgan import VqganDrawer
 
@@ -14,6 +16,8 @@ DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
     "pixel": PixelDrawer,
     "fast_pixel": FastPixelDrawer,
     "fft": FftDrawer,
+    "line_sketch": LineSketchDrawer,
+    "clipdraw": ClipdrawDrawer,
 })
 
-__all__ = ["DRAWERS", "Drawer"]
+__all__ = ["DRAWERS", "Drawer", "VectorImage"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -11,12 +13,29 @@ if TYPE_CHECKING:
     from ..model_cache import ModelCache
 
 
+@dataclass(frozen=True)
+class VectorImage:
+    """A drawer's state at one step, to be written as a vector file when someone asks.
+
+    ``state`` holds detached copies of the parameters taken when the step's image was rendered,
+    so later updates do not change it; ``write`` turns such a state into SVG text.
+    """
+
+    state: Mapping[str, torch.Tensor]
+    write: Callable[[Mapping[str, torch.Tensor]], str]
+
+    def svg(self) -> str:
+        """The SVG document of this state."""
+        return self.write(self.state)
+
+
 class Drawer(nn.Module):
     """Learnable parameters plus a differentiable renderer.
 
     Subclasses set ``Options`` (a settings dataclass: the drawer's section of the settings tree)
-    and implement :meth:`init_from_image` and :meth:`synth`; bounded parameters are declared in
-    :meth:`param_groups`.
+    and implement :meth:`init_from_image` and :meth:`synth`; bounded parameters and per-group
+    rates are declared in :meth:`param_groups`. Drawers whose state is a vector picture implement
+    :meth:`svg` (see :meth:`vector_image`).
     """
 
     Options: ClassVar[type]
@@ -41,8 +60,13 @@ class Drawer(nn.Module):
         """Step size used when the ``learning_rate`` setting is unset."""
         return self.default_learning_rate
 
-    def init_from_image(self, image: torch.Tensor) -> None:
-        """Set the parameters so that :meth:`synth` approximates ``image`` (1,3,H,W) in [0,1]."""
+    def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
+        """Set the parameters so that :meth:`synth` approximates ``image`` (1,3,H,W) in [0,1] (or
+        starts from it: a stroke drawer places strokes at random and takes their colours from it).
+
+        Any randomness comes from ``generator`` (the run's, on the drawer's device), so a seed
+        always gives the same start.
+        """
         raise NotImplementedError
 
     def synth(self) -> torch.Tensor:
@@ -50,8 +74,10 @@ class Drawer(nn.Module):
         raise NotImplementedError
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """The optimiser's parameter groups: the trainable parameters, and for those confined to a
-        box its ``bounds`` (low, high), numbers or tensors that broadcast against them.
+        """The optimiser's parameter groups: the trainable parameters; for those confined to a box
+        its ``bounds`` (low, high), numbers or tensors that broadcast against them; and for those
+        stepping at another pace than the run's rate, ``lr_scale`` (the group's rate is the run's
+        times this, so ``learning_rate`` scales every group).
 
         :meth:`clamp_` keeps the parameters inside their bounds; ``optimiser: NGD`` also steps only
         along the directions that can move (see optimisers.py).
@@ -66,3 +92,17 @@ class Drawer(nn.Module):
                 low, high = group["bounds"]
                 for p in group["params"]:
                     p.clamp_(low, high)
+
+    def svg(self, state: Mapping[str, torch.Tensor]) -> str:
+        """The SVG document of ``state`` (a :meth:`vector_image` snapshot), for vector drawers."""
+        raise NotImplementedError(f"{type(self).__name__} draws no vector picture")
+
+    def vector_image(self) -> VectorImage | None:
+        """A snapshot of the current state as a vector picture, or None for raster drawers.
+
+        Drawers that implement :meth:`svg` get one holding a detached copy of their parameters.
+        """
+        if type(self).svg is Drawer.svg:
+            return None
+        state = {name: value.detach().clone() for name, value in self.state_dict().items()}
+        return VectorImage(state, self.svg)

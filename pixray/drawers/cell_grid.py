@@ -16,24 +16,25 @@ from .base import Drawer
 @dataclass(frozen=True)
 class GridOptions:
     pixel_size: list[int] | None = option(
-        None, "Cells 'columns rows'; default 80 across (landscape), 40 (square), 50 down (portrait)",
+        None, "Cells 'columns rows'; default 80x45 (landscape), 40x40 (square), 40x50 (portrait)",
         minimum=1, maximum=2048, length=2)
     pixel_scale: float = option(1.0, "Divides the number of columns and rows, as Pixray: 2 gives half as "
                                      "many, twice as big cells", minimum=0.05, maximum=32)
 
 
-def grid_shape(options: GridOptions, width: int, height: int) -> tuple[int, int]:
-    """(rows, columns) of the cell grid for a canvas of ``width`` x ``height`` pixels."""
+def grid_shape(options: GridOptions, width: int, height: int,
+               stretch: tuple[float, float] = (1.0, 1.0)) -> tuple[int, int]:
+    """(rows, columns) of the cell grid for a canvas of ``width`` x ``height`` pixels.
+
+    As Pixray: ``pixel_size``, else 80x45 (landscape), 40x40 (square) or 40x50 (portrait) whatever
+    the exact shape, the default stretched by (columns, rows) factors ``stretch``; then divided by
+    ``pixel_scale`` and capped at one cell per pixel.
+    """
     if options.pixel_size is not None:
         cols, rows = options.pixel_size
     else:
-        if width > height:
-            cell = width / 80
-        elif width == height:
-            cell = width / 40
-        else:
-            cell = height / 50
-        cols, rows = round(width / cell), round(height / cell)
+        cols, rows = (80, 45) if width > height else (40, 40) if width == height else (40, 50)
+        cols, rows = int(stretch[0] * cols), int(stretch[1] * rows)
     cols = max(1, min(width, int(cols / options.pixel_scale)))
     rows = max(1, min(height, int(rows / options.pixel_scale)))
     return rows, cols
@@ -55,7 +56,7 @@ class CellGridDrawer(Drawer):
         return self.colors.shape[-2], self.colors.shape[-1]
 
     @torch.no_grad()
-    def init_from_image(self, image: torch.Tensor) -> None:
+    def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
         self.colors.copy_(F.adaptive_avg_pool2d(image.to(self.colors), self.grid).clamp(0, 1))
 
     def param_groups(self) -> list[dict[str, Any]]:

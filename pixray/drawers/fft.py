@@ -90,7 +90,7 @@ class FftDrawer(Drawer):
         return torch.sigmoid(rgb)
 
     @torch.no_grad()
-    def init_from_image(self, image: torch.Tensor) -> None:
+    def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
         """Exact inverse of :meth:`synth` (up to the logit's clamp at 1e-4 from 0 and 1)."""
         logits = torch.logit(image.to(self.colours).clamp(_EPS, 1 - _EPS))
         signal = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(self.colours), logits)

@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from ..options import option
-from .cell_grid import CellGridDrawer, GridOptions
+from ..raster import polygon_coverage
+from ..raster.svg import svg_document, svg_polygon, svg_rect
+from .base import Drawer
+from .cell_grid import GridOptions, grid_shape
+from .cell_shapes import CELL_KINDS, SHIFTED_KINDS, CellGrid
+
+# Pixray's iso check: default grids stretched so that cells keep their proportions.
+_ISO_STRETCH = {"tri": (1.414, 1.0), "hex": (1.0, 1.414), "diamond": (1.0, 2.0)}
 
 
 @dataclass(frozen=True)
 class PixelOptions(GridOptions):
-    pixel_type: str = option("rect", "Cell shape", choices=["rect"])
+    pixel_type: str = option("rect", "Cell shape", choices=list(CELL_KINDS))
+    pixel_edge_check: bool = option(True, "Make the grid symmetric at the canvas's edges, as Pixray: odd "
+                                          "columns and rows for shifted shapes (rectshift, hex, diamond), "
+                                          "odd columns and even rows for tri")
+    pixel_iso_check: bool = option(True, "Stretch the default grid so cells keep their proportions, as "
+                                         "Pixray: 1.414x the columns for tri, the rows for hex, 2x the "
+                                         "rows for diamond (not when pixel_size is given)")
 
 
-class PixelDrawer(CellGridDrawer):
-    """Cells rendered by their coverage of each pixel.
+def pixel_grid(options: PixelOptions, width: int, height: int) -> tuple[int, int]:
+    """(rows, columns) of the pixel drawer's grid, after Pixray's iso and edge checks."""
+    stretch = _ISO_STRETCH.get(options.pixel_type, (1.0, 1.0)) if options.pixel_iso_check else (1.0, 1.0)
+    rows, cols = grid_shape(options, width, height, stretch)
+    if options.pixel_edge_check:
+        if options.pixel_type in SHIFTED_KINDS:
+            cols, rows = cols | 1, rows | 1
+        elif options.pixel_type == "tri":
+            cols, rows = cols | 1, rows + rows % 2
+    return rows, cols
 
-    For ``rect`` cells the coverage is an exact partition of the canvas, so rendering is a gather
-    of each pixel's cell colour (cell borders fall on pixel boundaries, as in the exported image).
+
+class PixelDrawer(Drawer):
+    """Cells of one flat colour each, rendered by their exact coverage of each pixel.
+
+    The coverage table is computed once for the grid; rendering is a gather and a weighted sum,
+    differentiable with respect to the colours.
     """
 
     Options = PixelOptions
@@ -29,12 +57,42 @@ class PixelDrawer(CellGridDrawer):
 
     def __init__(self, options: PixelOptions, width: int, height: int) -> None:
         super().__init__(options, width, height)
-        rows, cols = self.grid
-        # Index of the cell under each pixel centre; a buffer so it follows the module's device.
-        ys = ((torch.arange(height) + 0.5) * rows / height).long().clamp(max=rows - 1)
-        xs = ((torch.arange(width) + 0.5) * cols / width).long().clamp(max=cols - 1)
-        self.register_buffer("cell_index", (ys[:, None] * cols + xs[None, :]).flatten(), persistent=False)
+        rows, cols = pixel_grid(options, width, height)
+        self.cells = CellGrid(options.pixel_type, rows, cols, width, height)
+        table = polygon_coverage(self.cells.polygons, self.cells.owners, width, height)
+        self.register_buffer("cover_index", table.index, persistent=False)
+        self.register_buffer("cover_weight", table.weight, persistent=False)
+        self.colors = nn.Parameter(torch.full((3, self.cells.count), 0.5))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the cell grid."""
+        return self.cells.rows, self.cells.cols
 
     def synth(self) -> torch.Tensor:
-        flat = self.colors.flatten(2)
-        return flat[:, :, self.cell_index].view(1, 3, self.height, self.width)
+        gathered = self.colors[:, self.cover_index]  # (3, H*W, M)
+        return (gathered * self.cover_weight).sum(-1).view(1, 3, self.height, self.width)
+
+    @torch.no_grad()
+    def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
+        """Each cell takes the mean colour of the pixels it covers (weighted by coverage)."""
+        flat = image.to(self.colors).reshape(3, -1, 1).expand(3, -1, self.cover_index.shape[1])
+        index = self.cover_index.expand(3, -1, -1).reshape(3, -1)
+        sums = self.colors.new_zeros(3, self.cells.count).scatter_add_(1, index, (flat * self.cover_weight)
+                                                                        .reshape(3, -1))
+        area = self.colors.new_zeros(self.cells.count).scatter_add_(0, self.cover_index.flatten(),
+                                                                     self.cover_weight.flatten())
+        self.colors.copy_((sums / area.clamp_min(1e-12)).clamp(0, 1))
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [self.colors], "bounds": (0.0, 1.0)}]
+
+    def svg(self, state: Mapping[str, torch.Tensor]) -> str:
+        colors = state["colors"].float().cpu()
+        # Renderers antialias each polygon on its own, so shared edges let a little of what lies
+        # beneath show through: the mean colour there keeps those seams faint.
+        shapes = [svg_rect(self.width, self.height, colors.mean(1).tolist())]
+        rows = colors.T.tolist()
+        shapes += [svg_polygon(polygon, rows[owner])
+                   for polygon, owner in zip(self.cells.polygons, self.cells.owners, strict=True)]
+        return svg_document(self.width, self.height, shapes)

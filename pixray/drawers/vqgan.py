@@ -117,7 +117,7 @@ class VqganDrawer(Drawer):
         return cls(options, width, height, shared_model(options, models))
 
     @torch.no_grad()
-    def init_from_image(self, image: torch.Tensor) -> None:
+    def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
         self.latent.copy_(self.model.encode(image.to(self.latent) * 2 - 1))
 
     def synth(self) -> torch.Tensor:
