@@ -21,7 +21,7 @@ from ..raster.svg import svg_cubic_path, svg_document, svg_rect
 from .base import Drawer
 
 #: Greatest distance, in pixels, between a Bézier curve and the polyline drawn for it.
-FLATTENING_TOLERANCE = 0.2
+FLATTENING_TOLERANCE = 0.35
 
 
 @dataclass(frozen=True)

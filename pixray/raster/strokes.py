@@ -155,7 +155,7 @@ class _Coverage(torch.autograd.Function):
 
 
 def render_strokes(polylines: torch.Tensor, half_widths: torch.Tensor, colors: torch.Tensor,
-                   background: torch.Tensor, tile: int = 16) -> torch.Tensor:
+                   background: torch.Tensor, tile: int = 8) -> torch.Tensor:
     """Strokes over ``background``, the first at the bottom.
 
     ``polylines``: (N, L, 2) vertices in pixel coordinates (L >= 2; repeat the last point to pad
