@@ -40,7 +40,8 @@ class Step:
     """One optimisation step.
 
     ``image`` (1,3,H,W) in [0,1] is the canvas the step scored (for the final step: the canvas
-    after the last update); ``losses`` maps each perceptor name and ``"total"`` to a 0-d tensor
+    after the last update), or (1,4,H,W) with straight opacity for drawers drawing with it (the
+    perceptors saw it over a random grey); ``losses`` maps each perceptor name and ``"total"`` to a 0-d tensor
     on the run's device; ``vector``, for drawers that draw vector pictures, is the same state as
     ``image``, to write as SVG.
     """
@@ -172,6 +173,22 @@ class Run:
         with autocast(self.device, self.dtype):
             return [(p.encode_text(texts).float(), weights, stops) for p in self.perceptors]
 
+    def _flatten(self, drawn: torch.Tensor,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The canvas the losses see (``drawn`` itself when it has no opacity), and the opacity's
+        own loss (None without opacity or weight).
+
+        An RGBA image is seen over one random grey per step, as Pixray does, so that only what is
+        opaque can match the prompts wherever the background falls; ``transparent_weight`` times
+        the mean opacity is added.
+        """
+        if drawn.shape[1] != 4:
+            return drawn, None
+        grey = torch.rand((), generator=generator, device=drawn.device)
+        opacity = drawn[:, 3:]
+        weight = self.settings.transparent_weight
+        return drawn[:, :3] * opacity + grey * (1 - opacity), (weight * opacity.mean() if weight else None)
+
     def _padding(self, index: int) -> str:
         """The padding mode of step ``index``'s crop views."""
         padding = self.settings.cut_padding
@@ -189,7 +206,9 @@ class Run:
         into a detached copy of its cutouts before the next one runs, so one perceptor's graph is
         alive at a time (peak memory: the largest perceptor's, not the sum).
         """
-        canvas = image.detach().requires_grad_(True)
+        drawn = image.detach().requires_grad_(True)
+        flat, opacity_loss = self._flatten(drawn, generator)
+        canvas = flat if flat is drawn else flat.detach().requires_grad_(True)
         batches = self.plan.batches
         totals = torch.zeros(len(self.perceptors), device=self.device)
         for _ in range(batches):
@@ -208,6 +227,11 @@ class Run:
             value = weight * loss_fn(canvas)
             value.backward()
             losses[name] = value.detach()
-        image.backward(canvas.grad)
+        if canvas is not drawn:
+            flat.backward(canvas.grad)  # on through the flattening, to colours and opacity
+        if opacity_loss is not None:
+            opacity_loss.backward()
+            losses["transparent"] = opacity_loss.detach()
+        image.backward(drawn.grad)
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses

@@ -51,8 +51,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "cudnn_determinism": ("-d", "--deterministic"),
     "cuda_device": ("-cud", "--cuda_device"),
     "palette": ("--palette",),
-    "transparent": ("--transparent",),
-    "transparent_weight": ("--transparent_weight",),
     "alpha_use_g": ("--alpha_use_g",),
     "alpha_gamma": ("--alpha_gamma",),
     "filters": ("--filters",),

@@ -125,6 +125,9 @@ class Settings:
         [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
         flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),
         describe=f"loss names ({', '.join(LOSSES)}), each optionally 'name:weight' (comma-separated)")
+    transparent_weight: float = option(0.0, "For drawers drawing with opacity (pixel's transparent): "
+                                            "weight of the mean opacity as a loss, so positive values "
+                                            "favour transparency (Pixray's)", minimum=-100, maximum=100)
     seed: int | None = option(None, "Random seed: a number, or any text (hashed to one as Pixray does); "
                                     "chosen at random and recorded when unset",
                               minimum=0, maximum=2**53 - 1,  # exact in a float: JSON clients keep it

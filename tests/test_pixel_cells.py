@@ -109,3 +109,30 @@ def test_svg_renders_back_to_the_png(kind):
 def test_unknown_cell_kind_is_refused_with_the_choices():
     with pytest.raises(SettingsError, match=r"pixel_type.*rect, rectshift, hex, tri, diamond, knit"):
         build_settings({"pixel_type": "star"})
+
+
+def test_transparent_cells_draw_rgba_and_opacity_is_bounded():
+    drawer = _pixel(30, 20, pixel_type="hex", pixel_size=[5, 4], transparent=True)
+    drawer.init_from_image(torch.rand(1, 3, 20, 30), torch.Generator())
+    image = drawer.synth()
+    assert image.shape == (1, 4, 20, 30) and torch.allclose(image[:, 3], torch.ones(1, 20, 30))
+    with torch.no_grad():
+        drawer.colors.add_(torch.randn(drawer.colors.shape) * 5)
+    drawer.clamp_()
+    assert drawer.colors.min() >= 0 and drawer.colors.max() <= 1
+    assert 'fill-opacity="' in drawer.vector_image().svg()
+    assert _pixel(30, 20).synth().shape == (1, 3, 20, 30)  # opaque by default: RGB, as before
+
+
+def test_transparent_weight_makes_cells_transparent_and_the_png_keeps_opacity(small_settings, tiny_perceptor,
+                                                                             tmp_path):
+    import pixray
+
+    settings = {**small_settings, "transparent": True, "transparent_weight": 5.0, "iterations": 6,
+                "learning_rate": 0.1, "outdir": str(tmp_path / "out")}
+    steps = list(pixray.generate(settings, perceptors=[tiny_perceptor]))
+    opacity = [s.image[:, 3].mean().item() for s in steps]
+    assert opacity[0] == 1.0 and opacity[-1] < 0.7, opacity
+    assert "transparent" in steps[0].losses
+    image = steps[-1].pil()
+    assert image.mode == "RGBA"

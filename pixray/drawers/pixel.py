@@ -29,6 +29,7 @@ class PixelOptions(GridOptions):
     pixel_iso_check: bool = option(True, "Stretch the default grid so cells keep their proportions, as "
                                          "Pixray: 1.414x the columns for tri, the rows for hex, 2x the "
                                          "rows for diamond (not when pixel_size is given)")
+    transparent: bool = option(False, "Cells get an opacity too: the image is RGBA (see transparent_weight)")
 
 
 def pixel_grid(options: PixelOptions, width: int, height: int) -> tuple[int, int]:
@@ -62,7 +63,8 @@ class PixelDrawer(Drawer):
         table = polygon_coverage(self.cells.polygons, self.cells.owners, width, height)
         self.register_buffer("cover_index", table.index, persistent=False)
         self.register_buffer("cover_weight", table.weight, persistent=False)
-        self.colors = nn.Parameter(torch.full((3, self.cells.count), 0.5))
+        channels = 4 if options.transparent else 3
+        self.colors = nn.Parameter(torch.full((channels, self.cells.count), 0.5))
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -70,19 +72,30 @@ class PixelDrawer(Drawer):
         return self.cells.rows, self.cells.cols
 
     def synth(self) -> torch.Tensor:
-        gathered = self.colors[:, self.cover_index]  # (3, H*W, M)
-        return (gathered * self.cover_weight).sum(-1).view(1, 3, self.height, self.width)
+        """(1,3,H,W), or with ``transparent`` (1,4,H,W): straight RGB and the opacity."""
+        if self.colors.shape[0] == 3:
+            return self._cover(self.colors)
+        alpha = self.colors[3:]
+        covered = self._cover(torch.cat([self.colors[:3] * alpha, alpha]))  # premultiplied where cells meet
+        opacity = covered[:, 3:]
+        return torch.cat([covered[:, :3] / opacity.clamp_min(1e-6), opacity], 1)
+
+    def _cover(self, values: torch.Tensor) -> torch.Tensor:
+        gathered = values[:, self.cover_index]  # (C, H*W, M)
+        return (gathered * self.cover_weight).sum(-1).view(1, len(values), self.height, self.width)
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
         """Each cell takes the mean colour of the pixels it covers (weighted by coverage)."""
+        image = image[:, :3]
         flat = image.to(self.colors).reshape(3, -1, 1).expand(3, -1, self.cover_index.shape[1])
         index = self.cover_index.expand(3, -1, -1).reshape(3, -1)
         sums = self.colors.new_zeros(3, self.cells.count).scatter_add_(1, index, (flat * self.cover_weight)
                                                                         .reshape(3, -1))
         area = self.colors.new_zeros(self.cells.count).scatter_add_(0, self.cover_index.flatten(),
                                                                      self.cover_weight.flatten())
-        self.colors.copy_((sums / area.clamp_min(1e-12)).clamp(0, 1))
+        self.colors[:3] = (sums / area.clamp_min(1e-12)).clamp(0, 1)
+        self.colors[3:] = 1.0  # opaque, as Pixray starts
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": [self.colors], "bounds": (0.0, 1.0)}]
@@ -91,7 +104,7 @@ class PixelDrawer(Drawer):
         colors = state["colors"].float().cpu()
         # Renderers antialias each polygon on its own, so shared edges let a little of what lies
         # beneath show through: the mean colour there keeps those seams faint.
-        shapes = [svg_rect(self.width, self.height, colors.mean(1).tolist())]
+        shapes = [] if len(colors) == 4 else [svg_rect(self.width, self.height, colors.mean(1).tolist())]
         rows = colors.T.tolist()
         shapes += [svg_polygon(polygon, rows[owner])
                    for polygon, owner in zip(self.cells.polygons, self.cells.owners, strict=True)]
