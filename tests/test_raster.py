@@ -110,12 +110,16 @@ def test_gradients_reach_points_widths_colours_and_background():
                 * torch.tensor([width, height])).requires_grad_()
     radii = (torch.rand(2, generator=generator, dtype=torch.float64) * 2 + 0.7).requires_grad_()
     colors = torch.rand(2, 4, generator=generator, dtype=torch.float64).requires_grad_()
-    background = torch.rand(3, height, width, generator=generator, dtype=torch.float64).requires_grad_()
+    background = torch.rand(3, height, width, generator=generator, dtype=torch.float64)
 
     def render(c: torch.Tensor, r: torch.Tensor, k: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return render_strokes(cubic_polylines(c, 4), r, k, b, tile=8)
 
     assert torch.autograd.gradcheck(render, (controls, radii, colors, background), eps=1e-6, atol=1e-4)
+    # The background's gradient is what shows through the strokes: checked on a 4x4 scene.
+    small = background[:, :4, :4].clone().requires_grad_()
+    scene = (controls.detach() / 3, radii.detach() / 3, colors.detach(), small)
+    assert torch.autograd.gradcheck(render, scene, eps=1e-6, atol=1e-4)
 
 
 def test_optimising_moves_a_stroke_onto_a_target():

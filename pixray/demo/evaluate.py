@@ -146,10 +146,13 @@ def contrasted(caption: str, weight: float = SHAPE_CONTRAST) -> str:
 
 # Per-drawer changes to shapes.yaml (whose optimiser and step size suit the pixel drawers): the fft
 # drawer wants Adam and a smoother spectrum on this small canvas, and its prompts no negatives (over
-# six seeds they read as many captions, 20 vs 19/48, and fewer colour pairs, 38 vs 45; measured with
-# bench/demo_accuracy.py, see docs/shapes-world-experiments.md).
+# six seeds they read as many captions, 20 vs 19/48, and fewer colour pairs, 38 vs 45); clipdraw
+# wants Adam (measured with bench/demo_accuracy.py, see docs/shapes-world-experiments.md).
 DRAWER_SETTINGS: dict[str, dict[str, object]] = {
     "fft": {"optimiser": "Adam", "learning_rate": 0.5, "fft_decay": 3.0},
+    # Strokes step at Pixray's fixed fractions of the rate (colours at 0.01 x), so NGD at 0.1 barely
+    # moves them (0/8 captions); Adam at 2 with CLIPDraw's 256 strokes reads 6/8 (5/8 with 1024).
+    "clipdraw": {"optimiser": "Adam", "learning_rate": 2.0, "strokes": 256},
 }
 DRAWER_CONTRAST: dict[str, float] = {"fft": 0.0}
 
