@@ -26,7 +26,9 @@ class ClipdrawDrawer(StrokePathsDrawer):
     default_strokes = 1024
     default_min_width = 1.0
     default_max_width = 5.0
-    max_segments = 3
+
+    def __init__(self, options: ClipdrawOptions, width: int, height: int) -> None:
+        super().__init__(options, width, height, segments=3)
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:

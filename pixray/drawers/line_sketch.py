@@ -29,15 +29,12 @@ class LineSketchDrawer(StrokePathsDrawer):
     default_strokes = 24
     default_min_width = 0.5
     default_max_width = 2.0
+    width_floor = 1.0  # Pixray clamps line widths to at least one pixel
     learn_colors = False
     paper_color = PAPER
 
     def __init__(self, options: LineSketchOptions, width: int, height: int) -> None:
-        self.max_segments = options.stroke_length
-        self.learn_paper = options.allow_paper_color
-        super().__init__(options, width, height)
-        low, high = self.width_bounds
-        self.width_bounds = (max(low, 1.0), max(high, 1.0))  # Pixray's floor: one pixel
+        super().__init__(options, width, height, options.stroke_length, options.allow_paper_color)
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:

@@ -46,7 +46,7 @@ def flattening_samples(controls: torch.Tensor, tolerance: float = FLATTENING_TOL
 
 
 class StrokePathsDrawer(Drawer):
-    """``strokes`` open paths of up to ``max_segments`` cubic segments each, with a half-width and an
+    """``strokes`` open paths of up to ``segments`` cubic segments each, with a half-width and an
     RGBA colour each, painted in order over a paper colour.
 
     Subclasses give Pixray's defaults and rates and place the strokes in :meth:`init_from_image`.
@@ -57,14 +57,16 @@ class StrokePathsDrawer(Drawer):
     default_strokes: ClassVar[int]
     default_min_width: ClassVar[float]  # percent of the canvas height
     default_max_width: ClassVar[float]
-    max_segments: ClassVar[int]
+    width_floor: ClassVar[float] = 0.0  # least half-width in pixels, whatever the percentages say
     width_rate: ClassVar[float] = 0.1
     color_rate: ClassVar[float] = 0.01
     learn_colors: ClassVar[bool] = True
-    learn_paper: ClassVar[bool] = False
     paper_color: ClassVar[tuple[float, float, float]] = (1.0, 1.0, 1.0)
 
-    def __init__(self, options: StrokeOptions, width: int, height: int) -> None:
+    def __init__(self, options: StrokeOptions, width: int, height: int, segments: int,
+                 learn_paper: bool = False) -> None:
+        """``segments``: the most cubic segments a stroke has; ``learn_paper``: whether the paper's
+        colour is a parameter."""
         super().__init__(options, width, height)
         count = options.strokes or self.default_strokes
         low = options.min_stroke_width if options.min_stroke_width is not None else self.default_min_width
@@ -73,10 +75,11 @@ class StrokePathsDrawer(Drawer):
             raise SettingsError(f"settings 'min_stroke_width' ({low:g}) and 'max_stroke_width' ({high:g}): "
                                 "the least width is above the greatest; give min_stroke_width <= "
                                 "max_stroke_width")
-        self.width_bounds = (low * height / 100, high * height / 100)
-        low, high = self.width_bounds
-        self.points = nn.Parameter(torch.zeros(count, 3 * self.max_segments + 1, 2))
-        self.register_buffer("segment_counts", torch.full((count,), self.max_segments, dtype=torch.long))
+        low, high = (max(value * height / 100, self.width_floor) for value in (low, high))
+        self.width_bounds = (low, high)
+        self.max_segments = segments
+        self.points = nn.Parameter(torch.zeros(count, 3 * segments + 1, 2))
+        self.register_buffer("segment_counts", torch.full((count,), segments, dtype=torch.long))
         self.radii = nn.Parameter(torch.full((count,), (low + high) / 2))
         colors = torch.tensor([[0.0, 0.0, 0.0, 1.0]]).repeat(count, 1)
         paper = torch.tensor(self.paper_color)
@@ -84,7 +87,7 @@ class StrokePathsDrawer(Drawer):
             self.colors = nn.Parameter(colors)
         else:
             self.register_buffer("colors", colors)
-        if self.learn_paper:
+        if learn_paper:
             self.paper = nn.Parameter(paper)
         else:
             self.register_buffer("paper", paper)
@@ -110,7 +113,7 @@ class StrokePathsDrawer(Drawer):
         ]
         if self.learn_colors:
             groups.append({"params": [self.colors], "bounds": (0.0, 1.0), "lr_scale": self.color_rate})
-        if self.learn_paper:
+        if isinstance(self.paper, nn.Parameter):
             groups.append({"params": [self.paper], "bounds": (0.0, 1.0), "lr_scale": self.color_rate})
         return groups
 

@@ -8,8 +8,10 @@ caps and joins round.
 
 Memory stays bounded: the canvas is cut into square tiles, and each segment is paired only with
 the tiles its reach (bounding box grown by half its width and the ramp) touches. Per tile, each
-stroke's coverage is the minimum over just its segments there; the tiles' distance work runs in
-chunks whose intermediates are recomputed in the backward pass rather than kept.
+stroke's distance is the minimum over just its segments there, found in chunks of groups with the
+same number of segments, without autograd; only the nearest segment of each pixel is kept, and the
+backward pass differentiates the distance to it analytically, so nothing of the pixels x segments
+work outlives the forward pass.
 """
 
 from __future__ import annotations
