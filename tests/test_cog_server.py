@@ -60,6 +60,16 @@ def test_sync_prediction_returns_every_frame_final_last(server):
     assert "final_loss" in body["metrics"]
 
 
+@pytest.mark.parametrize("drawer", ["line_sketch", "clipdraw"])
+def test_stroke_drawers_send_their_svg_then_the_final_frame(server, drawer):
+    _, body = server.predict({"prompts": "a red circle", "drawer": drawer, "display_every": 0,
+                              "settings": "strokes: 16\niterations: 2"})
+    assert body["status"] == "succeeded", body
+    svg, last = body["output"]
+    assert b"<path d=\"M " in base64.b64decode(svg.split(",", 1)[1])
+    assert _png(last).size == (48, 32)
+
+
 def test_frames_stream_one_at_a_time(server):
     events = list(server.events({"prompts": "a blue square", "drawer": "pixel", "display_every": 2,
                                  "settings": "iterations: 12"}, "sse-1"))

@@ -121,3 +121,28 @@ def test_cli_two_steps_write_png_and_svg_and_a_seed_repeats(tmp_path, tiny_check
         with Image.open(out / "output.png") as png:
             images.append(np.asarray(png.convert("RGB")))
     assert np.array_equal(*images)
+
+
+def test_too_many_segments_are_refused_before_any_work():
+    with pytest.raises(SettingsError, match=r"'strokes': 4000 strokes of 8 segments is 32000 cubic segments"):
+        _drawer("line_sketch", strokes=4000)
+
+
+def test_a_render_beyond_the_memory_bound_stops_with_a_clear_error(monkeypatch):
+    from pixray.errors import RunError
+    from pixray.raster import strokes
+
+    drawer = _started("clipdraw", strokes=64)
+    monkeypatch.setattr(strokes, "MAX_PAIRS", 100)
+    with pytest.raises(RunError, match="too much of the canvas to render within memory"):
+        drawer.synth()
+
+
+def test_a_yaml_file_names_the_drawer_and_its_settings(tmp_path, tiny_checkpoint):
+    config = tmp_path / "sketch.yaml"
+    config.write_text(f"prompts: a red circle\ndrawer: line_sketch\nstrokes: 6\nstroke_length: 3\n"
+                      f"allow_paper_color: true\nmax_stroke_width: 3\nclip_models: [{tiny_checkpoint}]\n"
+                      "size: [48, 32]\niterations: 2\nnum_cuts: 2\ndevice: cpu\n")
+    assert main(["--config", str(config), "--outdir", str(tmp_path / "out"), "--quiet"]) == 0
+    svg = (tmp_path / "out" / "output.svg").read_text()
+    assert svg.count("<path ") == 6 and svg.count(" C ") == 6 * 3

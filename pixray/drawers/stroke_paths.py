@@ -22,6 +22,8 @@ from .base import Drawer
 
 #: Greatest distance, in pixels, between a Bézier curve and the polyline drawn for it.
 FLATTENING_TOLERANCE = 0.35
+#: Most cubic segments in all (strokes x segments per stroke): 5x Pixray's clipdraw default.
+MAX_SEGMENTS = 16384
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class StrokePathsDrawer(Drawer):
         count = options.strokes or self.default_strokes
         low = options.min_stroke_width if options.min_stroke_width is not None else self.default_min_width
         high = options.max_stroke_width if options.max_stroke_width is not None else self.default_max_width
+        if count * segments > MAX_SEGMENTS:
+            raise SettingsError(f"setting 'strokes': {count} strokes of {segments} segments is "
+                                f"{count * segments} cubic segments, over the {MAX_SEGMENTS} this drawer "
+                                "renders; ask for fewer or shorter strokes")
         if low > high:
             raise SettingsError(f"settings 'min_stroke_width' ({low:g}) and 'max_stroke_width' ({high:g}): "
                                 "the least width is above the greatest; give min_stroke_width <= "

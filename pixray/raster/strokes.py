@@ -22,8 +22,12 @@ from typing import Any
 
 import torch
 
+from ..errors import RunError
+
 #: Distance elements (tile pixels x segments) per chunk of the coverage pass.
 CHUNK_ELEMENTS = 1 << 21
+#: Most (segment, tile) pairs one render may lay out: about 1.5 GB of index tensors at the peak.
+MAX_PAIRS = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ def _layout(a: torch.Tensor, b: torch.Tensor, reach: torch.Tensor, width: int, h
     total = int(count.sum())
     if total == 0:
         return None
+    if total > MAX_PAIRS:
+        raise RunError(f"the strokes reach over too much of the canvas to render within memory ({total} "
+                       f"segment-tile pairs, at most {MAX_PAIRS}); use fewer, shorter or thinner strokes")
     seg = torch.repeat_interleave(torch.arange(n * s, device=a.device), count)
     offset = torch.arange(total, device=a.device) - torch.repeat_interleave(count.cumsum(0) - count, count)
     tile_of = (ty0[seg] + offset // nx[seg]) * tiles_x + tx0[seg] + offset % nx[seg]
