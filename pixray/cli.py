@@ -15,7 +15,7 @@ from .losses import LOSSES
 from .options import SettingsError
 from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
-from .settings import all_specs, build_settings, read_settings_file
+from .settings import all_specs, build_settings, read_settings_file, sections_holding
 from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
@@ -38,9 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
     groups: dict[str, Any] = {}
+    holders = sections_holding()
     for spec in all_specs().values():
         kind = "loss" if spec.section in LOSSES else "drawer"
-        title = "settings" if spec.section == "core" else f"{spec.section} {kind}"
+        sections = holders.get(spec.name, (spec.section,))
+        plural = "s" if len(sections) > 1 else ""
+        title = "settings" if spec.section == "core" else f"{', '.join(sections)} {kind}{plural}"
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         group.add_argument(f"--{spec.name}", *spec.flags, dest=spec.name, default=argparse.SUPPRESS,
                            metavar="VALUE", nargs="+" if spec.is_list else None,

@@ -214,6 +214,16 @@ def all_specs() -> dict[str, Spec]:
     return specs
 
 
+def sections_holding() -> dict[str, tuple[str, ...]]:
+    """For each setting of a drawer or loss section, every section that has it (drawers may share
+    one, as line_sketch and clipdraw share ``strokes``)."""
+    holders: dict[str, tuple[str, ...]] = {}
+    for name, options in _section_classes().items():
+        for f in dataclasses.fields(options):
+            holders[f.name] = (*holders.get(f.name, ()), name)
+    return holders
+
+
 def _flat_values(settings: Settings) -> dict[str, Any]:
     values = {s.name: getattr(settings, s.name) for s in specs_of(Settings, "core")}
     for section in settings.sections.values():
