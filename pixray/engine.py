@@ -27,7 +27,8 @@ from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .perceptors import Perceptor
-from .prompts import parse_prompts, prompt_loss
+from .prompt_sources import PROMPT_SOURCES, Targets
+from .prompts import prompt_loss
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, needs_init_size, resolve
 from .weights import weights_dir
@@ -82,10 +83,12 @@ class Run:
         self.settings = settings
         images = images or ImageReader()
         self.plan: Plan = plan_for(settings, images)
-        self.prompts = parse_prompts(settings.prompts)
-        if not self.prompts:
+        self.prompt_sources = [source for kind in PROMPT_SOURCES.values()
+                               if (source := kind.from_settings(settings, images)) is not None]
+        if not self.prompt_sources:
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
-                                "--prompts 'a red circle on a blue background'")
+                                "--prompts 'a red circle on a blue background' (or target_images, or "
+                                "noise_prompt_seeds)")
         self.device = choose_device(settings.device)
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
@@ -166,12 +169,14 @@ class Run:
 
     @torch.no_grad()
     def _encode_prompts(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per perceptor: (text embeddings (P,D), weights (P,), stops (P,)), computed once per run."""
-        texts = [p.text for p in self.prompts]
-        weights = torch.tensor([p.weight for p in self.prompts], device=self.device)
-        stops = torch.tensor([p.stop for p in self.prompts], device=self.device)
-        with autocast(self.device, self.dtype):
-            return [(p.encode_text(texts).float(), weights, stops) for p in self.perceptors]
+        """Per perceptor: (prompt embeddings (P,D), weights (P,), stops (P,)) of every prompt
+        source, computed once per run."""
+        encoded = []
+        for perceptor in self.perceptors:
+            with autocast(self.device, self.dtype):
+                targets = Targets.cat([source.encode(perceptor) for source in self.prompt_sources])
+            encoded.append((targets.embeds.float(), targets.weights.float(), targets.stops.float()))
+        return encoded
 
     def _flatten(self, drawn: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -125,6 +125,15 @@ class Settings:
         [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
         flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),
         describe=f"loss names ({', '.join(LOSSES)}), each optionally 'name:weight' (comma-separated)")
+    target_images: str | None = option(None, "Images whose CLIP embeddings pull like text prompts, "
+                                             "'|'-separated, each 'file', 'file:weight' or "
+                                             "'file:weight:stop'", names_file=True, flags=["-ti"])
+    noise_prompt_seeds: list[int] = option([], "Seeds of random directions in each CLIP model's space, "
+                                                "used as prompts", minimum=0, maximum=2**53 - 1,
+                                           flags=["-nps"])
+    noise_prompt_weights: list[float] = option([], "Weights of the noise prompts, in order (a seed "
+                                                    "without one weighs 1)", minimum=-100, maximum=100,
+                                               flags=["-npw"])
     transparent_weight: float = option(0.0, "For drawers drawing with opacity (pixel's transparent): "
                                             "weight of the mean opacity as a loss, so positive values "
                                             "favour transparency (Pixray's)", minimum=-100, maximum=100)

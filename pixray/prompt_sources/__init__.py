@@ -1,0 +1,20 @@
+"""Prompt sources by name: every kind of prompt the spherical prompt loss pulls towards.
+
+A new kind is one file plus one line here; the engine asks each for its prompts.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import PromptSource, Targets
+from .noise import NoisePrompts
+from .target_images import TargetImages
+from .text import TextPrompts
+
+PROMPT_SOURCES: Registry[type[PromptSource]] = Registry("prompt source", {
+    "text": TextPrompts,
+    "target_images": TargetImages,
+    "noise": NoisePrompts,
+})
+
+__all__ = ["PROMPT_SOURCES", "PromptSource", "Targets"]

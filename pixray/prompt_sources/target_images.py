@@ -1,0 +1,54 @@
+"""Target images (``target_images``): images whose embeddings pull like text prompts.
+
+Each entry is ``file:weight:stop`` (``|``-separated, as Pixray); each image is resized so its short
+side is the perceptor's input size and centre-cropped, as Pixray does, then encoded once per run.
+Pixray gives every target the weight and stop of the last entry; here each keeps its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..init_images import ImageReader
+from ..perceptors import Perceptor
+from ..prompts import Prompt, parse_prompts
+from ..settings import Settings
+from .base import PromptSource, Targets
+
+#: Short side at which target images are read (larger than any perceptor's input, so encoding
+#: only ever shrinks them).
+READ_SIDE = 448
+
+
+class TargetImages(PromptSource):
+    def __init__(self, entries: list[Prompt], images: list[torch.Tensor]) -> None:
+        self.entries, self.images = entries, images
+
+    @classmethod
+    def from_settings(cls, settings: Settings, images: ImageReader) -> TargetImages | None:
+        if not settings.target_images:
+            return None
+        entries = parse_prompts(settings.target_images)
+        pictures = []
+        for entry in entries:
+            width, height = images.size(entry.text, "target_images")
+            scale = READ_SIDE / min(width, height)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            pictures.append(images.read(entry.text, *size, "target_images"))
+        return cls(entries, pictures) if entries else None
+
+    def encode(self, perceptor: Perceptor) -> Targets:
+        device = perceptor.device
+        side = perceptor.input_resolution
+        views = []
+        for picture in self.images:
+            height, width = picture.shape[-2:]
+            scale = side / min(width, height)
+            size = (max(side, round(height * scale)), max(side, round(width * scale)))
+            resized = F.interpolate(picture.to(device), size=size, mode="bicubic", antialias=True)
+            top, left = (size[0] - side) // 2, (size[1] - side) // 2
+            views.append(resized[..., top:top + side, left:left + side].clamp(0, 1))
+        embeds = perceptor.encode_image(torch.cat(views)).float()
+        return Targets(embeds, torch.tensor([e.weight for e in self.entries], device=device),
+                       torch.tensor([e.stop for e in self.entries], device=device))
