@@ -85,7 +85,7 @@ class Run:
         self.plan: Plan = plan_for(settings, images)
         self.prompt_sources = [source for kind in PROMPT_SOURCES.values()
                                if (source := kind.from_settings(settings, images)) is not None]
-        if not self.prompt_sources:
+        if not any(source.steers for source in self.prompt_sources):
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
                                 "--prompts 'a red circle on a blue background' (or target_images, or "
                                 "noise_prompt_seeds)")

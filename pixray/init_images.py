@@ -136,6 +136,26 @@ class ImageReader:
         source, shown_as = self._source(value, setting)
         return image_size(source, setting, shown_as, self.max_pixels)
 
+    def read_text(self, value: str, setting: str, max_bytes: int) -> str:
+        """The UTF-8 text of the file (or, without ``uploads``, URL) setting ``setting`` names, under
+        the same rules as images; at most ``max_bytes``."""
+        source, shown_as = self._source(value, setting)
+        name = shown_as or repr(value)
+        try:
+            if isinstance(source, (str, Path)):
+                with open(source, "rb") as f:
+                    data = f.read(max_bytes + 1)
+            else:
+                data = source.read(max_bytes + 1)
+        except OSError as exc:
+            raise SettingsError(f"setting {setting!r}: cannot read {name}: {exc.strerror or exc}") from None
+        if len(data) > max_bytes:
+            raise SettingsError(f"setting {setting!r}: {name} is over {max_bytes} bytes")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SettingsError(f"setting {setting!r}: {name} is not UTF-8 text") from None
+
     def _source(self, value: str, setting: str) -> tuple[str | Path | BinaryIO, str | None]:
         """What to open for ``value``, and how errors name it (None: by its path)."""
         if self.uploads is None:

@@ -134,6 +134,10 @@ class Settings:
     noise_prompt_weights: list[float] = option([], "Weights of the noise prompts, in order (a seed "
                                                     "without one weighs 1)", minimum=-100, maximum=100,
                                                flags=["-npw"])
+    vector_prompts: str = option("textoff", "Fixed directions per CLIP model, '|'-separated "
+                                            "'name:weight:stop', pulling at a tenth of their weight "
+                                            "(Pixray's): textoff (away from rendered text) or a JSON "
+                                            "vector table; none turns them off", flags=["-vp"])
     transparent_weight: float = option(0.0, "For drawers drawing with opacity (pixel's transparent): "
                                             "weight of the mean opacity as a loss, so positive values "
                                             "favour transparency (Pixray's)", minimum=-100, maximum=100)

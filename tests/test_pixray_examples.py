@@ -41,11 +41,10 @@ EXAMPLES = {name: "\n".join(lines) + "\n" for name, lines in {
                       "learning_rate_drops: [80]", "save_every: 10"],
 }.items()}
 RUNS = {"hello_pixray": "outputs/hello_pixray.png", "pixrayraw": "outputs/raw.png",
-        "text2pixel": "outputs/text2pixel.png"}
+        "text2pixel": "outputs/text2pixel.png", "pixray_pixel": "outputs/pixray_pixel.png",
+        "pixray_vqgan": "outputs/pixray_vqgan.png"}
 PIXRAY_ONLY = "is a Pixray setting that this pixray does not support yet"
 REFUSED = {
-    "pixray_pixel": f"'vector_prompts' {PIXRAY_ONLY}",
-    "pixray_vqgan": f"'vector_prompts' {PIXRAY_ONLY}",
     "pixray_vdiff": "drawer 'vdiff' is a Pixray drawer",
     "pixrayapi": f"'save_intermediates' {PIXRAY_ONLY}",
     "text2image": f"'save_intermediates' {PIXRAY_ONLY}",
@@ -79,7 +78,7 @@ def test_examples_with_settings_this_project_has_run(name, tiny_models, tmp_path
     example = tmp_path / f"{name}.yaml"
     example.write_text(EXAMPLES[name])
     overrides = tiny_models.read_text()
-    if "prompts:" in EXAMPLES[name]:
+    if any(line.startswith("prompts:") for line in EXAMPLES[name].splitlines()):
         overrides = overrides.replace("prompts: a lighthouse\n", "")
     (tmp_path / "tiny.yaml").write_text(overrides)
     code = main(["--config", str(example), "--config", str(tmp_path / "tiny.yaml"),

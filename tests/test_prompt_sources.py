@@ -80,3 +80,75 @@ def test_pixrays_short_flags():
                                for k, v in args.items() if k not in ("config", "quiet")})
     assert settings.target_images == "a.png|b.png:2"
     assert settings.noise_prompt_seeds == [1, 2] and settings.noise_prompt_weights == [0.5, 1.0]
+
+
+def _named_perceptor(name: str, embed_dim: int) -> Perceptor:
+    """A tiny CLIP under a catalog name, with that model's embedding width."""
+    import open_clip
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    vision = CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=32)
+    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1)
+    return Perceptor(name, open_clip.CLIP(embed_dim, vision, text, quick_gelu=True).eval())
+
+
+def test_textoff_is_on_by_default_for_models_it_has_and_skipped_for_others(tiny_perceptor, caplog):
+    import json
+    from importlib import resources
+
+    from pixray.prompt_sources.vector_prompts import VectorPrompts
+
+    source = VectorPrompts.from_settings(build_settings({}), ImageReader())
+    vit = _named_perceptor("ViT-B/32", 512)
+    targets = source.encode(vit)
+    shipped = json.loads(resources.files("pixray").joinpath("prompt_sources", "vectors", "textoff.json")
+                         .read_text())
+    expected = torch.nn.functional.normalize(torch.tensor(shipped["ViT-B/32"][0]), dim=0)
+    assert torch.allclose(targets.embeds[0], expected) and targets.weights.tolist() == [pytest.approx(0.1)]
+    with caplog.at_level("INFO"):
+        assert source.encode(tiny_perceptor).embeds.shape == (0, 32)  # a checkpoint by path: no entry
+    assert "no direction for CLIP model 'tiny'" in caplog.text
+    assert VectorPrompts.from_settings(build_settings({"vector_prompts": "none"}), ImageReader()) is None
+
+
+def test_a_vector_table_file_with_a_weight(tmp_path, tiny_perceptor):
+    from pixray.prompt_sources.vector_prompts import VectorPrompts
+
+    table = tmp_path / "mine.json"
+    table.write_text('{"tiny": [[' + ", ".join(["1"] + ["0"] * 31) + "]]}")
+    source = VectorPrompts.from_settings(build_settings({"vector_prompts": f"{table}:2"}), ImageReader())
+    targets = source.encode(tiny_perceptor)
+    assert targets.weights.tolist() == [pytest.approx(0.2)] and targets.embeds[0, 0] == 1
+    (tmp_path / "bad.json").write_text("[1, 2")
+    with pytest.raises(SettingsError, match=r"'vector_prompts'.*not a vector table"):
+        VectorPrompts.from_settings(build_settings({"vector_prompts": str(tmp_path / "bad.json")}),
+                                    ImageReader())
+    with pytest.raises(SettingsError, match="'vector_prompts': a request may only use files it sends"):
+        VectorPrompts.from_settings(build_settings({"vector_prompts": str(table)}),
+                                    ImageReader(uploads=tmp_path / "up"))
+
+
+def test_the_command_writes_a_mean_embedding_difference(tmp_path, tiny_checkpoint):
+    import json
+    from pathlib import Path
+
+    from pixray.model_cache import ModelCache
+    from pixray.prompt_sources.target_images import centre_crop
+    from pixray.vector_tables import main
+
+    for side, colour in (("away", (255, 0, 0)), ("towards", (0, 0, 255))):
+        (tmp_path / side).mkdir()
+        _image(tmp_path / side / "a.png", colour)
+    out = tmp_path / "v.json"
+    assert main(["--away", str(tmp_path / "away"), "--towards", str(tmp_path / "towards"),
+                 "--clip_models", str(tiny_checkpoint), "--out", str(out)]) == 0
+    (vector,) = json.loads(out.read_text())[str(tiny_checkpoint)]
+    perceptor = ModelCache(torch.device("cpu"), Path("unused")).perceptors([str(tiny_checkpoint)])[0]
+    reader = ImageReader()
+
+    def embed(path):
+        return perceptor.encode_image(centre_crop(reader.read(str(path), 40, 30, "x"), 32))[0]
+
+    expected = embed(tmp_path / "towards" / "a.png") - embed(tmp_path / "away" / "a.png")
+    assert torch.allclose(torch.tensor(vector), expected, atol=1e-5)

@@ -10,11 +10,13 @@ from .base import PromptSource, Targets
 from .noise import NoisePrompts
 from .target_images import TargetImages
 from .text import TextPrompts
+from .vector_prompts import VectorPrompts
 
 PROMPT_SOURCES: Registry[type[PromptSource]] = Registry("prompt source", {
     "text": TextPrompts,
     "target_images": TargetImages,
     "noise": NoisePrompts,
+    "vector": VectorPrompts,
 })
 
 __all__ = ["PROMPT_SOURCES", "PromptSource", "Targets"]

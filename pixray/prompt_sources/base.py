@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -31,6 +32,10 @@ class Targets:
 class PromptSource(ABC):
     """A kind of prompt (text, images, noise directions, ...) that the spherical prompt loss pulls
     the cutouts towards. A new kind is one file plus one registry line."""
+
+    #: Whether prompts of this kind alone say what to draw (a run needs one such); a fixed nudge
+    #: applied to every run (vector prompts) does not.
+    steers: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod

@@ -40,15 +40,18 @@ class TargetImages(PromptSource):
 
     def encode(self, perceptor: Perceptor) -> Targets:
         device = perceptor.device
-        side = perceptor.input_resolution
-        views = []
-        for picture in self.images:
-            height, width = picture.shape[-2:]
-            scale = side / min(width, height)
-            size = (max(side, round(height * scale)), max(side, round(width * scale)))
-            resized = F.interpolate(picture.to(device), size=size, mode="bicubic", antialias=True)
-            top, left = (size[0] - side) // 2, (size[1] - side) // 2
-            views.append(resized[..., top:top + side, left:left + side].clamp(0, 1))
+        views = [centre_crop(picture.to(device), perceptor.input_resolution) for picture in self.images]
         embeds = perceptor.encode_image(torch.cat(views)).float()
         return Targets(embeds, torch.tensor([e.weight for e in self.entries], device=device),
                        torch.tensor([e.stop for e in self.entries], device=device))
+
+
+def centre_crop(picture: torch.Tensor, side: int) -> torch.Tensor:
+    """``picture`` (1,3,H,W) resized so its short side is ``side`` (bicubic, antialiased) and cut to
+    the centred ``side`` x ``side`` square, as CLIP's preprocessing does. Values stay in [0,1]."""
+    height, width = picture.shape[-2:]
+    scale = side / min(width, height)
+    size = (max(side, round(height * scale)), max(side, round(width * scale)))
+    resized = F.interpolate(picture, size=size, mode="bicubic", antialias=True)
+    top, left = (size[0] - side) // 2, (size[1] - side) // 2
+    return resized[..., top:top + side, left:left + side].clamp(0, 1)

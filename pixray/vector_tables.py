@@ -1,0 +1,99 @@
+"""Vector tables: one direction per CLIP model, read from JSON (Pixray's format) or computed.
+
+A table maps a CLIP model's name to a list of one embedding (``{"ViT-B/32": [[...512 numbers]]}``).
+``python -m pixray.vector_tables --away FOLDER_A --towards FOLDER_B --clip_models ViT-B/32 --out
+my.json`` computes one as the mean embedding of B's images less the mean of A's, as Pixray's
+``vectorize.py --avg_diff`` does; ``vector_prompts: my.json`` then pulls towards B and away from A.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .options import SettingsError
+
+#: Tables shipped inside the package, by the name a ``vector_prompts`` entry gives.
+SHIPPED = ("textoff",)
+#: Largest table file read (Pixray's textoff.json, for 15 models, is 190 KB).
+MAX_TABLE_BYTES = 4 << 20
+
+
+def parse_table(text: str, origin: str) -> dict[str, torch.Tensor]:
+    """Model name -> direction (D,) from a table's JSON text; malformed tables are a SettingsError."""
+    try:
+        data = json.loads(text)
+        table = {str(name): torch.tensor(value, dtype=torch.float32).reshape(-1)
+                 for name, value in data.items()}
+    except (ValueError, TypeError, AttributeError, RuntimeError) as exc:
+        raise SettingsError(f"setting 'vector_prompts': {origin} is not a vector table (JSON mapping CLIP "
+                            "model names to a list of one embedding)") from exc
+    if any(not v.numel() or not torch.isfinite(v).all() for v in table.values()):
+        raise SettingsError(f"setting 'vector_prompts': {origin} holds an empty or non-finite vector")
+    return table
+
+
+def shipped_table(name: str) -> dict[str, torch.Tensor]:
+    """A table shipped with pixray (see :data:`SHIPPED`)."""
+    text = resources.files(__package__).joinpath("prompt_sources", "vectors", f"{name}.json").read_text()
+    return parse_table(text, f"the shipped table {name!r}")
+
+
+@torch.no_grad()
+def mean_difference(perceptor: torch.nn.Module, away: list[torch.Tensor],
+                    towards: list[torch.Tensor]) -> torch.Tensor:
+    """Mean embedding of ``towards`` less that of ``away`` (images (1,3,S,S) at the perceptor's size)."""
+    def mean(images: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([perceptor.encode_image(image) for image in images]).mean(0)
+
+    return mean(towards) - mean(away)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pixray.vector_tables``: write a table of mean embedding differences."""
+    from .init_images import ImageReader
+    from .model_cache import ModelCache
+    from .prompt_sources.target_images import centre_crop
+    from .weights import weights_dir
+
+    parser = argparse.ArgumentParser(prog="python -m pixray.vector_tables",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--away", required=True, type=Path, help="folder of images to point away from")
+    parser.add_argument("--towards", required=True, type=Path, help="folder of images to point towards")
+    parser.add_argument("--clip_models", required=True, help="comma-separated CLIP model names")
+    parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
+    parser.add_argument("--weights_dir", default=None)
+    args = parser.parse_args(argv)
+    reader = ImageReader()
+    try:
+        folders = {}
+        for side in ("away", "towards"):
+            files = sorted(p for p in getattr(args, side).iterdir()
+                           if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+            if not files:
+                raise SettingsError(f"--{side}: no images (.png, .jpg, .webp) in {getattr(args, side)}")
+            folders[side] = files
+        models = ModelCache(torch.device("cpu"), weights_dir(args.weights_dir))
+        table = {}
+        for name in [n.strip() for n in args.clip_models.split(",") if n.strip()]:
+            perceptor = models.perceptors([name])[0]
+            size = perceptor.input_resolution
+            views = {side: [centre_crop(reader.read(str(f), *reader.size(str(f), side), side), size)
+                            for f in files] for side, files in folders.items()}
+            table[name] = [mean_difference(perceptor, views["away"], views["towards"]).tolist()]
+    except SettingsError as exc:
+        print(f"pixray.vector_tables: error: {exc}", file=sys.stderr)
+        return 2
+    args.out.write_text(json.dumps(table))
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
