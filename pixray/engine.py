@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .auto_stop import PATIENCE, AutoStop
 from .cutouts import CUT_METHODS
 from .drawers import DRAWERS, Drawer, VectorImage
 from .errors import RunError
@@ -61,6 +62,11 @@ class Step:
     def loss(self) -> float:
         """The total loss as a float (waits for the device)."""
         return float(self.losses["total"])
+
+
+def _drop_rate(optimiser: torch.optim.Optimizer) -> None:
+    for group in optimiser.param_groups:
+        group["lr"] /= 10
 
 
 def plan_for(settings: Settings, images: ImageReader) -> Plan:
@@ -126,7 +132,8 @@ class Run:
         return deque(self.steps(), maxlen=1)[0].pil()
 
     def steps(self) -> Iterator[Step]:
-        """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True)."""
+        """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True); with
+        ``auto_stop``, maybe fewer, the final step's index the number of steps done."""
         generator = torch.Generator(self.device).manual_seed(self.seed)
         width, height = self.drawer.width, self.drawer.height  # a drawer may round the canvas
         start = self.init_image if self.init_image is not None else noise_image(
@@ -143,10 +150,12 @@ class Run:
         # Reading the flag waits for the device: on CPU that costs nothing, elsewhere every 10th step.
         check_every = 1 if self.device.type == "cpu" else 10
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        stopper = AutoStop(len(self.plan.lr_drop_steps)) if self.settings.auto_stop else None
         for index in range(self.plan.iterations):
             if index in self.plan.lr_drop_steps:
-                for group in optimiser.param_groups:
-                    group["lr"] /= 10
+                _drop_rate(optimiser)
+                if stopper is not None:
+                    stopper.dropped(index)
             optimiser.zero_grad(set_to_none=True)
             image = self.drawer.synth()
             vector = self.drawer.vector_image()  # before the update, as the image
@@ -154,12 +163,23 @@ class Run:
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
                 raise RunError(self._nonfinite_message(index, losses))
+            verdict = stopper.observe(index, losses, self.drawer) if stopper is not None else None
             optimiser.step()
             self.drawer.clamp_()
             yield Step(index, image.detach(), losses, is_final=False, vector=vector)
+            if verdict == "drop":
+                _drop_rate(optimiser)
+            elif verdict == "stop":
+                log.info("auto_stop: no better loss for %d steps after the last drop (step %d)",
+                         PATIENCE, index)
+                break
+        done = index + 1  # iterations is at least 1
+        if stopper is not None and stopper.best_index >= 0:  # auto_stop ends on the best image it scored
+            losses = stopper.best_losses
+            stopper.restore_best(self.drawer)
         with torch.no_grad():
             final = self.drawer.synth()
-        yield Step(self.plan.iterations, final, losses, is_final=True, vector=self.drawer.vector_image())
+        yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image())
 
     def _nonfinite_message(self, index: int, losses: dict[str, torch.Tensor]) -> str:
         bad = [name for name, value in losses.items() if name != "total" and not value.isfinite()]

@@ -41,7 +41,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "init_weight_cos": ("-iwc", "--init_weight_cos"),
     "init_weight_pix": ("-iwp", "--init_weight_pix"),
     "perceptors": ("--perceptors",),
-    "auto_stop": ("-as", "--auto_stop"),
     "cut_pow": ("-cutp", "--cut_power"),
     "make_video": ("-vid", "--video"),
     "cudnn_determinism": ("-d", "--deterministic"),

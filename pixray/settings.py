@@ -138,6 +138,10 @@ class Settings:
                                             "'name:weight:stop', pulling at a tenth of their weight "
                                             "(Pixray's): textoff (away from rendered text) or a JSON "
                                             "vector table; none turns them off", flags=["-vp"])
+    auto_stop: bool = option(False, "When the loss has not improved for 12 steps, drop the learning rate "
+                                    "(counting learning_rate_drops too); once more than there are drop "
+                                    "points, stop and keep the best image (Pixray's, which keeps the last)",
+                             flags=["-as"])
     transparent_weight: float = option(0.0, "For drawers drawing with opacity (pixel's transparent): "
                                             "weight of the mean opacity as a loss, so positive values "
                                             "favour transparency (Pixray's)", minimum=-100, maximum=100)

@@ -138,3 +138,31 @@ def test_crop_padding_alternates_as_pixray_unless_one_mode_is_chosen(small_setti
 def test_each_cut_method_runs_on_a_wide_canvas(small_settings, tiny_perceptor, method):
     steps = list(_run(small_settings, [tiny_perceptor], cut_method=method, size=[48, 16], iterations=2))
     assert steps[-1].image.shape == (1, 3, 16, 48) and steps[-1].losses["total"].isfinite()
+
+
+def test_auto_stop_drops_then_stops_on_a_plateau_and_keeps_the_best_image(small_settings, tiny_perceptor,
+                                                                          monkeypatch):
+    from pixray import auto_stop
+
+    monkeypatch.setattr(auto_stop, "PATIENCE", 3)
+    rates = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    # A rate too small to improve anything: the loss only wanders with the random cutouts.
+    steps = list(_run(small_settings, [tiny_perceptor], iterations=200, learning_rate=1e-6, auto_stop=True,
+                      learning_rate_drops=["100i"]))
+    final, scored = steps[-1], steps[:-1]
+    assert final.is_final and final.index == len(scored) < 100  # stopped early, before the scheduled drop
+    assert rates[0] == pytest.approx(1e-6) and rates[-1] == pytest.approx(1e-7)  # one drop, then the stop
+    best = min(scored, key=lambda s: s.loss)
+    assert torch.equal(final.image, best.image) and final.loss == best.loss
+
+
+def test_without_auto_stop_every_iteration_runs(small_settings, tiny_perceptor):
+    steps = list(_run(small_settings, [tiny_perceptor], iterations=30, learning_rate=1e-6))
+    assert steps[-1].index == 30
