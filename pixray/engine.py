@@ -45,7 +45,7 @@ class Step:
     after the last update), or (1,4,H,W) with straight opacity for drawers drawing with it (the
     perceptors saw it over a random grey); ``losses`` maps each perceptor name and ``"total"`` to a 0-d tensor
     on the run's device; ``vector``, for drawers that draw vector pictures, is the same state as
-    ``image``, to write as SVG.
+    ``image``, to write as SVG; ``prompts``, for prompts in phases (``a ^ b``), those in force.
     """
 
     index: int
@@ -53,6 +53,7 @@ class Step:
     losses: dict[str, torch.Tensor]
     is_final: bool
     vector: VectorImage | None = None
+    prompts: str | None = None  # the text prompts in force, when they come in phases
 
     def pil(self) -> Image.Image:
         """The image as a PIL RGB image."""
@@ -90,7 +91,7 @@ class Run:
         images = images or ImageReader()
         self.plan: Plan = plan_for(settings, images)
         self.prompt_sources = [source for kind in PROMPT_SOURCES.values()
-                               if (source := kind.from_settings(settings, images)) is not None]
+                               if (source := kind.from_settings(settings, self.plan, images)) is not None]
         if not any(source.steers for source in self.prompt_sources):
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
                                 "--prompts 'a red circle on a blue background' (or target_images, or "
@@ -159,14 +160,15 @@ class Run:
             optimiser.zero_grad(set_to_none=True)
             image = self.drawer.synth()
             vector = self.drawer.vector_image()  # before the update, as the image
-            losses = self._backward(image, targets, generator, self._padding(index))
+            losses = self._backward(image, targets, generator, index)
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
                 raise RunError(self._nonfinite_message(index, losses))
             verdict = stopper.observe(index, losses, self.drawer) if stopper is not None else None
             optimiser.step()
             self.drawer.clamp_()
-            yield Step(index, image.detach(), losses, is_final=False, vector=vector)
+            yield Step(index, image.detach(), losses, is_final=False, vector=vector,
+                       prompts=self.prompts_in_force(index))
             if verdict == "drop":
                 _drop_rate(optimiser)
             elif verdict == "stop":
@@ -179,7 +181,8 @@ class Run:
             stopper.restore_best(self.drawer)
         with torch.no_grad():
             final = self.drawer.synth()
-        yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image())
+        yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image(),
+                   prompts=self.prompts_in_force(done - 1))
 
     def _nonfinite_message(self, index: int, losses: dict[str, torch.Tensor]) -> str:
         bad = [name for name, value in losses.items() if name != "total" and not value.isfinite()]
@@ -188,15 +191,20 @@ class Run:
                 f"({self.learning_rate:g}) or the prompt and loss weights")
 
     @torch.no_grad()
-    def _encode_prompts(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per perceptor: (prompt embeddings (P,D), weights (P,), stops (P,)) of every prompt
-        source, computed once per run."""
+    def _encode_prompts(self) -> list[Targets]:
+        """Per perceptor, the prompts of every prompt source, computed once per run."""
         encoded = []
         for perceptor in self.perceptors:
             with autocast(self.device, self.dtype):
                 targets = Targets.cat([source.encode(perceptor) for source in self.prompt_sources])
-            encoded.append((targets.embeds.float(), targets.weights.float(), targets.stops.float()))
+            encoded.append(Targets(targets.embeds.float(), targets.weights.float(), targets.stops.float(),
+                                   *targets.span()))
         return encoded
+
+    def prompts_in_force(self, index: int) -> str | None:
+        """The text prompts in force at step ``index``, when they come in phases (else None)."""
+        texts = [text for source in self.prompt_sources if (text := source.in_force(index)) is not None]
+        return " | ".join(texts) if texts else None
 
     def _flatten(self, drawn: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -221,8 +229,8 @@ class Run:
             return "reflection" if index % 2 == 0 else "border"
         return padding
 
-    def _backward(self, image: torch.Tensor, targets: list, generator: torch.Generator,
-                  padding: str) -> dict[str, torch.Tensor]:
+    def _backward(self, image: torch.Tensor, targets: list[Targets], generator: torch.Generator,
+                  index: int) -> dict[str, torch.Tensor]:
         """Accumulate the gradient of ``batches`` cutout batches, and of the custom canvas losses,
         into the drawer's parameters.
 
@@ -231,10 +239,12 @@ class Run:
         into a detached copy of its cutouts before the next one runs, so one perceptor's graph is
         alive at a time (peak memory: the largest perceptor's, not the sum).
         """
+        # Prompts out of force this step weigh nothing (a tensor comparison: no wait for the device).
+        weights = [t.weights * ((t.starts <= index) & (index < t.ends)) for t in targets]
         drawn = image.detach().requires_grad_(True)
         flat, opacity_loss = self._flatten(drawn, generator)
         canvas = flat if flat is drawn else flat.detach().requires_grad_(True)
-        batches = self.plan.batches
+        batches, padding = self.plan.batches, self._padding(index)
         totals = torch.zeros(len(self.perceptors), device=self.device)
         for _ in range(batches):
             for cutouts, members in self.cut_groups:
@@ -243,7 +253,7 @@ class Run:
                 for i in members:
                     with autocast(self.device, self.dtype):
                         embeds = self.perceptors[i].encode_image(seen)
-                    loss = prompt_loss(embeds.float(), *targets[i]).sum()
+                    loss = prompt_loss(embeds.float(), targets[i].embeds, weights[i], targets[i].stops).sum()
                     (loss / batches).backward()
                     totals[i] += loss.detach() / batches
                 cuts.backward(seen.grad)

@@ -23,6 +23,7 @@ from .settings import SETTINGS_KEY, Settings, parse_settings_text
 SEED_KEY = "pixray_seed"
 SEED_USED_KEY = "pixray_seed_used"  # Pixray's name for it
 ITERATION_KEY = "pixray_iteration"
+PROMPTS_IN_FORCE_KEY = "pixray_prompts_in_force"
 
 
 def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
@@ -37,9 +38,11 @@ def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
     raise SettingsError(f"setting 'outdir': no unused directory for {pattern!r}")
 
 
-def png_metadata(settings: dict[str, Any], seed: int, iteration: int) -> PngImagePlugin.PngInfo:
+def png_metadata(settings: dict[str, Any], seed: int, iteration: int,
+                 prompts: str | None = None) -> PngImagePlugin.PngInfo:
     """PNG text chunks: the non-default settings (as YAML, which ``pixray --config`` reads back, and
-    one ``pixray_<name>`` chunk each, as Pixray writes them), the seed and the iteration."""
+    one ``pixray_<name>`` chunk each, as Pixray writes them), the seed, the iteration, and for
+    prompts in phases those in force (``pixray_prompts_in_force``)."""
     info = PngImagePlugin.PngInfo()
     info.add_text(SETTINGS_KEY, yaml.safe_dump(settings, sort_keys=True))
     for name, value in sorted(settings.items()):
@@ -48,6 +51,8 @@ def png_metadata(settings: dict[str, Any], seed: int, iteration: int) -> PngImag
     info.add_text(SEED_KEY, str(seed))
     info.add_text(SEED_USED_KEY, str(seed))
     info.add_text(ITERATION_KEY, str(iteration))
+    if prompts is not None:
+        info.add_text(PROMPTS_IN_FORCE_KEY, prompts)
     info.add_text("Software", f"pixray ({_version()})")
     return info
 
@@ -156,7 +161,8 @@ class OutputWriter:
         """Write ``step``'s image to the output path (and its vector picture beside it, as .svg,
         when the drawer draws one) and return the image's path."""
         try:
-            save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index))
+            save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index,
+                                                         step.prompts))
             if step.vector is not None:
                 save_text(step.vector.svg(), self.vector_path)
         except OSError as exc:

@@ -1,13 +1,15 @@
-"""Text prompts: Pixray's ``text:weight:stop`` syntax and the spherical-distance loss."""
+"""Text prompts: Pixray's ``text:weight:stop`` syntax, schedules of them, the spherical-distance loss."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
 
 from .options import SettingsError, shown
+from .value_forms import iterations_of, parse_percent_unit
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,70 @@ def parse_prompt(text: str) -> Prompt:
 def parse_prompts(text: str) -> list[Prompt]:
     """The ``|``-separated prompts of ``text`` (empty parts are ignored)."""
     return [parse_prompt(part) for part in text.split("|") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Prompts in force from step ``start`` up to (not including) step ``end``."""
+
+    prompts: tuple[Prompt, ...]
+    start: int
+    end: int
+
+
+_POINT = r"\d*\.?\d+\s*(?:iterations|iter|i|percent|%|p)?"
+_RANGE = re.compile(rf"^(?P<body>.*?)@\s*(?P<start>{_POINT})\s*-\s*(?P<end>{_POINT})\s*$", re.DOTALL)
+
+
+def parse_schedule(text: str, iterations: int) -> list[Phase]:
+    """Story mode: ``text`` split at ``^`` into phases of ``|``-separated prompts, each in force for
+    its share of a run of ``iterations`` steps.
+
+    A phase may end with ``@start-end`` (points as ``learning_rate_drops`` takes them: plain numbers
+    and ``%`` are percent of the run, ``i`` iterations); phases without one share the stretch
+    between their neighbours' ranges (the start and end of the run at the ends) evenly. Text
+    without ``^`` is one phase over the whole run.
+    """
+    parts = [part for part in text.split("^") if part.strip()]
+    bodies, ranges = [], []
+    for part in parts:
+        match = _RANGE.match(part)
+        if match:
+            try:
+                start, end = (iterations_of(parse_percent_unit(match[key]), iterations)
+                              for key in ("start", "end"))
+            except ValueError:
+                raise SettingsError(f"prompts: the range in {shown(part.strip())} is not 'start-end' in "
+                                    "percent (at most 100) or iterations (10i)") from None
+            if start >= end:
+                raise SettingsError(f"prompts: the range in {shown(part.strip())} ends before it starts")
+            bodies.append(match["body"])
+            ranges.append((start, end))
+        else:
+            bodies.append(part)
+            ranges.append(None)
+    phases = []
+    i = 0
+    while i < len(parts):
+        if ranges[i] is not None:
+            start, end = ranges[i]
+            phases.append(Phase(tuple(parse_prompts(bodies[i])), start, end))
+            i += 1
+            continue
+        j = i
+        while j < len(parts) and ranges[j] is None:
+            j += 1
+        low = ranges[i - 1][1] if i > 0 else 0
+        high = ranges[j][0] if j < len(parts) else iterations
+        count = j - i
+        if high - low < count:
+            raise SettingsError(f"prompts: {shown(bodies[i].strip())} has no part of the run left between "
+                                "the ranges given; shorten the ranges or add iterations")
+        for k in range(count):
+            start, end = low + (high - low) * k // count, low + (high - low) * (k + 1) // count
+            phases.append(Phase(tuple(parse_prompts(bodies[i + k])), start, end))
+        i = j
+    return phases
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -240,7 +240,7 @@ class Service:
         # The basename is the upload key in Cog: unique per prediction and per frame.
         path = directory / f"{directory.name}-{step.index:05d}.png"
         try:
-            save_png(step.pil(), path, png_metadata(metadata, metadata["seed"], step.index))
+            save_png(step.pil(), path, png_metadata(metadata, metadata["seed"], step.index, step.prompts))
         except OSError as exc:
             raise PredictionError(f"cannot write frame {step.index}: {exc.strerror or exc}") from None
         return path

@@ -13,7 +13,12 @@ from pixray.init_images import ImageReader
 from pixray.perceptors import Perceptor
 from pixray.prompt_sources import TargetImages
 from pixray.prompt_sources.noise import NoisePrompts
-from pixray.settings import SettingsError, build_settings
+from pixray.settings import SettingsError, build_settings, resolve
+
+
+def _source(kind, values, images):
+    settings = build_settings(values)
+    return kind.from_settings(settings, resolve(settings), images)
 
 
 def _image(path, colour, size=(40, 30)):
@@ -25,7 +30,7 @@ def test_target_entries_keep_their_own_weights_and_are_centre_cropped(tmp_path, 
     red = _image(tmp_path / "red.png", (255, 0, 0))
     blue = _image(tmp_path / "blue.png", (0, 0, 255), (30, 90))
     settings = build_settings({"target_images": f"{red}:0.5|{blue}:-1:0.2"})
-    source = TargetImages.from_settings(settings, ImageReader())
+    source = TargetImages.from_settings(settings, resolve(settings), ImageReader())
     targets = source.encode(tiny_perceptor)
     assert targets.embeds.shape == (2, 32) and torch.allclose(targets.embeds.norm(dim=-1), torch.ones(2))
     assert targets.weights.tolist() == [0.5, -1.0] and targets.stops.tolist()[1] == pytest.approx(0.2)
@@ -57,16 +62,15 @@ def test_noise_prompts_reach_every_perceptor(small_settings):
 
 
 def test_noise_prompt_weights_default_to_one_and_may_not_outnumber_seeds(tiny_perceptor):
-    source = NoisePrompts.from_settings(build_settings({"noise_prompt_seeds": [3, 4],
-                                                        "noise_prompt_weights": [0.5]}), ImageReader())
+    source = _source(NoisePrompts, {"noise_prompt_seeds": [3, 4],
+                                                        "noise_prompt_weights": [0.5]}, ImageReader())
     targets = source.encode(tiny_perceptor)
     assert targets.weights.tolist() == [0.5, 1.0]
     assert torch.allclose(targets.embeds.norm(dim=-1), torch.ones(2))
-    again = NoisePrompts.from_settings(build_settings({"noise_prompt_seeds": [3]}), ImageReader())
+    again = _source(NoisePrompts, {"noise_prompt_seeds": [3]}, ImageReader())
     assert torch.equal(again.encode(tiny_perceptor).embeds[0], targets.embeds[0])  # from its seed alone
     with pytest.raises(SettingsError, match="'noise_prompt_weights': 2 weights for 1 noise_prompt_seeds"):
-        NoisePrompts.from_settings(build_settings(
-            {"noise_prompt_seeds": [3], "noise_prompt_weights": [1, 2]}), ImageReader())
+        _source(NoisePrompts, {"noise_prompt_seeds": [3], "noise_prompt_weights": [1, 2]}, ImageReader())
 
 
 def test_a_run_needs_some_prompt():
@@ -99,7 +103,7 @@ def test_textoff_is_on_by_default_for_models_it_has_and_skipped_for_others(tiny_
 
     from pixray.prompt_sources.vector_prompts import VectorPrompts
 
-    source = VectorPrompts.from_settings(build_settings({}), ImageReader())
+    source = _source(VectorPrompts, {}, ImageReader())
     vit = _named_perceptor("ViT-B/32", 512)
     targets = source.encode(vit)
     shipped = json.loads(resources.files("pixray").joinpath("prompt_sources", "vectors", "textoff.json")
@@ -109,7 +113,7 @@ def test_textoff_is_on_by_default_for_models_it_has_and_skipped_for_others(tiny_
     with caplog.at_level("INFO"):
         assert source.encode(tiny_perceptor).embeds.shape == (0, 32)  # a checkpoint by path: no entry
     assert "no direction for CLIP model 'tiny'" in caplog.text
-    assert VectorPrompts.from_settings(build_settings({"vector_prompts": "none"}), ImageReader()) is None
+    assert _source(VectorPrompts, {"vector_prompts": "none"}, ImageReader()) is None
 
 
 def test_a_vector_table_file_with_a_weight(tmp_path, tiny_perceptor):
@@ -117,16 +121,14 @@ def test_a_vector_table_file_with_a_weight(tmp_path, tiny_perceptor):
 
     table = tmp_path / "mine.json"
     table.write_text('{"tiny": [[' + ", ".join(["1"] + ["0"] * 31) + "]]}")
-    source = VectorPrompts.from_settings(build_settings({"vector_prompts": f"{table}:2"}), ImageReader())
+    source = _source(VectorPrompts, {"vector_prompts": f"{table}:2"}, ImageReader())
     targets = source.encode(tiny_perceptor)
     assert targets.weights.tolist() == [pytest.approx(0.2)] and targets.embeds[0, 0] == 1
     (tmp_path / "bad.json").write_text("[1, 2")
     with pytest.raises(SettingsError, match=r"'vector_prompts'.*not a vector table"):
-        VectorPrompts.from_settings(build_settings({"vector_prompts": str(tmp_path / "bad.json")}),
-                                    ImageReader())
+        _source(VectorPrompts, {"vector_prompts": str(tmp_path / "bad.json")}, ImageReader())
     with pytest.raises(SettingsError, match="'vector_prompts': a request may only use files it sends"):
-        VectorPrompts.from_settings(build_settings({"vector_prompts": str(table)}),
-                                    ImageReader(uploads=tmp_path / "up"))
+        _source(VectorPrompts, {"vector_prompts": str(table)}, ImageReader(uploads=tmp_path / "up"))
 
 
 def test_the_command_writes_a_mean_embedding_difference(tmp_path, tiny_checkpoint):
@@ -152,3 +154,56 @@ def test_the_command_writes_a_mean_embedding_difference(tmp_path, tiny_checkpoin
 
     expected = embed(tmp_path / "towards" / "a.png") - embed(tmp_path / "away" / "a.png")
     assert torch.allclose(torch.tensor(vector), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a forest ^ a city ^ the sea", [("a forest", 0, 33), ("a city", 33, 66), ("the sea", 66, 100)]),
+    ("a forest@0-40% ^ a city", [("a forest", 0, 40), ("a city", 40, 100)]),
+    ("a ^ b ^ c@80-100", [("a", 0, 40), ("b", 40, 80), ("c", 80, 100)]),
+    ("a@10i-20i ^ b", [("a", 10, 20), ("b", 20, 100)]),
+    ("x:0.5 | y:-1", [("x | y", 0, 100)]),
+    ("mail me@home", [("mail me@home", 0, 100)]),  # an @ without a range is text
+])
+def test_schedules_split_the_run(text, expected):
+    from pixray.prompts import parse_schedule
+
+    phases = parse_schedule(text, 100)
+    assert [(" | ".join(p.text for p in ph.prompts), ph.start, ph.end) for ph in phases] == expected
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("a@50-20 ^ b", "ends before it starts"),
+    ("a@0-150 ^ b", r"percent \(at most 100\)"),
+    ("a@0-100 ^ b", "no part of the run left"),
+])
+def test_bad_schedules_are_refused(text, fragment):
+    from pixray.prompts import parse_schedule
+
+    with pytest.raises(SettingsError, match=fragment):
+        parse_schedule(text, 100)
+
+
+def test_a_schedule_switches_prompts_at_its_steps_and_frames_say_which(small_settings, tiny_perceptor,
+                                                                       tmp_path):
+    from pixray.output import OutputWriter, read_png_metadata
+
+    settings = {**small_settings, "prompts": "a red circle ^ a blue square@50-100%", "iterations": 6,
+                "save_every": 1}
+    run = pixray.generate(settings, perceptors=[tiny_perceptor])
+    seen = []
+    original = run._backward
+
+    def spy(image, targets, generator, index):
+        seen.append([float(t.weights[0] * ((t.starts[0] <= index) & (index < t.ends[0]))) for t in targets])
+        return original(image, targets, generator, index)
+
+    run._backward = spy
+    steps = list(run)
+    assert [s.prompts for s in steps] == ["a red circle"] * 3 + ["a blue square"] * 4
+    assert seen == [[1.0]] * 3 + [[0.0]] * 3  # the first prompt weighs nothing from step 3
+    writer = OutputWriter(build_settings({**settings, "outdir": str(tmp_path / "o")}))
+    writer.start(run)
+    writer.write(steps[4])
+    with Image.open(writer.path) as image:
+        assert image.text["pixray_prompts_in_force"] == "a blue square"
+    assert read_png_metadata(writer.path)["iteration"] == 4

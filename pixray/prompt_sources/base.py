@@ -10,23 +10,39 @@ import torch
 
 from ..init_images import ImageReader
 from ..perceptors import Perceptor
-from ..settings import Settings
+from ..settings import Plan, Settings
+
+#: The end step of prompts in force for the whole run.
+FOREVER = 2**62
 
 
 @dataclass(frozen=True)
 class Targets:
     """Prompts in one perceptor's embedding space: ``embeds`` (P,D) unit vectors, ``weights`` (P,)
-    (negative: push away), ``stops`` (P,) (no pull once the distance is below)."""
+    (negative: push away), ``stops`` (P,) (no pull once the distance is below), and the steps each
+    is in force, ``starts`` (P,) up to ``ends`` (P,) (long; None: the whole run)."""
 
     embeds: torch.Tensor
     weights: torch.Tensor
     stops: torch.Tensor
+    starts: torch.Tensor | None = None
+    ends: torch.Tensor | None = None
+
+    def span(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(starts, ends), filled in for prompts in force for the whole run."""
+        count, device = len(self.weights), self.weights.device
+        starts = (self.starts if self.starts is not None
+                  else torch.zeros(count, dtype=torch.long, device=device))
+        ends = self.ends if self.ends is not None else torch.full((count,), FOREVER, device=device)
+        return starts, ends
 
     @staticmethod
     def cat(parts: list[Targets]) -> Targets:
         """All ``parts`` as one set of prompts."""
+        spans = [p.span() for p in parts]
         return Targets(torch.cat([p.embeds for p in parts]), torch.cat([p.weights for p in parts]),
-                       torch.cat([p.stops for p in parts]))
+                       torch.cat([p.stops for p in parts]), torch.cat([s for s, _ in spans]),
+                       torch.cat([e for _, e in spans]))
 
 
 class PromptSource(ABC):
@@ -39,10 +55,15 @@ class PromptSource(ABC):
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings: Settings, images: ImageReader) -> PromptSource | None:
-        """The source the settings ask for, checked and with its files read (so mistakes surface
-        before models load), or None when they ask for none of this kind."""
+    def from_settings(cls, settings: Settings, plan: Plan, images: ImageReader) -> PromptSource | None:
+        """The source the settings ask for in a run of ``plan``, checked and with its files read
+        (so mistakes surface before models load), or None when they ask for none of this kind."""
 
     @abstractmethod
     def encode(self, perceptor: Perceptor) -> Targets:
         """The prompts in ``perceptor``'s space, on its device (called once per run, no grad)."""
+
+    def in_force(self, index: int) -> str | None:
+        """The prompts in force at step ``index`` as text, for sources whose prompts change during
+        a run (else None)."""
+        return None

@@ -13,7 +13,7 @@ import torch
 from ..init_images import ImageReader
 from ..options import SettingsError
 from ..perceptors import Perceptor
-from ..settings import Settings
+from ..settings import Plan, Settings
 from .base import PromptSource, Targets
 
 
@@ -22,7 +22,7 @@ class NoisePrompts(PromptSource):
         self.seeds, self.weights = seeds, weights
 
     @classmethod
-    def from_settings(cls, settings: Settings, images: ImageReader) -> NoisePrompts | None:
+    def from_settings(cls, settings: Settings, plan: Plan, images: ImageReader) -> NoisePrompts | None:
         seeds, weights = settings.noise_prompt_seeds, settings.noise_prompt_weights
         if len(weights) > len(seeds):
             raise SettingsError(f"setting 'noise_prompt_weights': {len(weights)} weights for "

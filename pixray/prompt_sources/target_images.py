@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..init_images import ImageReader
 from ..perceptors import Perceptor
 from ..prompts import Prompt, parse_prompts
-from ..settings import Settings
+from ..settings import Plan, Settings
 from .base import PromptSource, Targets
 
 #: Short side at which target images are read (larger than any perceptor's input, so encoding
@@ -26,7 +26,7 @@ class TargetImages(PromptSource):
         self.entries, self.images = entries, images
 
     @classmethod
-    def from_settings(cls, settings: Settings, images: ImageReader) -> TargetImages | None:
+    def from_settings(cls, settings: Settings, plan: Plan, images: ImageReader) -> TargetImages | None:
         if not settings.target_images:
             return None
         entries = parse_prompts(settings.target_images)

@@ -17,7 +17,7 @@ from ..init_images import ImageReader
 from ..options import SettingsError
 from ..perceptors import Perceptor
 from ..prompts import Prompt, parse_prompt
-from ..settings import Settings
+from ..settings import Plan, Settings
 from ..vector_tables import MAX_TABLE_BYTES, SHIPPED, parse_table, shipped_table
 from .base import PromptSource, Targets
 
@@ -35,7 +35,7 @@ class VectorPrompts(PromptSource):
         self.entries, self.asked = entries, asked
 
     @classmethod
-    def from_settings(cls, settings: Settings, images: ImageReader) -> VectorPrompts | None:
+    def from_settings(cls, settings: Settings, plan: Plan, images: ImageReader) -> VectorPrompts | None:
         value = settings.vector_prompts.strip()
         if value.lower() in _OFF:
             return None
