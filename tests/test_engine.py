@@ -36,7 +36,8 @@ def test_loss_decreases_on_a_fixed_target(small_settings, tiny_perceptor):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.01
 
 
-def test_learning_rate_drops(small_settings, tiny_perceptor, monkeypatch):
+def _rates_seen(monkeypatch) -> list[float]:
+    """The first group's learning rate at each Adam step, from now on."""
     seen = []
     original = torch.optim.Adam.step
 
@@ -45,6 +46,11 @@ def test_learning_rate_drops(small_settings, tiny_perceptor, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    return seen
+
+
+def test_learning_rate_drops(small_settings, tiny_perceptor, monkeypatch):
+    seen = _rates_seen(monkeypatch)
     list(_run(small_settings, [tiny_perceptor], iterations=8, learning_rate=0.1,
               learning_rate_drops=[50, 75]))
     assert seen == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
@@ -145,14 +151,7 @@ def test_auto_stop_drops_then_stops_on_a_plateau_and_keeps_the_best_image(small_
     from pixray import auto_stop
 
     monkeypatch.setattr(auto_stop, "PATIENCE", 3)
-    rates = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):
-        rates.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    rates = _rates_seen(monkeypatch)
     # A rate too small to improve anything: the loss only wanders with the random cutouts.
     steps = list(_run(small_settings, [tiny_perceptor], iterations=200, learning_rate=1e-6, auto_stop=True,
                       learning_rate_drops=["100i"]))
