@@ -22,6 +22,7 @@ from .cutouts import CUT_METHODS
 from .drawers import DRAWERS, Drawer, VectorImage
 from .errors import RunError
 from .init_images import ImageReader, to_pil
+from .init_losses import InitLosses, check_init_weights
 from .init_noise import noise_image
 from .losses import LOSSES
 from .model_cache import ModelCache
@@ -90,6 +91,7 @@ class Run:
         self.settings = settings
         images = images or ImageReader()
         self.plan: Plan = plan_for(settings, images)
+        check_init_weights(settings)
         self.prompt_sources = [source for kind in PROMPT_SOURCES.values()
                                if (source := kind.from_settings(settings, self.plan, images)) is not None]
         if not any(source.steers for source in self.prompt_sources):
@@ -137,11 +139,9 @@ class Run:
         ``auto_stop``, maybe fewer, the final step's index the number of steps done."""
         generator = torch.Generator(self.device).manual_seed(self.seed)
         width, height = self.drawer.width, self.drawer.height  # a drawer may round the canvas
-        start = self.init_image if self.init_image is not None else noise_image(
-            self.settings.init_noise, width, height, generator)
-        if start.shape[-2:] != (height, width):
-            start = F.interpolate(start, size=(height, width), mode="bilinear", antialias=True)
+        start = self._start(width, height, generator)
         self.drawer.init_from_image(start.to(self.device), generator)
+        self.init_losses = InitLosses(self.settings, self.drawer, self.init_image)
         targets = self._encode_prompts()
         optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
         groups = [{**group, "lr": self.learning_rate * group.get("lr_scale", 1.0)}
@@ -183,6 +183,19 @@ class Run:
             final = self.drawer.synth()
         yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image(),
                    prompts=self.prompts_in_force(done - 1))
+
+    def _start(self, width: int, height: int, generator: torch.Generator) -> torch.Tensor:
+        """The canvas the drawer starts from, (1,3,height,width): the init image (over the init
+        noise at ``init_image_alpha``), else the init noise."""
+        alpha = self.settings.init_image_alpha
+        if self.init_image is None or alpha is not None:
+            noise = noise_image(self.settings.init_noise, width, height, generator)
+        if self.init_image is None:
+            return noise
+        image = self.init_image.cpu()
+        if image.shape[-2:] != (height, width):
+            image = F.interpolate(image, size=(height, width), mode="bilinear", antialias=True)
+        return image if alpha is None else alpha / 255 * image + (1 - alpha / 255) * noise.to(image)
 
     def _nonfinite_message(self, index: int, losses: dict[str, torch.Tensor]) -> str:
         bad = [name for name, value in losses.items() if name != "total" and not value.isfinite()]
@@ -260,6 +273,9 @@ class Run:
         losses = dict(zip(self.perceptor_labels, totals, strict=True))
         for name, (loss_fn, weight) in self.canvas_losses.items():
             value = weight * loss_fn(canvas)
+            value.backward()
+            losses[name] = value.detach()
+        for name, value in self.init_losses(canvas).items():
             value.backward()
             losses[name] = value.detach()
         if canvas is not drawn:

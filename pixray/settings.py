@@ -151,6 +151,20 @@ class Settings:
                               parse=parse_seed)
     init_image: str | None = option(None, "Image file the drawer starts from", names_file=True,
                                     flags=["-ii"])
+    init_image_alpha: int | None = option(None, "Opacity (0-255) of init_image over the init noise at "
+                                                "the start; unset: the image alone (Pixray's default of 200 "
+                                                "has no effect in its code)", minimum=0, maximum=255,
+                                          flags=["-iia"])
+    init_weight: float = option(0.0, "Pull of the init image's CLIP embedding on the cutouts' (a spherical "
+                                     "distance, as a prompt)", minimum=-100, maximum=100, flags=["-iw"])
+    init_weight_dist: float = option(0.0, "Weight of the mean squared distance of the drawer's parameters "
+                                          "from their start (halved, as Pixray)", minimum=-100, maximum=100,
+                                     flags=["-iwd"])
+    init_weight_cos: float = option(0.0, "Weight of the cosine distance of the drawer's parameters from "
+                                         "their start", minimum=-100, maximum=100, flags=["-iwc"])
+    init_weight_pix: float = option(0.0, "Weight of the mean absolute difference of the canvas from the "
+                                         "init image (halved, as Pixray)", minimum=-100, maximum=100,
+                                    flags=["-iwp"])
     init_noise: str = option("pixels", "Starting canvas when there is no init_image: pixels (Pixray's soft "
                                        "Perlin colour blobs), snow (a random colour per pixel), gradient "
                                        "(per-channel ramps), none (flat grey)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import PromptSource, Targets
+from .init_image import InitImagePrompt
 from .noise import NoisePrompts
 from .target_images import TargetImages
 from .text import TextPrompts
@@ -17,6 +18,7 @@ PROMPT_SOURCES: Registry[type[PromptSource]] = Registry("prompt source", {
     "target_images": TargetImages,
     "noise": NoisePrompts,
     "vector": VectorPrompts,
+    "init_image": InitImagePrompt,
 })
 
 __all__ = ["PROMPT_SOURCES", "PromptSource", "Targets"]
