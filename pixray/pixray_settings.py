@@ -19,7 +19,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "spot_prompts": ("-sp", "--spot"),
     "spot_prompts_off": ("-spo", "--spot_off"),
     "spot_file": ("-spf", "--spot_file"),
-    "labels": ("-l", "--labels"),
     "image_prompts": ("-ip", "--image_prompts"),
     "image_prompt_weight": ("-ipw", "--image_prompt_weight"),
     "image_prompt_shuffle": ("-ips", "--image_prompt_shuffle"),

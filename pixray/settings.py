@@ -125,6 +125,9 @@ class Settings:
         [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
         flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),
         describe=f"loss names ({', '.join(LOSSES)}), each optionally 'name:weight' (comma-separated)")
+    labels: str | None = option(None, "Class names as CLIP's zero-shot classifiers read them (Pixray's seven "
+                                      "ImageNet templates, averaged), '|'-separated 'label:weight:stop'",
+                                flags=["-l"])
     target_images: str | None = option(None, "Images whose CLIP embeddings pull like text prompts, "
                                              "'|'-separated, each 'file', 'file:weight' or "
                                              "'file:weight:stop'", names_file=True, flags=["-ti"])

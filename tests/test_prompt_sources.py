@@ -74,7 +74,7 @@ def test_noise_prompt_weights_default_to_one_and_may_not_outnumber_seeds(tiny_pe
 
 
 def test_a_run_needs_some_prompt():
-    with pytest.raises(SettingsError, match=r"'prompts' is empty.*target_images.*noise_prompt_seeds"):
+    with pytest.raises(SettingsError, match=r"'prompts' is empty.*labels, target_images.*noise_prompt_seeds"):
         pixray.generate({"drawer": "pixel", "device": "cpu"})
 
 
@@ -207,3 +207,23 @@ def test_a_schedule_switches_prompts_at_its_steps_and_frames_say_which(small_set
     with Image.open(writer.path) as image:
         assert image.text["pixray_prompts_in_force"] == "a blue square"
     assert read_png_metadata(writer.path)["iteration"] == 4
+
+
+def test_labels_are_the_mean_of_pixrays_templates(tiny_perceptor):
+    from pixray.prompt_sources.labels import TEMPLATES, Labels
+
+    source = _source(Labels, {"labels": "lighthouse:2 | cat:-1:0.5"}, ImageReader())
+    targets = source.encode(tiny_perceptor)
+    texts = tiny_perceptor.encode_text([t.format("lighthouse") for t in TEMPLATES])
+    expected = torch.nn.functional.normalize(texts.mean(0), dim=0)
+    assert torch.allclose(targets.embeds[0], expected, atol=1e-5)
+    assert targets.weights.tolist() == [2.0, -1.0] and targets.stops.tolist()[1] == pytest.approx(0.5)
+    assert len(TEMPLATES) == 7 and TEMPLATES[0] == "itap of a {}."
+
+
+def test_labels_alone_are_enough_to_run(small_settings, tiny_perceptor):
+    steps = list(pixray.generate({**small_settings, "prompts": "", "labels": "lighthouse", "iterations": 1},
+                                 perceptors=[tiny_perceptor]))
+    assert steps[-1].is_final
+    args = vars(build_parser().parse_args(["-l", "a|b"]))
+    assert args["labels"] == "a|b"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import PromptSource, Targets
 from .init_image import InitImagePrompt
+from .labels import Labels
 from .noise import NoisePrompts
 from .target_images import TargetImages
 from .text import TextPrompts
@@ -16,6 +17,7 @@ from .vector_prompts import VectorPrompts
 PROMPT_SOURCES: Registry[type[PromptSource]] = Registry("prompt source", {
     "text": TextPrompts,
     "target_images": TargetImages,
+    "labels": Labels,
     "noise": NoisePrompts,
     "vector": VectorPrompts,
     "init_image": InitImagePrompt,
