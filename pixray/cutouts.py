@@ -105,12 +105,19 @@ class Cutouts:
         "zeros"). ``fill`` surrounds framed views: a grey level, None for the recipe's random grey,
         or a padding mode to extend the canvas instead of framing it.
         """
+        params, zoom_padding = self.params_for(image, n, generator, fill)
+        return self.apply(image, params, generator, padding_mode, zoom_padding)
+
+    def params_for(self, image: torch.Tensor, n: int, generator: torch.Generator,
+                   fill: float | str | None = None) -> tuple[CutoutParams, str | None]:
+        """Parameters of ``n`` cutouts of ``image`` and the zoom padding, as :meth:`__call__` uses
+        them (``fill`` as there); :meth:`apply` them to other images to see those the same way."""
         params = self.sample(n, generator, image.device, pooled_shape(self.cut_size, *image.shape[-2:]))
         if isinstance(fill, str):
-            return self.apply(image, params, generator, padding_mode, zoom_padding=fill)
+            return params, fill
         if fill is not None:
             params = dataclasses.replace(params, grey=torch.full_like(params.grey, fill))
-        return self.apply(image, params, generator, padding_mode)
+        return params, None
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device,
                pooled: tuple[int, int]) -> CutoutParams:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .auto_stop import PATIENCE, AutoStop
-from .cutouts import CUT_METHODS
+from .cutouts import CUT_METHODS, CutoutParams, Cutouts
 from .drawers import DRAWERS, Drawer, VectorImage
 from .errors import RunError
 from .init_images import ImageReader, to_pil
@@ -29,8 +29,8 @@ from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .perceptors import Perceptor
-from .prompt_sources import PROMPT_SOURCES, Targets
-from .prompts import prompt_loss
+from .prompt_sources import PROMPT_SOURCES, StepViews, Targets
+from .prompts import paired_loss, prompt_loss
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, needs_init_size, resolve
 from .weights import weights_dir
@@ -219,6 +219,30 @@ class Run:
         texts = [text for source in self.prompt_sources if (text := source.in_force(index)) is not None]
         return " | ".join(texts) if texts else None
 
+    def _views(self, cutouts: Cutouts, params: CutoutParams, zoom: str | None, generator: torch.Generator,
+               padding: str) -> StepViews:
+        """How this step's cutouts see other images (image prompts)."""
+        n = self.plan.num_cuts
+
+        def same(image: torch.Tensor) -> torch.Tensor:
+            return cutouts.apply(image.to(self.device), params, generator, padding, zoom)
+
+        def fresh(image: torch.Tensor) -> torch.Tensor:
+            own, own_zoom = cutouts.params_for(image.to(self.device), n, generator, self.zoom_fill)
+            return cutouts.apply(image.to(self.device), own, generator, padding, own_zoom)
+
+        return StepViews(same, fresh)
+
+    def _cut_target_loss(self, i: int, embeds: torch.Tensor, views: StepViews) -> torch.Tensor | float:
+        """Perceptor ``i``'s losses against targets seen through this step's cutouts (0 without any)."""
+        total: torch.Tensor | float = 0.0
+        for source in self.prompt_sources:
+            with torch.no_grad(), autocast(self.device, self.dtype):
+                targets = source.cut_targets(self.perceptors[i], views)
+            for target in targets:
+                total = total + paired_loss(embeds, target.embeds.float(), target.weight, target.stop)
+        return total
+
     def _flatten(self, drawn: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The canvas the losses see (``drawn`` itself when it has no opacity), and the opacity's
@@ -261,12 +285,15 @@ class Run:
         totals = torch.zeros(len(self.perceptors), device=self.device)
         for _ in range(batches):
             for cutouts, members in self.cut_groups:
-                cuts = cutouts(canvas, self.plan.num_cuts, generator, padding, fill=self.zoom_fill)
+                params, zoom = cutouts.params_for(canvas, self.plan.num_cuts, generator, self.zoom_fill)
+                cuts = cutouts.apply(canvas, params, generator, padding, zoom)
                 seen = cuts.detach().requires_grad_(True)
+                views = self._views(cutouts, params, zoom, generator, padding)
                 for i in members:
                     with autocast(self.device, self.dtype):
                         embeds = self.perceptors[i].encode_image(seen)
                     loss = prompt_loss(embeds.float(), targets[i].embeds, weights[i], targets[i].stops).sum()
+                    loss = loss + self._cut_target_loss(i, embeds.float(), views)
                     (loss / batches).backward()
                     totals[i] += loss.detach() / batches
                 cuts.backward(seen.grad)

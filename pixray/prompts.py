@@ -138,3 +138,14 @@ def prompt_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, weights: 
     signed = spherical_distance(image_embeds, text_embeds) * weights.sign()
     signed = torch.where(signed > stops, signed, signed.detach())
     return weights.abs() * signed.mean(dim=0)
+
+
+def paired_loss(image_embeds: torch.Tensor, target_embeds: torch.Tensor, weight: float,
+                stop: float = float("-inf")) -> torch.Tensor:
+    """The loss (0-d) of cutout embeddings (N,D) against targets (N,D) seen through the same
+    cutouts, pair by pair: ``|weight| * mean of sign(weight) * distance``, no gradient from pairs
+    whose signed distance is below ``stop`` (as :func:`prompt_loss`)."""
+    chord = (image_embeds - target_embeds).norm(dim=-1).clamp(max=2.0)
+    signed = 2 * (chord / 2).arcsin().pow(2) * math.copysign(1.0, weight)
+    signed = torch.where(signed > stop, signed, signed.detach())
+    return abs(weight) * signed.mean()

@@ -128,6 +128,13 @@ class Settings:
     labels: str | None = option(None, "Class names as CLIP's zero-shot classifiers read them (Pixray's seven "
                                       "ImageNet templates, averaged), '|'-separated 'label:weight:stop'",
                                 flags=["-l"])
+    image_prompts: str | None = option(None, "Images each canvas cutout is pulled towards through the same "
+                                             "cutout, '|'-separated 'file:weight:stop' (globs and {a,b} "
+                                             "match several)", names_file=True, flags=["-ip"])
+    image_prompt_weight: float | None = option(None, "Multiplies every image prompt's weight (unset: 1)",
+                                               minimum=-100, maximum=100, flags=["-ipw"])
+    image_prompt_shuffle: bool = option(False, "Image prompts get cutouts of their own instead of the "
+                                               "canvas's", flags=["-ips"])
     target_images: str | None = option(None, "Images whose CLIP embeddings pull like text prompts, "
                                              "'|'-separated, each 'file', 'file:weight' or "
                                              "'file:weight:stop'", names_file=True, flags=["-ti"])
@@ -287,11 +294,18 @@ def build_settings(*sources: Mapping[str, Any] | None) -> Settings:
     return Settings(**core, sections=MappingProxyType(sections))
 
 
+#: Most characters of setting names an unknown-setting message lists (errors stay one short line).
+_NAMES_SHOWN = 600
+
+
 def _unknown_key_message(key: str, value: Any, valid: list[str]) -> str:
     close = difflib.get_close_matches(str(key), valid, n=1) if len(str(key)) <= 100 else []
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return (f"unknown setting {shown(key)} (value {shown(value)}){hint}; valid settings: "
-            f"{', '.join(valid)}")
+    names = ", ".join(valid)
+    if len(names) > _NAMES_SHOWN:
+        cut = names.rfind(", ", 0, _NAMES_SHOWN)
+        names = f"{names[:cut]}, ... ({len(valid)} in all; pixray --help lists them)"
+    return f"unknown setting {shown(key)} (value {shown(value)}){hint}; valid settings: {names}"
 
 
 #: Most bytes of settings text read at once (Pixray's longest example files are ~2 KB).

@@ -98,7 +98,7 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["filters", "spot_prompts", "image_prompts", "cut_pow", "vdiff_model"])
+@pytest.mark.parametrize("name", ["filters", "spot_prompts", "overlay_image", "cut_pow", "vdiff_model"])
 def test_pixray_settings_not_built_yet_say_so(name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
         build_settings({name: "x"})

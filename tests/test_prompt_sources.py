@@ -227,3 +227,41 @@ def test_labels_alone_are_enough_to_run(small_settings, tiny_perceptor):
     assert steps[-1].is_final
     args = vars(build_parser().parse_args(["-l", "a|b"]))
     assert args["labels"] == "a|b"
+
+
+def test_image_prompt_entries_expand_braces_and_globs(tmp_path):
+    from pixray.prompt_sources.image_prompts import expand_braces, image_files
+
+    assert expand_braces("a{b,c}d{1,2}") == ["abd1", "abd2", "acd1", "acd2"]
+    for name in ("x1.png", "x2.png", "y1.png"):
+        _image(tmp_path / name, (0, 0, 0))
+    assert image_files(str(tmp_path / "{x,y}1.png")) == [str(tmp_path / "x1.png"), str(tmp_path / "y1.png")]
+    assert image_files(str(tmp_path / "x*.png")) == [str(tmp_path / "x1.png"), str(tmp_path / "x2.png")]
+    assert image_files("https://example.com/a.png") == ["https://example.com/a.png"]
+
+
+def test_image_prompts_weigh_by_entry_and_setting_and_missing_files_are_refused(tmp_path, small_settings):
+    from pixray.prompt_sources.image_prompts import ImagePrompts
+
+    red = _image(tmp_path / "red.png", (255, 0, 0))
+    values = {**small_settings, "image_prompts": f"{red}:2", "image_prompt_weight": 0.5}
+    source = _source(ImagePrompts, values, ImageReader())
+    assert [p.weight for p in source.prompts] == [1.0] and source.images[0].shape == (1, 3, 24, 32)
+    with pytest.raises(SettingsError, match=r"'image_prompts'.*matches no file"):
+        _source(ImagePrompts, {"image_prompts": str(tmp_path / "none*.png")}, ImageReader())
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_image_prompt_loss_is_lower_from_the_prompt_image(tmp_path, small_settings, tiny_perceptor,
+                                                              shuffle):
+    from PIL import ImageDraw
+
+    path = tmp_path / "scene.png"
+    scene = Image.new("RGB", (32, 24), (20, 40, 200))
+    ImageDraw.Draw(scene).ellipse((8, 4, 24, 20), fill=(230, 30, 30))
+    scene.save(path)
+    settings = {**small_settings, "prompts": "", "image_prompts": str(path), "iterations": 1,
+                "image_prompt_shuffle": shuffle, "vector_prompts": "none"}
+    near = next(iter(pixray.generate({**settings, "init_image": str(path)}, perceptors=[tiny_perceptor])))
+    far = next(iter(pixray.generate({**settings, "init_noise": "snow"}, perceptors=[tiny_perceptor])))
+    assert near.loss < far.loss

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -67,3 +68,26 @@ class PromptSource(ABC):
         """The prompts in force at step ``index`` as text, for sources whose prompts change during
         a run (else None)."""
         return None
+
+    def cut_targets(self, perceptor: Perceptor, views: StepViews) -> list[CutTarget]:
+        """Targets seen through this step's cutouts (image prompts), compared with the canvas's
+        cutouts pair by pair; most kinds have none. Called every step, without gradient."""
+        return []
+
+
+@dataclass(frozen=True)
+class StepViews:
+    """How this step's cutouts see an image (1,3,H,W): ``same`` with the canvas's cutout parameters,
+    ``fresh`` with parameters of its own (drawn from the run's generator)."""
+
+    same: Callable[[torch.Tensor], torch.Tensor]
+    fresh: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class CutTarget:
+    """Embeddings (N,D) of a target's cutouts, one per canvas cutout, with the target's weight and stop."""
+
+    embeds: torch.Tensor
+    weight: float
+    stop: float = float("-inf")
