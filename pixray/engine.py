@@ -221,15 +221,24 @@ class Run:
 
     def _views(self, cutouts: Cutouts, params: CutoutParams, zoom: str | None, generator: torch.Generator,
                padding: str) -> StepViews:
-        """How this step's cutouts see other images (image prompts)."""
-        n = self.plan.num_cuts
+        """How this step's cutouts see other images (image prompts): each image is cut once per
+        cut group, whichever of the group's perceptors asks."""
+        made: dict[tuple[bool, int], torch.Tensor] = {}
+
+        def view(image: torch.Tensor, own: bool) -> torch.Tensor:
+            key = (own, id(image))
+            if key not in made:
+                image = image.to(self.device)
+                cut, cut_zoom = (cutouts.params_for(image, self.plan.num_cuts, generator, self.zoom_fill)
+                                 if own else (params, zoom))
+                made[key] = cutouts.apply(image, cut, generator, padding, cut_zoom)
+            return made[key]
 
         def same(image: torch.Tensor) -> torch.Tensor:
-            return cutouts.apply(image.to(self.device), params, generator, padding, zoom)
+            return view(image, own=False)
 
         def fresh(image: torch.Tensor) -> torch.Tensor:
-            own, own_zoom = cutouts.params_for(image.to(self.device), n, generator, self.zoom_fill)
-            return cutouts.apply(image.to(self.device), own, generator, padding, own_zoom)
+            return view(image, own=True)
 
         return StepViews(same, fresh)
 

@@ -39,9 +39,6 @@ class InitLosses:
         self.start = (torch.cat([p.detach().flatten() for p in self.params]).clone()
                       if self.dist or self.cos else None)
 
-    def __bool__(self) -> bool:
-        return bool(self.pix or self.dist or self.cos)
-
     def __call__(self, canvas: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named losses (already weighted): of ``canvas`` (1,C,H,W) and the drawer's parameters."""
         losses = {}

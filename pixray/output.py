@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from PIL import Image, PngImagePlugin
@@ -76,28 +76,27 @@ def read_png_metadata(path: str | Path) -> dict[str, Any]:
     }
 
 
-def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> None:
-    """Write ``image`` to ``path`` atomically (readers never see a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` through ``write`` into a temporary file beside it, then rename it into place
+    (readers never see a half-written file; a failure leaves nothing behind)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", pnginfo=info)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> None:
+    """Write ``image`` to ``path`` atomically (readers never see a half-written file)."""
+    _write_atomically(path, lambda f: image.save(f, format="PNG", pnginfo=info))
 
 
 def save_text(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` atomically, as :func:`save_png`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def run_record(run: Run) -> dict[str, Any]:

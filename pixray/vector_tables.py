@@ -9,6 +9,7 @@ my.json`` computes one as the mean embedding of B's images less the mean of A's,
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -39,8 +40,9 @@ def parse_table(text: str, origin: str) -> dict[str, torch.Tensor]:
     return table
 
 
+@functools.cache  # read once per process: every run of a server asks for textoff
 def shipped_table(name: str) -> dict[str, torch.Tensor]:
-    """A table shipped with pixray (see :data:`SHIPPED`)."""
+    """A table shipped with pixray (see :data:`SHIPPED`); callers must not change its tensors."""
     text = resources.files(__package__).joinpath("prompt_sources", "vectors", f"{name}.json").read_text()
     return parse_table(text, f"the shipped table {name!r}")
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..options import option
-from ..raster import polygon_coverage
+from ..raster import CoverageTable, polygon_coverage
 from ..raster.svg import svg_document, svg_polygon, svg_rect
 from .base import Drawer
 from .cell_grid import GridOptions, grid_shape
@@ -81,8 +81,10 @@ class PixelDrawer(Drawer):
         return torch.cat([covered[:, :3] / opacity.clamp_min(1e-6), opacity], 1)
 
     def _cover(self, values: torch.Tensor) -> torch.Tensor:
-        gathered = values[:, self.cover_index]  # (C, H*W, M)
-        return (gathered * self.cover_weight).sum(-1).view(1, len(values), self.height, self.width)
+        """(1,C,H,W): the cells' values (C, cells) through the coverage table (a buffer, so it
+        follows the module's device)."""
+        table = CoverageTable(self.cover_index, self.cover_weight, self.width, self.height)
+        return table.render(values)[None]
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:

@@ -9,7 +9,7 @@ from ..init_images import ImageReader
 from ..perceptors import Perceptor
 from ..settings import Plan, Settings
 from .base import PromptSource, Targets
-from .target_images import READ_SIDE, centre_crop
+from .target_images import centre_crop, read_for_encoding
 
 
 class InitImagePrompt(PromptSource):
@@ -22,10 +22,7 @@ class InitImagePrompt(PromptSource):
     def from_settings(cls, settings: Settings, plan: Plan, images: ImageReader) -> InitImagePrompt | None:
         if not settings.init_weight or not settings.init_image:
             return None  # without an init image, init_losses.check_init_weights has already said so
-        width, height = images.size(settings.init_image, "init_image")
-        scale = READ_SIDE / min(width, height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return cls(images.read(settings.init_image, *size, "init_image"), settings.init_weight)
+        return cls(read_for_encoding(images, settings.init_image, "init_image"), settings.init_weight)
 
     def encode(self, perceptor: Perceptor) -> Targets:
         device = perceptor.device

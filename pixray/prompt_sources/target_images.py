@@ -30,12 +30,7 @@ class TargetImages(PromptSource):
         if not settings.target_images:
             return None
         entries = parse_prompts(settings.target_images)
-        pictures = []
-        for entry in entries:
-            width, height = images.size(entry.text, "target_images")
-            scale = READ_SIDE / min(width, height)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            pictures.append(images.read(entry.text, *size, "target_images"))
+        pictures = [read_for_encoding(images, entry.text, "target_images") for entry in entries]
         return cls(entries, pictures) if entries else None
 
     def encode(self, perceptor: Perceptor) -> Targets:
@@ -55,3 +50,11 @@ def centre_crop(picture: torch.Tensor, side: int) -> torch.Tensor:
     resized = F.interpolate(picture, size=size, mode="bicubic", antialias=True)
     top, left = (size[0] - side) // 2, (size[1] - side) // 2
     return resized[..., top:top + side, left:left + side].clamp(0, 1)
+
+
+def read_for_encoding(images: ImageReader, value: str, setting: str) -> torch.Tensor:
+    """The image setting ``setting`` names, (1,3,H,W) at its own aspect with the short side
+    :data:`READ_SIDE`, ready for :func:`centre_crop` to any perceptor's size."""
+    width, height = images.size(value, setting)
+    scale = READ_SIDE / min(width, height)
+    return images.read(value, max(1, round(width * scale)), max(1, round(height * scale)), setting)

@@ -31,8 +31,9 @@ _OFF = ("", "none", "0")
 class VectorPrompts(PromptSource):
     steers = False
 
-    def __init__(self, entries: list[tuple[Prompt, dict[str, torch.Tensor]]], asked: bool) -> None:
-        self.entries, self.asked = entries, asked
+    def __init__(self, entries: list[tuple[Prompt, dict[str, torch.Tensor], bool]]) -> None:
+        """``entries``: (prompt, table, whether the table is shipped with pixray)."""
+        self.entries = entries
 
     @classmethod
     def from_settings(cls, settings: Settings, plan: Plan, images: ImageReader) -> VectorPrompts | None:
@@ -42,20 +43,20 @@ class VectorPrompts(PromptSource):
         entries = []
         for part in (p for p in value.split("|") if p.strip()):
             entry = parse_prompt(part)
-            name = entry.text
-            table = (shipped_table(name) if name in SHIPPED else
+            name, shipped = entry.text, entry.text in SHIPPED
+            table = (shipped_table(name) if shipped else
                      parse_table(images.read_text(name, "vector_prompts", MAX_TABLE_BYTES), repr(name)))
-            entries.append((dataclasses.replace(entry, weight=STRENGTH * entry.weight), table))
-        default = next(f for f in dataclasses.fields(Settings) if f.name == "vector_prompts").default
-        return cls(entries, asked=value != default)
+            entries.append((dataclasses.replace(entry, weight=STRENGTH * entry.weight), table, shipped))
+        return cls(entries)
 
     def encode(self, perceptor: Perceptor) -> Targets:
         device = perceptor.device
         rows, weights, stops = [], [], []
-        for entry, table in self.entries:
+        for entry, table, shipped in self.entries:
             vector = table.get(perceptor.name)
             if vector is None:
-                note = log.warning if self.asked else log.info
+                # A shipped table (textoff is on by default) lacks most models: a note, not a warning.
+                note = log.info if shipped else log.warning
                 note("vector prompt %r has no direction for CLIP model %r; that model goes without it",
                      entry.text, perceptor.name)
                 continue

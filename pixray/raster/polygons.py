@@ -73,9 +73,6 @@ class CoverageTable:
         """Total coverage of each pixel, (H, W)."""
         return self.weight.sum(-1).view(self.height, self.width)
 
-    def to(self, device: torch.device | str) -> CoverageTable:
-        return CoverageTable(self.index.to(device), self.weight.to(device), self.width, self.height)
-
 
 def polygon_coverage(polygons: Sequence[np.ndarray], owners: Sequence[int], width: int, height: int,
                      chunk: int = 4096) -> CoverageTable:
