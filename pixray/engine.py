@@ -14,22 +14,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .auto_stop import PATIENCE, AutoStop
 from .cutouts import CUT_METHODS, CutoutParams, Cutouts
 from .drawers import DRAWERS, Drawer, VectorImage
 from .errors import RunError
-from .init_images import ImageReader, to_pil
+from .image_labels import ImageLabels
+from .init_images import ImageReader, fitted, to_pil
 from .init_losses import InitLosses, check_init_weights
 from .init_noise import noise_image
 from .losses import LOSSES
 from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
 from .options import SettingsError
+from .overlay import Overlay
 from .perceptors import Perceptor
-from .prompt_sources import PROMPT_SOURCES, StepViews, Targets
+from .prompt_sources import PROMPT_SOURCES, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, needs_init_size, resolve
@@ -64,6 +65,16 @@ class Step:
     def loss(self) -> float:
         """The total loss as a float (waits for the device)."""
         return float(self.losses["total"])
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """Prompts seen through one view of the canvas: ``region`` None for the whole canvas, else
+    (1,1,H,W) of 0s and 1s, the part they see; ``targets`` per perceptor."""
+
+    region: torch.Tensor | None
+    sources: tuple[PromptSource, ...]
+    targets: list[Targets]
 
 
 def _drop_rate(optimiser: torch.optim.Optimizer) -> None:
@@ -107,6 +118,8 @@ class Run:
                               for name, weight in self.plan.custom_losses}
         self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")
                            if settings.init_image else None)
+        self.overlay = Overlay.from_settings(settings, self.plan, images)
+        self.image_labels = ImageLabels.from_settings(settings, self.plan, images)
         # Last: loading models is the slow part, so every other mistake is reported first.
         models = models or ModelCache(self.device, weights_dir(settings.weights_dir))
         self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
@@ -142,7 +155,9 @@ class Run:
         start = self._start(width, height, generator)
         self.drawer.init_from_image(start.to(self.device), generator)
         self.init_losses = InitLosses(self.settings, self.drawer, self.init_image)
-        targets = self._encode_prompts()
+        if self.image_labels is not None:
+            self.image_labels.bind(self.drawer)
+        views = self._prompt_views(height, width)
         optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
         groups = [{**group, "lr": self.learning_rate * group.get("lr_scale", 1.0)}
                   for group in self.drawer.param_groups()]
@@ -158,9 +173,11 @@ class Run:
                 if stopper is not None:
                     stopper.dropped(index)
             optimiser.zero_grad(set_to_none=True)
+            if self.overlay is not None and self.overlay.due(index):
+                self.overlay.apply(self.drawer)
             image = self.drawer.synth()
             vector = self.drawer.vector_image()  # before the update, as the image
-            losses = self._backward(image, targets, generator, index)
+            losses = self._backward(image, views, generator, index)
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
                 raise RunError(self._nonfinite_message(index, losses))
@@ -192,9 +209,7 @@ class Run:
             noise = noise_image(self.settings.init_noise, width, height, generator)
         if self.init_image is None:
             return noise
-        image = self.init_image.cpu()
-        if image.shape[-2:] != (height, width):
-            image = F.interpolate(image, size=(height, width), mode="bilinear", antialias=True)
+        image = fitted(self.init_image.cpu(), height, width)
         return image if alpha is None else alpha / 255 * image + (1 - alpha / 255) * noise.to(image)
 
     def _nonfinite_message(self, index: int, losses: dict[str, torch.Tensor]) -> str:
@@ -203,13 +218,24 @@ class Run:
                 f"the image would be meaningless, so the run stops. Lower learning_rate "
                 f"({self.learning_rate:g}) or the prompt and loss weights")
 
+    def _prompt_views(self, height: int, width: int) -> list[PromptView]:
+        """The views of the canvas the prompts see, with their prompts encoded once per run: the
+        whole canvas for every source without a region (when there is one), then each region."""
+        regions = [(source, source.region(height, width)) for source in self.prompt_sources]
+        whole = [source for source, region in regions if region is None]
+        views = [PromptView(None, tuple(whole), self._encode_prompts(whole))] if whole else []
+        for source, region in regions:
+            if region is not None:
+                views.append(PromptView(region.to(self.device), (source,), self._encode_prompts([source])))
+        return views
+
     @torch.no_grad()
-    def _encode_prompts(self) -> list[Targets]:
-        """Per perceptor, the prompts of every prompt source, computed once per run."""
+    def _encode_prompts(self, sources: Sequence[PromptSource]) -> list[Targets]:
+        """Per perceptor, the prompts of ``sources``."""
         encoded = []
         for perceptor in self.perceptors:
             with autocast(self.device, self.dtype):
-                targets = Targets.cat([source.encode(perceptor) for source in self.prompt_sources])
+                targets = Targets.cat([source.encode(perceptor) for source in sources])
             encoded.append(Targets(targets.embeds.float(), targets.weights.float(), targets.stops.float(),
                                    *targets.span()))
         return encoded
@@ -242,10 +268,12 @@ class Run:
 
         return StepViews(same, fresh)
 
-    def _cut_target_loss(self, i: int, embeds: torch.Tensor, views: StepViews) -> torch.Tensor | float:
-        """Perceptor ``i``'s losses against targets seen through this step's cutouts (0 without any)."""
+    def _cut_target_loss(self, i: int, embeds: torch.Tensor, sources: Sequence[PromptSource],
+                         views: StepViews) -> torch.Tensor | float:
+        """Perceptor ``i``'s losses against targets of ``sources`` seen through this step's cutouts
+        (0 without any)."""
         total: torch.Tensor | float = 0.0
-        for source in self.prompt_sources:
+        for source in sources:
             with torch.no_grad(), autocast(self.device, self.dtype):
                 targets = source.cut_targets(self.perceptors[i], views)
             for target in targets:
@@ -275,7 +303,7 @@ class Run:
             return "reflection" if index % 2 == 0 else "border"
         return padding
 
-    def _backward(self, image: torch.Tensor, targets: list[Targets], generator: torch.Generator,
+    def _backward(self, image: torch.Tensor, prompt_views: list[PromptView], generator: torch.Generator,
                   index: int) -> dict[str, torch.Tensor]:
         """Accumulate the gradient of ``batches`` cutout batches, and of the custom canvas losses,
         into the drawer's parameters.
@@ -283,10 +311,9 @@ class Run:
         The CLIP passes backpropagate into a detached copy of the canvas, so the drawer's render
         runs once per step however many batches there are; each perceptor's pass backpropagates
         into a detached copy of its cutouts before the next one runs, so one perceptor's graph is
-        alive at a time (peak memory: the largest perceptor's, not the sum).
+        alive at a time (peak memory: the largest perceptor's, not the sum). A region's prompts
+        see the canvas black outside it, through the same cutouts as the whole canvas's.
         """
-        # Prompts out of force this step weigh nothing (a tensor comparison: no wait for the device).
-        weights = [t.weights * ((t.starts <= index) & (index < t.ends)) for t in targets]
         drawn = image.detach().requires_grad_(True)
         flat, opacity_loss = self._flatten(drawn, generator)
         canvas = flat if flat is drawn else flat.detach().requires_grad_(True)
@@ -295,23 +322,31 @@ class Run:
         for _ in range(batches):
             for cutouts, members in self.cut_groups:
                 params, zoom = cutouts.params_for(canvas, self.plan.num_cuts, generator, self.zoom_fill)
-                cuts = cutouts.apply(canvas, params, generator, padding, zoom)
-                seen = cuts.detach().requires_grad_(True)
                 views = self._views(cutouts, params, zoom, generator, padding)
-                for i in members:
-                    with autocast(self.device, self.dtype):
-                        embeds = self.perceptors[i].encode_image(seen)
-                    loss = prompt_loss(embeds.float(), targets[i].embeds, weights[i], targets[i].stops).sum()
-                    loss = loss + self._cut_target_loss(i, embeds.float(), views)
-                    (loss / batches).backward()
-                    totals[i] += loss.detach() / batches
-                cuts.backward(seen.grad)
+                for view in prompt_views:
+                    seen_canvas = canvas if view.region is None else canvas * view.region
+                    cuts = cutouts.apply(seen_canvas, params, generator, padding, zoom)
+                    seen = cuts.detach().requires_grad_(True)
+                    for i in members:
+                        with autocast(self.device, self.dtype):
+                            embeds = self.perceptors[i].encode_image(seen).float()
+                        targets = view.targets[i]
+                        # Prompts out of force this step weigh nothing (no wait for the device).
+                        weights = targets.weights * ((targets.starts <= index) & (index < targets.ends))
+                        loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
+                        loss = loss + self._cut_target_loss(i, embeds, view.sources, views)
+                        (loss / batches).backward()
+                        totals[i] += loss.detach() / batches
+                    cuts.backward(seen.grad)
         losses = dict(zip(self.perceptor_labels, totals, strict=True))
         for name, (loss_fn, weight) in self.canvas_losses.items():
             value = weight * loss_fn(canvas)
             value.backward()
             losses[name] = value.detach()
-        for name, value in self.init_losses(canvas).items():
+        parameter_losses = self.init_losses(canvas)
+        if self.image_labels is not None:
+            parameter_losses.update(self.image_labels())
+        for name, value in parameter_losses.items():
             value.backward()
             losses[name] = value.detach()
         if canvas is not drawn:

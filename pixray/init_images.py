@@ -26,9 +26,11 @@ MAX_IMAGE_PIXELS = 64_000_000
 
 
 def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: str = "init_image",
-               shown_as: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """The image file at ``path`` (or in an open binary file) as (1,3,height,width) in [0,1],
-    stretched to the canvas as Pixray does.
+               shown_as: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+               mode: str = "RGB") -> torch.Tensor:
+    """The image file at ``path`` (or in an open binary file) as (1,C,height,width) in [0,1],
+    stretched to the canvas as Pixray does: C is 3 for ``mode`` RGB, 4 for RGBA (straight opacity
+    last; opaque where the file has none), 1 for L (grey).
 
     ``setting`` names the setting the path came from and ``shown_as`` how errors name the file
     (default: the path). Images over ``max_pixels`` are refused before they are decoded.
@@ -37,11 +39,12 @@ def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: st
     def decode(img: Image.Image) -> Image.Image:
         # JPEG decodes at a reduced scale when the canvas is much smaller (4x faster, 16x less memory).
         img.draft("RGB", (2 * width, 2 * height))
-        return img.convert("RGB")
+        return img.convert(mode)
 
     img = _checked(path, setting, shown_as or repr(str(path)), max_pixels, decode)
     img = img.resize((width, height), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    array = np.asarray(img, dtype=np.float32).reshape(height, width, -1) / 255
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
 def image_size(path: str | Path | BinaryIO, setting: str = "init_image", shown_as: str | None = None,
@@ -125,11 +128,12 @@ class ImageReader:
     # URL -> its bytes: a run that asks an image's size first fetches it once.
     _fetched: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
-    def read(self, value: str, width: int, height: int, setting: str) -> torch.Tensor:
-        """The image named by setting ``setting`` as (1,3,height,width) in [0,1]: a file, a glob
-        matching one file, or (without ``uploads``) an http(s) URL, as Pixray reads it."""
+    def read(self, value: str, width: int, height: int, setting: str, mode: str = "RGB") -> torch.Tensor:
+        """The image named by setting ``setting`` as (1,C,height,width) in [0,1] (C as
+        :func:`load_image`'s ``mode``): a file, a glob matching one file, or (without ``uploads``)
+        an http(s) URL, as Pixray reads it."""
         source, shown_as = self._source(value, setting)
-        return load_image(source, width, height, setting, shown_as, self.max_pixels)
+        return load_image(source, width, height, setting, shown_as, self.max_pixels, mode)
 
     def size(self, value: str, setting: str) -> tuple[int, int]:
         """(width, height) of the image :meth:`read` would read, from its header."""
@@ -169,6 +173,14 @@ class ImageReader:
             raise SettingsError(f"setting {setting!r}: a request may only use files it sends (a URL or a "
                                 "data URI in a file input), not paths on the server")
         return path, "the uploaded file"
+
+
+def fitted(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``image`` (1,C,h,w) stretched to (1,C,height,width) (bilinear, antialiased), itself when it
+    is that size already: for images read at the planned canvas when a drawer rounds it."""
+    if image.shape[-2:] == (height, width):
+        return image
+    return torch.nn.functional.interpolate(image, size=(height, width), mode="bilinear", antialias=True)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .drawers import Drawer
+from .init_images import fitted
 from .options import SettingsError
 from .settings import Settings
 
@@ -35,20 +36,17 @@ class InitLosses:
         self.pix, self.dist, self.cos = (settings.init_weight_pix, settings.init_weight_dist,
                                          settings.init_weight_cos)
         self.init_image = init_image
-        self.params = [p for group in drawer.param_groups() for p in group["params"]]
-        self.start = (torch.cat([p.detach().flatten() for p in self.params]).clone()
-                      if self.dist or self.cos else None)
+        self.drawer = drawer
+        self.start = drawer.parameter_vector().detach().clone() if self.dist or self.cos else None
 
     def __call__(self, canvas: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named losses (already weighted): of ``canvas`` (1,C,H,W) and the drawer's parameters."""
         losses = {}
         if self.pix and self.init_image is not None:
-            target = self.init_image.to(canvas)
-            if target.shape[-2:] != canvas.shape[-2:]:
-                target = F.interpolate(target, size=canvas.shape[-2:], mode="bilinear", antialias=True)
+            target = fitted(self.init_image.to(canvas), *canvas.shape[-2:])
             losses["init_weight_pix"] = self.pix * F.l1_loss(canvas[:, :3], target) / 2
         if self.start is not None:
-            now = torch.cat([p.flatten() for p in self.params])
+            now = self.drawer.parameter_vector()
             if self.dist:
                 losses["init_weight_dist"] = self.dist * F.mse_loss(now, self.start) / 2
             if self.cos:

@@ -16,18 +16,8 @@ from .errors import SettingsError
 #: name -> Pixray's command-line flags for it.
 NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     # pixray.py setup_parser
-    "spot_prompts": ("-sp", "--spot"),
-    "spot_prompts_off": ("-spo", "--spot_off"),
-    "spot_file": ("-spf", "--spot_file"),
-    "image_labels": ("-il", "--image_labels"),
-    "image_label_weight": ("-ilw", "--image_label_weight"),
     "save_intermediates": ("-si", "--save_intermediates"),
     "display_clear": ("-dc", "--display_clear"),
-    "overlay_every": ("-ove", "--overlay_every"),
-    "overlay_offset": ("-ovo", "--overlay_offset"),
-    "overlay_until": ("-ovu", "--overlay_until"),
-    "overlay_image": ("-ovi", "--overlay_image"),
-    "overlay_alpha": ("-ova", "--overlay_alpha"),
     "ezsize": ("-ezs", "--ezsize"),
     "animation_dir": ("-anim", "--animation_dir"),
     "animation_alpha": ("-ana", "--animation_alpha"),

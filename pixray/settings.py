@@ -74,6 +74,7 @@ def _known_loss(entry: str) -> str:
     return entry
 
 
+_UNITS = "iterations (10, 10i, 10 iterations) or percent of the run (5%, 5p), as Pixray"
 _EVERY = ("iterations (10, 10i, 10 iterations) or percent of the run (5%, 5p), as Pixray; 0: only at "
           "the end")
 
@@ -175,6 +176,31 @@ class Settings:
     init_weight_pix: float = option(0.0, "Weight of the mean absolute difference of the canvas from the "
                                          "init image (halved, as Pixray)", minimum=-100, maximum=100,
                                     flags=["-iwp"])
+    image_labels: str | None = option(None, "Images (a file, or a glob matching several) whose drawer "
+                                            "parameters, averaged, the run's parameters are pulled towards "
+                                            "(a spherical distance, as Pixray); for drawers that take "
+                                            "their parameters from an image", names_file=True, flags=["-il"])
+    image_label_weight: float = option(1.0, "Weight of the pull towards image_labels", minimum=-100,
+                                       maximum=100, flags=["-ilw"])
+    spot_prompts: str = option("", "Text prompts seen only by the light part of spot_file (default mask: "
+                                   "a centred disc), '|'-separated 'text:weight:stop'", flags=["-sp"])
+    spot_prompts_off: str = option("", "Text prompts seen only by the dark part of spot_file (default "
+                                       "mask: all but a centred disc)", flags=["-spo"])
+    spot_file: str | None = option(None, "Mask image for spot prompts, stretched to the canvas: light "
+                                         "(grey at least half) is the spot, dark the rest; unset: a "
+                                         "light centred disc", names_file=True, flags=["-spf"])
+    overlay_image: str | None = option(None, "Image pasted over the canvas (by its own opacity, or "
+                                             "overlay_alpha) every overlay_every steps, redrawn into the "
+                                             "drawer (drawers that take their parameters from an image)",
+                                       names_file=True, flags=["-ovi"])
+    overlay_every: str = option("10", "Steps between overlays", flags=["-ove"], parse=parse_iterations_unit,
+                                describe=_UNITS)
+    overlay_offset: str = option("0", "First overlay step (overlays fall where step % overlay_every is "
+                                      "this)", flags=["-ovo"], parse=parse_iterations_unit, describe=_UNITS)
+    overlay_until: str | None = option(None, "No overlays from this step on (unset: to the end)",
+                                       flags=["-ovu"], parse=parse_iterations_unit, describe=_UNITS)
+    overlay_alpha: int | None = option(None, "Opacity (0-255) of the whole overlay image (unset: its own)",
+                                       minimum=0, maximum=255, flags=["-ova"])
     init_noise: str = option("pixels", "Starting canvas when there is no init_image: pixels (Pixray's soft "
                                        "Perlin colour blobs), snow (a random colour per pixel), gradient "
                                        "(per-channel ramps), none (flat grey)",

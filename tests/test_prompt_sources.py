@@ -193,9 +193,10 @@ def test_a_schedule_switches_prompts_at_its_steps_and_frames_say_which(small_set
     seen = []
     original = run._backward
 
-    def spy(image, targets, generator, index):
+    def spy(image, views, generator, index):
+        targets = views[0].targets
         seen.append([float(t.weights[0] * ((t.starts[0] <= index) & (index < t.ends[0]))) for t in targets])
-        return original(image, targets, generator, index)
+        return original(image, views, generator, index)
 
     run._backward = spy
     steps = list(run)

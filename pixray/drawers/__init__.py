@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import SettingsError
 from ..registry import Registry
 from .base import Drawer, VectorImage
 from .clipdraw import ClipdrawDrawer
@@ -20,4 +21,15 @@ DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
     "clipdraw": ClipdrawDrawer,
 })
 
-__all__ = ["DRAWERS", "Drawer", "VectorImage"]
+
+
+def require_image_encoding(drawer: str, setting: str) -> None:
+    """Refuse ``setting`` for a drawer that cannot take its parameters from an image, naming those
+    that can (see :attr:`Drawer.encodes_images`)."""
+    if not DRAWERS.lookup(drawer).encodes_images:
+        able = ", ".join(name for name, cls in DRAWERS.items() if cls.encodes_images)
+        raise SettingsError(f"setting {setting!r} needs a drawer that takes its parameters from an image, "
+                            f"and {drawer!r} places its strokes at random; choose one of {able}")
+
+
+__all__ = ["DRAWERS", "Drawer", "VectorImage", "require_image_encoding"]

@@ -41,6 +41,10 @@ class Drawer(nn.Module):
     Options: ClassVar[type]
     #: Step size used when the ``learning_rate`` setting is unset.
     default_learning_rate: ClassVar[float] = 0.2
+    #: Whether :meth:`init_from_image` sets the parameters from the image alone (no randomness), so
+    #: that an image can be redrawn onto the drawer mid-run (overlays) and read as a point in its
+    #: parameter space (image labels). Stroke drawers, which place strokes at random, do not.
+    encodes_images: ClassVar[bool] = True
 
     def __init__(self, options: Any, width: int, height: int) -> None:
         super().__init__()
@@ -68,6 +72,37 @@ class Drawer(nn.Module):
         always gives the same start.
         """
         raise NotImplementedError
+
+    @torch.no_grad()
+    def reapply_image(self, image: torch.Tensor) -> None:
+        """Set the parameters from ``image`` (1,3,H,W) in [0,1] in the middle of a run, in place
+        (the optimiser keeps its state), for drawers that :attr:`encodes_images`."""
+        self._check_encodes_images()
+        self.init_from_image(image, torch.Generator(image.device))
+
+    @torch.no_grad()
+    def parameter_vector_for(self, image: torch.Tensor) -> torch.Tensor:
+        """The parameters (flattened, (P,), as :meth:`parameter_vector`) that :meth:`reapply_image`
+        would set for ``image``; the drawer's own state is left as it was."""
+        params = self.trainable()
+        saved = [p.detach().clone() for p in params]
+        self.reapply_image(image)
+        vector = self.parameter_vector().detach().clone()
+        for p, value in zip(params, saved, strict=True):
+            p.copy_(value)
+        return vector
+
+    def parameter_vector(self) -> torch.Tensor:
+        """Every trainable parameter, flattened into one (P,) vector (differentiable)."""
+        return torch.cat([p.flatten() for p in self.trainable()])
+
+    def trainable(self) -> list[torch.Tensor]:
+        """The parameters the optimiser moves, in :meth:`param_groups` order."""
+        return [p for group in self.param_groups() for p in group["params"]]
+
+    def _check_encodes_images(self) -> None:
+        if not self.encodes_images:
+            raise NotImplementedError(f"{type(self).__name__} cannot take its parameters from an image")
 
     def synth(self) -> torch.Tensor:
         """The current image, (1,3,height,width) in [0,1], differentiable w.r.t. the parameters."""

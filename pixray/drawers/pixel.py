@@ -99,6 +99,13 @@ class PixelDrawer(Drawer):
         self.colors[:3] = (sums / area.clamp_min(1e-12)).clamp(0, 1)
         self.colors[3:] = 1.0  # opaque, as Pixray starts
 
+    @torch.no_grad()
+    def reapply_image(self, image: torch.Tensor) -> None:
+        """As the base, keeping each cell's opacity (the image has none)."""
+        opacity = self.colors[3:].clone()
+        super().reapply_image(image)
+        self.colors[3:] = opacity
+
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": [self.colors], "bounds": (0.0, 1.0)}]
 

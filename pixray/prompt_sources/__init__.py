@@ -11,6 +11,7 @@ from .image_prompts import ImagePrompts
 from .init_image import InitImagePrompt
 from .labels import Labels
 from .noise import NoisePrompts
+from .spot import SpotOffPrompts, SpotPrompts
 from .target_images import TargetImages
 from .text import TextPrompts
 from .vector_prompts import VectorPrompts
@@ -21,6 +22,8 @@ PROMPT_SOURCES: Registry[type[PromptSource]] = Registry("prompt source", {
     "image_prompts": ImagePrompts,
     "labels": Labels,
     "noise": NoisePrompts,
+    "spot": SpotPrompts,
+    "spot_off": SpotOffPrompts,
     "vector": VectorPrompts,
     "init_image": InitImagePrompt,
 })

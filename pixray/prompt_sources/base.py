@@ -69,6 +69,12 @@ class PromptSource(ABC):
         a run (else None)."""
         return None
 
+    def region(self, height: int, width: int) -> torch.Tensor | None:
+        """The part of a ``height`` x ``width`` canvas this source's prompts see, (1,1,H,W) of 0s and
+        1s (the rest is black to them, through the same cutouts as the whole canvas), or None: the
+        whole canvas."""
+        return None
+
     def cut_targets(self, perceptor: Perceptor, views: StepViews) -> list[CutTarget]:
         """Targets seen through this step's cutouts (image prompts), compared with the canvas's
         cutouts pair by pair; most kinds have none. Called every step, without gradient."""
