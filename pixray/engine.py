@@ -107,8 +107,8 @@ class Run:
                                if (source := kind.from_settings(settings, self.plan, images)) is not None]
         if not any(source.steers for source in self.prompt_sources):
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
-                                "--prompts 'a red circle on a blue background' (or labels, target_images "
-                                "or noise_prompt_seeds)")
+                                "--prompts 'a red circle on a blue background' (or image_prompts, "
+                                "target_images, labels, spot_prompts or noise_prompt_seeds)")
         self.device = choose_device(settings.device)
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)

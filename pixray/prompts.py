@@ -67,14 +67,14 @@ _POINT = r"\d*\.?\d+\s*(?:iterations|iter|i|percent|%|p)?"
 _RANGE = re.compile(rf"^(?P<body>.*?)@\s*(?P<start>{_POINT})\s*-\s*(?P<end>{_POINT})\s*$", re.DOTALL)
 
 
-def parse_schedule(text: str, iterations: int) -> list[Phase]:
+def parse_schedule(text: str, iterations: int, setting: str = "prompts") -> list[Phase]:
     """Story mode: ``text`` split at ``^`` into phases of ``|``-separated prompts, each in force for
     its share of a run of ``iterations`` steps.
 
     A phase may end with ``@start-end`` (points as ``learning_rate_drops`` takes them: plain numbers
     and ``%`` are percent of the run, ``i`` iterations); phases without one share the stretch
     between their neighbours' ranges (the start and end of the run at the ends) evenly. Text
-    without ``^`` is one phase over the whole run.
+    without ``^`` is one phase over the whole run. Errors name ``setting``.
     """
     parts = [part for part in text.split("^") if part.strip()]
     bodies, ranges = [], []
@@ -85,10 +85,10 @@ def parse_schedule(text: str, iterations: int) -> list[Phase]:
                 start, end = (iterations_of(parse_percent_unit(match[key]), iterations)
                               for key in ("start", "end"))
             except ValueError:
-                raise SettingsError(f"prompts: the range in {shown(part.strip())} is not 'start-end' in "
+                raise SettingsError(f"{setting}: the range in {shown(part.strip())} is not 'start-end' in "
                                     "percent (at most 100) or iterations (10i)") from None
             if start >= end:
-                raise SettingsError(f"prompts: the range in {shown(part.strip())} ends before it starts")
+                raise SettingsError(f"{setting}: the range in {shown(part.strip())} ends before it starts")
             bodies.append(match["body"])
             ranges.append((start, end))
         else:
@@ -109,7 +109,7 @@ def parse_schedule(text: str, iterations: int) -> list[Phase]:
         high = ranges[j][0] if j < len(parts) else iterations
         count = j - i
         if high - low < count:
-            raise SettingsError(f"prompts: {shown(bodies[i].strip())} has no part of the run left between "
+            raise SettingsError(f"{setting}: {shown(bodies[i].strip())} has no part of the run left between "
                                 "the ranges given; shorten the ranges or add iterations")
         for k in range(count):
             start, end = low + (high - low) * k // count, low + (high - low) * (k + 1) // count

@@ -193,9 +193,9 @@ class Settings:
                                              "overlay_alpha) every overlay_every steps, redrawn into the "
                                              "drawer (drawers that take their parameters from an image)",
                                        names_file=True, flags=["-ovi"])
-    overlay_every: str = option("10", "Steps between overlays", flags=["-ove"], parse=parse_iterations_unit,
+    overlay_every: str = option("10i", "Steps between overlays", flags=["-ove"], parse=parse_iterations_unit,
                                 describe=_UNITS)
-    overlay_offset: str = option("0", "First overlay step (overlays fall where step % overlay_every is "
+    overlay_offset: str = option("0i", "First overlay step (overlays fall where step % overlay_every is "
                                       "this)", flags=["-ovo"], parse=parse_iterations_unit, describe=_UNITS)
     overlay_until: str | None = option(None, "No overlays from this step on (unset: to the end)",
                                        flags=["-ovu"], parse=parse_iterations_unit, describe=_UNITS)
@@ -205,9 +205,9 @@ class Settings:
                                        "Perlin colour blobs), snow (a random colour per pixel), gradient "
                                        "(per-channel ramps), none (flat grey)",
                              choices=list(NOISE_KINDS), flags=["-in"])
-    save_every: str = option("10", "Write the image every N iterations (0: only at the end)",
+    save_every: str = option("10i", "Write the image every N iterations (0: only at the end)",
                              flags=["-se"], parse=parse_iterations_unit, describe=_EVERY)
-    display_every: str = option("10", "Show progress (the CLI's loss, the server's frames) every N "
+    display_every: str = option("10i", "Show progress (the CLI's loss, the server's frames) every N "
                                       "iterations (0: only at the end)",
                                 flags=["-de"], parse=parse_iterations_unit, describe=_EVERY)
     outdir: str = option("outputs/%DATE%_%SEQ%", "Output directory; %DATE% is today (YYYYMMDD), "

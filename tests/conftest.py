@@ -9,7 +9,16 @@ import pytest
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
+from pixray.cli import _values, build_parser
 from pixray.perceptors import Perceptor, openai_state_dict
+from pixray.settings import Settings, build_settings
+
+
+def flag_settings(argv: list[str]) -> Settings:
+    """The settings the ``pixray`` command builds from these command-line words (no config files)."""
+    args = vars(build_parser().parse_args(argv))
+    args.pop("config"), args.pop("quiet")
+    return build_settings(_values(args))
 
 
 def tiny_clip(image_size: int = 32, context_length: int = 77, resnet: bool = False,

@@ -7,14 +7,24 @@ image fooling only the guiding models does not pass.
 
 import json
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from pixray.demo.evaluate import TEST_PROMPTS, demo_image, demo_workers, grade, zero_shot_accuracy
+from pixray.demo.evaluate import (
+    TEST_PROMPTS,
+    demo_image,
+    demo_workers,
+    grade,
+    nearest_colours,
+    zero_shot_accuracy,
+)
+from pixray.demo.world import COLOURS, Scene, draw_scene
 from pixray.model_cache import ModelCache
+from pixray.prompt_sources.spot import default_spot
 from pixray.weights import PACKAGED_WEIGHTS
 
 
@@ -82,3 +92,37 @@ def test_generated_images_show_the_prompt(cache, workers, case):
           f"pairs; pixel statistics agree for {stats_right}/8")
     assert stats_right >= least_statistics, report
     assert captions_right >= least_captions and colours_right >= least_colours, report
+
+
+# Steering without a text prompt, on fast_pixel at seed 0: spot prompts colour the default disc and
+# the rest as each says; an image prompt of a rendered scene redraws its scene.
+SPOT = {"spot_prompts": "a red circle on a black background",
+        "spot_prompts_off": "a black circle on a blue background"}
+SCENE = Scene("yellow", "triangle", "purple")
+
+
+@pytest.fixture(scope="module")
+def steered(workers, tmp_path_factory) -> dict[str, Future]:
+    scene_file = tmp_path_factory.mktemp("scene") / "scene.png"
+    draw_scene(SCENE, np.random.default_rng(5)).save(scene_file)
+    prompt = {"image_prompts": str(scene_file)}
+    return {"spot": workers.submit(demo_image, "fast_pixel", None, 0, SPOT),
+            "image prompt": workers.submit(demo_image, "fast_pixel", None, 0, prompt)}
+
+
+def test_spot_prompts_put_their_colours_where_the_mask_says(steered):
+    pixels = np.array(steered["spot"].result().convert("RGB"))
+    inside = default_spot(64, 64)[0, 0].numpy() > 0.5
+    labels = nearest_colours(pixels)
+    red, blue = list(COLOURS).index("red"), list(COLOURS).index("blue")
+    in_red, out_blue = (labels[inside] == red).mean(), (labels[~inside] == blue).mean()
+    print(f"spot: {in_red:.2f} of the disc is red, {out_blue:.2f} of the rest blue")
+    assert in_red >= 0.6 and out_blue >= 0.8
+    assert (labels[~inside] == red).mean() <= 0.1 and (labels[inside] == blue).mean() <= 0.1
+
+
+def test_an_image_prompt_pulls_the_canvas_to_its_scene(cache, steered):
+    image = steered["image prompt"].result()
+    result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
+    print(f"image prompt: judge reads {result.read.caption}; {result.statistics}")
+    assert result.colours_right and result.statistics_right

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from conftest import tiny_clip
+from conftest import flag_settings, tiny_clip
 from PIL import Image
 
 import pixray
@@ -74,7 +75,7 @@ def test_noise_prompt_weights_default_to_one_and_may_not_outnumber_seeds(tiny_pe
 
 
 def test_a_run_needs_some_prompt():
-    with pytest.raises(SettingsError, match=r"'prompts' is empty.*labels, target_images.*noise_prompt_seeds"):
+    with pytest.raises(SettingsError, match=r"'prompts' is empty.*image_prompts.*spot_prompts or noise_"):
         pixray.generate({"drawer": "pixel", "device": "cpu"})
 
 
@@ -266,3 +267,83 @@ def test_the_image_prompt_loss_is_lower_from_the_prompt_image(tmp_path, small_se
     near = next(iter(pixray.generate({**settings, "init_image": str(path)}, perceptors=[tiny_perceptor])))
     far = next(iter(pixray.generate({**settings, "init_noise": "snow"}, perceptors=[tiny_perceptor])))
     assert near.loss < far.loss
+
+
+def test_the_default_spot_is_a_centred_disc_the_size_of_pixrays():
+    from pixray.prompt_sources.spot import default_spot
+
+    square, wide = default_spot(100, 100)[0, 0], default_spot(160, 90)[0, 0]
+    assert square.sum().item() == pytest.approx(3.1416 * 23.5**2, rel=0.03)  # 0.47 of the side
+    assert wide.sum().item() == pytest.approx(3.1416 * 27**2, rel=0.03)  # 0.6 of the short side
+    for mask in (square, wide):
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        assert ys.float().mean() == pytest.approx((mask.shape[0] - 1) / 2, abs=0.01)
+        assert xs.float().mean() == pytest.approx((mask.shape[1] - 1) / 2, abs=0.01)
+
+
+def test_spot_prompts_see_the_light_part_of_spot_file_and_spot_off_the_dark(tmp_path):
+    from pixray.prompt_sources.spot import SpotOffPrompts, SpotPrompts
+
+    mask = np.zeros((10, 20), dtype=np.uint8)
+    mask[:, 15:] = 200  # light on the right quarter
+    Image.fromarray(mask).resize((40, 20), Image.Resampling.NEAREST).save(tmp_path / "mask.png")
+    values = {"spot_prompts": "a red circle", "spot_prompts_off": "a blue sky:2",
+              "spot_file": str(tmp_path / "mask.png"), "size": [32, 24]}
+    on = _source(SpotPrompts, values, ImageReader())
+    off = _source(SpotOffPrompts, values, ImageReader())
+    light = on.region(24, 32)[0, 0]
+    assert set(light.unique().tolist()) == {0.0, 1.0}
+    assert light[:, 25:].all() and not light[:, :23].any()  # stretched to the canvas
+    assert torch.equal(off.region(24, 32), 1 - on.region(24, 32))
+    assert off.phases[0].prompts[0].weight == 2.0
+    assert _source(SpotPrompts, {"spot_prompts_off": "x"}, ImageReader()) is None
+
+
+def test_a_spot_prompts_gradient_is_zero_outside_its_part(small_settings, tiny_perceptor):
+    """With one drawer cell per pixel, the spot prompts' gradient reaches only the disc's cells."""
+    from pixray.prompt_sources.spot import default_spot
+
+    settings = {**small_settings, "drawer": "fast_pixel", "pixel_size": [32, 24], "prompts": "",
+                "spot_prompts": "a red circle", "vector_prompts": "none", "iterations": 1}
+    run = pixray.generate(settings, perceptors=[tiny_perceptor])
+    grads = []
+    original = run._backward
+
+    def keep_gradient(*args):
+        losses = original(*args)
+        grads.append(run.drawer.colors.grad.clone())
+        return losses
+
+    run._backward = keep_gradient
+    list(run)
+    disc = default_spot(32, 24)[0, 0].bool()
+    magnitude = grads[0][0].abs().sum(0)
+    assert magnitude[disc].min() > 0 and magnitude[~disc].max() == 0
+
+
+def test_spot_prompts_join_the_whole_canvas_prompts_and_show_in_force_when_phased(small_settings,
+                                                                                  tiny_perceptor):
+    base = {**small_settings, "iterations": 2, "vector_prompts": "none"}
+    plain = next(iter(pixray.generate(base, perceptors=[tiny_perceptor]))).loss
+    spotted = pixray.generate({**base, "spot_prompts": "a cat ^ a dog"}, perceptors=[tiny_perceptor])
+    step = next(iter(spotted))
+    assert step.loss != plain and step.prompts == "spot_prompts: a cat"
+
+
+@pytest.mark.parametrize(("values", "fragment"), [
+    ({"spot_file": "MASK"}, "'spot_file' shapes spot prompts, and there are none"),
+    ({"spot_file": "DARK", "spot_prompts": "x"}, "'spot_file': the mask has no light part, so spot_prompts "
+                                                 "would see nothing"),
+    ({"spot_file": "nope.png", "spot_prompts": "x"}, "'spot_file': cannot read image"),
+])
+def test_spot_mistakes_are_settings_errors(tmp_path, values, fragment):
+    Image.new("L", (8, 8), 0).save(tmp_path / "dark.png")
+    files = {"MASK": str(tmp_path / "dark.png"), "DARK": str(tmp_path / "dark.png")}
+    values = {k: files.get(v, v) for k, v in values.items()}
+    with pytest.raises(SettingsError, match=fragment):
+        pixray.generate({"device": "cpu", "drawer": "pixel", "prompts": "x", **values})
+
+
+def test_spot_flags_are_pixrays():
+    settings = flag_settings(["-sp", "a|b", "-spo", "c", "-spf", "m.png"])
+    assert (settings.spot_prompts, settings.spot_prompts_off, settings.spot_file) == ("a|b", "c", "m.png")

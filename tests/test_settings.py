@@ -20,6 +20,7 @@ def test_defaults_resolve_to_quality_normal():
     assert (plan.width, plan.height) == (384, 216)
     assert (plan.iterations, plan.num_cuts, plan.batches) == (250, 30, 1)
     assert plan.lr_drop_steps == (187,)
+    assert (plan.save_every, plan.display_every) == (10, 10)  # "10" once read as 1% (2 of 250)
 
 
 @pytest.mark.parametrize("quality", list(QUALITY_PRESETS))
@@ -115,3 +116,11 @@ def test_every_spec_has_help_and_a_valid_default():
     for spec in all_specs().values():
         assert spec.help, spec.name
         build_settings({spec.name: spec.default})
+
+
+def test_defaults_are_already_in_the_form_their_parser_gives():
+    """Defaults skip the parser, so one in another form ("10" for "10i") would be misread."""
+    for spec in all_specs().values():
+        if spec.parse is not None and spec.default is not None:
+            values = spec.default if spec.is_list else [spec.default]
+            assert [spec.parse(v) for v in values] == values, spec.name

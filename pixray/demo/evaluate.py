@@ -169,16 +169,18 @@ def demo_prompt(drawer: str, caption: str, contrast: float | None = None) -> str
     return contrasted(caption, weight) if weight else caption
 
 
-def demo_image(drawer: str, caption: str, seed: int, overrides: Mapping[str, Any] | None = None,
+def demo_image(drawer: str, caption: str | None, seed: int, overrides: Mapping[str, Any] | None = None,
                contrast: float | None = None) -> Image.Image:
     """The image ``drawer`` makes for ``caption`` from ``seed``, as the semantic tests and the bench
-    grade it: demo_settings plus ``overrides``, prompted with demo_prompt.
+    grade it: demo_settings plus ``overrides``, prompted with demo_prompt (no text prompt for
+    caption None: the overrides steer, with image or spot prompts).
 
     Self-contained (the run loads its own guides, a fraction of a second against ~10 s of
     generation), so worker processes can call it.
     """
     settings = {**demo_settings(drawer), **(overrides or {}), "seed": seed}
-    return generate(settings, drawer=drawer, prompts=demo_prompt(drawer, caption, contrast)).final_image()
+    prompts = demo_prompt(drawer, caption, contrast) if caption is not None else ""
+    return generate(settings, drawer=drawer, prompts=prompts).final_image()
 
 
 def demo_workers(processes: int = 2) -> ProcessPoolExecutor:

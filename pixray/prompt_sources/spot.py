@@ -51,7 +51,7 @@ class SpotPrompts(TextPrompts):
             raise SettingsError("setting 'spot_file' shapes spot prompts, and there are none; give "
                                 "spot_prompts or spot_prompts_off")
         text: str = getattr(settings, cls.setting)
-        phases = [phase for phase in parse_schedule(text, plan.iterations) if phase.prompts]
+        phases = [phase for phase in parse_schedule(text, plan.iterations, cls.setting) if phase.prompts]
         if not phases:
             return None
         if settings.spot_file:
