@@ -41,12 +41,31 @@ class Predictor(BaseRunner):
                                              "Stream an image every N steps (0: only the final one; "
                                              "unset: from settings, else 10; '5%' in settings)"}),
         init_image: Path | None = Input(default=None, description="Image the drawer starts from"),
+        image_prompts: list[Path] | None = Input(
+            default=None, description="Images each canvas cutout is pulled towards through the same cutout "
+                                      "(image_prompt_weight and image_prompt_shuffle in settings)"),
+        target_images: list[Path] | None = Input(
+            default=None, description="Images whose CLIP embeddings pull like text prompts"),
+        image_labels: list[Path] | None = Input(
+            default=None, description="Images the drawer's parameters are pulled towards, averaged "
+                                      "(image_label_weight in settings; drawers that take their parameters "
+                                      "from an image)"),
+        overlay_image: Path | None = Input(
+            default=None, description="Image pasted over the canvas every overlay_every steps (overlay_* in "
+                                      "settings)"),
+        spot_file: Path | None = Input(
+            default=None, description="Mask for spot_prompts (its light part) and spot_prompts_off (its "
+                                      "dark part), given in settings; unset: a centred disc"),
         settings: str = Input(default="", description="Any other pixray settings as 'name: value' lines "
                                                       "(YAML), e.g. 'pixel_size: [64, 36]'"),
     ) -> Iterator[Path]:
         """Stream the image as it forms: a PNG every ``display_every`` steps, the final one last
         (just before it, for drawers that draw vector pictures, its SVG)."""
+        files = {"image_prompts": image_prompts or [], "target_images": target_images or [],
+                 "image_labels": image_labels or [],
+                 "overlay_image": [overlay_image] if overlay_image else [],
+                 "spot_file": [spot_file] if spot_file else []}
         request = Request(prompts, drawer, quality, aspect, iterations, seed, display_every,
-                          init_image, settings)
+                          init_image, settings, files)
         for frame in self.service.frames(request, current_scope().record_metric):
             yield Path(frame)

@@ -1,11 +1,12 @@
 """Pixray's image labels (``image_labels``, ``image_label_weight``): a pull in the drawer's own
 parameter space.
 
-Each image (a file, or every file a glob or ``{a,b}`` braces match) is stretched to the canvas and
-turned into the parameters the drawer would take from it; those vectors, each normalised, are
-averaged and normalised again, and the loss is the spherical distance of the drawer's current
-parameters to that mean, times ``image_label_weight``, as Pixray computes it on its latent. Only
-drawers that take their parameters from an image have such a space (:attr:`Drawer.encodes_images`).
+The images (``|``-separated entries, each a file or a glob, ``{a,b}`` braces included, matching any
+number; Pixray takes one glob) are stretched to the canvas and each turned into the parameters the
+drawer would take from it; those vectors, each normalised, are averaged and normalised again, and
+the loss is the spherical distance of the drawer's current parameters to that mean, times
+``image_label_weight``, as Pixray computes it on its latent. Only drawers that take their
+parameters from an image have such a space (:attr:`Drawer.encodes_images`).
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ class ImageLabels:
         if not settings.image_labels or not settings.image_label_weight:
             return None
         require_image_encoding(settings.drawer, "image_labels")
-        files = image_files(settings.image_labels.strip())
-        if not files:
-            raise SettingsError(f"setting 'image_labels': {settings.image_labels!r} matches no file")
+        files = []
+        for entry in (part.strip() for part in settings.image_labels.split("|") if part.strip()):
+            matches = image_files(entry)
+            if not matches:
+                raise SettingsError(f"setting 'image_labels': {entry!r} matches no file")
+            files += matches
         if len(files) > MAX_IMAGES:
             raise SettingsError(f"setting 'image_labels': {len(files)} images is too many; at most "
                                 f"{MAX_IMAGES}")

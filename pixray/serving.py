@@ -31,8 +31,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,11 @@ Record = Callable[[str, Any], None]
 #: Settings a request may not change besides those naming files: where output goes, the hardware.
 SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "precision", "weights_dir")
 
+#: Settings naming files that a request sends through file inputs of the same name (besides init_image).
+FILE_INPUTS = ("image_prompts", "target_images", "image_labels", "overlay_image", "spot_file")
+#: A file name read as nothing but a name by every setting (no '|', ':', glob or brace characters).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
 #: Longest error message a request gets back (the whole message goes to the server's log).
 MAX_ERROR_CHARS = 1000
 PREDICTIONS_PREFIX = "pixray-predictions-"
@@ -94,6 +99,8 @@ class Request:
     display_every: int | None = None
     init_image: Path | None = None
     settings_text: str = ""
+    #: Files sent for settings that name files (image_prompts, spot_file, ...): setting -> paths.
+    files: Mapping[str, Sequence[Path]] = field(default_factory=dict)
 
 
 def input_field(name: str, nullable: bool = False) -> dict[str, Any]:
@@ -103,14 +110,14 @@ def input_field(name: str, nullable: bool = False) -> dict[str, Any]:
     ``settings`` text or the server's base settings.
     """
     spec = all_specs()[name]
-    field: dict[str, Any] = {"description": spec.help, "default": None if nullable else spec.default}
+    arguments: dict[str, Any] = {"description": spec.help, "default": None if nullable else spec.default}
     if spec.choices is not None:
-        field["choices"] = list(spec.choices)
+        arguments["choices"] = list(spec.choices)
     if spec.minimum is not None:
-        field["ge"] = spec.minimum
+        arguments["ge"] = spec.minimum
     if spec.maximum is not None:
-        field["le"] = spec.maximum
-    return field
+        arguments["le"] = spec.maximum
+    return arguments
 
 
 class Service:
@@ -131,6 +138,7 @@ class Service:
         self.images = ImageReader(self.budget.image_pixels or MAX_IMAGE_PIXELS, self.uploads)
         self.predictions = 0
         self._directories: list[Path] = []  # only directories this service made are ever deleted
+        self._renamed: list[Path] = []  # uploads this service renamed (see _plainly_named)
 
     @classmethod
     def from_environment(cls) -> Service:
@@ -158,12 +166,20 @@ class Service:
         refused = [key for key in text if key in owned]
         if refused:
             raise SettingsError(f"input 'settings': {', '.join(map(repr, refused))} is set by the server, "
-                                "not per request (an image goes in the init_image input); every other "
-                                f"setting is allowed (server-owned: {', '.join(owned)})")
+                                "not per request (images go in the file inputs: init_image, "
+                                f"{', '.join(FILE_INPUTS)}); every other setting is allowed (server-owned: "
+                                f"{', '.join(owned)})")
+        files = {name: list(paths) for name, paths in request.files.items() if paths}
+        unknown = [name for name in files if name not in FILE_INPUTS]
+        if unknown:
+            raise ValueError(f"no file input for {unknown}")
+        if request.init_image:
+            files["init_image"] = [request.init_image]
         given = {"prompts": request.prompts, "drawer": request.drawer, "quality": request.quality,
                  "aspect": request.aspect, "display_every": request.display_every,
                  "iterations": request.iterations, "seed": request.seed,
-                 "init_image": str(request.init_image) if request.init_image else None}
+                 **{name: "|".join(str(self._plainly_named(path)) for path in paths)
+                    for name, paths in files.items()}}
         settings = build_settings(self.base, text, {k: v for k, v in given.items() if v is not None})
         paths = [name for name in settings.clip_models or () if name not in CLIP_MODELS]
         if paths and "clip_models" in text:
@@ -171,6 +187,23 @@ class Service:
                                 f"may name these: {', '.join(CLIP_MODELS)}")
         self.budget.check(settings, plan_for(settings, self.images))
         return settings
+
+    def _plainly_named(self, sent: Path | str) -> Path:
+        """An uploaded file under a name no setting reads as more than a name (the HTTP layer names
+        files after their URL, which may hold '|', ':' or glob characters): renamed when needed,
+        and deleted with the prediction's files."""
+        path = Path(sent)
+        if PLAIN_NAME.fullmatch(path.name):
+            return path
+        plain = self.uploads / f"upload-{uuid.uuid4().hex}{''.join(PLAIN_NAME.findall(path.suffix))}"
+        if path.resolve().parent != self.uploads.resolve():  # the reader refuses it anyway
+            return path
+        try:
+            os.replace(path, plain)
+        except OSError:
+            return path  # the reader says what is wrong with it
+        self._renamed.append(plain)
+        return plain
 
     def frames(self, request: Request, record: Record) -> Iterator[Path]:
         """Validate, then run, yielding a PNG every ``display_every`` steps and always the final one.
@@ -182,6 +215,8 @@ class Service:
         except Exception as exc:
             raise public_error(exc) from None
         finally:
+            while self._renamed:
+                self._renamed.pop().unlink(missing_ok=True)
             release_memory()
 
     def _frames(self, request: Request, record: Record) -> Iterator[Path]:

@@ -176,7 +176,7 @@ class Settings:
     init_weight_pix: float = option(0.0, "Weight of the mean absolute difference of the canvas from the "
                                          "init image (halved, as Pixray)", minimum=-100, maximum=100,
                                     flags=["-iwp"])
-    image_labels: str | None = option(None, "Images (a file, or a glob matching several) whose drawer "
+    image_labels: str | None = option(None, "Images ('|'-separated files or globs) whose drawer "
                                             "parameters, averaged, the run's parameters are pulled towards "
                                             "(a spherical distance, as Pixray); for drawers that take "
                                             "their parameters from an image", names_file=True, flags=["-il"])

@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from cog_schema import SCHEMA_PATH, build_schema, render  # noqa: E402
 
+from pixray.serving import FILE_INPUTS  # noqa: E402
+
 
 def test_committed_schema_is_up_to_date():
     assert SCHEMA_PATH.read_text() == render(), "run `make schema` and commit .cog/openapi_schema.json"
@@ -23,12 +25,14 @@ def test_every_input_is_described_and_bounded():
     schema = build_schema()
     inputs = schema["components"]["schemas"]["Input"]["properties"]
     assert list(inputs) == ["prompts", "drawer", "quality", "aspect", "iterations", "seed", "display_every",
-                            "init_image", "settings"]
+                            "init_image", *FILE_INPUTS, "settings"]
     for name, prop in inputs.items():
         assert prop.get("description", "").strip(), f"input {name!r} has no description"
     assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft", "line_sketch", "clipdraw"]
     assert inputs["iterations"]["minimum"] == 1 and inputs["iterations"]["nullable"]
     assert inputs["init_image"]["format"] == "uri"
+    for name in FILE_INPUTS:
+        assert inputs[name].get("format", inputs[name].get("items", {}).get("format")) == "uri", name
     output = schema["components"]["schemas"]["Output"]
     assert output["x-cog-array-type"] == "iterator" and output["items"]["format"] == "uri"
     assert schema["paths"]["/predictions"]["post"]["x-cog-streaming"] is True

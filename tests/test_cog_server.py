@@ -212,6 +212,27 @@ def test_a_request_reads_only_files_it_sent(server, tmp_path):
     assert uploads == []  # Cog deletes what it saved once the prediction ends
 
 
+def test_steering_images_come_through_file_inputs(server):
+    """image_prompts, target_images, image_labels, overlay_image and spot_file are file inputs;
+    the settings text sets their weights and schedules, never their paths."""
+    red, blue = Image.new("RGB", (48, 32), (250, 10, 10)), Image.new("RGB", (48, 32), (10, 10, 250))
+    mask = Image.new("L", (48, 32), 0)
+    mask.paste(255, (24, 0, 48, 32))
+    _, body = server.predict({
+        "prompts": "", "drawer": "pixel", "display_every": 1,
+        "image_prompts": [_data_uri(red), _data_uri(blue)], "target_images": [_data_uri(blue)],
+        "image_labels": [_data_uri(red)], "overlay_image": _data_uri(red), "spot_file": _data_uri(mask),
+        "settings": "spot_prompts: a red circle\nspot_prompts_off: a blue square\noverlay_every: 3\n"
+                    "image_prompt_weight: 0.5"})
+    assert body["status"] == "succeeded", body
+    first = _png(body["output"][0]).convert("RGB")
+    assert first.getpixel((24, 16))[0] > 200  # step 0 took the opaque red overlay
+    uploads = [p for root in (server.tmp / "predictions").iterdir() for p in (root / "uploads").iterdir()]
+    assert uploads == []
+    _, body = server.predict({"prompts": "x", "drawer": "pixel", "settings": "spot_file: /etc/hostname"})
+    assert "'spot_file' is set by the server" in _error(body) and "spot_file" in _error(body)
+
+
 def test_unset_inputs_leave_settings_to_the_settings_text(server):
     _, body = server.predict({"prompts": "a red circle",
                               "settings": "drawer: fast_pixel\nquality: draft\naspect: square\n"

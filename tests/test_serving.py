@@ -134,3 +134,27 @@ def test_init_image_is_stretched_found_by_glob_or_fetched_as_pixray_does(tmp_pat
         server.shutdown()
     with pytest.raises(SettingsError, match="a request may only use files it sends"):
         ImageReader(uploads=tmp_path / "uploads").read(f"{url}/wide-1.png", 32, 32, "init_image")
+
+
+def test_uploads_named_like_settings_syntax_are_renamed_and_removed(tmp_path):
+    """Cog names a sent file after its URL, which may hold '|', ':' or glob characters: the setting
+    gets a plain name for it, and the renamed file goes with the prediction."""
+    from pixray.model_cache import ModelCache
+    from pixray.serving import Request, Service
+
+    service = Service(ModelCache(torch.device("cpu"), tmp_path / "weights"),
+                      {"drawer": "pixel", "device": "cpu", "clip_models": ["ViT-B/32"]}, tmp_path)
+    odd = service.uploads / "tmp1a|b:2[x].png"
+    plain = service.uploads / "tmp2plain.png"
+    for path in (odd, plain):
+        Image.new("RGB", (8, 8), (255, 0, 0)).save(path, format="PNG")
+    request = Request(prompts="x", files={"image_prompts": [odd, plain]})
+    settings = service.settings_for(request)
+    first, second = settings.image_prompts.split("|")
+    assert Path(first).parent == service.uploads and Path(first).name.startswith("upload-")
+    assert Path(first).suffix == ".png" and Path(first).exists() and not odd.exists()
+    assert second == str(plain)
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(odd, format="PNG")
+    with pytest.raises(PredictionError, match="ViT-B-32"):  # fails once the files are read: no weights
+        list(service.frames(request, lambda name, value: None))
+    assert not any(p.name.startswith("upload-") for p in service.uploads.iterdir())
