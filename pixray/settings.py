@@ -183,9 +183,10 @@ class Settings:
     image_label_weight: float = option(1.0, "Weight of the pull towards image_labels", minimum=-100,
                                        maximum=100, flags=["-ilw"])
     spot_prompts: str = option("", "Text prompts seen only by the light part of spot_file (default mask: "
-                                   "a centred disc), '|'-separated 'text:weight:stop'", flags=["-sp"])
+                                   "a centred disc), '|'-separated 'text:weight:stop'",
+                               flags=["-sp", "--spot"])
     spot_prompts_off: str = option("", "Text prompts seen only by the dark part of spot_file (default "
-                                       "mask: all but a centred disc)", flags=["-spo"])
+                                       "mask: all but a centred disc)", flags=["-spo", "--spot_off"])
     spot_file: str | None = option(None, "Mask image for spot prompts, stretched to the canvas: light "
                                          "(grey at least half) is the spot, dark the rest; unset: a "
                                          "light centred disc", names_file=True, flags=["-spf"])

@@ -98,14 +98,14 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["filters", "spot_prompts", "overlay_image", "cut_pow", "vdiff_model"])
+@pytest.mark.parametrize("name", ["filters", "palette", "make_video", "cut_pow", "vdiff_model"])
 def test_pixray_settings_not_built_yet_say_so(name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
         build_settings({name: "x"})
 
 
 @pytest.mark.parametrize("argv, name", [
-    (["--spot", "a face"], "spot_prompts"), (["-vid", "true"], "make_video"),
+    (["--animation_dir", "a"], "animation_dir"), (["-vid", "true"], "make_video"),
     (["--cut_power", "2"], "cut_pow"), (["--filters", "tiler"], "filters")])
 def test_pixray_flags_not_built_yet_say_so(argv, name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):

@@ -347,3 +347,5 @@ def test_spot_mistakes_are_settings_errors(tmp_path, values, fragment):
 def test_spot_flags_are_pixrays():
     settings = flag_settings(["-sp", "a|b", "-spo", "c", "-spf", "m.png"])
     assert (settings.spot_prompts, settings.spot_prompts_off, settings.spot_file) == ("a|b", "c", "m.png")
+    settings = flag_settings(["--spot", "a", "--spot_off", "c", "--spot_file", "m.png"])
+    assert (settings.spot_prompts, settings.spot_prompts_off, settings.spot_file) == ("a", "c", "m.png")
