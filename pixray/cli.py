@@ -11,11 +11,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import RunError
-from .losses import LOSSES
 from .options import SettingsError
 from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
-from .settings import all_specs, build_settings, read_settings_file, sections_holding
+from .settings import all_specs, build_settings, read_settings_file, section_kind, sections_holding
 from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups: dict[str, Any] = {}
     holders = sections_holding()
     for spec in all_specs().values():
-        kind = "loss" if spec.section in LOSSES else "drawer"
+        kind = section_kind(spec.section)
         sections = holders.get(spec.name, (spec.section,))
         plural = "s" if len(sections) > 1 else ""
         title = "settings" if spec.section == "core" else f"{', '.join(sections)} {kind}{plural}"

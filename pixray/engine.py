@@ -20,11 +20,12 @@ from .auto_stop import PATIENCE, AutoStop
 from .cutouts import CUT_METHODS, CutoutParams, Cutouts
 from .drawers import DRAWERS, Drawer, VectorImage
 from .errors import RunError
+from .filter_chain import FilterChain
 from .image_labels import ImageLabels
 from .init_images import ImageReader, fitted, to_pil
 from .init_losses import InitLosses, check_init_weights
 from .init_noise import noise_image
-from .losses import LOSSES
+from .losses import LOSSES, LossContext
 from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
 from .options import SettingsError
@@ -43,11 +44,14 @@ log = logging.getLogger(__name__)
 class Step:
     """One optimisation step.
 
-    ``image`` (1,3,H,W) in [0,1] is the canvas the step scored (for the final step: the canvas
-    after the last update), or (1,4,H,W) with straight opacity for drawers drawing with it (the
-    perceptors saw it over a random grey); ``losses`` maps each perceptor name and ``"total"`` to a 0-d tensor
-    on the run's device; ``vector``, for drawers that draw vector pictures, is the same state as
-    ``image``, to write as SVG; ``prompts``, for prompts in phases (``a ^ b``), those in force.
+    ``image`` (1,3,H,W) in [0,1] is the picture the step scored (for the final step: after the
+    last update), or (1,4,H,W) with straight opacity for drawers drawing with it (the perceptors
+    saw it over a random grey): the drawer's image through the filters that make the picture (a
+    palette lookup), never those that only change how the perceptors view it (a tiler's roll).
+    ``losses`` maps each perceptor name, each weighted custom, filter, init and opacity loss, and
+    ``"total"`` to a 0-d tensor on the run's device; ``vector``, for drawers that draw vector
+    pictures, is the same state as ``image``, to write as SVG; ``prompts``, for prompts in phases
+    (``a ^ b``), those in force.
     """
 
     index: int
@@ -113,15 +117,16 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
-        # name -> (loss of the canvas, its weight: Pixray's 'name:weight')
-        self.canvas_losses = {name: (LOSSES.lookup(name)(settings.section(name)).to(self.device), weight)
-                              for name, weight in self.plan.custom_losses}
+        self.filters = FilterChain.from_settings(settings, self.plan, self.device)
         self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")
                            if settings.init_image else None)
         self.overlay = Overlay.from_settings(settings, self.plan, images)
         self.image_labels = ImageLabels.from_settings(settings, self.plan, images)
         # Last: loading models is the slow part, so every other mistake is reported first.
         models = models or ModelCache(self.device, weights_dir(settings.weights_dir))
+        # name -> (loss, its weight: Pixray's 'name:weight')
+        self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), models)
+                                     .to(self.device), weight) for name, weight in self.plan.custom_losses}
         self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
                                                 self.plan.height, models).to(self.device)
         self.learning_rate = settings.learning_rate or self.drawer.learning_rate()
@@ -184,7 +189,7 @@ class Run:
             verdict = stopper.observe(index, losses, self.drawer) if stopper is not None else None
             optimiser.step()
             self.drawer.clamp_()
-            yield Step(index, image.detach(), losses, is_final=False, vector=vector,
+            yield Step(index, self.filters.shown(image.detach()), losses, is_final=False, vector=vector,
                        prompts=self.prompts_in_force(index))
             if verdict == "drop":
                 _drop_rate(optimiser)
@@ -197,7 +202,7 @@ class Run:
             losses = stopper.best_losses
             stopper.restore_best(self.drawer)
         with torch.no_grad():
-            final = self.drawer.synth()
+            final = self.filters.shown(self.drawer.synth())
         yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image(),
                    prompts=self.prompts_in_force(done - 1))
 
@@ -305,26 +310,36 @@ class Run:
 
     def _backward(self, image: torch.Tensor, prompt_views: list[PromptView], generator: torch.Generator,
                   index: int) -> dict[str, torch.Tensor]:
-        """Accumulate the gradient of ``batches`` cutout batches, and of the custom canvas losses,
-        into the drawer's parameters.
+        """Accumulate the gradient of ``batches`` cutout batches, with the custom losses of each,
+        and of the filters', init and image-label losses, into the drawer's parameters.
 
         The CLIP passes backpropagate into a detached copy of the canvas, so the drawer's render
         runs once per step however many batches there are; each perceptor's pass backpropagates
         into a detached copy of its cutouts before the next one runs, so one perceptor's graph is
-        alive at a time (peak memory: the largest perceptor's, not the sum). A region's prompts
-        see the canvas black outside it, through the same cutouts as the whole canvas's.
+        alive at a time (peak memory: the largest perceptor's, not the sum), unless a custom loss
+        looks at the embeddings. A region's prompts see the canvas black outside it, through the
+        same cutouts as the whole canvas's.
         """
         drawn = image.detach().requires_grad_(True)
-        flat, opacity_loss = self._flatten(drawn, generator)
+        filtered, losses = self.filters(drawn, generator)
+        flat, opacity_loss = self._flatten(filtered, generator)
         canvas = flat if flat is drawn else flat.detach().requires_grad_(True)
         batches, padding = self.plan.batches, self._padding(index)
+        keep_cutouts = any(loss.uses_cutouts for loss, _ in self.custom_losses.values())
+        keep_embeds = any(loss.uses_embeds for loss, _ in self.custom_losses.values())
         totals = torch.zeros(len(self.perceptors), device=self.device)
+        custom = {name: torch.zeros((), device=self.device) for name in self.custom_losses}
         for _ in range(batches):
+            seen_whole: dict[int, torch.Tensor] = {}  # input resolution -> the whole canvas's cutouts
+            embeds_whole: dict[str, torch.Tensor] = {}
+            pending: list[torch.Tensor] = []  # losses whose backward waits for the custom losses
+            cut_graphs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (cutouts, their detached copy)
             for cutouts, members in self.cut_groups:
                 params, zoom = cutouts.params_for(canvas, self.plan.num_cuts, generator, self.zoom_fill)
                 views = self._views(cutouts, params, zoom, generator, padding)
                 for view in prompt_views:
-                    seen_canvas = canvas if view.region is None else canvas * view.region
+                    whole = view.region is None
+                    seen_canvas = canvas if whole else canvas * view.region
                     cuts = cutouts.apply(seen_canvas, params, generator, padding, zoom)
                     seen = cuts.detach().requires_grad_(True)
                     for i in members:
@@ -335,25 +350,53 @@ class Run:
                         weights = targets.weights * ((targets.starts <= index) & (index < targets.ends))
                         loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
                         loss = loss + self._cut_target_loss(i, embeds, view.sources, views)
-                        (loss / batches).backward()
+                        if keep_embeds and whole:
+                            embeds_whole[self.perceptor_labels[i]] = embeds
+                            pending.append(loss / batches)
+                        else:
+                            (loss / batches).backward()
                         totals[i] += loss.detach() / batches
+                    if whole and (keep_cutouts or keep_embeds):
+                        seen_whole[cutouts.cut_size] = seen
+                        cut_graphs.append((cuts, seen))
+                    else:
+                        cuts.backward(seen.grad)
+            if self.custom_losses:
+                context = LossContext(canvas, seen_whole if keep_cutouts else {}, embeds_whole, index,
+                                      self.plan.iterations)
+                for name, (loss_fn, weight) in self.custom_losses.items():
+                    value = weight * loss_fn(context) / batches
+                    pending.append(value)
+                    custom[name] += value.detach()
+            pending = [value for value in pending if value.requires_grad]
+            if pending:
+                torch.autograd.backward(pending)  # into the canvas and the cutouts' copies
+            for cuts, seen in cut_graphs:
+                if seen.grad is not None:
                     cuts.backward(seen.grad)
-        losses = dict(zip(self.perceptor_labels, totals, strict=True))
-        for name, (loss_fn, weight) in self.canvas_losses.items():
-            value = weight * loss_fn(canvas)
-            value.backward()
-            losses[name] = value.detach()
+        losses = {**dict(zip(self.perceptor_labels, totals, strict=True)), **losses, **custom}
         parameter_losses = self.init_losses(canvas)
         if self.image_labels is not None:
             parameter_losses.update(self.image_labels())
         for name, value in parameter_losses.items():
             value.backward()
             losses[name] = value.detach()
+        # On through the flattening and the filters to the drawn image, with the filters' losses.
+        outputs, grads = [], []
         if canvas is not drawn:
-            flat.backward(canvas.grad)  # on through the flattening, to colours and opacity
+            outputs.append(flat)
+            grads.append(canvas.grad)
         if opacity_loss is not None:
-            opacity_loss.backward()
+            outputs.append(opacity_loss)
+            grads.append(None)
             losses["transparent"] = opacity_loss.detach()
+        outputs += [losses[name] for name in self.filters.names() if name in losses]
+        grads += [None] * (len(outputs) - len(grads))
+        if outputs:
+            torch.autograd.backward(outputs, grads)
+        for name in self.filters.names():
+            if name in losses:
+                losses[name] = losses[name].detach()
         image.backward(drawn.grad)
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses

@@ -29,26 +29,15 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "palette": ("--palette",),
     "alpha_use_g": ("--alpha_use_g",),
     "alpha_gamma": ("--alpha_gamma",),
-    "filters": ("--filters",),
     # drawers
     "vdiff_model": ("--vdiff_model",),
     "vdiff_schedule": ("--vdiff_schedule",),
     "vdiff_skip": ("--vdiff_skip",),
     "super_resolution_model": ("--super_resolution_model",),
     # losses
-    "smoothness_type": ("--smoothness_type",),
-    "smoothness_gaussian_kernel": ("--smoothness_gaussian_kernel",),
-    "smoothness_gaussian_std": ("--smoothness_gaussian_std",),
-    "smoothness_spacing": ("--smoothness_spacing",),
-    "smoothness_edge_order": ("--smoothness_edge_order",),
     "edge_input_image": ("--edge_input_image",),
     "edge_mask_image": ("--edge_mask_image",),
-    "saturation_weight": ("--saturation_weight",),
-    "symmetry_weight": ("--symmetry_weight",),
     "aesthetic_target": ("--aesthetic_target",),
-    "gaussian_color": ("--gaussian_color",),
-    "gaussian_std": ("--gaussian_std",),
-    "gaussian_weight": ("--gaussian_weight",),
     "style_file": ("--style_file",),
     "styleloss_content_weight": ("--styleloss_content_weight",),
     "styleloss_every": ("--styleloss_every",),
@@ -56,8 +45,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "styleloss_skip": ("--styleloss_skip",),
     # filters
     "lookup_beta": ("--lookup_beta",),
-    "wallpaper_type": ("--wallpaper_type",),
-    "wallpaper_edge_match": ("--wallpaper_edge_match",),
 })
 
 

@@ -21,11 +21,13 @@ from PIL import Image
 
 from .cutouts import CUT_METHODS, PADDING_MODES
 from .drawers import DRAWERS
+from .filters import FILTERS
 from .init_noise import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
 from .pixray_settings import NOT_YET, not_yet_message, refuse_drawer_not_yet
+from .registry import Registry
 from .value_forms import (
     iterations_of,
     parse_iterations_unit,
@@ -70,6 +72,12 @@ ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
 
 def _known_loss(entry: str) -> str:
     if split_loss_entry(entry)[0] not in LOSSES:
+        raise ValueError(entry)
+    return entry
+
+
+def _known_filter(entry: str) -> str:
+    if split_loss_entry(entry)[0] not in FILTERS:
         raise ValueError(entry)
     return entry
 
@@ -126,6 +134,11 @@ class Settings:
         [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
         flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),
         describe=f"loss names ({', '.join(LOSSES)}), each optionally 'name:weight' (comma-separated)")
+    filters: list[str] = option(
+        [], "Stages between the drawer's image and the cutouts, in order, each 'name' or 'name:weight' "
+            "(the weight scales the filter's own loss)",
+        parse=lambda value: _known_filter(parse_loss_entry(value)),
+        describe=f"filter names ({', '.join(FILTERS)}), each optionally 'name:weight' (comma-separated)")
     labels: str | None = option(None, "Class names as CLIP's zero-shot classifiers read them (Pixray's seven "
                                       "ImageNet templates, averaged), '|'-separated 'label:weight:stop'",
                                 flags=["-l"])
@@ -256,11 +269,22 @@ class Plan:
     save_every: int  # 0: only at the end
     display_every: int
     custom_losses: tuple[tuple[str, float], ...]  # (loss name, weight), each name once
+    filters: tuple[tuple[str, float], ...]  # (filter name, weight), in order
+
+
+#: The kinds of part with a settings section each, by the registry that names them.
+SECTION_KINDS: Mapping[str, Registry[Any]] = MappingProxyType({"drawer": DRAWERS, "loss": LOSSES,
+                                                               "filter": FILTERS})
 
 
 def _section_classes() -> dict[str, type]:
-    """Options dataclass of every section: each drawer, then each custom loss."""
-    return {name: cls.Options for registry in (DRAWERS, LOSSES) for name, cls in registry.items()}
+    """Options dataclass of every section: each drawer, then each custom loss, then each filter."""
+    return {name: cls.Options for registry in SECTION_KINDS.values() for name, cls in registry.items()}
+
+
+def section_kind(section: str) -> str:
+    """What kind of part a settings section belongs to ("drawer", "loss", "filter"; "core")."""
+    return next((kind for kind, registry in SECTION_KINDS.items() if section in registry), "core")
 
 
 def _default_sections() -> Mapping[str, Any]:
@@ -488,4 +512,5 @@ def resolve(settings: Settings, init_size: tuple[int, int] | None = None) -> Pla
         save_every=iterations_of(settings.save_every, iterations),
         display_every=iterations_of(settings.display_every, iterations),
         custom_losses=tuple(losses.items()),
+        filters=tuple(split_loss_entry(entry) for entry in settings.filters),
     )

@@ -4,6 +4,7 @@ import torch
 import pixray
 from pixray.engine import Run, RunError
 from pixray.init_images import to_pil
+from pixray.losses import Loss
 from pixray.settings import SettingsError, build_settings
 
 
@@ -90,7 +91,11 @@ def test_final_image_and_errors(small_settings, tiny_perceptor):
 
 def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perceptor):
     run = _run(small_settings, [tiny_perceptor], iterations=5)
-    run.canvas_losses["exploding"] = (lambda canvas: (canvas * float("nan")).sum(), 1.0)
+    class Exploding(Loss):
+        def forward(self, context):
+            return (context.canvas * float("nan")).sum()
+
+    run.custom_losses["exploding"] = (Exploding(None), 1.0)
     steps = []
     with pytest.raises(RunError, match=r"not a finite number at step 0 \(from exploding\).*learning_rate"):
         steps.extend(run)

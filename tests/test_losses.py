@@ -1,17 +1,35 @@
 import pytest
 import torch
 
-from pixray.losses import LOSSES
+from pixray.losses import LOSSES, LossContext
 from pixray.losses.colours import parse_colours
 from pixray.settings import SettingsError, build_settings
 
 
+def context(image, cutouts=None, embeds=None, index=0, iterations=10):
+    """A loss context of one canvas (and, for losses that look at them, cutouts and embeddings)."""
+    return LossContext(image, cutouts or {}, embeds or {}, index, iterations)
+
+
+class _OnCanvas:
+    """A loss called on a bare canvas, for the losses that look only at it."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def __call__(self, image):
+        return self.loss(context(image))
+
+    def __getattr__(self, name):
+        return getattr(self.loss, name)
+
+
 def _loss(name, **options):
-    return LOSSES.lookup(name)(build_settings(options).section(name))
+    return _OnCanvas(LOSSES.lookup(name)(build_settings(options).section(name)))
 
 
 def test_smoothness_is_zero_on_flat_images_and_weighted():
-    loss = _loss("smoothness", smoothness_weight=2.0)
+    loss = _loss("smoothness", smoothness_weight=2.0, smoothness_type="tv")
     assert loss(torch.full((1, 3, 8, 8), 0.3)) == 0
     image = torch.zeros(1, 3, 8, 8)
     image[..., :, 4:] = 1.0  # one vertical edge: |dx| = 1 on 1 of 7 columns
@@ -20,7 +38,7 @@ def test_smoothness_is_zero_on_flat_images_and_weighted():
 
 def test_smoothness_gradient_flattens_speckle():
     image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    loss = _loss("smoothness")
+    loss = _loss("smoothness", smoothness_type="tv")
     before = loss(image)
     before.backward()
     assert loss(image.detach() - 0.01 * image.grad.sign()) < before

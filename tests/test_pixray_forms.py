@@ -98,7 +98,7 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["filters", "palette", "make_video", "cut_pow", "vdiff_model"])
+@pytest.mark.parametrize("name", ["lookup_beta", "palette", "make_video", "cut_pow", "vdiff_model"])
 def test_pixray_settings_not_built_yet_say_so(name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
         build_settings({name: "x"})
@@ -106,7 +106,7 @@ def test_pixray_settings_not_built_yet_say_so(name):
 
 @pytest.mark.parametrize("argv, name", [
     (["--animation_dir", "a"], "animation_dir"), (["-vid", "true"], "make_video"),
-    (["--cut_power", "2"], "cut_pow"), (["--filters", "tiler"], "filters")])
+    (["--cut_power", "2"], "cut_pow"), (["--style_file", "a.png"], "style_file")])
 def test_pixray_flags_not_built_yet_say_so(argv, name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):
         _from_argv(argv)

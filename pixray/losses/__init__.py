@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import CanvasLoss
+from .base import Loss, LossContext
 from .edge import EdgeLoss
+from .gaussian import GaussianLoss
 from .palette import PaletteLoss
+from .saturation import SaturationLoss
 from .smoothness import SmoothnessLoss
+from .symmetry import SymmetryLoss
 
-LOSSES: Registry[type[CanvasLoss]] = Registry("loss", {
+LOSSES: Registry[type[Loss]] = Registry("loss", {
     "smoothness": SmoothnessLoss,
     "palette": PaletteLoss,
     "edge": EdgeLoss,
+    "saturation": SaturationLoss,
+    "symmetry": SymmetryLoss,
+    "gaussian": GaussianLoss,
 })
 
-__all__ = ["LOSSES", "CanvasLoss"]
+__all__ = ["LOSSES", "Loss", "LossContext"]

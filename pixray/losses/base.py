@@ -1,22 +1,57 @@
-"""What every custom loss is: a module scoring the whole canvas, with its own settings section."""
+"""What every custom loss is: a module scoring one batch of a step, with its own settings section."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from ..model_cache import ModelCache
 
-class CanvasLoss(nn.Module):
-    """A loss on the drawer's image (1,3,H,W) in [0,1], added to the perceptors' prompt losses."""
+
+@dataclass(frozen=True)
+class LossContext:
+    """What a custom loss may look at in one cutout batch of step ``index`` of ``iterations``.
+
+    ``canvas`` (1,3,H,W) in [0,1] is the image the perceptors judge (after the filters, an RGBA
+    drawing seen over the step's grey); ``cutouts`` maps each perceptor input resolution to that
+    batch's cutouts of the whole canvas, (N,3,r,r) in about [0,1], and ``embeds`` each perceptor's
+    name to its unit embeddings of them, (N,D). All carry gradient to the drawer; ``cutouts`` is
+    filled only when a loss of the run :attr:`Loss.uses_cutouts`, ``embeds`` only when one
+    :attr:`Loss.uses_embeds` (keeping every perceptor's graph alive costs memory).
+    """
+
+    canvas: torch.Tensor
+    cutouts: Mapping[int, torch.Tensor]
+    embeds: Mapping[str, torch.Tensor]
+    index: int
+    iterations: int
+
+
+class Loss(nn.Module):
+    """A custom loss (``custom_loss: name:weight``): a 0-d tensor per batch, scaled by the weight.
+
+    Subclasses set ``Options`` (their settings section) and implement :meth:`forward`; those that
+    look at the cutouts or their embeddings say so in :attr:`uses_cutouts` / :attr:`uses_embeds`.
+    """
 
     Options: ClassVar[type]
+    uses_cutouts: bool = False  # a class's, or set per instance when its options decide
+    uses_embeds: bool = False
 
     def __init__(self, options: Any) -> None:
         super().__init__()
         self.options = options
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """A 0-d loss tensor for ``image``."""
+    @classmethod
+    def create(cls, options: Any, models: ModelCache) -> Loss:
+        """The loss for ``options``; losses with models of their own load them via ``models``."""
+        return cls(options)
+
+    def forward(self, context: LossContext) -> torch.Tensor:
+        """A 0-d loss tensor for this batch."""
         raise NotImplementedError

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
-from .base import CanvasLoss
+from .base import Loss, LossContext
 from .colours import COLOUR_FORMS, parse_colour, parse_colours
 
 DISTANCES = ("mse", "l1")
@@ -34,7 +34,7 @@ class EdgeOptions:
         choices=list(DISTANCES))
 
 
-class EdgeLoss(CanvasLoss):
+class EdgeLoss(Loss):
     """Pixray's edge loss: ``edge_color_weight`` x (the sum over the four bands of each band's mean
     distance from ``edge_color`` + ``global_color_weight`` x the whole canvas's).
 
@@ -68,7 +68,8 @@ class EdgeLoss(CanvasLoss):
             mask[rows, cols] = True
         return mask
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, context: LossContext) -> torch.Tensor:
+        image = context.canvas
         bands = self.bands(*image.shape[-2:])
         if not bands:
             return image.new_zeros(())

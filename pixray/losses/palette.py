@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
-from .base import CanvasLoss
+from .base import Loss, LossContext
 from .colours import COLOUR_FORMS, parse_colour, parse_colours
 
 
@@ -19,7 +19,7 @@ class PaletteOptions:
         parse=parse_colour, describe=f"colours: {COLOUR_FORMS} (in a comma-separated list write '(255+0+0)')")
 
 
-class PaletteLoss(CanvasLoss):
+class PaletteLoss(Loss):
     """Mean Euclidean RGB distance of each pixel to its nearest palette colour, times the weight.
 
     Distance rather than squared distance, so the pull stays as strong near a palette colour as far
@@ -33,9 +33,8 @@ class PaletteLoss(CanvasLoss):
         palette = parse_colours(options.target_palette, "target_palette")
         self.register_buffer("palette", palette, persistent=False)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``image`` (1,3,H,W) in [0,1] -> a 0-d loss."""
-        pixels = image.movedim(1, -1).reshape(-1, 3)
+    def forward(self, context: LossContext) -> torch.Tensor:
+        pixels = context.canvas.movedim(1, -1).reshape(-1, 3)
         palette = self.palette.to(pixels)
         # The nearest colour is found without a graph, a block of pixels at a time, so memory stays
         # O(pixels) whatever the palette's size; the gradient of the min is that of the distance to it.

@@ -1,0 +1,34 @@
+"""What every filter is: a stage between the drawer's image and the cutouts."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class Filter(nn.Module):
+    """An image (1,C,H,W) in [0,1] (C: 3, or 4 with straight opacity last) -> the image the next
+    stage sees, and a 0-d loss (weighted by the ``filters: name:weight`` entry) or None.
+
+    ``shown``: whether the filtered image is what the user gets (a palette lookup), or only how the
+    perceptors view the picture (a tiler's random roll, which never reaches a file).
+    """
+
+    Options: ClassVar[type]
+    shown: ClassVar[bool] = False
+
+    def __init__(self, options: Any) -> None:
+        super().__init__()
+        self.options = options
+
+    def forward(self, image: torch.Tensor,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The filtered image and the filter's loss; randomness from ``generator`` (the run's)."""
+        raise NotImplementedError
+
+
+def random_shift(size: int, generator: torch.Generator) -> int:
+    """A shift in [0, size), drawn from ``generator``."""
+    return int(torch.randint(size, (), generator=generator, device=generator.device))
