@@ -72,6 +72,11 @@ def test_dwt_rejects_unknown_wavelets_and_damps_fine_details():
 
     with pytest.raises(SettingsError, match=r"'fft_wave'.*'coif99'.*coif2"):
         _fft("dwt", fft_wave="coif99")
+    # A wavelet longer than the canvas is refused (it once crashed in the reflection padding).
+    with pytest.raises(SettingsError, match=r"'fft_wave': 'dmey' \(filter length 62\) needs a canvas at "
+                                            r"least 62 pixels a side, and this one is 48x32"):
+        _fft("dwt", 48, 32, fft_wave="dmey")
+    assert _fft("dwt", 62, 62, fft_wave="dmey").synth().shape == (1, 3, 62, 62)
     wavelets = Wavelets("coif2", 0.3, 64, 64)
     assert wavelets.levels == 2  # the most coif2 allows on 64 pixels
     # 2^j per level (a unit step moves its pixels by about one), details damped 0.3x per finer level.

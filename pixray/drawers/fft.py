@@ -121,6 +121,11 @@ class Wavelets:
         self.wavelet = pywt.Wavelet(wave)
         self.height, self.width = height, width
         max_level = pywt.dwt_max_level(min(height, width), self.wavelet.dec_len)
+        if min(height, width) < self.wavelet.dec_len:  # its reflection padding would outgrow the canvas
+            taps = self.wavelet.dec_len
+            raise SettingsError(f"setting 'fft_wave': {wave!r} (filter length {taps}) needs a canvas at "
+                                f"least {taps} pixels a side, and this one is {width}x{height}; choose "
+                                "a shorter wavelet (haar, db2, sym4) or a larger size")
         self.levels = max(1, min(3, max_level))
         self.sharp = sharp
 

@@ -3,10 +3,11 @@
 
 Each step the perceptors see the picture rolled by a random offset, so it repeats seamlessly:
 ``none`` in both directions (as ``tiler``), ``horizontal`` or ``vertical`` in one, and ``shift``
-as two rows, the second moved sideways by ``wallpaper_shift`` of the width (a brick pattern), rolled
-in both. ``wallpaper_edge_match`` (pixels, not with ``shift``) pulls that many columns (rows) at
-the two edges towards each other (their mean squared difference / the count, as the loss) and shows
-the perceptors the picture without half of them on each side, as Pixray.
+(or ``wallpaper_shift: true``, as Pixray's example files write it, which Pixray itself ignores) as
+two rows, the second moved sideways by half the width (a brick pattern), rolled in both.
+``wallpaper_edge_match`` (pixels, not with ``shift``) pulls that many columns (rows) at the two
+edges towards each other (their mean squared difference / the count, as the loss) and shows the
+perceptors the picture without half of them on each side, as Pixray.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class WallpaperOptions:
     wallpaper_type: str = option("none", "How the picture repeats: none (both directions), horizontal, "
                                          "vertical, or shift (rows offset like bricks)",
                                  choices=list(WALLPAPER_TYPES))
-    wallpaper_shift: float = option(0.5, "For wallpaper_type shift: the second row's offset, a fraction of "
-                                         "the width (Pixray's: a half)", minimum=0, maximum=1)
+    wallpaper_shift: bool = option(False, "Rows offset by half the width, as wallpaper_type shift (Pixray's "
+                                          "example files set this)")
     wallpaper_edge_match: int = option(0, "Pixels at each repeating edge pulled to match the opposite "
                                           "edge (0: none)", minimum=0, maximum=256)
 
@@ -40,9 +41,8 @@ class WallpaperFilter(Filter):
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         kind, match = self.options.wallpaper_type, self.options.wallpaper_edge_match
         height, width = image.shape[-2:]
-        if kind == "shift":
-            offset = round(self.options.wallpaper_shift * width)
-            image = torch.cat([image, torch.roll(image, shifts=offset, dims=-1)], dim=-2)
+        if kind == "shift" or self.options.wallpaper_shift:
+            image = torch.cat([image, torch.roll(image, shifts=width // 2, dims=-1)], dim=-2)
             shifts = (random_shift(2 * height, generator), random_shift(width, generator))
             return torch.roll(image, shifts=shifts, dims=(-2, -1)), None
         dims = {"horizontal": (-1,), "vertical": (-2,)}.get(kind, (-1, -2))
