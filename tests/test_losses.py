@@ -1,7 +1,9 @@
+import math
+
 import pytest
 import torch
 
-from pixray.losses import LOSSES, LossContext
+from pixray.losses import LOSSES, Loss, LossContext
 from pixray.losses.colours import parse_colours
 from pixray.settings import SettingsError, build_settings
 
@@ -188,3 +190,118 @@ def test_palette_matches_the_dense_nearest_colour_formula_for_many_colours():
     value = loss(image)
     (grad,) = torch.autograd.grad(value, image)
     assert torch.allclose(value, expected) and torch.allclose(grad, grad_expected)
+
+
+def _raw(name, **options):
+    return LOSSES.lookup(name)(build_settings(options).section(name))
+
+
+def test_saturation_rewards_colour_and_its_gradient_adds_it():
+    loss = _raw("saturation", saturation_weight=2.0)
+    grey = torch.full((4, 3, 8, 8), 0.5)
+    colourful = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert loss(context(grey[:1], {8: grey})) == pytest.approx(-0.2 * 1e-4 * 1.3, abs=1e-6)  # eps only
+    assert loss(context(grey[:1], {8: colourful})) < loss(context(grey[:1], {8: grey}))
+    red, green, blue = colourful.unbind(1)
+    rg, yb = red - green, (red + green) / 2 - blue
+    expected = -(torch.sqrt(rg.std() ** 2 + yb.std() ** 2)
+                 + 0.3 * torch.sqrt(rg.mean() ** 2 + yb.mean() ** 2))
+    assert loss(context(grey[:1], {8: colourful})) == pytest.approx(float(expected) * 2 / 10, rel=1e-4)
+    jitter = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    pale = torch.full((2, 3, 8, 8), 0.5) + 0.05 * jitter
+    pale.requires_grad_(True)
+    before = loss(context(grey[:1], {8: pale}))
+    before.backward()
+    assert loss(context(grey[:1], {8: pale.detach() - 0.05 * pale.grad.sign()})) < before
+    two = loss(context(grey[:1], {8: colourful, 16: colourful}))
+    assert two == pytest.approx(2 * float(loss(context(grey[:1], {8: colourful}))), rel=1e-5)  # summed
+    assert loss(context(grey[:1])) == 0  # no cutouts given: nothing to score
+
+
+def test_symmetry_is_zero_on_a_mirror_image_and_pulls_towards_one():
+    loss = _loss("symmetry", symmetry_weight=3.0)
+    half = torch.rand(1, 3, 6, 5, generator=torch.Generator().manual_seed(0))
+    mirrored = torch.cat([half, half.flip(-1)], dim=-1)
+    assert loss(mirrored) == 0
+    image = torch.rand(1, 3, 6, 10, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    value = loss(image)
+    expected = 3.0 * float(((image.detach() - image.detach().flip(-1)) ** 2).mean())
+    assert float(value.detach()) == pytest.approx(expected)
+    value.backward()
+    after = image.detach() - 0.05 * image.grad
+    assert loss(after) < value
+
+
+def test_gaussian_pulls_the_edges_to_its_colour_and_leaves_the_centre():
+    from pixray.losses.gaussian import centred_gaussian
+
+    loss = _loss("gaussian", gaussian_std="3 5", gaussian_color="255 0 0")
+    red = torch.zeros(1, 3, 9, 11)
+    red[:, 0] = 1
+    assert loss(red) == 0
+    kernel = centred_gaussian(9, 11, 3, 5)
+    assert kernel[4, 5] == 1 and kernel[0, 0] == pytest.approx(math.exp(-16 / 18 - 25 / 50))
+    centre_only = red.clone()
+    centre_only[..., 4, 5] = 0  # a black pixel where the weight is 0 costs nothing
+    assert loss(centre_only) == 0
+    corner = red.clone()
+    corner[..., 0, 0] = 0
+    assert loss(corner) == pytest.approx(float(1 - kernel[0, 0]) / (3 * 9 * 11), rel=1e-5)
+
+
+def test_smoothness_types_on_cutouts():
+    flat = torch.full((3, 3, 8, 8), 0.4)
+    default = _raw("smoothness")
+    assert default.uses_cutouts and not _raw("smoothness", smoothness_type="tv").uses_cutouts
+    assert default(context(flat[:1], {8: flat})) < 1e-5
+    # Two flat cutouts of different colours: each is its own image, no seam between them.
+    pair = torch.cat([torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)])
+    assert default(context(flat[:1], {8: pair})) < 1e-5
+    ramp = torch.linspace(0, 1, 8).expand(2, 3, 8, 8).clone()  # a step of 1/7 per column
+    step = 1 / 7
+    assert default(context(flat[:1], {8: ramp})) == pytest.approx(math.sqrt(3) * step, rel=1e-3)
+    steep = ramp * 7
+    assert _raw("smoothness", smoothness_type="clipped")(context(flat[:1], {8: steep})) == pytest.approx(0.5)
+    assert _raw("smoothness", smoothness_type="log")(context(flat[:1], {8: ramp})) == pytest.approx(
+        math.log1p(math.sqrt(3) * step), rel=1e-3)
+    assert _raw("smoothness", smoothness_spacing=2)(context(flat[:1], {8: ramp})) == pytest.approx(
+        math.sqrt(3) * step / 2, rel=1e-3)
+    blurred = _raw("smoothness", smoothness_gaussian_kernel=3, smoothness_gaussian_std=1.0)
+    noise = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert blurred(context(flat[:1], {8: noise})) < default(context(flat[:1], {8: noise}))
+    assert float(blurred.blur[0, 0].sum()) == pytest.approx(1.0)
+    with pytest.raises(SettingsError, match=r"'smoothness_type'.*default, clipped, log, tv"):
+        build_settings({"smoothness_type": "sharp"})
+
+
+def test_the_engine_gives_losses_what_they_declare(small_settings, tiny_perceptor):
+    """Cutouts and embeddings reach a loss only when it declares them, with gradient to the drawer."""
+    import pixray
+
+    seen = []
+
+    class Looking(Loss):
+        def __init__(self, cutouts, embeds):
+            super().__init__(None)
+            self.uses_cutouts, self.uses_embeds = cutouts, embeds
+
+        def forward(self, context):
+            seen.append((sorted(context.cutouts), sorted(context.embeds), context.index, context.iterations))
+            total = context.canvas.sum() * 0
+            for cutouts in context.cutouts.values():
+                total = total + cutouts.mean()
+            for embeds in context.embeds.values():
+                total = total + embeds[:, 0].mean()
+            return total
+
+    for cutouts, embeds in ((False, False), (True, False), (False, True)):
+        seen.clear()
+        run = pixray.generate({**small_settings, "iterations": 2, "batches": 2}, perceptors=[tiny_perceptor])
+        run.custom_losses["looking"] = (Looking(cutouts, embeds), 1000.0)
+        steps = list(run)
+        plain = list(pixray.generate({**small_settings, "iterations": 2, "batches": 2},
+                                     perceptors=[tiny_perceptor]))
+        assert seen == [([32] if cutouts else [], ["tiny"] if embeds else [], i, 2) for i in (0, 0, 1, 1)]
+        moved = not torch.equal(steps[1].image, plain[1].image)
+        assert moved == (cutouts or embeds)  # a loss of the canvas times 0 moves nothing
+        assert steps[0].losses["looking"].shape == ()
