@@ -95,10 +95,12 @@ def test_generated_images_show_the_prompt(cache, workers, case):
 
 
 # Steering without a text prompt, on fast_pixel at seed 0: spot prompts colour the default disc and
-# the rest as each says; an image prompt of a rendered scene redraws its scene.
+# the rest as each says; an image prompt of a rendered scene redraws its scene. And the symmetry loss
+# on the demo's own settings draws a mirror image.
 SPOT = {"spot_prompts": "a red circle on a black background",
         "spot_prompts_off": "a black circle on a blue background"}
 SCENE = Scene("yellow", "triangle", "purple")
+SYMMETRY = {"custom_loss": ["smoothness", "edge", "symmetry:10"]}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,8 @@ def steered(workers, tmp_path_factory) -> dict[str, Future]:
     draw_scene(SCENE, np.random.default_rng(5)).save(scene_file)
     prompt = {"image_prompts": str(scene_file)}
     return {"spot": workers.submit(demo_image, "fast_pixel", None, 0, SPOT),
-            "image prompt": workers.submit(demo_image, "fast_pixel", None, 0, prompt)}
+            "image prompt": workers.submit(demo_image, "fast_pixel", None, 0, prompt),
+            "symmetry": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, SYMMETRY)}
 
 
 def test_spot_prompts_put_their_colours_where_the_mask_says(steered):
@@ -126,3 +129,14 @@ def test_an_image_prompt_pulls_the_canvas_to_its_scene(cache, steered):
     result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
     print(f"image prompt: judge reads {result.read.caption}; {result.statistics}")
     assert result.colours_right and result.statistics_right
+
+
+def test_the_symmetry_loss_draws_a_mirror_image(cache, steered):
+    """Mean absolute difference from the mirror image, in [0,1]: 0.007 at weight 10 for this scene,
+    0.043 without the loss; 0.007 against 0.038 for a green cross on black (2 cores, AVX2)."""
+    image = steered["symmetry"].result()
+    pixels = np.asarray(image, dtype=np.float32) / 255
+    asymmetry = float(np.abs(pixels - pixels[:, ::-1]).mean())
+    result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
+    print(f"symmetry: {asymmetry:.3f} from the mirror image; judge reads {result.read.caption}")
+    assert asymmetry <= 0.015 and result.colours_right
