@@ -71,6 +71,18 @@ class Step:
         return float(self.losses["total"])
 
 
+def _backward_all(outputs: list[torch.Tensor], grads: list[torch.Tensor | None] | None = None,
+                  together: bool = True) -> None:
+    """Backpropagate ``outputs`` (with ``grads``): in one pass when their graphs share nodes
+    (``together``), else one after another, in order, as the gradients have always accumulated."""
+    grads = grads or [None] * len(outputs)
+    if together and outputs:
+        torch.autograd.backward(outputs, grads)
+        return
+    for output, grad in zip(outputs, grads, strict=True):
+        output.backward(grad)
+
+
 @dataclass(frozen=True)
 class PromptView:
     """Prompts seen through one view of the canvas: ``region`` None for the whole canvas, else
@@ -361,19 +373,25 @@ class Run:
                         cut_graphs.append((cuts, seen))
                     else:
                         cuts.backward(seen.grad)
-            if self.custom_losses:
+            if keep_cutouts or keep_embeds:
                 context = LossContext(canvas, seen_whole if keep_cutouts else {}, embeds_whole, index,
                                       self.plan.iterations)
                 for name, (loss_fn, weight) in self.custom_losses.items():
-                    value = weight * loss_fn(context) / batches
-                    pending.append(value)
-                    custom[name] += value.detach()
-            pending = [value for value in pending if value.requires_grad]
-            if pending:
-                torch.autograd.backward(pending)  # into the canvas and the cutouts' copies
-            for cuts, seen in cut_graphs:
+                    if loss_fn.uses_cutouts or loss_fn.uses_embeds:
+                        value = weight * loss_fn(context) / batches
+                        pending.append(value)
+                        custom[name] += value.detach()
+            _backward_all([value for value in pending if value.requires_grad], together=keep_embeds)
+            for cuts, seen in cut_graphs:  # the custom losses' gradient joins the prompts' first
                 if seen.grad is not None:
                     cuts.backward(seen.grad)
+        # Losses of the canvas alone do not change from batch to batch: once per step.
+        context = LossContext(canvas, {}, {}, index, self.plan.iterations)
+        for name, (loss_fn, weight) in self.custom_losses.items():
+            if not (loss_fn.uses_cutouts or loss_fn.uses_embeds):
+                value = weight * loss_fn(context)
+                value.backward()
+                custom[name] = value.detach()
         losses = {**dict(zip(self.perceptor_labels, totals, strict=True)), **losses, **custom}
         parameter_losses = self.init_losses(canvas)
         if self.image_labels is not None:
@@ -390,13 +408,12 @@ class Run:
             outputs.append(opacity_loss)
             grads.append(None)
             losses["transparent"] = opacity_loss.detach()
-        outputs += [losses[name] for name in self.filters.names() if name in losses]
-        grads += [None] * (len(outputs) - len(grads))
-        if outputs:
-            torch.autograd.backward(outputs, grads)
         for name in self.filters.names():
-            if name in losses:
+            if name in losses and losses[name].requires_grad:
+                outputs.append(losses[name])
+                grads.append(None)
                 losses[name] = losses[name].detach()
+        _backward_all(outputs, grads, together=bool(self.filters.names()))  # filters share their graph
         image.backward(drawn.grad)
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LossContext:
-    """What a custom loss may look at in one cutout batch of step ``index`` of ``iterations``.
+    """What a custom loss may look at in step ``index`` of ``iterations``: once per cutout batch for
+    losses that look at the cutouts or their embeddings, once per step for those of the canvas alone.
 
     ``canvas`` (1,3,H,W) in [0,1] is the image the perceptors judge (after the filters, an RGBA
     drawing seen over the step's grey); ``cutouts`` maps each perceptor input resolution to that
@@ -33,7 +34,8 @@ class LossContext:
 
 
 class Loss(nn.Module):
-    """A custom loss (``custom_loss: name:weight``): a 0-d tensor per batch, scaled by the weight.
+    """A custom loss (``custom_loss: name:weight``): a 0-d tensor, scaled by the weight (and divided
+    by the number of batches when it is scored per batch).
 
     Subclasses set ``Options`` (their settings section) and implement :meth:`forward`; those that
     look at the cutouts or their embeddings say so in :attr:`uses_cutouts` / :attr:`uses_embeds`.
@@ -53,5 +55,5 @@ class Loss(nn.Module):
         return cls(options)
 
     def forward(self, context: LossContext) -> torch.Tensor:
-        """A 0-d loss tensor for this batch."""
+        """A 0-d loss tensor for ``context``."""
         raise NotImplementedError
