@@ -301,7 +301,9 @@ def test_the_engine_gives_losses_what_they_declare(small_settings, tiny_percepto
         steps = list(run)
         plain = list(pixray.generate({**small_settings, "iterations": 2, "batches": 2},
                                      perceptors=[tiny_perceptor]))
-        assert seen == [([32] if cutouts else [], ["tiny"] if embeds else [], i, 2) for i in (0, 0, 1, 1)]
+        # Per batch (2) when it looks at cutouts or embeddings; once per step for the canvas alone.
+        calls = (0, 0, 1, 1) if cutouts or embeds else (0, 1)
+        assert seen == [([32] if cutouts else [], ["tiny"] if embeds else [], i, 2) for i in calls]
         moved = not torch.equal(steps[1].image, plain[1].image)
         assert moved == (cutouts or embeds)  # a loss of the canvas times 0 moves nothing
         assert steps[0].losses["looking"].shape == ()
