@@ -33,6 +33,7 @@ from .overlay import Overlay
 from .perceptors import Perceptor
 from .prompt_sources import PROMPT_SOURCES, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
+from .resources import Resources
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, needs_init_size, resolve
 from .weights import weights_dir
@@ -129,15 +130,16 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
-        self.filters = FilterChain.from_settings(settings, self.plan, self.device)
+        models = models or ModelCache(self.device, weights_dir(settings.weights_dir))  # nothing loaded yet
+        resources = Resources(models, images)
+        self.filters = FilterChain.from_settings(settings, self.plan, resources, self.device)
         self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")
                            if settings.init_image else None)
         self.overlay = Overlay.from_settings(settings, self.plan, images)
         self.image_labels = ImageLabels.from_settings(settings, self.plan, images)
         # Last: loading models is the slow part, so every other mistake is reported first.
-        models = models or ModelCache(self.device, weights_dir(settings.weights_dir))
         # name -> (loss, its weight: Pixray's 'name:weight')
-        self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), models)
+        self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), resources)
                                      .to(self.device), weight) for name, weight in self.plan.custom_losses}
         self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
                                                 self.plan.height, models).to(self.device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .filters import FILTERS, Filter
+from .resources import Resources
 from .settings import Plan, Settings
 
 
@@ -16,8 +17,9 @@ class FilterChain:
         self.entries = entries
 
     @classmethod
-    def from_settings(cls, settings: Settings, plan: Plan, device: torch.device) -> FilterChain:
-        return cls([(name, FILTERS.lookup(name)(settings.section(name)).to(device), weight)
+    def from_settings(cls, settings: Settings, plan: Plan, resources: Resources,
+                      device: torch.device) -> FilterChain:
+        return cls([(name, FILTERS.lookup(name).create(settings.section(name), resources).to(device), weight)
                     for name, weight in plan.filters])
 
     def names(self) -> list[str]:

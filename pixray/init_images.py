@@ -140,9 +140,9 @@ class ImageReader:
         source, shown_as = self._source(value, setting)
         return image_size(source, setting, shown_as, self.max_pixels)
 
-    def read_text(self, value: str, setting: str, max_bytes: int) -> str:
-        """The UTF-8 text of the file (or, without ``uploads``, URL) setting ``setting`` names, under
-        the same rules as images; at most ``max_bytes``."""
+    def read_bytes(self, value: str, setting: str, max_bytes: int) -> bytes:
+        """The bytes of the file (or, without ``uploads``, URL) setting ``setting`` names, under the
+        same rules as images; at most ``max_bytes``."""
         source, shown_as = self._source(value, setting)
         name = shown_as or repr(value)
         try:
@@ -155,9 +155,15 @@ class ImageReader:
             raise SettingsError(f"setting {setting!r}: cannot read {name}: {exc.strerror or exc}") from None
         if len(data) > max_bytes:
             raise SettingsError(f"setting {setting!r}: {name} is over {max_bytes} bytes")
+        return data
+
+    def read_text(self, value: str, setting: str, max_bytes: int) -> str:
+        """The UTF-8 text of the file (or URL) setting ``setting`` names, as :meth:`read_bytes`."""
+        data = self.read_bytes(value, setting, max_bytes)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
+            name = "the uploaded file" if self.uploads is not None else repr(value)
             raise SettingsError(f"setting {setting!r}: {name} is not UTF-8 text") from None
 
     def _source(self, value: str, setting: str) -> tuple[str | Path | BinaryIO, str | None]:

@@ -26,7 +26,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "make_video": ("-vid", "--video"),
     "cudnn_determinism": ("-d", "--deterministic"),
     "cuda_device": ("-cud", "--cuda_device"),
-    "palette": ("--palette",),
     "alpha_use_g": ("--alpha_use_g",),
     "alpha_gamma": ("--alpha_gamma",),
     # drawers
@@ -44,7 +43,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "styleloss_ospace": ("--styleloss_ospace",),
     "styleloss_skip": ("--styleloss_skip",),
     # filters
-    "lookup_beta": ("--lookup_beta",),
 })
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import pixray
 from pixray.filter_chain import FilterChain
 from pixray.filters import FILTERS
+from pixray.init_images import ImageReader
+from pixray.model_cache import ModelCache
+from pixray.resources import Resources
 from pixray.settings import SettingsError, build_settings, resolve
 
 
@@ -72,7 +77,7 @@ def test_wallpaper_edge_match_scores_the_edges_and_trims_half_of_each():
 def test_filters_setting_and_errors():
     settings = build_settings({"filters": "wallpaper:2,tiler"})
     assert resolve(settings).filters == (("wallpaper", 2.0), ("tiler", 1.0))
-    with pytest.raises(SettingsError, match=r"'filters'.*filter names \(tiler, wallpaper\)"):
+    with pytest.raises(SettingsError, match=r"'filters'.*filter names \(tiler, wallpaper, lookup\)"):
         build_settings({"filters": "blur"})
     with pytest.raises(SettingsError, match=r"'wallpaper_type'.*none, horizontal, vertical, shift"):
         build_settings({"wallpaper_type": "diagonal"})
@@ -99,7 +104,8 @@ def test_the_filters_weighted_loss_is_reported_and_moves_the_drawer(small_settin
 
 def test_a_filter_chain_applies_filters_in_order_and_sums_a_repeated_ones_loss():
     settings = build_settings({"filters": "wallpaper:2,wallpaper:3", "wallpaper_edge_match": 2})
-    chain = FilterChain.from_settings(settings, resolve(settings), torch.device("cpu"))
+    resources = Resources(ModelCache(torch.device("cpu"), Path("unused")), ImageReader())
+    chain = FilterChain.from_settings(settings, resolve(settings), resources, torch.device("cpu"))
     image = _image(8, 10)
     out, losses = chain(image, _generator())
     assert out.shape == (1, 3, 4, 6) and chain.names() == ["wallpaper", "wallpaper"]  # trimmed twice

@@ -3,8 +3,11 @@ import math
 import pytest
 import torch
 
+import pixray
+from pixray.colours import parse_colours
+from pixray.init_images import ImageReader
 from pixray.losses import LOSSES, Loss, LossContext
-from pixray.losses.colours import parse_colours
+from pixray.resources import Resources
 from pixray.settings import SettingsError, build_settings
 
 
@@ -55,42 +58,11 @@ def test_custom_loss_setting_and_errors():
 
 
 def test_engine_adds_canvas_losses(small_settings, tiny_perceptor):
-    import pixray
-
     steps = list(pixray.generate(small_settings, perceptors=[tiny_perceptor], iterations=2,
                                  custom_loss=["smoothness"], smoothness_weight=0.5))
     losses = steps[0].losses
     assert set(losses) == {"tiny", "smoothness", "total"}
     assert torch.isclose(losses["total"], losses["tiny"] + losses["smoothness"])
-
-
-def test_palette_is_zero_on_palette_colours_and_measures_the_nearest():
-    loss = _loss("palette", target_palette="#ff0000,blue", palette_weight=2.0)
-    image = torch.zeros(1, 3, 4, 4)
-    image[:, 0, :, :2] = 1.0  # left half red, right half blue
-    image[:, 2, :, 2:] = 1.0
-    assert loss(image) < 1e-3
-    grey = torch.full((1, 3, 4, 4), 0.5)  # sqrt(0.25 * 3) from both colours
-    assert torch.isclose(loss(grey), torch.tensor(2.0 * 0.75 ** 0.5), atol=1e-4)
-
-
-def test_palette_gradient_pulls_each_pixel_to_its_nearest_colour():
-    loss = _loss("palette", target_palette="black,white")
-    image = torch.tensor([0.2, 0.7]).view(1, 1, 1, 2).expand(1, 3, 1, 2).clone().requires_grad_(True)
-    loss(image).backward()
-    assert (image.grad[..., 0] > 0).all() and (image.grad[..., 1] < 0).all()  # down to 0, up to 1
-
-
-@pytest.mark.parametrize(("palette", "message"), [
-    ("#12345,red", r"'target_palette': '#12345,red' is not allowed; expected colours: '#rrggbb', a CSS name"),
-    (["reddish"], r"'target_palette': \['reddish'\] is not allowed"),
-    (["(300,0,0)"], r"'target_palette'.*'\(255,0,0\)' \(0-255\)"),
-    ([], "target_palette is empty"),
-])
-def test_palette_errors_name_the_bad_colour(palette, message):
-    """Refused when the setting is read, not when a run starts."""
-    with pytest.raises(SettingsError, match=message):
-        _loss("palette", target_palette=palette)
 
 
 @pytest.mark.parametrize(("text", "rgb"), [
@@ -179,19 +151,6 @@ def test_edge_errors_name_the_setting(options, message):
         _loss("edge", **options)
 
 
-def test_palette_matches_the_dense_nearest_colour_formula_for_many_colours():
-    torch.manual_seed(0)
-    colours = [f"#{i:02x}{(i * 7) % 256:02x}{(i * 13) % 256:02x}" for i in range(0, 256, 2)]
-    loss = _loss("palette", target_palette=colours)
-    image = torch.rand(1, 3, 40, 30, requires_grad=True)
-    dense = (image.movedim(1, -1).reshape(-1, 1, 3) - loss.palette).square().sum(-1).add(1e-8).sqrt()
-    expected = dense.min(dim=1).values.mean()
-    (grad_expected,) = torch.autograd.grad(expected, image)
-    value = loss(image)
-    (grad,) = torch.autograd.grad(value, image)
-    assert torch.allclose(value, expected) and torch.allclose(grad, grad_expected)
-
-
 def _raw(name, **options):
     return LOSSES.lookup(name)(build_settings(options).section(name))
 
@@ -276,8 +235,6 @@ def test_smoothness_types_on_cutouts():
 
 def test_the_engine_gives_losses_what_they_declare(small_settings, tiny_perceptor):
     """Cutouts and embeddings reach a loss only when it declares them, with gradient to the drawer."""
-    import pixray
-
     seen = []
 
     class Looking(Loss):
@@ -307,3 +264,35 @@ def test_the_engine_gives_losses_what_they_declare(small_settings, tiny_percepto
         moved = not torch.equal(steps[1].image, plain[1].image)
         assert moved == (cutouts or embeds)  # a loss of the canvas times 0 moves nothing
         assert steps[0].losses["looking"].shape == ()
+
+
+def _palette_loss(text, weight=1.0):
+    options = build_settings({"palette": text, "palette_weight": weight}).section("palette")
+    return LOSSES.lookup("palette").create(options, Resources(None, ImageReader()))
+
+
+def test_palette_loss_is_pixrays_on_the_cutouts():
+    loss = _palette_loss("[red, blue]", weight=2.0)
+    assert torch.allclose(loss.palette[0], torch.tensor([0.898, 0.0, 0.0]), atol=1e-3)  # xkcd red, as Pixray
+    cutouts = torch.zeros(3, 3, 4, 4)
+    cutouts[..., :2] = loss.palette[0][:, None, None]  # red on the left, blue on the right
+    cutouts[..., 2:] = loss.palette[1][:, None, None]
+    assert loss(context(cutouts[:1], {4: cutouts})) < 1e-3
+    grey = torch.full((3, 3, 4, 4), 0.5)
+    nearest = min(((grey[0, :, 0, 0] - c) ** 2).sum().sqrt() for c in loss.palette)
+    # mean distance x the number of cutouts x weight / 10, per resolution
+    assert float(loss(context(grey[:1], {4: grey}))) == pytest.approx(float(nearest) * 3 * 2 / 10, rel=1e-4)
+    assert float(loss(context(grey[:1], {4: grey, 8: grey.repeat(1, 1, 2, 2)}))) == pytest.approx(
+        2 * float(nearest) * 3 * 2 / 10, rel=1e-4)
+
+
+def test_palette_loss_pulls_each_pixel_to_its_nearest_colour():
+    loss = _palette_loss("[black, white]")
+    cutouts = torch.tensor([0.2, 0.7]).view(1, 1, 1, 2).expand(1, 3, 1, 2).clone().requires_grad_(True)
+    loss(context(cutouts, {1: cutouts})).backward()
+    assert (cutouts.grad[..., 0] > 0).all() and (cutouts.grad[..., 1] < 0).all()  # down to 0, up to 1
+
+
+def test_palette_loss_needs_a_palette():
+    with pytest.raises(SettingsError, match="custom loss 'palette' pulls towards the colours of the palette"):
+        pixray.generate({"prompts": "x", "custom_loss": "palette", "device": "cpu", "drawer": "pixel"})

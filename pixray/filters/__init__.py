@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import Filter
+from .lookup import LookupFilter
 from .tiler import TilerFilter
 from .wallpaper import WallpaperFilter
 
 FILTERS: Registry[type[Filter]] = Registry("filter", {
     "tiler": TilerFilter,
     "wallpaper": WallpaperFilter,
+    "lookup": LookupFilter,
 })
 
 __all__ = ["FILTERS", "Filter"]

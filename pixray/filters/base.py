@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..resources import Resources
 
 
 class Filter(nn.Module):
@@ -22,6 +25,11 @@ class Filter(nn.Module):
     def __init__(self, options: Any) -> None:
         super().__init__()
         self.options = options
+
+    @classmethod
+    def create(cls, options: Any, resources: Resources) -> Filter:
+        """The filter for ``options``; filters with files of their own read them through ``resources``."""
+        return cls(options)
 
     def forward(self, image: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:

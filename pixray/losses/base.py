@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..model_cache import ModelCache
+    from ..resources import Resources
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ class Loss(nn.Module):
         self.options = options
 
     @classmethod
-    def create(cls, options: Any, models: ModelCache) -> Loss:
-        """The loss for ``options``; losses with models of their own load them via ``models``."""
+    def create(cls, options: Any, resources: Resources) -> Loss:
+        """The loss for ``options``; losses with models or files of their own load them through
+        ``resources``."""
         return cls(options)
 
     def forward(self, context: LossContext) -> torch.Tensor:

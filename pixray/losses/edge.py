@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..colours import COLOUR_FORMS, parse_colour, parse_colours
 from ..options import option
 from .base import Loss, LossContext
-from .colours import COLOUR_FORMS, parse_colour, parse_colours
 
 DISTANCES = ("mse", "l1")
 

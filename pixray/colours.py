@@ -8,7 +8,7 @@ import re
 import torch
 from PIL import ImageColor
 
-from ..options import SettingsError
+from .options import SettingsError
 
 #: Pixray's own colour names.
 PIXRAY_COLOURS = {
