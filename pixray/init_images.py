@@ -181,6 +181,18 @@ class ImageReader:
         return path, "the uploaded file"
 
 
+#: Longest side at which an image that a part resizes itself (to each canvas) is read.
+NATIVE_SIDE = 2048
+
+
+def read_native(images: ImageReader, value: str, setting: str, mode: str = "RGB") -> torch.Tensor:
+    """The image setting ``setting`` names at its own size (at most :data:`NATIVE_SIDE` a side), as
+    :meth:`ImageReader.read` gives it, for parts that resize it themselves."""
+    width, height = images.size(value, setting)
+    scale = min(1.0, NATIVE_SIDE / max(width, height))
+    return images.read(value, max(1, round(width * scale)), max(1, round(height * scale)), setting, mode)
+
+
 def fitted(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``image`` (1,C,h,w) stretched to (1,C,height,width) (bilinear, antialiased), itself when it
     is that size already: for images read at the planned canvas when a drawer rounds it."""

@@ -34,8 +34,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vdiff_skip": ("--vdiff_skip",),
     "super_resolution_model": ("--super_resolution_model",),
     # losses
-    "edge_input_image": ("--edge_input_image",),
-    "edge_mask_image": ("--edge_mask_image",),
     "aesthetic_target": ("--aesthetic_target",),
     "style_file": ("--style_file",),
     "styleloss_content_weight": ("--styleloss_content_weight",),

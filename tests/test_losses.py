@@ -296,3 +296,36 @@ def test_palette_loss_pulls_each_pixel_to_its_nearest_colour():
 def test_palette_loss_needs_a_palette():
     with pytest.raises(SettingsError, match="custom loss 'palette' pulls towards the colours of the palette"):
         pixray.generate({"prompts": "x", "custom_loss": "palette", "device": "cpu", "drawer": "pixel"})
+
+
+def test_edge_input_image_and_mask_as_pixray(tmp_path):
+    """An input image replaces edge_color as the target; a mask replaces the bands: its dark part is
+    pulled, the whole canvas averaged (Pixray's)."""
+    from PIL import Image
+
+    target = torch.zeros(1, 3, 10, 10)
+    target[:, 1] = 1.0  # green
+    Image.new("RGB", (20, 20), (0, 255, 0)).save(tmp_path / "green.png")
+    mask = Image.new("L", (20, 20), 255)
+    mask.paste(0, (0, 0, 10, 20))  # dark on the left half: pulled there
+    mask.save(tmp_path / "mask.png")
+    resources = Resources(None, ImageReader())
+
+    def edge(**options):
+        settings = build_settings({"global_color_weight": 0, "edge_color_weight": 1, **options})
+        return LOSSES.lookup("edge").create(settings.section("edge"), resources)
+
+    green_frame = edge(edge_input_image=str(tmp_path / "green.png"), edge_thickness=20)
+    assert green_frame(context(target)) < 1e-6
+    assert green_frame(context(torch.zeros(1, 3, 10, 10))) > 0
+    masked = edge(edge_mask_image=str(tmp_path / "mask.png"), edge_color="red")
+    image = torch.zeros(1, 3, 10, 10)
+    image[:, 0, :, :5] = 1.0  # red where the mask pulls, black where it is free
+    assert masked(context(image)) < 1e-6
+    free_changed = image.clone()
+    free_changed[..., 5:] = 0.3
+    assert masked(context(free_changed)) < 1e-6
+    wrong = torch.zeros(1, 3, 10, 10)  # black where red is asked: (1 - 0)^2 on half the canvas's red channel
+    assert float(masked(context(wrong))) == pytest.approx(50 / 300, rel=1e-4)
+    with pytest.raises(SettingsError, match="'edge_mask_image': cannot read image"):
+        edge(edge_mask_image=str(tmp_path / "missing.png"))

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from ..colours import COLOUR_FORMS, parse_colour, parse_colours
+from ..init_images import read_native
 from ..options import option
 from .base import Loss, LossContext
+
+if TYPE_CHECKING:
+    from ..resources import Resources
 
 DISTANCES = ("mse", "l1")
 
@@ -32,6 +38,12 @@ class EdgeOptions:
         "mse", "How a band's distance from the colour is measured: mse (mean squared, Pixray's) or l1 (mean "
         "absolute: as strong near the colour as far from it, so a frame settles on it exactly)",
         choices=list(DISTANCES))
+    edge_input_image: str | None = option(
+        None, "An image the bands are pulled towards instead of edge_color (stretched to the canvas)",
+        names_file=True)
+    edge_mask_image: str | None = option(
+        None, "A mask replacing the bands: its dark part (grey under half) is pulled, its light part left "
+        "free (stretched to the canvas; the loss averages over the whole canvas, as Pixray)", names_file=True)
 
 
 class EdgeLoss(Loss):
@@ -45,10 +57,21 @@ class EdgeLoss(Loss):
 
     Options = EdgeOptions
 
-    def __init__(self, options: EdgeOptions) -> None:
+    def __init__(self, options: EdgeOptions, image: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None) -> None:
         super().__init__(options)
         colour = parse_colours([options.edge_color], "edge_color") if options.edge_color else None
         self.register_buffer("colour", colour, persistent=False)
+        self.register_buffer("image", image, persistent=False)  # (1,3,h,w) in [0,1], or None
+        self.register_buffer("mask", mask, persistent=False)  # (1,1,h,w) in [0,1], or None
+
+    @classmethod
+    def create(cls, options: EdgeOptions, resources: Resources) -> EdgeLoss:
+        image = (read_native(resources.images, options.edge_input_image, "edge_input_image")
+                 if options.edge_input_image else None)
+        mask = (read_native(resources.images, options.edge_mask_image, "edge_mask_image", mode="L")
+                if options.edge_mask_image else None)
+        return cls(options, image, mask)
 
     def bands(self, height: int, width: int) -> list[tuple[slice, slice]]:
         """(rows, columns) of each band of non-zero width: left, right, top, bottom."""
@@ -70,20 +93,36 @@ class EdgeLoss(Loss):
 
     def forward(self, context: LossContext) -> torch.Tensor:
         image = context.canvas
-        bands = self.bands(*image.shape[-2:])
-        if not bands:
+        height, width = image.shape[-2:]
+        pulled = self._pulled(height, width, image.device)
+        if pulled is None:
             return image.new_zeros(())
-        if self.colour is None:
-            target = image[..., self.band(*image.shape[-2:]).to(image.device)].mean(-1)[..., None, None]
+        if self.image is not None:
+            target = F.interpolate(self.image.to(image), size=(height, width), mode="bicubic",
+                                   antialias=True).clamp(0, 1)
+        elif self.colour is None:
+            target = image[..., pulled[0, 0].bool()].mean(-1)[..., None, None]
         else:
             target = self.colour.to(image).view(1, 3, 1, 1)
 
-        def distance(region: torch.Tensor) -> torch.Tensor:
-            difference = region - target
+        def distance(difference: torch.Tensor) -> torch.Tensor:
             squared = self.options.edge_distance == "mse"
             return difference.square().mean() if squared else difference.abs().mean()
 
-        total = sum(distance(image[..., rows, cols]) for rows, cols in bands)
+        difference = image - target
+        if self.mask is not None:
+            total = distance(difference * pulled)
+        else:
+            total = sum(distance(difference[..., rows, cols]) for rows, cols in self.bands(height, width))
         if self.options.global_color_weight:
-            total = total + self.options.global_color_weight * distance(image)
+            total = total + self.options.global_color_weight * distance(difference)
         return self.options.edge_color_weight * total
+
+    def _pulled(self, height: int, width: int, device: torch.device) -> torch.Tensor | None:
+        """(1,1,H,W) 1 where the loss pulls (the mask's dark part, else the bands), None: nowhere."""
+        if self.mask is not None:
+            grey = F.interpolate(self.mask.to(device), size=(height, width), mode="bicubic", antialias=True)
+            pulled = (grey < 0.5).float()
+        else:
+            pulled = self.band(height, width).to(device).float()[None, None]
+        return pulled if pulled.any() else None
