@@ -105,17 +105,22 @@ class EdgeLoss(Loss):
         else:
             target = self.colour.to(image).view(1, 3, 1, 1)
 
-        def distance(difference: torch.Tensor) -> torch.Tensor:
+        def distance(rows: slice = slice(None), cols: slice = slice(None),
+                     where: torch.Tensor | None = None) -> torch.Tensor:
+            """The mean distance of ``image[rows, cols]`` from the target (times ``where``)."""
+            aim = target[..., rows, cols] if target.shape[-1] > 1 else target
+            difference = image[..., rows, cols] - aim
+            if where is not None:
+                difference = difference * where
             squared = self.options.edge_distance == "mse"
             return difference.square().mean() if squared else difference.abs().mean()
 
-        difference = image - target
         if self.mask is not None:
-            total = distance(difference * pulled)
+            total = distance(where=pulled)
         else:
-            total = sum(distance(difference[..., rows, cols]) for rows, cols in self.bands(height, width))
+            total = sum(distance(rows, cols) for rows, cols in self.bands(height, width))
         if self.options.global_color_weight:
-            total = total + self.options.global_color_weight * distance(difference)
+            total = total + self.options.global_color_weight * distance()
         return self.options.edge_color_weight * total
 
     def _pulled(self, height: int, width: int, device: torch.device) -> torch.Tensor | None:
