@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from pixray.serving import FILE_INPUTS
+
 # Tight limits: each generated prediction is a few steps on a tiny canvas, whatever it asks for.
 BUDGET = {"PIXRAY_MAX_ITERATIONS": "8", "PIXRAY_MAX_CANVAS_PIXELS": "4096", "PIXRAY_MAX_CUTS": "8",
           "PIXRAY_MAX_CLIP_MODELS": "2", "PIXRAY_MAX_SECONDS": "20"}
@@ -32,9 +34,9 @@ IMAGE = _png_data_uri()
 
 
 def offline(case: schemathesis.Case, plain_settings: bool) -> schemathesis.Case:
-    """The case with nothing that makes the server reach another host: no webhook, and an
-    init_image that is a data URI (generated URLs name real domains). With ``plain_settings``
-    the free-text ``settings`` input is dropped, so valid requests also run to the end.
+    """The case with nothing that makes the server reach another host: no webhook, and file inputs
+    (init_image, image_prompts, ...) that are data URIs (generated URLs name real domains). With
+    ``plain_settings`` the free-text ``settings`` input is dropped, so valid requests also run to the end.
 
     The envelope's ``id`` is left to coglet: coglet 0.23.1 makes a directory named by it, so an id
     with a NUL byte loses its only slot for good and one with ``../`` makes directories outside its
@@ -44,8 +46,11 @@ def offline(case: schemathesis.Case, plain_settings: bool) -> schemathesis.Case:
             case.body.pop(key, None)
         inputs = case.body.get("input")
         if isinstance(inputs, dict):
-            if isinstance(inputs.get("init_image"), str):
-                inputs["init_image"] = IMAGE
+            for name in ("init_image", *FILE_INPUTS):
+                if isinstance(inputs.get(name), str):
+                    inputs[name] = IMAGE
+                elif isinstance(inputs.get(name), list):
+                    inputs[name] = [IMAGE if isinstance(item, str) else item for item in inputs[name]]
             if plain_settings:
                 inputs.pop("settings", None)
     return case
