@@ -101,6 +101,11 @@ SPOT = {"spot_prompts": "a red circle on a black background",
         "spot_prompts_off": "a black circle on a blue background"}
 SCENE = Scene("yellow", "triangle", "purple")
 SYMMETRY = {"custom_loss": ["smoothness", "edge", "symmetry:10"]}
+# The scene's two colours as the palette. At the filter's full weight the commitment loss holds every
+# pixel of the demo's flat grey start on one colour (measured: a one-colour image); a light weight
+# and Pixray's noise start let the shapes form.
+SCENE_PALETTE = ", ".join("({}+{}+{})".format(*COLOURS[c]) for c in (SCENE.colour, SCENE.background))
+LOOKUP = {"filters": ["lookup:0.01"], "init_noise": "pixels", "palette": f"[{SCENE_PALETTE}]"}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +115,8 @@ def steered(workers, tmp_path_factory) -> dict[str, Future]:
     prompt = {"image_prompts": str(scene_file)}
     return {"spot": workers.submit(demo_image, "fast_pixel", None, 0, SPOT),
             "image prompt": workers.submit(demo_image, "fast_pixel", None, 0, prompt),
-            "symmetry": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, SYMMETRY)}
+            "symmetry": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, SYMMETRY),
+            "lookup": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, LOOKUP)}
 
 
 def test_spot_prompts_put_their_colours_where_the_mask_says(steered):
@@ -140,3 +146,12 @@ def test_the_symmetry_loss_draws_a_mirror_image(cache, steered):
     result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
     print(f"symmetry: {asymmetry:.3f} from the mirror image; judge reads {result.read.caption}")
     assert asymmetry <= 0.015 and result.colours_right
+
+
+def test_a_lookup_palette_of_the_scenes_colours_keeps_the_judges_reading(cache, steered):
+    image = steered["lookup"].result()
+    colours = {tuple(c) for c in np.asarray(image).reshape(-1, 3).tolist()}
+    result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
+    print(f"lookup: {len(colours)} colours; judge reads {result.read.caption}")
+    assert colours <= {COLOURS[SCENE.colour], COLOURS[SCENE.background]}
+    assert result.colours_right and result.statistics_right
