@@ -338,55 +338,10 @@ class Run:
         filtered, losses = self.filters(drawn, generator)
         flat, opacity_loss = self._flatten(filtered, generator)
         canvas = flat if flat is drawn else flat.detach().requires_grad_(True)
-        batches, padding = self.plan.batches, self._padding(index)
-        keep_cutouts = any(loss.uses_cutouts for loss, _ in self.custom_losses.values())
-        keep_embeds = any(loss.uses_embeds for loss, _ in self.custom_losses.values())
         totals = torch.zeros(len(self.perceptors), device=self.device)
         custom = {name: torch.zeros((), device=self.device) for name in self.custom_losses}
-        for _ in range(batches):
-            seen_whole: dict[int, torch.Tensor] = {}  # input resolution -> the whole canvas's cutouts
-            embeds_whole: dict[str, torch.Tensor] = {}
-            pending: list[torch.Tensor] = []  # losses whose backward waits for the custom losses
-            cut_graphs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (cutouts, their detached copy)
-            for cutouts, members in self.cut_groups:
-                params, zoom = cutouts.params_for(canvas, self.plan.num_cuts, generator, self.zoom_fill)
-                views = self._views(cutouts, params, zoom, generator, padding)
-                for view in prompt_views:
-                    whole = view.region is None
-                    seen_canvas = canvas if whole else canvas * view.region
-                    cuts = cutouts.apply(seen_canvas, params, generator, padding, zoom)
-                    seen = cuts.detach().requires_grad_(True)
-                    for i in members:
-                        with autocast(self.device, self.dtype):
-                            embeds = self.perceptors[i].encode_image(seen).float()
-                        targets = view.targets[i]
-                        # Prompts out of force this step weigh nothing (no wait for the device).
-                        weights = targets.weights * ((targets.starts <= index) & (index < targets.ends))
-                        loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
-                        loss = loss + self._cut_target_loss(i, embeds, view.sources, views)
-                        if keep_embeds and whole:
-                            embeds_whole[self.perceptor_labels[i]] = embeds
-                            pending.append(loss / batches)
-                        else:
-                            (loss / batches).backward()
-                        totals[i] += loss.detach() / batches
-                    if whole and (keep_cutouts or keep_embeds):
-                        seen_whole[cutouts.cut_size] = seen
-                        cut_graphs.append((cuts, seen))
-                    else:
-                        cuts.backward(seen.grad)
-            if keep_cutouts or keep_embeds:
-                context = LossContext(canvas, seen_whole if keep_cutouts else {}, embeds_whole, index,
-                                      self.plan.iterations)
-                for name, (loss_fn, weight) in self.custom_losses.items():
-                    if loss_fn.uses_cutouts or loss_fn.uses_embeds:
-                        value = weight * loss_fn(context) / batches
-                        pending.append(value)
-                        custom[name] += value.detach()
-            _backward_all([value for value in pending if value.requires_grad], together=keep_embeds)
-            for cuts, seen in cut_graphs:  # the custom losses' gradient joins the prompts' first
-                if seen.grad is not None:
-                    cuts.backward(seen.grad)
+        for _ in range(self.plan.batches):
+            self._score_batch(canvas, prompt_views, generator, index, totals, custom)
         # Losses of the canvas alone do not change from batch to batch: once per step.
         context = LossContext(canvas, {}, {}, index, self.plan.iterations)
         for name, (loss_fn, weight) in self.custom_losses.items():
@@ -419,3 +374,55 @@ class Run:
         image.backward(drawn.grad)
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses
+
+    def _score_batch(self, canvas: torch.Tensor, prompt_views: list[PromptView], generator: torch.Generator,
+                     index: int, totals: torch.Tensor, custom: dict[str, torch.Tensor]) -> None:
+        """One cutout batch: each perceptor's prompt losses and the custom losses that look at the
+        cutouts or embeddings, backpropagated into ``canvas``; their values (divided by the number
+        of batches) added to ``totals`` (per perceptor) and ``custom`` (by name)."""
+        batches, padding = self.plan.batches, self._padding(index)
+        keep_cutouts = any(loss.uses_cutouts for loss, _ in self.custom_losses.values())
+        keep_embeds = any(loss.uses_embeds for loss, _ in self.custom_losses.values())
+        seen_whole: dict[int, torch.Tensor] = {}  # input resolution -> the whole canvas's cutouts
+        embeds_whole: dict[str, torch.Tensor] = {}
+        pending: list[torch.Tensor] = []  # losses whose backward waits for the custom losses
+        cut_graphs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (cutouts, their detached copy)
+        for cutouts, members in self.cut_groups:
+            params, zoom = cutouts.params_for(canvas, self.plan.num_cuts, generator, self.zoom_fill)
+            views = self._views(cutouts, params, zoom, generator, padding)
+            for view in prompt_views:
+                whole = view.region is None
+                seen_canvas = canvas if whole else canvas * view.region
+                cuts = cutouts.apply(seen_canvas, params, generator, padding, zoom)
+                seen = cuts.detach().requires_grad_(True)
+                for i in members:
+                    with autocast(self.device, self.dtype):
+                        embeds = self.perceptors[i].encode_image(seen).float()
+                    targets = view.targets[i]
+                    # Prompts out of force this step weigh nothing (no wait for the device).
+                    weights = targets.weights * ((targets.starts <= index) & (index < targets.ends))
+                    loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
+                    loss = loss + self._cut_target_loss(i, embeds, view.sources, views)
+                    if keep_embeds and whole:
+                        embeds_whole[self.perceptor_labels[i]] = embeds
+                        pending.append(loss / batches)
+                    else:
+                        (loss / batches).backward()
+                    totals[i] += loss.detach() / batches
+                if whole and (keep_cutouts or keep_embeds):
+                    seen_whole[cutouts.cut_size] = seen
+                    cut_graphs.append((cuts, seen))
+                else:
+                    cuts.backward(seen.grad)
+        if keep_cutouts or keep_embeds:
+            context = LossContext(canvas, seen_whole if keep_cutouts else {}, embeds_whole, index,
+                                  self.plan.iterations)
+            for name, (loss_fn, weight) in self.custom_losses.items():
+                if loss_fn.uses_cutouts or loss_fn.uses_embeds:
+                    value = weight * loss_fn(context) / batches
+                    pending.append(value)
+                    custom[name] += value.detach()
+        _backward_all([value for value in pending if value.requires_grad], together=keep_embeds)
+        for cuts, seen in cut_graphs:  # the custom losses' gradient joins the prompts' first
+            if seen.grad is not None:
+                cuts.backward(seen.grad)
