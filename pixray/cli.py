@@ -28,6 +28,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"pixray: error: {message} (see pixray --help)\n")
 
 
+def _group_title(sections: tuple[str, ...]) -> str:
+    """The help group of settings held by ``sections``: "pixel, fast_pixel drawers", "palette loss,
+    lookup filter"."""
+    kinds = [section_kind(section) for section in sections]
+    if len(set(kinds)) > 1:
+        return ", ".join(f"{section} {kind}" for section, kind in zip(sections, kinds, strict=True))
+    plural = {"loss": "losses"}.get(kinds[0], f"{kinds[0]}s")
+    return f"{', '.join(sections)} {kinds[0] if len(sections) == 1 else plural}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, generated from the settings tree (every setting is a flag, with
     Pixray's short forms; list settings take several words or one comma-separated word)."""
@@ -39,10 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups: dict[str, Any] = {}
     holders = sections_holding()
     for spec in all_specs().values():
-        kind = section_kind(spec.section)
         sections = holders.get(spec.name, (spec.section,))
-        plural = "s" if len(sections) > 1 else ""
-        title = "settings" if spec.section == "core" else f"{', '.join(sections)} {kind}{plural}"
+        title = "settings" if spec.section == "core" else _group_title(sections)
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         group.add_argument(f"--{spec.name}", *spec.flags, dest=spec.name, default=argparse.SUPPRESS,
                            metavar="VALUE", nargs="+" if spec.is_list else None,

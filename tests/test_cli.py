@@ -14,6 +14,9 @@ def test_help_lists_every_setting(capsys):
     # Sections are titled by what they configure.
     assert "pixel drawer:" in help_text and "smoothness loss:" in help_text
     assert "smoothness drawer:" not in help_text
+    # A setting several parts share is grouped under all of them, each with its kind.
+    assert "pixel, fast_pixel drawers:" in help_text and "palette loss, lookup filter:" in help_text
+    assert "wallpaper filter:" in help_text
 
 
 def test_cli_run_with_checkpoint_path_writes_png_with_metadata(tmp_path: Path, tiny_checkpoint: Path, capsys):
