@@ -22,18 +22,28 @@ COLOUR_FORMS = ("'#rrggbb', a CSS name such as 'red' or 'navy', '(255,0,0)' (0-2
                 "or one of " + ", ".join(PIXRAY_COLOURS))
 
 
+def pixray_colour(text: str) -> tuple[float, float, float] | None:
+    """``text`` (stripped) in one of Pixray's own forms, as RGB in [0,1]: a triple, ``(255,0,0)`` or
+    ``(255+0+0)`` in 0-255 or ``[1,0,0]`` in 0-1, or a ``pixel_*`` name; None if it is neither, and
+    ValueError for a malformed triple."""
+    if text[:1] in "([" and text[-1:] in ")]":
+        try:
+            parts = [float(p) for p in re.split(r"[,+\s]+", text[1:-1].strip())]
+        except ValueError:
+            raise ValueError(f"'{text}' is not a colour triple") from None
+        scale = 255.0 if text[0] == "(" else 1.0
+        if len(parts) != 3 or not all(0 <= p <= scale for p in parts):
+            raise ValueError(f"'{text}' is not a colour triple ('(255+0+0)' in 0-255 or '[1+0+0]' in 0-1)")
+        return parts[0] / scale, parts[1] / scale, parts[2] / scale
+    return PIXRAY_COLOURS.get(text)
+
+
 def rgb_of(text: str) -> tuple[float, float, float]:
     """``text`` as RGB in [0,1]; raises ValueError if it is none of the forms above."""
     text = text.strip()
-    if text[:1] in "([" and text[-1:] in ")]":
-        parts = [float(p) for p in re.split(r"[,+\s]+", text[1:-1].strip())]
-        scale = 255.0 if text[0] == "(" else 1.0
-        rgb = tuple(p / scale for p in parts)
-        if len(rgb) != 3 or not all(0 <= c <= 1 for c in rgb):
-            raise ValueError(text)
-        return rgb  # type: ignore[return-value]
-    if text in PIXRAY_COLOURS:
-        return PIXRAY_COLOURS[text]
+    found = pixray_colour(text)
+    if found is not None:
+        return found
     r, g, b = ImageColor.getrgb(text)[:3]
     return r / 255, g / 255, b / 255
 

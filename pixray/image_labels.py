@@ -16,8 +16,7 @@ import torch.nn.functional as F
 
 from .drawers import Drawer, require_image_encoding
 from .init_images import ImageReader, fitted
-from .options import SettingsError
-from .prompt_sources.image_prompts import MAX_IMAGES, image_files
+from .prompt_sources.image_prompts import matched_files
 from .prompts import spherical_distance
 from .settings import Plan, Settings
 
@@ -36,15 +35,10 @@ class ImageLabels:
         if not settings.image_labels or not settings.image_label_weight:
             return None
         require_image_encoding(settings.drawer, "image_labels")
-        files = []
-        for entry in (part.strip() for part in settings.image_labels.split("|") if part.strip()):
-            matches = image_files(entry)
-            if not matches:
-                raise SettingsError(f"setting 'image_labels': {entry!r} matches no file")
-            files += matches
-        if len(files) > MAX_IMAGES:
-            raise SettingsError(f"setting 'image_labels': {len(files)} images is too many; at most "
-                                f"{MAX_IMAGES}")
+        entries = [part.strip() for part in settings.image_labels.split("|") if part.strip()]
+        if not entries:
+            return None
+        files = [name for matched in matched_files(entries, "image_labels") for name in matched]
         return cls([images.read(name, plan.width, plan.height, "image_labels") for name in files],
                    settings.image_label_weight)
 

@@ -135,6 +135,14 @@ class ImageReader:
         source, shown_as = self._source(value, setting)
         return load_image(source, width, height, setting, shown_as, self.max_pixels, mode)
 
+    def read_scaled(self, value: str, setting: str, scale: Callable[[int, int], float],
+                    mode: str = "RGB") -> torch.Tensor:
+        """The image :meth:`read` would read, at its own aspect: its (width, height) times
+        ``scale(width, height)`` (from the header), rounded, at least one pixel a side."""
+        width, height = self.size(value, setting)
+        factor = scale(width, height)
+        return self.read(value, max(1, round(width * factor)), max(1, round(height * factor)), setting, mode)
+
     def size(self, value: str, setting: str) -> tuple[int, int]:
         """(width, height) of the image :meth:`read` would read, from its header."""
         source, shown_as = self._source(value, setting)
@@ -188,9 +196,7 @@ NATIVE_SIDE = 2048
 def read_native(images: ImageReader, value: str, setting: str, mode: str = "RGB") -> torch.Tensor:
     """The image setting ``setting`` names at its own size (at most :data:`NATIVE_SIDE` a side), as
     :meth:`ImageReader.read` gives it, for parts that resize it themselves."""
-    width, height = images.size(value, setting)
-    scale = min(1.0, NATIVE_SIDE / max(width, height))
-    return images.read(value, max(1, round(width * scale)), max(1, round(height * scale)), setting, mode)
+    return images.read_scaled(value, setting, lambda w, h: min(1.0, NATIVE_SIDE / max(w, h)), mode)
 
 
 def fitted(image: torch.Tensor, height: int, width: int) -> torch.Tensor:

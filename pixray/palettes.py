@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .colours import PIXRAY_COLOURS
+from .colours import pixray_colour
 from .init_images import ImageReader
 from .options import SettingsError, option
 
@@ -66,10 +66,8 @@ class ReaderFiles:
     setting: str = "palette"
 
     def pixels(self, name: str) -> np.ndarray:
-        width, height = self.images.size(name, self.setting)
-        scale = min(1.0, (_MAX_PALETTE_PIXELS / (width * height)) ** 0.5)
-        size = max(1, round(width * scale)), max(1, round(height * scale))
-        image = self.images.read(name, *size, self.setting)
+        image = self.images.read_scaled(name, self.setting,
+                                        lambda w, h: min(1.0, (_MAX_PALETTE_PIXELS / (w * h)) ** 0.5))
         return image[0].permute(1, 2, 0).mul(255).round().byte().numpy()
 
     def table(self, name: str) -> bytes:
@@ -97,17 +95,9 @@ def colour(token: str) -> RGB:
     import matplotlib.colors as mcolors  # imported here: only palettes need it, and it takes 0.4 s
 
     text = token.strip()
-    if text[:1] in "([" and text[-1:] in ")]":
-        try:
-            parts = [float(p) for p in re.split(r"[+,\s]+", text[1:-1].strip())]
-        except ValueError:
-            raise ValueError(f"'{text}' is not a colour triple") from None
-        scale = 255.0 if text[0] == "(" else 1.0
-        if len(parts) != 3 or not all(0 <= p <= scale for p in parts):
-            raise ValueError(f"'{text}' is not a colour triple ('(255+0+0)' in 0-255 or '[1+0+0]' in 0-1)")
-        return parts[0] / scale, parts[1] / scale, parts[2] / scale
-    if text in PIXRAY_COLOURS:
-        return PIXRAY_COLOURS[text]
+    found = pixray_colour(text)
+    if found is not None:
+        return found
     name = text[4:] if text.startswith("mat:") else text
     if not text.startswith("mat:") and mcolors.is_color_like(f"xkcd:{text}"):
         name = f"xkcd:{text}"

@@ -77,7 +77,8 @@ class Drawer(nn.Module):
     def reapply_image(self, image: torch.Tensor) -> None:
         """Set the parameters from ``image`` (1,3,H,W) in [0,1] in the middle of a run, in place
         (the optimiser keeps its state), for drawers that :attr:`encodes_images`."""
-        self._check_encodes_images()
+        if not self.encodes_images:
+            raise NotImplementedError(f"{type(self).__name__} cannot take its parameters from an image")
         self.init_from_image(image, torch.Generator(image.device))
 
     @torch.no_grad()
@@ -99,10 +100,6 @@ class Drawer(nn.Module):
     def trainable(self) -> list[torch.Tensor]:
         """The parameters the optimiser moves, in :meth:`param_groups` order."""
         return [p for group in self.param_groups() for p in group["params"]]
-
-    def _check_encodes_images(self) -> None:
-        if not self.encodes_images:
-            raise NotImplementedError(f"{type(self).__name__} cannot take its parameters from an image")
 
     def synth(self) -> torch.Tensor:
         """The current image, (1,3,height,width) in [0,1], differentiable w.r.t. the parameters."""

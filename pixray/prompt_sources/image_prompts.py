@@ -46,6 +46,21 @@ def image_files(entry: str) -> list[str]:
     return names
 
 
+def matched_files(entries: list[str], setting: str) -> list[list[str]]:
+    """The files each entry of setting ``setting`` names (:func:`image_files`), checked before
+    anything is read: every entry matches a file, and :data:`MAX_IMAGES` at most in all."""
+    matched = []
+    for entry in entries:
+        files = image_files(entry)
+        if not files:
+            raise SettingsError(f"setting {setting!r}: {entry!r} matches no file")
+        matched.append(files)
+    count = sum(map(len, matched))
+    if count > MAX_IMAGES:
+        raise SettingsError(f"setting {setting!r}: {count} images is too many; at most {MAX_IMAGES}")
+    return matched
+
+
 class ImagePrompts(PromptSource):
     def __init__(self, prompts: list[Prompt], images: list[torch.Tensor], shuffle: bool) -> None:
         self.prompts, self.images, self.shuffle = prompts, images, shuffle
@@ -55,17 +70,12 @@ class ImagePrompts(PromptSource):
         if not settings.image_prompts:
             return None
         scale = settings.image_prompt_weight if settings.image_prompt_weight is not None else 1.0
-        prompts, pictures = [], []
-        for entry in parse_prompts(settings.image_prompts):
-            files = image_files(entry.text)
-            if not files:
-                raise SettingsError(f"setting 'image_prompts': {entry.text!r} matches no file")
-            for name in files:
-                prompts.append(dataclasses.replace(entry, text=name, weight=entry.weight * scale))
-                pictures.append(images.read(name, plan.width, plan.height, "image_prompts"))
-        if len(pictures) > MAX_IMAGES:
-            raise SettingsError(f"setting 'image_prompts': {len(pictures)} images is too many; at most "
-                                f"{MAX_IMAGES}")
+        entries = parse_prompts(settings.image_prompts)
+        prompts = [dataclasses.replace(entry, text=name, weight=entry.weight * scale)
+                   for entry, files in zip(entries, matched_files([e.text for e in entries], "image_prompts"),
+                                           strict=True)
+                   for name in files]
+        pictures = [images.read(prompt.text, plan.width, plan.height, "image_prompts") for prompt in prompts]
         return cls(prompts, pictures, settings.image_prompt_shuffle)
 
     def encode(self, perceptor: Perceptor) -> Targets:

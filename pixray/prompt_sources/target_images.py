@@ -55,6 +55,4 @@ def centre_crop(picture: torch.Tensor, side: int) -> torch.Tensor:
 def read_for_encoding(images: ImageReader, value: str, setting: str) -> torch.Tensor:
     """The image setting ``setting`` names, (1,3,H,W) at its own aspect with the short side
     :data:`READ_SIDE`, ready for :func:`centre_crop` to any perceptor's size."""
-    width, height = images.size(value, setting)
-    scale = READ_SIDE / min(width, height)
-    return images.read(value, max(1, round(width * scale)), max(1, round(height * scale)), setting)
+    return images.read_scaled(value, setting, lambda width, height: READ_SIDE / min(width, height))
