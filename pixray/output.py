@@ -7,16 +7,17 @@ import datetime as _dt
 import functools
 import importlib.metadata
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import yaml
 from PIL import Image, PngImagePlugin
 
+from .atomic_files import write_atomically
 from .engine import Run, Step
 from .errors import RunError
+from .media import FrameSequence, FrameWriter, write_gif, write_mp4
 from .options import SettingsError
 from .settings import SETTINGS_KEY, Settings, parse_settings_text
 
@@ -76,27 +77,14 @@ def read_png_metadata(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through ``write`` into a temporary file beside it, then rename it into place
-    (readers never see a half-written file; a failure leaves nothing behind)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> None:
     """Write ``image`` to ``path`` atomically (readers never see a half-written file)."""
-    _write_atomically(path, lambda f: image.save(f, format="PNG", pnginfo=info))
+    write_atomically(path, lambda f: image.save(f, format="PNG", pnginfo=info))
 
 
 def save_text(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` atomically, as :func:`save_png`."""
-    _write_atomically(path, lambda f: f.write(text.encode("utf-8")))
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def run_record(run: Run) -> dict[str, Any]:
@@ -105,7 +93,10 @@ def run_record(run: Run) -> dict[str, Any]:
 
 
 class OutputWriter:
-    """Saves a run's image every ``save_every`` steps and at the end, into a fresh outdir.
+    """Saves a run's image every ``save_every`` steps and at the end, into a fresh outdir; with
+    ``save_intermediates`` each saved image also as ``steps/frame_NNNN.png``, with ``make_video``
+    every step's as ``video/frame_NNNN.png``, and at the end an mp4 of each (and a GIF with
+    ``gif``). Images are written by a background thread, off the optimisation loop.
 
     An outdir that already holds files is refused unless ``overwrite`` is set, so a run never
     replaces a user's files by accident.
@@ -123,19 +114,32 @@ class OutputWriter:
                                 "outdir (%SEQ% picks an unused one) or set overwrite: true")
         self.path = self.outdir / settings.output
         self.vector_path = self.path.with_suffix(".svg")  # for drawers that draw vector pictures
+        #: Frames of the saved images (save_intermediates) and of every step (make_video).
+        self.steps = (FrameSequence(self.outdir / "steps", self.outdir / "steps" / "output.mp4")
+                      if settings.save_intermediates else None)
+        self.video = FrameSequence(self.outdir / "video", self.path.with_suffix(".mp4")) \
+            if settings.make_video else None
+        self.gif = settings.gif
+        self.comment = settings.prompts or None  # the mp4's metadata
         self.save_every = 0  # from the run's plan, at start()
         self.record: dict = {}
         self._made: list[Path] = []  # what start() created, removed by abandon() if no image followed
+        self._images: FrameWriter | None = None
+        self._wrote = False
 
     def start(self, run: Run) -> None:
-        """Create the outdir and write settings.yaml (the non-default settings and the run's seed)."""
+        """Create the outdir (and the frame directories) and write settings.yaml (the non-default
+        settings and the run's seed)."""
         self.record = run_record(run)
         self.save_every = run.plan.save_every
         settings_file = self.outdir / "settings.yaml"
+        folders = [self.path.parent, *(frames.directory for frames in (self.steps, self.video) if frames)]
         made = [] if settings_file.exists() else [settings_file]
+        made += [folder for folder in folders if folder != self.path.parent and not folder.exists()]
         made += [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]  # innermost 1st
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
             self._made = made
             settings_file.write_text(yaml.safe_dump(self.record, sort_keys=True))
         except OSError as exc:
@@ -145,7 +149,7 @@ class OutputWriter:
     def abandon(self) -> None:
         """Undo :meth:`start` when the run failed before writing an image, so a rerun with the
         same outdir is not refused; an outdir that already existed keeps everything else in it."""
-        if self.path.exists():
+        if self._wrote or self.path.exists():
             return
         for path in self._made:  # the file, then the directories innermost first
             with contextlib.suppress(OSError):
@@ -158,30 +162,99 @@ class OutputWriter:
 
     def write(self, step: Step) -> Path:
         """Write ``step``'s image to the output path (and its vector picture beside it, as .svg,
-        when the drawer draws one) and return the image's path."""
-        try:
-            save_png(step.pil(), self.path, png_metadata(self.record, self.record["seed"], step.index,
-                                                         step.prompts))
-            if step.vector is not None:
-                save_text(step.vector.svg(), self.vector_path)
-        except OSError as exc:
-            raise SettingsError(f"setting 'outdir': cannot write {str(self.path)!r}: "
-                                f"{exc.strerror or exc}") from None
+        when the drawer draws one; and its frame, with save_intermediates) and return the
+        image's path once it is written."""
+        self._queue(step)
+        self._flush()
         return self.path
 
     def save_run(self, run: Run, progress: Callable[[Step], None] | None = None) -> Step:
-        """Run ``run`` to the end, writing what :meth:`wants`; ``progress`` sees every step.
-        Returns the final step. A run that fails before its first image leaves no outdir behind."""
+        """Run ``run`` to the end, writing what :meth:`wants` (and the videos' frames); ``progress``
+        sees every step. Returns the final step once every file is written. A run that fails
+        before its first image leaves no outdir behind; one interrupted (Ctrl-C) still gets the
+        videos of the frames it wrote."""
         try:
             self.start(run)
             for step in run:
                 if self.wants(step):
-                    self.write(step)
+                    self._queue(step)
+                if self.video is not None:
+                    self._queue_frame(self.video, step)
                 if progress is not None:
                     progress(step)
                 if step.is_final:
+                    self._flush()
+                    self.finish()
                     return step
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                self._flush()
+                self.finish()
+            raise
         except BaseException:
+            self._close_quietly()
             self.abandon()
             raise
         raise RunError("the run ended without a final step")
+
+    def finish(self) -> None:
+        """Stop the image thread and make the videos (and GIFs) of the frames written."""
+        self._flush()
+        if self._images is not None:
+            self._images.close()
+            self._images = None
+        for sequence in (self.steps, self.video):
+            if sequence is None or not sequence.frames:
+                continue
+            try:
+                write_mp4(sequence.frames, sequence.video, self.comment)
+                if self.gif:
+                    write_gif(sequence.frames, sequence.video.with_suffix(".gif"))
+            except OSError as exc:
+                raise RunError(f"cannot make {str(sequence.video)!r}: {exc.strerror or exc}") from None
+
+    def _queue(self, step: Step) -> None:
+        """Hand ``step``'s image (and its frame in steps/) to the image thread; write its SVG."""
+        paths = [self.path]
+        if self.steps is not None:
+            paths.append(self.steps.frame_path(step.index))
+            self.steps.frames.append(paths[-1])
+        info = png_metadata(self.record, self.record["seed"], step.index, step.prompts)
+        self._submit(paths, step, info)
+        if step.vector is not None:
+            try:
+                save_text(step.vector.svg(), self.vector_path)
+            except OSError as exc:
+                raise SettingsError(f"setting 'outdir': cannot write {str(self.vector_path)!r}: "
+                                    f"{exc.strerror or exc}") from None
+
+    def _queue_frame(self, sequence: FrameSequence, step: Step) -> None:
+        path = sequence.frame_path(step.index)
+        sequence.frames.append(path)
+        self._submit([path], step, None)
+
+    def _submit(self, paths: list[Path], step: Step, info: PngImagePlugin.PngInfo | None) -> None:
+        if self._images is None:
+            self._images = FrameWriter()
+        self._wrote = True
+        try:
+            self._images.submit(paths, step.image, info)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    def _flush(self) -> None:
+        if self._images is not None:
+            try:
+                self._images.flush()
+            except OSError as exc:
+                raise self._write_error(exc) from None
+
+    def _close_quietly(self) -> None:
+        if self._images is not None:
+            with contextlib.suppress(Exception):
+                self._images.close()
+            self._images = None
+
+    def _write_error(self, exc: OSError) -> SettingsError:
+        name = exc.filename if isinstance(exc.filename, str) else str(self.outdir)
+        return SettingsError(f"setting 'outdir': cannot write {name!r}: {exc.strerror or exc}")

@@ -16,14 +16,12 @@ from .errors import SettingsError
 #: name -> Pixray's command-line flags for it.
 NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     # pixray.py setup_parser
-    "save_intermediates": ("-si", "--save_intermediates"),
     "display_clear": ("-dc", "--display_clear"),
     "ezsize": ("-ezs", "--ezsize"),
     "animation_dir": ("-anim", "--animation_dir"),
     "animation_alpha": ("-ana", "--animation_alpha"),
     "perceptors": ("--perceptors",),
     "cut_pow": ("-cutp", "--cut_power"),
-    "make_video": ("-vid", "--video"),
     "cudnn_determinism": ("-d", "--deterministic"),
     "cuda_device": ("-cud", "--cuda_device"),
     "alpha_use_g": ("--alpha_use_g",),

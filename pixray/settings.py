@@ -221,6 +221,12 @@ class Settings:
                              choices=list(NOISE_KINDS), flags=["-in"])
     save_every: str = option("10i", "Write the image every N iterations (0: only at the end)",
                              flags=["-se"], parse=parse_iterations_unit, describe=_EVERY)
+    save_intermediates: bool = option(True, "Also keep every saved image as steps/frame_NNNN.png and make "
+                                            "steps/output.mp4 of them at the end", flags=["-si"])
+    make_video: bool = option(False, "Save a frame every iteration (video/frame_NNNN.png) and make an mp4 of "
+                                     "them beside the image at the end (the server returns it as its last "
+                                     "output)", flags=["-vid", "--video"])
+    gif: bool = option(False, "Also make each video as a looping GIF beside its mp4")
     display_every: str = option("10i", "Show progress (the CLI's loss, the server's frames) every N "
                                       "iterations (0: only at the end)",
                                 flags=["-de"], parse=parse_iterations_unit, describe=_EVERY)

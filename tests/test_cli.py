@@ -113,7 +113,11 @@ def test_sigterm_ends_the_cli_cleanly_with_complete_images(tmp_path: Path):
     assert process.returncode == 130 and err.strip() == "pixray: interrupted", err[-2000:]
     # No half-written temporary files; the SVG beside the PNG depends on where the signal fell.
     names = {p.name for p in (tmp_path / "out").iterdir()}
-    assert names - {"output.svg"} == {"output.png", "settings.yaml"}, names
+    assert names - {"output.svg"} == {"output.png", "settings.yaml", "steps"}, names
+    # An interrupted run still gets the video of the frames it saved (as Pixray's Ctrl-C does).
+    steps = sorted(p.name for p in (tmp_path / "out" / "steps").iterdir())
+    assert steps[-1] == "output.mp4" and steps[0] == "frame_0000.png", steps
+    assert all(name.startswith("frame_") for name in steps[:-1])
     with Image.open(tmp_path / "out" / "output.png") as image:
         image.load()  # complete, not truncated
         assert int(image.text["pixray_iteration"]) >= 0

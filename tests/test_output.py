@@ -62,3 +62,92 @@ def test_writer_never_overwrites_existing_files(run, tmp_path: Path):
     OutputWriter(run(outdir=str(tmp_path / "o"), overwrite=True).settings)
     with pytest.raises(SettingsError, match="'output'"):
         OutputWriter(run(output="../escape.png").settings)
+
+
+def _ffmpeg_metadata(path: Path) -> str:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata",
+                           "-"], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_run_writes_its_frames_and_videos_off_the_loop(run, tmp_path: Path):
+    import imageio_ffmpeg
+    from PIL import Image
+
+    from pixray.media import video_fps
+    from pixray.output import OutputWriter
+
+    r = run(iterations=6, save_every=2, outdir=str(tmp_path / "o"), size=[15, 9], make_video=True, gif=True,
+            prompts="a red circle | a blue square:-0.5")
+    writer = OutputWriter(r.settings)
+    final = writer.save_run(r)
+    out = tmp_path / "o"
+    steps = sorted(p.name for p in (out / "steps").iterdir())
+    assert steps == ["frame_0000.png", "frame_0002.png", "frame_0004.png", "frame_0006.png", "output.gif",
+                     "output.mp4"]
+    assert (out / "steps" / "frame_0006.png").read_bytes() == (out / "output.png").read_bytes()
+    assert read_png_metadata(out / "steps" / "frame_0002.png")["iteration"] == 2
+    video = sorted(p.name for p in (out / "video").iterdir())
+    assert video == [f"frame_{i:04d}.png" for i in range(7)]  # every step and the final one
+    with Image.open(out / "video" / "frame_0006.png") as last:
+        assert last.tobytes() == final.pil().tobytes()
+    hold = video_fps(7)  # the last frame held a second
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out / "output.mp4"))
+    assert frames == 7 + hold
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out / "steps" / "output.mp4"))
+    assert frames == 4 + hold
+    reader = imageio_ffmpeg.read_frames(str(out / "output.mp4"))
+    meta = next(reader)
+    assert meta["size"] == (16, 10)  # odd sides get a repeated edge (yuv420p)
+    decoded = torch.frombuffer(bytearray(next(reader)), dtype=torch.uint8).view(10, 16, 3)
+    reader.close()
+    with Image.open(out / "video" / "frame_0000.png") as first:
+        expected = torch.tensor(first.convert("L").get_flattened_data(), dtype=torch.float32).view(9, 15)
+    luma = decoded[:9, :15].float() @ torch.tensor([0.299, 0.587, 0.114])
+    assert (luma - expected).abs().mean() < 4  # the same picture (colour is subsampled: compare brightness)
+    assert "comment=a red circle | a blue square:-0.5" in _ffmpeg_metadata(out / "output.mp4")
+    with Image.open(out / "output.gif") as gif:
+        assert gif.n_frames == 7 and gif.info["loop"] == 0
+        gif.seek(6)
+        assert gif.info["duration"] > 1000
+    assert not [p for p in out.rglob(".tmp-*")]
+
+
+def test_save_intermediates_off_writes_only_the_image(run, tmp_path: Path):
+    from pixray.output import OutputWriter
+
+    r = run(iterations=2, save_every=1, outdir=str(tmp_path / "o"), save_intermediates=False)
+    OutputWriter(r.settings).save_run(r)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["output.png", "output.svg", "settings.yaml"]
+
+
+def test_frame_writer_copies_the_image_and_reports_errors(tmp_path: Path):
+    from PIL import Image
+
+    from pixray.media import FrameWriter
+
+    writer = FrameWriter(max_pending=2)
+    image = torch.zeros(1, 3, 4, 4)
+    writer.submit([tmp_path / "a.png", tmp_path / "b.png"], image)
+    image.fill_(1)  # the drawer updates its tensor after the step
+    writer.flush()
+    with Image.open(tmp_path / "a.png") as a:
+        assert a.getpixel((0, 0)) == (0, 0, 0)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    writer.submit([tmp_path / "missing" / "c.png"], image)
+    writer.submit([tmp_path / "d.png"], image)  # dropped: the run stops at the error
+    with pytest.raises(FileNotFoundError):
+        writer.flush()
+    writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit([tmp_path / "e.png"], image)
+
+
+def test_video_frame_rate_is_pixrays():
+    from pixray.media import video_fps
+
+    assert [video_fps(n) for n in (1, 26, 140, 280, 2000)] == [10, 10, 10, 20, 60]

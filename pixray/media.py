@@ -1,0 +1,157 @@
+"""Frames and videos of a run forming: PNG frames written off the optimisation loop, then an mp4
+(imageio-ffmpeg's bundled ffmpeg, no system ffmpeg) and optionally a GIF (Pillow) made from them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, PngImagePlugin
+
+from .atomic_files import write_atomically
+from .init_images import to_pil
+
+#: Pixray's frame rate rule: a video of about this many seconds, within MIN_FPS..MAX_FPS.
+VIDEO_SECONDS = 14
+MIN_FPS, MAX_FPS = 10, 60
+#: The last frame is held this long, so the finished image can be seen.
+HOLD_SECONDS = 1.0
+
+
+def video_fps(frames: int) -> int:
+    """Frames per second for a video of ``frames`` frames (Pixray's: frames / 14, clipped to 10..60)."""
+    return int(min(max(frames / VIDEO_SECONDS, MIN_FPS), MAX_FPS))
+
+
+@dataclass
+class FrameSequence:
+    """The frames of one video: PNGs ``frame_NNNN.png`` in ``directory`` (those this run wrote, in
+    order), and where their mp4 goes (a GIF, when asked for, goes beside it)."""
+
+    directory: Path
+    video: Path
+    frames: list[Path] = field(default_factory=list)
+
+    def frame_path(self, index: int) -> Path:
+        """Where the frame of step ``index`` goes (Pixray's names: frame_0000.png, ...)."""
+        return self.directory / f"frame_{index:04d}.png"
+
+
+class FrameWriter:
+    """Writes PNG files on a background thread, in the order given, so the optimisation loop only
+    hands over a copy of the image. At most ``max_pending`` images wait: a slow disk slows the run
+    instead of filling memory. An error in the thread is raised by the next :meth:`submit`,
+    :meth:`flush` or :meth:`close`.
+    """
+
+    def __init__(self, max_pending: int = 8) -> None:
+        self._queue: queue.Queue[tuple[list[Path], torch.Tensor, PngImagePlugin.PngInfo | None] | None] = \
+            queue.Queue(max_pending)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="pixray-frames", daemon=True)
+        self._thread.start()
+
+    def submit(self, paths: Sequence[Path], image: torch.Tensor,
+               info: PngImagePlugin.PngInfo | None = None) -> None:
+        """Queue ``image`` (1,C,H,W) in [0,1], C 3 or 4, to be written as a PNG to each of ``paths``.
+        The image is copied here (the drawer may update the tensor it came from) without waiting
+        for the device."""
+        self._raise_error()
+        if not self._thread.is_alive():
+            raise RuntimeError("the frame writer is closed")
+        self._queue.put((list(paths), image.detach().clone(), info))
+
+    def flush(self) -> None:
+        """Wait until every queued image is written; raise the first error the thread met."""
+        self._queue.join()
+        self._raise_error()
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread; raise the first error it met."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:  # after an error, drain: the loop raises it at its next call
+                    self._write(*job)
+            except BaseException as exc:  # handed to the loop's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    @staticmethod
+    def _write(paths: list[Path], image: torch.Tensor, info: PngImagePlugin.PngInfo | None) -> None:
+        picture = to_pil(image)
+        write_atomically(paths[0], lambda f: picture.save(f, format="PNG", pnginfo=info))
+        for path in paths[1:]:  # the same bytes: encoded once
+            write_atomically(path, lambda f: f.write(paths[0].read_bytes()))
+
+
+def _rgb_frames(paths: Sequence[Path]) -> Iterator[np.ndarray]:
+    """Each frame as an (H,W,3) uint8 array with even sides (yuv420p needs them; an odd side gets
+    its last row or column repeated)."""
+    for path in paths:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+        height, width = array.shape[:2]
+        yield np.pad(array, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def write_mp4(frames: Sequence[Path], path: Path, comment: str | None = None) -> None:
+    """Encode the PNG ``frames`` (all one size) as an H.264 mp4 at ``path`` at :func:`video_fps`,
+    the last frame held :data:`HOLD_SECONDS`; ``comment`` (the prompts) goes in its metadata."""
+    import imageio_ffmpeg
+
+    if not frames:
+        raise ValueError("no frames to encode")
+    fps = video_fps(len(frames))
+    hold = [frames[-1]] * round(fps * HOLD_SECONDS)
+    first = next(_rgb_frames(frames[:1]))
+    metadata = ["-metadata", f"comment={comment}"] if comment else []
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mp4")
+    os.close(fd)
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            tmp, (first.shape[1], first.shape[0]), fps=fps, codec="libx264", quality=None,
+            macro_block_size=1, ffmpeg_log_level="error",
+            output_params=["-crf", "17", "-preset", "slow", "-movflags", "+faststart", *metadata])
+        writer.send(None)  # start ffmpeg
+        for array in _rgb_frames([*frames, *hold]):
+            writer.send(np.ascontiguousarray(array))
+        writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_gif(frames: Sequence[Path], path: Path) -> None:
+    """The PNG ``frames`` as a looping GIF at ``path``, timed as :func:`write_mp4`'s video."""
+    if not frames:
+        raise ValueError("no frames to encode")
+    fps = video_fps(len(frames))
+    images = [Image.fromarray(array) for array in _rgb_frames(frames)]
+    durations = [round(1000 / fps)] * len(images)
+    durations[-1] += round(1000 * HOLD_SECONDS)
+    write_atomically(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                    duration=durations, loop=0))
