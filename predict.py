@@ -56,16 +56,20 @@ class Predictor(BaseRunner):
         spot_file: Path | None = Input(
             default=None, description="Mask for spot_prompts (its light part) and spot_prompts_off (its "
                                       "dark part), given in settings; unset: a centred disc"),
+        make_video: bool | None = Input(**{**input_field("make_video", nullable=True), "description":
+                                           "Also return an mp4 of the image forming (a frame every step) as "
+                                           "the last output (gif: true in settings adds a GIF before it)"}),
         settings: str = Input(default="", description="Any other pixray settings as 'name: value' lines "
                                                       "(YAML), e.g. 'pixel_size: [64, 36]'"),
     ) -> Iterator[Path]:
-        """Stream the image as it forms: a PNG every ``display_every`` steps, the final one last
-        (just before it, for drawers that draw vector pictures, its SVG)."""
+        """Stream the image as it forms: a PNG every ``display_every`` steps, then the final one
+        (just before it, for drawers that draw vector pictures, its SVG); with ``make_video`` the
+        mp4 of every step comes last."""
         files = {"image_prompts": image_prompts or [], "target_images": target_images or [],
                  "image_labels": image_labels or [],
                  "overlay_image": [overlay_image] if overlay_image else [],
                  "spot_file": [spot_file] if spot_file else []}
         request = Request(prompts, drawer, quality, aspect, iterations, seed, display_every,
-                          init_image, settings, files)
+                          init_image, settings, make_video, files)
         for frame in self.service.frames(request, current_scope().record_metric):
             yield Path(frame)

@@ -23,6 +23,7 @@ that names no server directory, and an unexpected error fails that prediction on
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import logging
 import os
@@ -42,6 +43,7 @@ from .engine import Run, Step, plan_for
 from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
+from .media import FrameSequence, FrameWriter, write_gif, write_mp4
 from .model_cache import ModelCache, models_for, weight_files
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
@@ -99,6 +101,7 @@ class Request:
     display_every: int | None = None
     init_image: Path | None = None
     settings_text: str = ""
+    make_video: bool | None = None
     #: Files sent for settings that name files (image_prompts, spot_file, ...): setting -> paths.
     files: Mapping[str, Sequence[Path]] = field(default_factory=dict)
 
@@ -177,7 +180,7 @@ class Service:
             files["init_image"] = [request.init_image]
         given = {"prompts": request.prompts, "drawer": request.drawer, "quality": request.quality,
                  "aspect": request.aspect, "display_every": request.display_every,
-                 "iterations": request.iterations, "seed": request.seed,
+                 "iterations": request.iterations, "seed": request.seed, "make_video": request.make_video,
                  **{name: "|".join(str(self._plainly_named(path)) for path in paths)
                     for name, paths in files.items()}}
         settings = build_settings(self.base, text, {k: v for k, v in given.items() if v is not None})
@@ -228,19 +231,28 @@ class Service:
         record("model_loads", self.models.loads)
         started, done, loss = time.perf_counter(), 0, None
         every = run.plan.display_every
-        for step in run:
-            if step.is_final and step.vector is not None:  # first: clients take the last output as the image
-                yield self._write_vector(step, directory)
-            if step.is_final or (every and step.index % every == 0):
-                yield self._write(step, metadata, directory)
-            if not step.is_final:
-                done = step.index + 1
-            loss = step.losses.get("total")
-            elapsed = time.perf_counter() - started
-            if self.budget.seconds and elapsed > self.budget.seconds and not step.is_final:
-                raise PredictionError(f"the run took over this server's limit of {self.budget.seconds} s "
-                                      f"($PIXRAY_MAX_SECONDS) at step {step.index}; ask for fewer "
-                                      "iterations or cuts")
+        video = Video(directory, settings) if settings.make_video else None
+        try:
+            for step in run:
+                if video is not None:
+                    video.add(step)
+                if step.is_final and step.vector is not None:  # before the PNG: clients take the last output
+                    yield self._write_vector(step, directory)
+                if step.is_final or (every and step.index % every == 0):
+                    yield self._write(step, metadata, directory)
+                if not step.is_final:
+                    done = step.index + 1
+                loss = step.losses.get("total")
+                elapsed = time.perf_counter() - started
+                if self.budget.seconds and elapsed > self.budget.seconds and not step.is_final:
+                    raise PredictionError(f"the run took over this server's limit of {self.budget.seconds} s "
+                                          f"($PIXRAY_MAX_SECONDS) at step {step.index}; ask for fewer "
+                                          "iterations or cuts")
+            if video is not None:
+                yield from video.finish()  # last: the output a request for a video takes
+        finally:
+            if video is not None:
+                video.close()
         seconds = time.perf_counter() - started
         record("iterations", done)
         record("seconds_per_iteration", round(seconds / max(done, 1), 4))
@@ -279,6 +291,41 @@ class Service:
         except OSError as exc:
             raise PredictionError(f"cannot write frame {step.index}: {exc.strerror or exc}") from None
         return path
+
+
+class Video:
+    """A prediction's video (``make_video``): a frame of every step written off the loop into
+    ``directory/video``, then the mp4 (and with ``gif`` a GIF, streamed before it)."""
+
+    def __init__(self, directory: Path, settings: Settings) -> None:
+        self.frames = FrameSequence(directory / "video", directory / f"{directory.name}.mp4")
+        self.frames.directory.mkdir()
+        self.gif = settings.gif
+        self.comment = settings.prompts or None
+        self._writer = FrameWriter()
+
+    def add(self, step: Step) -> None:
+        """Queue ``step``'s image as the next frame."""
+        self.frames.frames.append(self.frames.frame_path(step.index))
+        self._writer.submit(self.frames.frames[-1:], step.image)
+
+    def finish(self) -> Iterator[Path]:
+        """Wait for the frames, then make and yield the GIF (when asked for) and the mp4."""
+        self._writer.close()
+        try:
+            if self.gif:
+                gif = self.frames.video.with_suffix(".gif")
+                write_gif(self.frames.frames, gif)
+                yield gif
+            write_mp4(self.frames.frames, self.frames.video, self.comment)
+        except OSError as exc:
+            raise PredictionError(f"cannot make the video: {exc.strerror or exc}") from None
+        yield self.frames.video
+
+    def close(self) -> None:
+        """Stop the frame thread (a failed or cancelled prediction)."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
 
 
 def public_error(exc: Exception) -> PredictionError:

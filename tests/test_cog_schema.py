@@ -25,7 +25,7 @@ def test_every_input_is_described_and_bounded():
     schema = build_schema()
     inputs = schema["components"]["schemas"]["Input"]["properties"]
     assert list(inputs) == ["prompts", "drawer", "quality", "aspect", "iterations", "seed", "display_every",
-                            "init_image", *FILE_INPUTS, "settings"]
+                            "init_image", *FILE_INPUTS, "make_video", "settings"]
     for name, prop in inputs.items():
         assert prop.get("description", "").strip(), f"input {name!r} has no description"
     assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft", "line_sketch", "clipdraw"]

@@ -69,8 +69,8 @@ def _ffmpeg_metadata(path: Path) -> str:
 
     import imageio_ffmpeg
 
-    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata",
-                           "-"], capture_output=True, text=True, check=True).stdout
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 def test_a_run_writes_its_frames_and_videos_off_the_loop(run, tmp_path: Path):

@@ -102,6 +102,30 @@ def test_a_server_owner_may_preload_and_use_a_clip_checkpoint_by_path(tmp_path, 
         list(service.frames(Request(settings_text=f"clip_models: [{tiny_checkpoint}]"), lambda n, v: None))
 
 
+def test_a_request_for_a_video_gets_the_mp4_of_every_step_last(tmp_path, monkeypatch, tiny_checkpoint):
+    import imageio_ffmpeg
+
+    from pixray.media import video_fps
+    from pixray.serving import Request, Service
+
+    (tmp_path / "base.yaml").write_text(f"clip_models: [{tiny_checkpoint}]\ndrawer: fast_pixel\n"
+                                        "size: [16, 16]\niterations: 3\nnum_cuts: 2\ndevice: cpu\n")
+    environment = {"PIXRAY_SETTINGS": str(tmp_path / "base.yaml"), "PIXRAY_PRELOAD": str(tiny_checkpoint),
+                   "PIXRAY_OUTPUT_DIR": str(tmp_path / "out"), "PIXRAY_DOWNLOAD": "0"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    service = Service.from_environment()
+    outputs = list(service.frames(Request(prompts="a red circle", display_every=2, make_video=True),
+                                  lambda name, value: None))
+    assert [f.suffix for f in outputs] == [".png", ".png", ".png", ".mp4"]  # steps 0, 2, the final, video
+    assert imageio_ffmpeg.count_frames_and_secs(str(outputs[-1]))[0] == 4 + video_fps(4)
+    outputs = list(service.frames(Request(prompts="a red circle", display_every=0, make_video=True,
+                                          settings_text="gif: true"), lambda name, value: None))
+    assert [f.suffix for f in outputs] == [".png", ".gif", ".mp4"]
+    assert [f.suffix for f in service.frames(Request(prompts="a red circle", display_every=0),
+                                             lambda name, value: None)] == [".png"]
+
+
 def test_init_image_is_stretched_found_by_glob_or_fetched_as_pixray_does(tmp_path):
     import functools
     import http.server

@@ -37,7 +37,9 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One downloadable weight file: URLs tried in order (official first, then mirrors)."""
+    """One downloadable weight file: URLs tried in order (official first, then mirrors). ``sha256``
+    is the digest where the publisher states it, or the leading digits it states (torchvision
+    names its files with the first 8)."""
 
     filename: str
     urls: tuple[str, ...]
@@ -82,6 +84,9 @@ _FILES = [
     _openai_clip("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"),
     _openai_clip("b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"),
     _openai_clip("3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"),
+    # torch.hub's naming: the file name ends in the first 8 hex digits of its sha256.
+    WeightFile("vgg16-397923af.pth", ("https://download.pytorch.org/models/vgg16-397923af.pth",), "397923af",
+               note="torchvision's ImageNet VGG16 (the style loss uses its convolutions)"),
     *_heibox_pair("imagenet_f16_1024", "8088892a516d4e3baf92", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("imagenet_f16_16384", "a7530b09fed84f80a887", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("openimages_f16_8192", "2e5662443a6b4307b470", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
@@ -147,7 +152,7 @@ def verify(path: Path, entry: WeightFile) -> None:
     if stamp.is_file() and stamp.read_text() == expected:
         return
     actual = sha256_of(path)
-    if actual != entry.sha256:
+    if not actual.startswith(entry.sha256):  # some publishers give a prefix (torchvision: 8 digits)
         raise CheckpointError(f"weight file {str(path)!r} fails its checksum (sha256 {actual}, expected "
                               f"{entry.sha256}); it is not used. Delete it and fetch it again with "
                               f"`{fetch_command(entry.filename)}`")
