@@ -343,11 +343,12 @@ class Run:
         for _ in range(self.plan.batches):
             self._score_batch(canvas, prompt_views, generator, index, totals, custom)
         # Losses of the canvas alone do not change from batch to batch: once per step.
-        context = LossContext(canvas, {}, {}, index, self.plan.iterations)
+        context = LossContext(canvas, {}, {}, index, self.plan.iterations, generator)
         for name, (loss_fn, weight) in self.custom_losses.items():
             if not (loss_fn.uses_cutouts or loss_fn.uses_embeds):
                 value = weight * loss_fn(context)
-                value.backward()
+                if value.requires_grad:  # a loss resting this step (style before its skip) is a constant
+                    value.backward()
                 custom[name] = value.detach()
         losses = {**dict(zip(self.perceptor_labels, totals, strict=True)), **losses, **custom}
         parameter_losses = self.init_losses(canvas)
@@ -416,7 +417,7 @@ class Run:
                     cuts.backward(seen.grad)
         if keep_cutouts or keep_embeds:
             context = LossContext(canvas, seen_whole if keep_cutouts else {}, embeds_whole, index,
-                                  self.plan.iterations)
+                                  self.plan.iterations, generator)
             for name, (loss_fn, weight) in self.custom_losses.items():
                 if loss_fn.uses_cutouts or loss_fn.uses_embeds:
                     value = weight * loss_fn(context) / batches

@@ -33,11 +33,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "super_resolution_model": ("--super_resolution_model",),
     # losses
     "aesthetic_target": ("--aesthetic_target",),
-    "style_file": ("--style_file",),
-    "styleloss_content_weight": ("--styleloss_content_weight",),
-    "styleloss_every": ("--styleloss_every",),
-    "styleloss_ospace": ("--styleloss_ospace",),
-    "styleloss_skip": ("--styleloss_skip",),
     # filters
 })
 

@@ -9,6 +9,7 @@ from .gaussian import GaussianLoss
 from .palette import PaletteLoss
 from .saturation import SaturationLoss
 from .smoothness import SmoothnessLoss
+from .style import StyleLoss
 from .symmetry import SymmetryLoss
 
 LOSSES: Registry[type[Loss]] = Registry("loss", {
@@ -18,6 +19,7 @@ LOSSES: Registry[type[Loss]] = Registry("loss", {
     "saturation": SaturationLoss,
     "symmetry": SymmetryLoss,
     "gaussian": GaussianLoss,
+    "style": StyleLoss,
 })
 
 __all__ = ["LOSSES", "Loss", "LossContext"]

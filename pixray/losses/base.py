@@ -31,6 +31,8 @@ class LossContext:
     embeds: Mapping[str, torch.Tensor]
     index: int
     iterations: int
+    #: The run's random generator (on the run's device), for losses that sample: a seed repeats.
+    generator: torch.Generator | None = None
 
 
 class Loss(nn.Module):
