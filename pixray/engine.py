@@ -150,6 +150,8 @@ class Run:
         names = [p.name for p in self.perceptors]
         self.perceptor_labels = [name if names.count(name) == 1 else f"{name} #{names[:i + 1].count(name)}"
                                  for i, name in enumerate(names)]
+        for loss_fn, _ in self.custom_losses.values():
+            loss_fn.check_perceptors(self.perceptor_labels, [p.embed_width for p in self.perceptors])
         # One cutout maker per distinct input resolution, with the perceptors that share it.
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]

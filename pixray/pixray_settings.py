@@ -32,7 +32,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vdiff_skip": ("--vdiff_skip",),
     "super_resolution_model": ("--super_resolution_model",),
     # losses
-    "aesthetic_target": ("--aesthetic_target",),
     # filters
 })
 

@@ -431,3 +431,50 @@ def test_a_run_with_the_style_loss(small_settings, tiny_perceptor, vgg_dir, tmp_
                 "iterations": 3}
     steps = list(pixray.generate(settings, perceptors=[tiny_perceptor]))
     assert float(steps[0].losses["style"]) == 0 and float(steps[1].losses["style"]) > 0
+
+
+def _ava_head(directory, width, bias=5.0):
+    """The AVA head's file format (a linear layer's state dict, ``weight`` (1,D), ``bias`` (1,))."""
+    torch.manual_seed(1)
+    torch.save({"weight": torch.randn(1, width), "bias": torch.tensor([bias])},
+               directory / "ava_vit_b_16_linear.pth")
+    return directory
+
+
+def test_aesthetic_loss_pulls_the_rating_to_its_target(tmp_path, tiny_perceptor, unverified):
+    from pixray.model_cache import ModelCache
+
+    _ava_head(tmp_path, tiny_perceptor.embed_width)
+    resources = Resources(ModelCache(torch.device("cpu"), tmp_path), ImageReader())
+    settings = build_settings({"custom_loss": ["aesthetic"], "aesthetic_target": 7,
+                               "aesthetic_perceptor": "tiny"})
+    loss = LOSSES.lookup("aesthetic").create(settings.section("aesthetic"), resources)
+    assert loss.uses_embeds and not loss.uses_cutouts
+    embeds = torch.randn(4, tiny_perceptor.embed_width, requires_grad=True)
+    ratings = loss.head(torch.nn.functional.normalize(embeds, dim=-1))
+    value = loss(context(torch.zeros(1, 3, 8, 8), embeds={"tiny": embeds}))
+    assert torch.isclose(value, 0.02 * (ratings - 7).square().mean())
+    (grad,) = torch.autograd.grad(value, embeds)
+    moved = embeds - 0.5 * grad
+    assert loss(context(torch.zeros(1, 3, 8, 8), embeds={"tiny": moved})) < value
+    loss.check_perceptors(["tiny"], [tiny_perceptor.embed_width])
+    with pytest.raises(SettingsError, match="'aesthetic_perceptor': 'tiny' is not among"):
+        loss.check_perceptors(["ViT-B/32"], [512])
+    with pytest.raises(SettingsError, match="embeds in 3 dimensions"):
+        loss.check_perceptors(["tiny"], [3])
+
+
+def test_a_run_with_the_aesthetic_loss_and_its_errors(small_settings, tiny_perceptor, tmp_path, unverified):
+    from pixray.weights import CheckpointError, MissingWeightsError
+
+    settings = {**small_settings, "custom_loss": "aesthetic", "weights_dir": str(tmp_path), "iterations": 2}
+    with pytest.raises(MissingWeightsError, match=r"ava_vit_b_16_linear\.pth"):
+        pixray.generate(settings, perceptors=[tiny_perceptor])
+    (tmp_path / "ava_vit_b_16_linear.pth").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="AVA rating head"):
+        pixray.generate(settings, perceptors=[tiny_perceptor])
+    _ava_head(tmp_path, tiny_perceptor.embed_width)
+    with pytest.raises(SettingsError, match="'ViT-B/16' is not among this run's CLIP models"):
+        pixray.generate(settings, perceptors=[tiny_perceptor])
+    steps = list(pixray.generate({**settings, "aesthetic_perceptor": "tiny"}, perceptors=[tiny_perceptor]))
+    assert all(float(step.losses["aesthetic"]) > 0 for step in steps)

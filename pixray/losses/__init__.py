@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..registry import Registry
+from .aesthetic import AestheticLoss
 from .base import Loss, LossContext
 from .edge import EdgeLoss
 from .gaussian import GaussianLoss
@@ -20,6 +21,7 @@ LOSSES: Registry[type[Loss]] = Registry("loss", {
     "symmetry": SymmetryLoss,
     "gaussian": GaussianLoss,
     "style": StyleLoss,
+    "aesthetic": AestheticLoss,
 })
 
 __all__ = ["LOSSES", "Loss", "LossContext"]

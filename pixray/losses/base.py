@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,6 +56,10 @@ class Loss(nn.Module):
         """The loss for ``options``; losses with models or files of their own load them through
         ``resources``."""
         return cls(options)
+
+    def check_perceptors(self, names: Sequence[str], widths: Sequence[int]) -> None:
+        """Raise :class:`~pixray.options.SettingsError` unless the run's perceptors (their names
+        and embedding widths, in order) are what this loss reads; called before the first step."""
 
     def forward(self, context: LossContext) -> torch.Tensor:
         """A 0-d loss tensor for ``context``."""

@@ -44,6 +44,7 @@ class Perceptor(nn.Module):
         size = model.visual.image_size
         self.input_resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.context_length = int(model.context_length)
+        self.embed_width = int(model.visual.output_dim)  # D of encode_image's (N,D)
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -87,6 +87,10 @@ _FILES = [
     # torch.hub's naming: the file name ends in the first 8 hex digits of its sha256.
     WeightFile("vgg16-397923af.pth", ("https://download.pytorch.org/models/vgg16-397923af.pth",), "397923af",
                note="torchvision's ImageNet VGG16 (the style loss uses its convolutions)"),
+    # Katherine Crowson's AVA rating head for ViT-B/16 (published without a checksum); Pixray's host first.
+    WeightFile("ava_vit_b_16_linear.pth", ("https://dazhi.art/f/ava_vit_b_16_linear.pth",
+                                           "https://models.nmb.ai/majesty/ava_vit_b_16_linear.pth"),
+               note="Pixray's host, then the mirror Majesty Diffusion uses"),
     *_heibox_pair("imagenet_f16_1024", "8088892a516d4e3baf92", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("imagenet_f16_16384", "a7530b09fed84f80a887", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("openimages_f16_8192", "2e5662443a6b4307b470", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
