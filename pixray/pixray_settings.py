@@ -36,6 +36,20 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 
 
+#: Pixray's custom losses this project leaves out, and why.
+LOSSES_LEFT_OUT: Mapping[str, str] = MappingProxyType({
+    "resmem": "its memorability model's weights are licensed for non-commercial use only and come from an "
+              "unmaintained package (resmem, last released 2022) that ships them inside a 528 MB wheel",
+})
+
+
+def refuse_loss_left_out(name: str) -> None:
+    """Raise the one line that answers a Pixray loss this project leaves out."""
+    if name in LOSSES_LEFT_OUT:
+        raise SettingsError(f"setting 'custom_loss': Pixray's {name!r} loss is not part of this pixray: "
+                            f"{LOSSES_LEFT_OUT[name]} (the README's losses section says more)")
+
+
 #: Pixray's drawers this project does not have yet.
 DRAWERS_NOT_YET = ("vdiff", "super_resolution")
 

@@ -26,7 +26,7 @@ from .init_noise import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
-from .pixray_settings import NOT_YET, not_yet_message, refuse_drawer_not_yet
+from .pixray_settings import NOT_YET, not_yet_message, refuse_drawer_not_yet, refuse_loss_left_out
 from .registry import Registry
 from .value_forms import (
     iterations_of,
@@ -71,6 +71,7 @@ ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
 
 
 def _known_loss(entry: str) -> str:
+    refuse_loss_left_out(split_loss_entry(entry)[0])
     if split_loss_entry(entry)[0] not in LOSSES:
         raise ValueError(entry)
     return entry

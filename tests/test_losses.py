@@ -478,3 +478,8 @@ def test_a_run_with_the_aesthetic_loss_and_its_errors(small_settings, tiny_perce
         pixray.generate(settings, perceptors=[tiny_perceptor])
     steps = list(pixray.generate({**settings, "aesthetic_perceptor": "tiny"}, perceptors=[tiny_perceptor]))
     assert all(float(step.losses["aesthetic"]) > 0 for step in steps)
+
+
+def test_pixrays_resmem_loss_is_refused_with_its_reason():
+    with pytest.raises(SettingsError, match=r"'resmem' loss is not part of this pixray: .*non-commercial"):
+        build_settings({"custom_loss": "saturation,resmem:2"})

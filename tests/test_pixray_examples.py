@@ -44,12 +44,9 @@ RUNS = {"hello_pixray": "outputs/hello_pixray.png", "pixrayraw": "outputs/raw.pn
         "text2pixel": "outputs/text2pixel.png", "pixray_pixel": "outputs/pixray_pixel.png",
         "pixray_vqgan": "outputs/pixray_vqgan.png", "tiler_fft": "outputs/tiler_fft.png",
         "tiler_fft_shift": "outputs/tiler_fft.png", "tiler_pixel": "outputs/tiler_pixel.png",
-        "tiler_pixel_shift": "outputs/tiler_pixel.png"}
-PIXRAY_ONLY = "is a Pixray setting that this pixray does not support yet"
+        "tiler_pixel_shift": "outputs/tiler_pixel.png", "pixrayapi": "output.png", "text2image": "output.png"}
 REFUSED = {
     "pixray_vdiff": "drawer 'vdiff' is a Pixray drawer",
-    "pixrayapi": f"'save_intermediates' {PIXRAY_ONLY}",
-    "text2image": f"'save_intermediates' {PIXRAY_ONLY}",
     "loot_settings": "unknown setting 'use_pixeldraw'",
 }
 
@@ -85,6 +82,8 @@ def test_examples_with_settings_this_project_has_run(name, tiny_models, tmp_path
                  "--outdir", str(tmp_path / "out"), "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert Path(capsys.readouterr().out.strip()) == tmp_path / "out" / RUNS[name]
+    intermediates = "save_intermediates: False" not in EXAMPLES[name]
+    assert (tmp_path / "out" / "steps" / "output.mp4").exists() == intermediates
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

@@ -98,18 +98,29 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["style_file", "aesthetic_target", "make_video", "cut_pow", "vdiff_model"])
+@pytest.mark.parametrize("name", ["ezsize", "display_clear", "super_resolution_model", "cut_pow",
+                                  "vdiff_model"])
 def test_pixray_settings_not_built_yet_say_so(name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
         build_settings({name: "x"})
 
 
 @pytest.mark.parametrize("argv, name", [
-    (["--animation_dir", "a"], "animation_dir"), (["-vid", "true"], "make_video"),
-    (["--cut_power", "2"], "cut_pow"), (["--style_file", "a.png"], "style_file")])
+    (["--animation_dir", "a"], "animation_dir"), (["-ezs", "small"], "ezsize"),
+    (["--cut_power", "2"], "cut_pow"), (["--vdiff_skip", "5"], "vdiff_skip")])
 def test_pixray_flags_not_built_yet_say_so(argv, name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):
         _from_argv(argv)
+
+
+def test_pixray_flags_of_media_and_losses():
+    settings = _from_argv(["-vid", "true", "-si", "false", "--custom_loss", "style,aesthetic",
+                           "--style_file", "a.png", "--styleloss_skip", "5", "--styleloss_ospace", "vgg",
+                           "--aesthetic_target", "7"])
+    assert settings.make_video and not settings.save_intermediates
+    style, aesthetic = settings.section("style"), settings.section("aesthetic")
+    assert (style.style_file, style.styleloss_skip, style.styleloss_ospace) == ("a.png", 5, "vgg")
+    assert aesthetic.aesthetic_target == 7
 
 
 def test_not_yet_table_and_settings_do_not_overlap():
