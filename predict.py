@@ -56,6 +56,14 @@ class Predictor(BaseRunner):
         spot_file: Path | None = Input(
             default=None, description="Mask for spot_prompts (its light part) and spot_prompts_off (its "
                                       "dark part), given in settings; unset: a centred disc"),
+        style_file: Path | None = Input(
+            default=None, description="Style image for custom_loss 'style' (styleloss_* in settings; needs "
+                                      "VGG16's weights on the server)"),
+        edge_input_image: Path | None = Input(
+            default=None, description="Image the edge loss pulls the canvas's edges towards (custom_loss "
+                                      "'edge')"),
+        edge_mask_image: Path | None = Input(
+            default=None, description="Mask replacing the edge loss's bands: its dark part is pulled"),
         make_video: bool | None = Input(**{**input_field("make_video", nullable=True), "description":
                                            "Also return an mp4 of the image forming (a frame every step) as "
                                            "the last output (gif: true in settings adds a GIF before it)"}),
@@ -65,10 +73,11 @@ class Predictor(BaseRunner):
         """Stream the image as it forms: a PNG every ``display_every`` steps, then the final one
         (just before it, for drawers that draw vector pictures, its SVG); with ``make_video`` the
         mp4 of every step comes last."""
+        single = {"overlay_image": overlay_image, "spot_file": spot_file, "style_file": style_file,
+                  "edge_input_image": edge_input_image, "edge_mask_image": edge_mask_image}
         files = {"image_prompts": image_prompts or [], "target_images": target_images or [],
                  "image_labels": image_labels or [],
-                 "overlay_image": [overlay_image] if overlay_image else [],
-                 "spot_file": [spot_file] if spot_file else []}
+                 **{name: [path] if path else [] for name, path in single.items()}}
         request = Request(prompts, drawer, quality, aspect, iterations, seed, display_every,
                           init_image, settings, make_video, files)
         for frame in self.service.frames(request, current_scope().record_metric):

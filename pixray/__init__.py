@@ -58,7 +58,8 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
 
 def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> Image.Image:
     """Pixray's one call: run to the end, writing into ``outdir`` what the ``pixray`` command writes
-    (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image.
+    (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image
+    (with ``animation_dir``, the animation's GIF).
 
     >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
     """
@@ -67,5 +68,12 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
 
     values = build_settings({**({"prompts": prompts} if prompts is not None else {}), "drawer": drawer},
                             settings)
+    if values.animation_dir:
+        from PIL import Image
+
+        from .animation import Animation, AnimationWriter
+
+        writer = AnimationWriter(values)
+        return Image.open(writer.save(Animation(values)))
     writer = OutputWriter(values)
     return writer.save_run(Run(values)).pil()

@@ -8,13 +8,14 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import RunError
 from .options import SettingsError
 from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
-from .settings import all_specs, build_settings, read_settings_file, section_kind, sections_holding
+from .settings import Settings, all_specs, build_settings, read_settings_file, section_kind, sections_holding
 from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
@@ -80,16 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .engine import Run
             from .output import OutputWriter
 
-            writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
-            run = Run(settings)
-            _execute(run, writer, quiet)
+            if settings.animation_dir:
+                path = _animate(settings, quiet)
+            else:
+                writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
+                run = Run(settings)
+                _execute(run, writer, quiet)
+                path = writer.path
     except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
         print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pixray: interrupted", file=sys.stderr)
         return 130
-    print(writer.path)
+    print(path)
     return 0
 
 
@@ -128,6 +133,24 @@ def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
 
     with bar:
         writer.save_run(run, progress)
+
+
+def _animate(settings: Settings, quiet: bool) -> Path:
+    """Run an animation (``animation_dir``) with a progress bar; the path of its GIF."""
+    from tqdm import tqdm
+
+    from .animation import Animation, AnimationWriter
+
+    writer = AnimationWriter(settings)  # before the runs: a bad directory is reported before models load
+    animation = Animation(settings)
+    bar = tqdm(total=animation.runs[0].plan.iterations, disable=quiet, unit="it", dynamic_ncols=True,
+               file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    with bar:
+        return writer.save(animation, progress)
 
 
 if __name__ == "__main__":

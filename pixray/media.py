@@ -145,13 +145,14 @@ def write_mp4(frames: Sequence[Path], path: Path, comment: str | None = None) ->
         raise
 
 
-def write_gif(frames: Sequence[Path], path: Path) -> None:
-    """The PNG ``frames`` as a looping GIF at ``path``, timed as :func:`write_mp4`'s video."""
+def write_gif(frames: Sequence[Path], path: Path, fps: int | None = None, hold: float = HOLD_SECONDS) -> None:
+    """The PNG ``frames`` as a looping GIF at ``path``: at ``fps`` (default: timed as
+    :func:`write_mp4`'s video), the last frame held ``hold`` seconds longer."""
     if not frames:
         raise ValueError("no frames to encode")
-    fps = video_fps(len(frames))
+    fps = fps or video_fps(len(frames))
     images = [Image.fromarray(array) for array in _rgb_frames(frames)]
     durations = [round(1000 / fps)] * len(images)
-    durations[-1] += round(1000 * HOLD_SECONDS)
+    durations[-1] += round(1000 * hold)
     write_atomically(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
                                                     duration=durations, loop=0))

@@ -18,8 +18,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     # pixray.py setup_parser
     "display_clear": ("-dc", "--display_clear"),
     "ezsize": ("-ezs", "--ezsize"),
-    "animation_dir": ("-anim", "--animation_dir"),
-    "animation_alpha": ("-ana", "--animation_alpha"),
     "perceptors": ("--perceptors",),
     "cut_pow": ("-cutp", "--cut_power"),
     "cudnn_determinism": ("-d", "--deterministic"),

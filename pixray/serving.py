@@ -68,7 +68,8 @@ Record = Callable[[str, Any], None]
 SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "precision", "weights_dir")
 
 #: Settings naming files that a request sends through file inputs of the same name (besides init_image).
-FILE_INPUTS = ("image_prompts", "target_images", "image_labels", "overlay_image", "spot_file")
+FILE_INPUTS = ("image_prompts", "target_images", "image_labels", "overlay_image", "spot_file", "style_file",
+               "edge_input_image", "edge_mask_image")
 #: A file name read as nothing but a name by every setting (no '|', ':', glob or brace characters).
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 

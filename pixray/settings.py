@@ -204,6 +204,15 @@ class Settings:
     spot_file: str | None = option(None, "Mask image for spot prompts, stretched to the canvas: light "
                                          "(grey at least half) is the spot, dark the rest; unset: a "
                                          "light centred disc", names_file=True, flags=["-spf"])
+    animation_dir: str | None = option(None, "Make an animation into this directory: a picture per image "
+                                             "of the longest list of overlay_image, target_images, "
+                                             "init_image or image_prompts, each blended with the one "
+                                             "before it every save_every steps, and anim.gif of them "
+                                             "(Pixray's)",
+                                       names_file=True, flags=["-anim"])
+    animation_alpha: int = option(128, "Opacity (0-255) of the previous picture blended over each picture "
+                                       "of an animation after every round", minimum=0, maximum=255,
+                                  flags=["-ana"])
     overlay_image: str | None = option(None, "Image pasted over the canvas (by its own opacity, or "
                                              "overlay_alpha) every overlay_every steps, redrawn into the "
                                              "drawer (drawers that take their parameters from an image)",

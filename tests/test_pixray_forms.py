@@ -106,7 +106,7 @@ def test_pixray_settings_not_built_yet_say_so(name):
 
 
 @pytest.mark.parametrize("argv, name", [
-    (["--animation_dir", "a"], "animation_dir"), (["-ezs", "small"], "ezsize"),
+    (["--alpha_gamma", "2"], "alpha_gamma"), (["-ezs", "small"], "ezsize"),
     (["--cut_power", "2"], "cut_pow"), (["--vdiff_skip", "5"], "vdiff_skip")])
 def test_pixray_flags_not_built_yet_say_so(argv, name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):
