@@ -112,3 +112,25 @@ def test_a_filter_chain_applies_filters_in_order_and_sums_a_repeated_ones_loss()
     _, loss1 = _filter("wallpaper", wallpaper_edge_match=2)(image, _generator())
     assert losses["wallpaper"] > 2 * loss1  # and the second filter's share
     assert torch.equal(chain.shown(image), image)  # wallpaper only changes the perceptors' view
+
+
+def _seams(image):
+    """(wrapped edge, largest interior seam) differences, across columns and across rows."""
+    x = image[0]
+    columns = (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(0, 1))
+    rows = (x[:, 1:, :] - x[:, :-1, :]).abs().mean(dim=(0, 2))
+    return (((x[:, :, 0] - x[:, :, -1]).abs().mean(), columns.max()),
+            ((x[:, 0, :] - x[:, -1, :]).abs().mean(), rows.max()))
+
+
+def test_a_short_tiler_run_tiles(small_settings, tiny_perceptor):
+    """A smoothness loss on the canvas the perceptors see smooths the wrapped edges too when the tiler
+    rolls it (each step's roll brings them inside); without the tiler they stay rough."""
+    settings = {**small_settings, "drawer": "fast_pixel", "iterations": 40, "num_cuts": 2,
+                "init_noise": "snow", "custom_loss": "smoothness:20", "smoothness_type": "tv", "learning_rate": 0.05}
+    tiled = list(pixray.generate({**settings, "filters": "tiler"}, perceptors=[tiny_perceptor]))[-1]
+    plain = list(pixray.generate(settings, perceptors=[tiny_perceptor]))[-1]
+    for wrapped, interior in _seams(tiled.image):
+        assert wrapped <= interior  # the wrapped edge differs no more than an interior seam
+    for wrapped, interior in _seams(plain.image):
+        assert wrapped > 3 * interior
