@@ -127,7 +127,8 @@ def test_a_short_tiler_run_tiles(small_settings, tiny_perceptor):
     """A smoothness loss on the canvas the perceptors see smooths the wrapped edges too when the tiler
     rolls it (each step's roll brings them inside); without the tiler they stay rough."""
     settings = {**small_settings, "drawer": "fast_pixel", "iterations": 40, "num_cuts": 2,
-                "init_noise": "snow", "custom_loss": "smoothness:20", "smoothness_type": "tv", "learning_rate": 0.05}
+                "init_noise": "snow", "custom_loss": "smoothness:20", "smoothness_type": "tv",
+                "learning_rate": 0.05}
     tiled = list(pixray.generate({**settings, "filters": "tiler"}, perceptors=[tiny_perceptor]))[-1]
     plain = list(pixray.generate(settings, perceptors=[tiny_perceptor]))[-1]
     for wrapped, interior in _seams(tiled.image):
