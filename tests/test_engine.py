@@ -107,7 +107,9 @@ def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_p
                        num_cuts=2, device="cpu", seed=4, outdir=str(tmp_path / "out"), save_every=1)
     assert image.size == (24, 16)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["output.png", "output.svg", "settings.yaml"]
+    assert names == ["output.png", "output.svg", "settings.yaml", "steps"]
+    steps = sorted(p.name for p in (tmp_path / "out" / "steps").iterdir())
+    assert steps == ["frame_0000.png", "frame_0001.png", "frame_0002.png", "frame_0003.png", "output.mp4"]
     import numpy as np
     from PIL import Image
 

@@ -84,16 +84,24 @@ def test_stale_workdirs_of_dead_servers_are_removed(tmp_path):
         [f"{PREDICTIONS_PREFIX}{os.getpid()}-def", "pixray-predictions-notapid", "unrelated"])
 
 
-def test_a_server_owner_may_preload_and_use_a_clip_checkpoint_by_path(tmp_path, monkeypatch, tiny_checkpoint):
-    from pixray.serving import Request, Service
+def _service(tmp_path, monkeypatch, checkpoint, base: str):
+    """A service set up from the environment, as Cog's setup does, with ``base`` as its settings
+    file under the tiny CLIP ``checkpoint`` (preloaded; never downloading)."""
+    from pixray.serving import Service
 
-    (tmp_path / "base.yaml").write_text(f"clip_models: [{tiny_checkpoint}]\ndrawer: pixel\nsize: [16, 16]\n"
-                                        "iterations: 2\nnum_cuts: 2\ndevice: cpu\nprompts: a red circle\n")
-    environment = {"PIXRAY_SETTINGS": str(tmp_path / "base.yaml"), "PIXRAY_PRELOAD": str(tiny_checkpoint),
+    (tmp_path / "base.yaml").write_text(f"clip_models: [{checkpoint}]\n{base}")
+    environment = {"PIXRAY_SETTINGS": str(tmp_path / "base.yaml"), "PIXRAY_PRELOAD": str(checkpoint),
                    "PIXRAY_OUTPUT_DIR": str(tmp_path / "out"), "PIXRAY_DOWNLOAD": "0"}
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    service = Service.from_environment()
+    return Service.from_environment()
+
+
+def test_a_server_owner_may_preload_and_use_a_clip_checkpoint_by_path(tmp_path, monkeypatch, tiny_checkpoint):
+    from pixray.serving import Request
+
+    service = _service(tmp_path, monkeypatch, tiny_checkpoint, "drawer: pixel\nsize: [16, 16]\n"
+                       "iterations: 2\nnum_cuts: 2\ndevice: cpu\nprompts: a red circle\n")
     assert service.models.loads == 1
     frames = list(service.frames(Request(display_every=0), lambda name, value: None))
     # The pixel drawer's vector picture comes just before the final image, which stays last.
@@ -106,15 +114,10 @@ def test_a_request_for_a_video_gets_the_mp4_of_every_step_last(tmp_path, monkeyp
     import imageio_ffmpeg
 
     from pixray.media import video_fps
-    from pixray.serving import Request, Service
+    from pixray.serving import Request
 
-    (tmp_path / "base.yaml").write_text(f"clip_models: [{tiny_checkpoint}]\ndrawer: fast_pixel\n"
-                                        "size: [16, 16]\niterations: 3\nnum_cuts: 2\ndevice: cpu\n")
-    environment = {"PIXRAY_SETTINGS": str(tmp_path / "base.yaml"), "PIXRAY_PRELOAD": str(tiny_checkpoint),
-                   "PIXRAY_OUTPUT_DIR": str(tmp_path / "out"), "PIXRAY_DOWNLOAD": "0"}
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    service = Service.from_environment()
+    service = _service(tmp_path, monkeypatch, tiny_checkpoint, "drawer: fast_pixel\nsize: [16, 16]\n"
+                       "iterations: 3\nnum_cuts: 2\ndevice: cpu\n")
     outputs = list(service.frames(Request(prompts="a red circle", display_every=2, make_video=True),
                                   lambda name, value: None))
     assert [f.suffix for f in outputs] == [".png", ".png", ".png", ".mp4"]  # steps 0, 2, the final, video
