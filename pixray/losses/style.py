@@ -28,9 +28,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: A scale is used while the canvas's short side, divided by it, is at least this (Pixray's).
 MIN_SCALE_SIDE = 33
-CANVAS_SAMPLES = 1024  # positions of the canvas compared per draw
+CANVAS_SAMPLES = 1024  # positions of the canvas compared per draw (at most the scale's positions)
 DRAWS = 3  # draws of canvas positions per scale (Pixray's three inner iterations)
-STYLE_SAMPLES = 5000  # positions of the style image per scale (Pixray's 5 x 1000)
+STYLE_SAMPLES = 5, 1000  # positions of the style image per scale: Pixray's 5 draws of up to 1000
 #: Pixray's factors on each scale's loss: the coarse scales count 2e-3, the finest 1.
 COARSE_FACTOR, FINEST_FACTOR = 2e-3, 1.0
 # Pixray's YUV-like basis for the colour channels' distance.
@@ -57,19 +57,27 @@ class Vgg16Features(nn.Module):
     """The convolutional part of VGG16 up to relu5_3, frozen; :meth:`forward` gives hypercolumn
     sources: the input and each :data:`CAPTURED` layer's output."""
 
-    def __init__(self) -> None:
+    def __init__(self, layers: nn.Sequential) -> None:
         super().__init__()
-        from torchvision.models import vgg16
-
-        self.layers = vgg16(weights=None).features[:CAPTURED[-1] + 1]
+        self.layers = layers
         self.requires_grad_(False)
         self.eval()
+
+    @classmethod
+    def empty(cls) -> Vgg16Features:
+        """VGG16's layers up to relu5_3 with uninitialised weights (built on the meta device, so the
+        unused classifier's 120M parameters are never initialised)."""
+        from torchvision.models import vgg16
+
+        with torch.device("meta"):
+            layers = vgg16(weights=None).features[:CAPTURED[-1] + 1]
+        return cls(layers.to_empty(device="cpu"))
 
     @classmethod
     def load(cls, path: str) -> Vgg16Features:
         """From torchvision's VGG16 state dict file (``features.N.weight`` keys; the classifier is
         not used)."""
-        model = cls()
+        model = cls.empty()
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             features = {key.removeprefix("features."): value for key, value in state.items()
@@ -152,12 +160,23 @@ def _relaxed_emd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.maximum(cost.min(1).values.mean(), cost.min(0).values.mean())
 
 
-def _moments(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class _Columns:
+    """Hypercolumns (C,N) with their channel means (C,1) and covariance (C,C)."""
+
+    values: torch.Tensor
+    mean: torch.Tensor
+    covariance: torch.Tensor
+
+    @classmethod
+    def of(cls, values: torch.Tensor) -> _Columns:
+        mean = values.mean(1, keepdim=True)
+        return cls(values, mean, (values - mean) @ (values - mean).T / (values.shape[1] - 1))
+
+
+def _moments(x: _Columns, y: _Columns) -> torch.Tensor:
     """Mean absolute difference of the channel means plus that of the channel covariances."""
-    mean_x, mean_y = x.mean(1, keepdim=True), y.mean(1, keepdim=True)
-    cov_x = (x - mean_x) @ (x - mean_x).T / (x.shape[1] - 1)
-    cov_y = (y - mean_y) @ (y - mean_y).T / (y.shape[1] - 1)
-    return (mean_x - mean_y).abs().mean() + (cov_x - cov_y).abs().mean()
+    return (x.mean - y.mean).abs().mean() + (x.covariance - y.covariance).abs().mean()
 
 
 class StyleLoss(Loss):
@@ -181,7 +200,7 @@ class StyleLoss(Loss):
         self.vgg = vgg
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[None, :, None, None], persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD)[None, :, None, None], persistent=False)
-        self._style_maps: dict[tuple[int, int], list[torch.Tensor]] = {}  # VGG16 of the style, by size
+        self._style_columns_by_size: dict[tuple[int, ...], _Columns] = {}
 
     @classmethod
     def create(cls, options: StyleOptions, resources: Resources) -> StyleLoss:
@@ -223,17 +242,22 @@ class StyleLoss(Loss):
             content_weight /= 2
         return total
 
-    def _style_columns(self, style: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _style_columns(self, style: torch.Tensor, generator: torch.Generator | None) -> _Columns:
+        """The style image's hypercolumns at :data:`STYLE_SAMPLES` positions, drawn once per scale
+        (Pixray draws them anew each step; their statistics barely move, and the covariance of
+        2179 channels is most of the loss's cost)."""
         key = tuple(style.shape[-2:])
-        if key not in self._style_maps:
+        if key not in self._style_columns_by_size:
+            height, width = key
+            device = generator.device if generator is not None else style.device
+            count = STYLE_SAMPLES[0] * min(STYLE_SAMPLES[1], height * width)
+            positions = torch.randint(height * width, (count,), generator=generator, device=device)
+            positions = positions.to(style.device)
             with torch.no_grad():
-                self._style_maps[key] = self._vgg(style)
-        maps = self._style_maps[key]
-        height, width = key
-        positions = torch.randint(height * width, (STYLE_SAMPLES,), generator=generator,
-                                  device=generator.device if generator is not None else style.device)
-        positions = positions.to(style.device)
-        return _hypercolumns(maps, (positions // width).float(), (positions % width).float(), bilinear=False)
+                columns = _hypercolumns(self._vgg(style), (positions // width).float(),
+                                        (positions % width).float(), bilinear=False)
+            self._style_columns_by_size[key] = _Columns.of(columns)
+        return self._style_columns_by_size[key]
 
     def _scale_loss(self, result: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
                     content_weight: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -242,15 +266,17 @@ class StyleLoss(Loss):
         height, width = content.shape[-2:]
         device = generator.device if generator is not None else content.device
         total = content.new_zeros(())
+        samples = min(CANVAS_SAMPLES, height * width)
         for _ in range(DRAWS):
-            rows = torch.randint(height, (CANVAS_SAMPLES,), generator=generator, device=device)
-            cols = torch.randint(width, (CANVAS_SAMPLES,), generator=generator, device=device)
+            rows = torch.randint(height, (samples,), generator=generator, device=device)
+            cols = torch.randint(width, (samples,), generator=generator, device=device)
             rows, cols = rows.to(content.device).float(), cols.to(content.device).float()
             ours = _hypercolumns(result_maps, rows, cols, bilinear=True)
             layout = _hypercolumns(content_maps, rows, cols, bilinear=True)
             content_term = (_cosine_distances(ours.T, ours.T)
                             - _cosine_distances(layout.T, layout.T)).abs().mean()
-            colours = _relaxed_emd(ours[:3], style_columns[:3]) / max(content_weight, 1)
-            style_term = _relaxed_emd(ours, style_columns) + _moments(ours, style_columns) + colours
+            colours = _relaxed_emd(ours[:3], style_columns.values[:3]) / max(content_weight, 1)
+            style_term = (_relaxed_emd(ours, style_columns.values)
+                          + _moments(_Columns.of(ours), style_columns) + colours)
             total = total + (content_weight * content_term + style_term) / (content_weight + 2)
         return total
