@@ -1,4 +1,4 @@
-"""Models loaded once on one device and kept across runs: CLIP perceptors and drawer models.
+"""Models loaded once on one device and kept across runs: CLIP perceptors and the parts' models.
 
 A Cog predictor holds one :class:`ModelCache` for its lifetime; the CLI and ``pixray.generate``
 make one per run.
@@ -7,6 +7,9 @@ make one per run.
 from __future__ import annotations
 
 import logging
+import os
+import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -14,11 +17,11 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from .drawers.vqgan import VQGAN_MODELS, shared_model
+from .declared_models import DeclaredModel
 from .options import SettingsError
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .registry import unknown_name_message
-from .settings import Settings, build_settings, clip_models_of
+from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
 from .weights import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -28,23 +31,46 @@ M = TypeVar("M", bound=nn.Module)
 class ModelCache:
     """Loaded models by key, on ``device``; ``loads`` counts files actually read (proof of reuse).
 
+    ``memory``: a budget in bytes for the models kept (parameters and buffers). Past it the least
+    recently used models are dropped (never the one just asked for), so a server asked for many
+    models does not grow without bound; a run keeps the models it holds until it ends. None: no
+    budget.
+
     >>> cache = ModelCache(torch.device("cpu"), Path("weights"))  # doctest: +SKIP
     >>> cache.perceptors(["ViT-B/32"])                              # doctest: +SKIP
     """
 
-    def __init__(self, device: torch.device, weights_dir: Path) -> None:
+    def __init__(self, device: torch.device, weights_dir: Path, memory: int | None = None) -> None:
         self.device = device
         self.weights_dir = weights_dir
-        self._loaded: dict[str, nn.Module] = {}
+        self.memory = memory
+        self._loaded: OrderedDict[str, nn.Module] = OrderedDict()  # least recently used first
         self.loads = 0
+        self.evictions = 0
 
     def get(self, key: str, load: Callable[[], M]) -> M:
         """The model stored under ``key``, calling ``load`` (and moving it to the device) the first time."""
-        if key not in self._loaded:
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+        else:
             log.info("loading %s", key)
             self._loaded[key] = load().to(self.device)
             self.loads += 1
+            self._evict(keep=key)
         return self._loaded[key]  # type: ignore[return-value]
+
+    def held_bytes(self) -> int:
+        """Bytes of the parameters and buffers of the models kept."""
+        return sum(_bytes_of(model) for model in self._loaded.values())
+
+    def _evict(self, keep: str) -> None:
+        if self.memory is None:
+            return
+        while self.held_bytes() > self.memory and len(self._loaded) > 1:
+            oldest = next(key for key in self._loaded if key != keep)
+            log.info("dropping %s: the models kept would pass the %d MB budget", oldest, self.memory >> 20)
+            del self._loaded[oldest]
+            self.evictions += 1
 
     def perceptors(self, names: Sequence[str]) -> list[Perceptor]:
         """The CLIP perceptors called ``names`` (catalog names or checkpoint paths)."""
@@ -54,33 +80,67 @@ class ModelCache:
         return Perceptor(name, load_clip_checkpoint(checkpoint_path(name, self.weights_dir)))
 
     def preload(self, names: Sequence[str]) -> None:
-        """Load CLIP models and VQGAN models by name (what a server does before its first request)."""
+        """Load models by name: CLIP models, and those the parts declare (a server's setup)."""
+        declared = declared_models()
         for name in names:
-            if name in VQGAN_MODELS:
-                shared_model(build_settings({"vqgan_model": name}).section("vqgan"), self)
+            if name in declared:
+                declared[name].load(self)
             else:
                 self.perceptors([name])
 
 
+def _bytes_of(model: nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
+
+
+def parse_memory(text: str, setting: str = "$PIXRAY_MODEL_MEMORY") -> int:
+    """Bytes from '8G', '512M', '2.5G' or a number of bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise SettingsError(f"{setting}: {text!r} is not an amount of memory; give e.g. 8G, 512M or bytes")
+    return int(float(match[1]) * 1024 ** " KMGT".index(match[2].upper() or " "))
+
+
+def default_model_memory(device: torch.device) -> int:
+    """Models a long-running server keeps by default: 70 % of the GPU's memory, or half of the
+    machine's memory elsewhere."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory * 0.7)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.5)
+
+
+def declared_models() -> dict[str, DeclaredModel]:
+    """Every model a part (drawer, custom loss, filter) declares, by name."""
+    declared: dict[str, DeclaredModel] = {}
+    for registry in SECTION_KINDS.values():
+        for part in registry.values():
+            declared.update(part.declared_models())
+    return declared
+
+
 def models_for(settings: Settings | None = None) -> list[str]:
-    """Names of the CLIP and VQGAN models a run with ``settings`` (default: the defaults) loads."""
+    """Names of the models a run with ``settings`` (default: the defaults) loads: its CLIP models,
+    then what its drawer, custom losses and filters declare they need."""
     settings = settings or build_settings({})
     names = list(clip_models_of(settings))
-    if settings.drawer == "vqgan" and not settings.section("vqgan").vqgan_config:
-        names.append(settings.section("vqgan").vqgan_model)
-    return names
+    for kind, name in parts_in_use(settings):
+        names += SECTION_KINDS[kind].lookup(name).models_needed(settings.section(name))
+    return list(dict.fromkeys(names))
 
 
 def weight_files(name: str) -> list[str]:
-    """Files to download for a CLIP model name, a VQGAN model name, a manifest file name, or the
-    path of a CLIP checkpoint (none for those, and for the CLIPs that ship inside the package)."""
+    """Files to download for a CLIP model name, a model a part declares (a VQGAN, vgg16), a
+    manifest file name, or the path of a CLIP checkpoint (none for those, and for the CLIPs that
+    ship inside the package)."""
+    declared = declared_models()
     if name in CLIP_MODELS:
         return [] if CLIP_MODELS[name].packaged else [CLIP_MODELS[name].filename]
-    if name in VQGAN_MODELS:
-        return [VQGAN_MODELS[name].config, VQGAN_MODELS[name].checkpoint]
+    if name in declared:
+        return list(declared[name].files)
     if name in MANIFEST:
         return [name]
     if Path(name).expanduser().is_file():
         return []  # a CLIP checkpoint by path (a server owner's fine-tuned model): nothing to fetch
     raise SettingsError(unknown_name_message("model or weight file", name,
-                                          [*CLIP_MODELS, *VQGAN_MODELS, *MANIFEST]))
+                                          [*CLIP_MODELS, *declared, *MANIFEST]))

@@ -9,8 +9,10 @@ Environment, read once at setup:
 
 - ``PIXRAY_WEIGHTS_DIR``: the weights directory (default ./weights);
 - ``PIXRAY_SETTINGS``: a YAML settings file applied under every request's inputs;
-- ``PIXRAY_PRELOAD``: space-separated CLIP/VQGAN model names to load at setup (default: what a
-  request with default inputs uses);
+- ``PIXRAY_PRELOAD``: space-separated model names to load at setup: CLIP models and those the parts
+  declare, e.g. VQGAN models, ``vgg16`` (default: what a request with default inputs uses);
+- ``PIXRAY_MODEL_MEMORY``: the memory the models kept may take (``8G``, ``512M``); past it the least
+  recently used are dropped (default: 70 % of the GPU's memory, else half of the machine's);
 - ``PIXRAY_DOWNLOAD``: ``0`` to never fetch missing weight files at setup (default: try);
 - ``PIXRAY_OUTPUT_DIR``: where per-prediction directories go (default: a new temporary directory);
 - ``PIXRAY_MAX_*``: the per-request budget (:class:`~pixray.limits.Budget`).
@@ -44,7 +46,7 @@ from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
 from .media import FrameSequence, FrameWriter, write_gif, write_mp4
-from .model_cache import ModelCache, models_for, weight_files
+from .model_cache import ModelCache, default_model_memory, models_for, parse_memory, weight_files
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
 from .perceptors import CLIP_MODELS
@@ -151,7 +153,10 @@ class Service:
         settings_file = os.environ.get("PIXRAY_SETTINGS")
         base = read_settings_file(settings_file) if settings_file else {}
         defaults = build_settings(base)
-        models = ModelCache(choose_device(defaults.device), weights_dir(defaults.weights_dir))
+        device = choose_device(defaults.device)
+        memory = os.environ.get("PIXRAY_MODEL_MEMORY")
+        models = ModelCache(device, weights_dir(defaults.weights_dir),
+                            parse_memory(memory) if memory else default_model_memory(device))
         names = os.environ.get("PIXRAY_PRELOAD", "").split() or models_for(defaults)
         fetch_missing(names, models.weights_dir, allow=os.environ.get("PIXRAY_DOWNLOAD", "1") != "0")
         models.preload(names)

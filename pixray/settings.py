@@ -476,6 +476,13 @@ def clip_models_of(settings: Settings) -> tuple[str, ...]:
     return tuple(settings.clip_models or QUALITY_PRESETS[settings.quality].clip_models)
 
 
+def parts_in_use(settings: Settings) -> list[tuple[str, str]]:
+    """(kind, name) of every part a run with ``settings`` builds: its drawer, custom losses, filters."""
+    return [("drawer", settings.drawer),
+            *(("loss", split_loss_entry(entry)[0]) for entry in settings.custom_loss),
+            *(("filter", split_loss_entry(entry)[0]) for entry in settings.filters)]
+
+
 def read_settings_file(path: str | Path) -> dict[str, Any]:
     """The flat mapping in a YAML settings file, or the settings and seed a pixray PNG was made with
     (so ``pixray --config image.png`` makes that image again)."""

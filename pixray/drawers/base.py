@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ..declared_models import DeclaresModels
+
 if TYPE_CHECKING:
     from ..model_cache import ModelCache
 
@@ -29,7 +31,7 @@ class VectorImage:
         return self.write(self.state)
 
 
-class Drawer(nn.Module):
+class Drawer(DeclaresModels, nn.Module):
     """Learnable parameters plus a differentiable renderer.
 
     Subclasses set ``Options`` (a settings dataclass: the drawer's section of the settings tree)

@@ -7,6 +7,7 @@ to a multiple of the model's downsampling factor f (16 for every model Pixray li
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..declared_models import DeclaredModel
 from ..options import SettingsError, option
 from ..registry import Registry
 from ..weights import WEIGHTS_ENV, MissingWeightsError, fetch_command, find_weight_file
@@ -115,6 +117,18 @@ class VqganDrawer(Drawer):
     @classmethod
     def create(cls, options: VqganOptions, width: int, height: int, models: ModelCache) -> Drawer:
         return cls(options, width, height, shared_model(options, models))
+
+    @classmethod
+    def declared_models(cls) -> Mapping[str, DeclaredModel]:
+        def loader(name: str) -> Callable[[ModelCache], VQGAN]:
+            return lambda cache: shared_model(VqganOptions(vqgan_model=name), cache)
+
+        return {name: DeclaredModel((files.config, files.checkpoint), loader(name))
+                for name, files in VQGAN_MODELS.items()}
+
+    @classmethod
+    def models_needed(cls, options: VqganOptions) -> list[str]:
+        return [] if options.vqgan_config else [options.vqgan_model]
 
     @torch.no_grad()
     def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ..declared_models import DeclaresModels
+
 if TYPE_CHECKING:
     from ..resources import Resources
 
 
-class Filter(nn.Module):
+class Filter(DeclaresModels, nn.Module):
     """An image (1,C,H,W) in [0,1] (C: 3, or 4 with straight opacity last) -> the image the next
     stage sees, and a 0-d loss (weighted by the ``filters: name:weight`` entry) or None.
 

@@ -3,7 +3,7 @@ CLIP ViT-B/16 image embeddings, trained on the AVA photo ratings, 0-10)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,14 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..declared_models import DeclaredModel
 from ..options import SettingsError, option
 from ..weights import CheckpointError, find_weight_file
 from .base import Loss, LossContext
 
 if TYPE_CHECKING:
+    from ..model_cache import ModelCache
     from ..resources import Resources
 
-AVA_HEAD_FILE = "ava_vit_b_16_linear.pth"
+AVA_HEAD_MODEL, AVA_HEAD_FILE = "ava_vit_b_16_linear", "ava_vit_b_16_linear.pth"
 #: Pixray's scale of the squared rating error.
 RATING_SCALE = 0.02
 
@@ -44,6 +46,12 @@ def load_rating_head(path: str) -> nn.Linear:
     return head.requires_grad_(False).eval()
 
 
+def _shared_head(models: ModelCache) -> nn.Linear:
+    """The AVA rating head, loaded through ``models`` (once per file)."""
+    path = find_weight_file(AVA_HEAD_FILE, models.weights_dir)
+    return models.get(f"ava-head:{path.resolve()}", lambda: load_rating_head(str(path)))
+
+
 class AestheticLoss(Loss):
     """``0.02 x`` the mean squared difference between each cutout's predicted rating (the head on
     the unit embedding of ``aesthetic_perceptor``) and ``aesthetic_target``, per cutout batch."""
@@ -57,9 +65,15 @@ class AestheticLoss(Loss):
 
     @classmethod
     def create(cls, options: AestheticOptions, resources: Resources) -> AestheticLoss:
-        path = find_weight_file(AVA_HEAD_FILE, resources.models.weights_dir)
-        head = resources.models.get(f"ava-head:{path.resolve()}", lambda: load_rating_head(str(path)))
-        return cls(options, head)
+        return cls(options, _shared_head(resources.models))
+
+    @classmethod
+    def declared_models(cls) -> Mapping[str, DeclaredModel]:
+        return {AVA_HEAD_MODEL: DeclaredModel((AVA_HEAD_FILE,), _shared_head)}
+
+    @classmethod
+    def models_needed(cls, options: AestheticOptions) -> list[str]:
+        return [AVA_HEAD_MODEL]
 
     def check_perceptors(self, names: Sequence[str], widths: Sequence[int]) -> None:
         name = self.options.aesthetic_perceptor

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ..declared_models import DeclaresModels
+
 if TYPE_CHECKING:
     from ..resources import Resources
 
@@ -35,7 +37,7 @@ class LossContext:
     generator: torch.Generator | None = None
 
 
-class Loss(nn.Module):
+class Loss(DeclaresModels, nn.Module):
     """A custom loss (``custom_loss: name:weight``): a 0-d tensor, scaled by the weight (and divided
     by the number of batches when it is scored per batch).
 

@@ -5,6 +5,7 @@ that keeps the canvas's own layout)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,15 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..declared_models import DeclaredModel
 from ..init_images import read_native
 from ..options import SettingsError, option
 from ..weights import CheckpointError, find_weight_file
 from .base import Loss, LossContext
 
 if TYPE_CHECKING:
+    from ..model_cache import ModelCache
     from ..resources import Resources
 
-VGG16_FILE = "vgg16-397923af.pth"
+VGG16_MODEL, VGG16_FILE = "vgg16", "vgg16-397923af.pth"
 #: Indices in torchvision's ``vgg16().features`` whose outputs make the hypercolumns (relu1_1,
 #: relu1_2, relu2_1, relu2_2, relu3_1, relu3_2, relu3_3, relu4_3, relu5_3), as Pixray.
 CAPTURED = (1, 3, 6, 8, 11, 13, 15, 22, 29)
@@ -179,6 +182,12 @@ def _moments(x: _Columns, y: _Columns) -> torch.Tensor:
     return (x.mean - y.mean).abs().mean() + (x.covariance - y.covariance).abs().mean()
 
 
+def _shared_vgg(models: ModelCache) -> Vgg16Features:
+    """VGG16's features, loaded through ``models`` (once per file)."""
+    path = find_weight_file(VGG16_FILE, models.weights_dir)
+    return models.get(f"vgg16:{path.resolve()}", lambda: Vgg16Features.load(str(path)))
+
+
 class StyleLoss(Loss):
     """Pixray's style loss (STROTSS), scored on the canvas from step ``styleloss_skip`` on.
 
@@ -208,9 +217,15 @@ class StyleLoss(Loss):
             raise SettingsError("custom_loss 'style' needs setting 'style_file': the image whose style the "
                                 "canvas takes")
         style = read_native(resources.images, options.style_file, "style_file")
-        path = find_weight_file(VGG16_FILE, resources.models.weights_dir)
-        vgg = resources.models.get(f"vgg16:{path.resolve()}", lambda: Vgg16Features.load(str(path)))
-        return cls(options, style, vgg)
+        return cls(options, style, _shared_vgg(resources.models))
+
+    @classmethod
+    def declared_models(cls) -> Mapping[str, DeclaredModel]:
+        return {VGG16_MODEL: DeclaredModel((VGG16_FILE,), _shared_vgg)}
+
+    @classmethod
+    def models_needed(cls, options: StyleOptions) -> list[str]:
+        return [VGG16_MODEL]
 
     def _vgg(self, image: torch.Tensor) -> list[torch.Tensor]:
         if self.options.styleloss_ospace == "uniform":

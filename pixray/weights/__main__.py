@@ -1,6 +1,7 @@
 """``python -m pixray.weights list`` / ``download NAME...``: what is present, and fetching what is not.
 
-NAME is a CLIP model (ViT-B/32), a VQGAN model (imagenet_f16_16384) or a file name (RN50.pt);
+NAME is a CLIP model (ViT-B/32), a model a drawer or loss declares (the VQGAN imagenet_f16_16384, the
+style loss's vgg16, the aesthetic loss's ava_vit_b_16_linear) or a file name (RN50.pt);
 with no NAME, download fetches what a run with default settings loads (the Cog predictor's preload).
 """
 
@@ -24,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", parents=[common], help="every manifest file and whether it is present")
     fetch = commands.add_parser("download", parents=[common], help="fetch files: resumable, verified, atomic")
-    fetch.add_argument("names", nargs="*", help="CLIP model, VQGAN model or file names")
+    fetch.add_argument("names", nargs="*",
+                       help="CLIP models, models the parts declare (VQGAN models, vgg16) or file names")
     return parser
 
 

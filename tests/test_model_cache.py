@@ -1,0 +1,92 @@
+"""The model cache: models declared by the parts that load them, reuse, and a memory budget."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import pixray.model_cache
+import pixray.serving
+import pixray.weights
+from pixray.model_cache import (
+    ModelCache,
+    declared_models,
+    models_for,
+    parse_memory,
+    weight_files,
+)
+from pixray.settings import SettingsError, build_settings
+
+
+def test_parts_declare_their_models_and_no_shared_code_names_them():
+    declared = declared_models()
+    assert {"imagenet_f16_16384", "wikiart_16384", "vgg16", "ava_vit_b_16_linear"} <= set(declared)
+    assert weight_files("vgg16") == ["vgg16-397923af.pth"]
+    assert weight_files("ava_vit_b_16_linear") == ["ava_vit_b_16_linear.pth"]
+    settings = build_settings({"drawer": "pixel", "custom_loss": "style,aesthetic:2,saturation",
+                               "filters": "tiler"})
+    assert models_for(settings) == ["ViT-B/32", "ViT-B/16", "vgg16", "ava_vit_b_16_linear"]
+    custom = build_settings({"vqgan_config": __file__, "vqgan_checkpoint": __file__, "quality": "draft"})
+    assert models_for(custom) == ["ViT-B/16"]  # draft's CLIP; a VQGAN by path: nothing to fetch by name
+    for module in (pixray.model_cache, pixray.serving, pixray.weights):
+        source = Path(module.__file__).read_text()
+        for part in ("drawers.vqgan", "losses.style", "losses.aesthetic", "VQGAN_MODELS", "shared_model"):
+            assert part not in source, (module.__name__, part)
+
+
+def test_the_least_recently_used_models_are_dropped_past_the_budget(tmp_path):
+    layer_bytes = 100 * 100 * 4 + 100 * 4
+    cache = ModelCache(torch.device("cpu"), tmp_path, memory=int(2.5 * layer_bytes))
+    first = cache.get("a", lambda: nn.Linear(100, 100))
+    cache.get("b", lambda: nn.Linear(100, 100))
+    assert cache.get("a", lambda: nn.Linear(1, 1)) is first  # kept, and now the most recently used
+    cache.get("c", lambda: nn.Linear(100, 100))
+    assert cache.evictions == 1 and cache.held_bytes() == 2 * layer_bytes
+    assert cache.get("a", lambda: nn.Linear(1, 1)) is first and cache.loads == 3  # b went, not a
+    cache.get("b", lambda: nn.Linear(100, 100))
+    assert cache.loads == 4
+    big = ModelCache(torch.device("cpu"), tmp_path, memory=10)
+    big.get("x", lambda: nn.Linear(100, 100))  # the one asked for stays, whatever its size
+    assert big.get("x", lambda: nn.Linear(1, 1)).in_features == 100 and big.evictions == 0
+
+
+@pytest.mark.parametrize("text, expected", [("8G", 8 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29),
+                                            ("1000", 1000), (" 2 gb ", 2 << 30)])
+def test_model_memory_amounts(text, expected):
+    assert parse_memory(text) == expected
+
+
+def test_a_bad_model_memory_is_refused_at_setup(monkeypatch, tmp_path):
+    from pixray.serving import Service
+
+    with pytest.raises(SettingsError, match=r"\$PIXRAY_MODEL_MEMORY: 'lots' is not an amount of memory"):
+        parse_memory("lots")
+    monkeypatch.setenv("PIXRAY_MODEL_MEMORY", "lots")
+    monkeypatch.setenv("PIXRAY_PRELOAD", "shapes-demo")
+    monkeypatch.setenv("PIXRAY_OUTPUT_DIR", str(tmp_path))
+    with pytest.raises(SettingsError, match="PIXRAY_MODEL_MEMORY"):
+        Service.from_environment()
+
+
+def test_preloading_a_declared_model_is_what_its_part_then_uses(tmp_path, monkeypatch):
+    import pixray.weights
+    from pixray.init_images import ImageReader
+    from pixray.losses import LOSSES
+    from pixray.losses.style import Vgg16Features
+    from pixray.resources import Resources
+
+    monkeypatch.setattr(pixray.weights, "verify", lambda path, entry: None)  # random stand-in weights
+    layers = Vgg16Features.empty().layers
+    torch.save({f"features.{key}": value.zero_() for key, value in layers.state_dict().items()},
+               tmp_path / "vgg16-397923af.pth")
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "style.png")
+    cache = ModelCache(torch.device("cpu"), tmp_path)
+    cache.preload(["vgg16"])
+    assert cache.loads == 1
+    settings = build_settings({"custom_loss": "style", "style_file": str(tmp_path / "style.png")})
+    options = settings.section("style")
+    LOSSES.lookup("style").create(options, Resources(cache, ImageReader()))
+    assert cache.loads == 1
