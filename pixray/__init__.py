@@ -53,6 +53,9 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
         settings = settings.replace(**kwargs) if kwargs else settings
     else:
         settings = build_settings(settings, kwargs)
+    if settings.animation_dir:
+        raise SettingsError("setting 'animation_dir': pixray.generate makes one picture; an animation runs "
+                            "through pixray.run or pixray.animation.Animation")
     return Run(settings, perceptors, models)
 
 

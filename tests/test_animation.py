@@ -89,3 +89,10 @@ def test_the_cli_animates_with_pixrays_flags(tmp_path, frames_dir, tiny_checkpoi
     assert code == 0, capsys.readouterr().err
     assert Path(capsys.readouterr().out.strip()) == tmp_path / "anim" / "anim.gif"
     assert sorted(p.name for p in (tmp_path / "anim").iterdir()) == sorted([*COLOURS, "anim.gif"])
+
+
+def test_generate_refuses_an_animation_instead_of_ignoring_it(tmp_path, frames_dir, tiny_perceptor):
+    import pixray
+
+    with pytest.raises(SettingsError, match="'animation_dir': pixray.generate makes one picture"):
+        pixray.generate(_settings(tmp_path, frames_dir), perceptors=[tiny_perceptor])
