@@ -94,5 +94,5 @@ def test_the_cli_animates_with_pixrays_flags(tmp_path, frames_dir, tiny_checkpoi
 def test_generate_refuses_an_animation_instead_of_ignoring_it(tmp_path, frames_dir, tiny_perceptor):
     import pixray
 
-    with pytest.raises(SettingsError, match="'animation_dir': pixray.generate makes one picture"):
+    with pytest.raises(SettingsError, match=r"'animation_dir': pixray\.generate makes one picture"):
         pixray.generate(_settings(tmp_path, frames_dir), perceptors=[tiny_perceptor])
