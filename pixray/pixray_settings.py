@@ -28,7 +28,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "vdiff_model": ("--vdiff_model",),
     "vdiff_schedule": ("--vdiff_schedule",),
     "vdiff_skip": ("--vdiff_skip",),
-    "super_resolution_model": ("--super_resolution_model",),
     # losses
     # filters
 })
@@ -49,7 +48,7 @@ def refuse_loss_left_out(name: str) -> None:
 
 
 #: Pixray's drawers this project does not have yet.
-DRAWERS_NOT_YET = ("vdiff", "super_resolution")
+DRAWERS_NOT_YET = ("vdiff",)
 
 
 def not_yet_message(name: str) -> str:

@@ -28,7 +28,8 @@ def test_every_input_is_described_and_bounded():
                             "init_image", *FILE_INPUTS, "make_video", "settings"]
     for name, prop in inputs.items():
         assert prop.get("description", "").strip(), f"input {name!r} has no description"
-    assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft", "line_sketch", "clipdraw"]
+    assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft", "line_sketch", "clipdraw",
+                                       "super_resolution"]
     assert inputs["iterations"]["minimum"] == 1 and inputs["iterations"]["nullable"]
     assert inputs["init_image"]["format"] == "uri"
     for name in FILE_INPUTS:

@@ -1,7 +1,9 @@
-"""The drawer contract, checked on every registered drawer (vqgan on a tiny checkpoint)."""
+"""The drawer contract, checked on every registered drawer (vqgan and super_resolution on tiny
+checkpoints)."""
 
 import pytest
 import torch
+from test_super_resolution import write_upscaler
 from test_vqgan import write_checkpoint
 
 from pixray.drawers import DRAWERS
@@ -12,10 +14,12 @@ from pixray.settings import SettingsError, build_settings
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> ModelCache:
-    """A model cache whose weights directory holds a tiny checkpoint under the default vqgan name."""
+    """A model cache whose weights directory holds tiny checkpoints under the default vqgan and
+    super_resolution names."""
     directory = tmp_path_factory.mktemp("weights")
     default = build_settings({}).section("vqgan").vqgan_model
     write_checkpoint(directory, f"vqgan_{default}")
+    write_upscaler(directory)
     return ModelCache(torch.device("cpu"), directory)
 
 

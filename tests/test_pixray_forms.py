@@ -98,7 +98,7 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["ezsize", "display_clear", "super_resolution_model", "cut_pow",
+@pytest.mark.parametrize("name", ["ezsize", "display_clear", "vdiff_skip", "cut_pow",
                                   "vdiff_model"])
 def test_pixray_settings_not_built_yet_say_so(name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):

@@ -10,6 +10,7 @@ from .fast_pixel import FastPixelDrawer
 from .fft import FftDrawer
 from .line_sketch import LineSketchDrawer
 from .pixel import PixelDrawer
+from .super_resolution import SuperResolutionDrawer
 from .vqgan import VqganDrawer
 
 DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
@@ -19,6 +20,7 @@ DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
     "fft": FftDrawer,
     "line_sketch": LineSketchDrawer,
     "clipdraw": ClipdrawDrawer,
+    "super_resolution": SuperResolutionDrawer,
 })
 
 

@@ -20,6 +20,7 @@ from ..options import SettingsError, option
 from ..registry import Registry
 from ..weights import WEIGHTS_ENV, MissingWeightsError, fetch_command, find_weight_file
 from .base import Drawer
+from .clamp import clamp_with_grad
 from .vqgan_model import VQGAN, load_vqgan, quantise
 
 if TYPE_CHECKING:
@@ -84,21 +85,6 @@ def shared_model(options: VqganOptions, models: ModelCache) -> VQGAN:
     return models.get(f"vqgan:{checkpoint.resolve()}", lambda: load_vqgan(config, checkpoint))
 
 
-class _ClampWithGrad(torch.autograd.Function):
-    """clamp(x, 0, 1) whose gradient still flows where following it moves x back into range."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return x.clamp(0, 1)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        outside = x - x.clamp(0, 1)  # descent moves x by -grad: keep grad when it points inwards
-        return grad * (grad * outside >= 0)
-
-
 class VqganDrawer(Drawer):
     """Learns a latent grid; synth = decode(nearest codes, straight-through) mapped to [0,1]."""
 
@@ -136,7 +122,7 @@ class VqganDrawer(Drawer):
 
     def synth(self) -> torch.Tensor:
         decoded = self.model.decode(quantise(self.latent, self.model.codebook))
-        return _ClampWithGrad.apply((decoded + 1) / 2)
+        return clamp_with_grad((decoded + 1) / 2)
 
     def param_groups(self) -> list[dict[str, Any]]:
         # The codebook's per-channel range: a latent beyond it only moves further from every code.

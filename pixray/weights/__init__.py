@@ -91,6 +91,10 @@ _FILES = [
     WeightFile("ava_vit_b_16_linear.pth", ("https://dazhi.art/f/ava_vit_b_16_linear.pth",
                                            "https://models.nmb.ai/majesty/ava_vit_b_16_linear.pth"),
                note="Pixray's host, then the mirror Majesty Diffusion uses"),
+    # Real-ESRGAN's release (no checksum is published), the URL Pixray's super_resolution drawer uses.
+    WeightFile("RealESRGAN_x4plus.pth",
+               ("https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",),
+               note="Real-ESRGAN x4plus (Xintao Wang et al.), for the super_resolution drawer"),
     *_heibox_pair("imagenet_f16_1024", "8088892a516d4e3baf92", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("imagenet_f16_16384", "a7530b09fed84f80a887", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("openimages_f16_8192", "2e5662443a6b4307b470", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
