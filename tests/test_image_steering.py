@@ -40,7 +40,7 @@ def test_overlay_steps_follow_pixrays_rule(tmp_path):
                                                     r"overlay_every \(5\).*0 to 4"),
     ({"drawer": "clipdraw"}, "'overlay_image' needs a drawer that takes its parameters from an image, "
                              "and 'clipdraw' places its strokes at random; choose one of vqgan, pixel, "
-                             "fast_pixel, fft$"),
+                             "fast_pixel, fft, super_resolution$"),
 ])
 def test_overlay_mistakes_are_settings_errors(tmp_path, values, fragment):
     red = _flat(tmp_path / "red.png", (255, 0, 0))
