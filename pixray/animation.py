@@ -78,10 +78,8 @@ class Animation:
         self.alpha = settings.animation_alpha / 255
         if models is None:
             from .model_cache import ModelCache
-            from .runtime import choose_device
-            from .weights import weights_dir
 
-            models = ModelCache(choose_device(settings.device), weights_dir(settings.weights_dir))
+            models = ModelCache.for_settings(settings)  # shared by the pictures' runs
         self.runs = [Run(settings.replace(**{name: entries[i % len(entries)]
                                              for name, entries in lists.items() if entries}),
                          perceptors, models, images) for i in range(len(self.names))]

@@ -36,7 +36,6 @@ from .prompts import paired_loss, prompt_loss
 from .resources import Resources
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, needs_init_size, resolve
-from .weights import weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
-        models = models or ModelCache(self.device, weights_dir(settings.weights_dir))  # nothing loaded yet
+        models = models or ModelCache.for_settings(settings)  # nothing loaded yet
         resources = Resources(models, images)
         self.filters = FilterChain.from_settings(settings, self.plan, resources, self.device)
         self.init_image = (images.read(settings.init_image, self.plan.width, self.plan.height, "init_image")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import tempfile
@@ -43,6 +44,20 @@ class FrameSequence:
     def frame_path(self, index: int) -> Path:
         """Where the frame of step ``index`` goes (Pixray's names: frame_0000.png, ...)."""
         return self.directory / f"frame_{index:04d}.png"
+
+    def add(self, index: int) -> Path:
+        """The path of step ``index``'s frame, now counted among the frames."""
+        self.frames.append(self.frame_path(index))
+        return self.frames[-1]
+
+    def make_videos(self, comment: str | None, gif: bool) -> list[Path]:
+        """Encode the frames written: the GIF (when ``gif``) and the mp4, in that order."""
+        made = []
+        if gif:
+            made.append(self.video.with_suffix(".gif"))
+            write_gif(self.frames, made[-1])
+        write_mp4(self.frames, self.video, comment)
+        return [*made, self.video]
 
 
 class FrameWriter:
@@ -101,10 +116,10 @@ class FrameWriter:
 
     @staticmethod
     def _write(paths: list[Path], image: torch.Tensor, info: PngImagePlugin.PngInfo | None) -> None:
-        picture = to_pil(image)
-        write_atomically(paths[0], lambda f: picture.save(f, format="PNG", pnginfo=info))
-        for path in paths[1:]:  # the same bytes: encoded once
-            write_atomically(path, lambda f: f.write(paths[0].read_bytes()))
+        encoded = io.BytesIO()
+        to_pil(image).save(encoded, format="PNG", pnginfo=info)  # once, however many files
+        for path in paths:
+            write_atomically(path, lambda f: f.write(encoded.getbuffer()))
 
 
 def _rgb_frames(paths: Sequence[Path]) -> Iterator[np.ndarray]:
@@ -126,7 +141,8 @@ def write_mp4(frames: Sequence[Path], path: Path, comment: str | None = None) ->
         raise ValueError("no frames to encode")
     fps = video_fps(len(frames))
     hold = [frames[-1]] * round(fps * HOLD_SECONDS)
-    first = next(_rgb_frames(frames[:1]))
+    arrays = _rgb_frames([*frames, *hold])
+    first = next(arrays)
     metadata = ["-metadata", f"comment={comment}"] if comment else []
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mp4")
     os.close(fd)
@@ -136,7 +152,7 @@ def write_mp4(frames: Sequence[Path], path: Path, comment: str | None = None) ->
             macro_block_size=1, ffmpeg_log_level="error",
             output_params=["-crf", "17", "-preset", "slow", "-movflags", "+faststart", *metadata])
         writer.send(None)  # start ffmpeg
-        for array in _rgb_frames([*frames, *hold]):
+        for array in (first, *arrays):
             writer.send(np.ascontiguousarray(array))
         writer.close()
         os.replace(tmp, path)

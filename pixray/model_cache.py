@@ -21,8 +21,9 @@ from .declared_models import DeclaredModel
 from .options import SettingsError
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
 from .registry import unknown_name_message
+from .runtime import choose_device
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
-from .weights import MANIFEST
+from .weights import MANIFEST, find_weight_file, weights_dir
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=nn.Module)
@@ -48,6 +49,12 @@ class ModelCache:
         self.loads = 0
         self.evictions = 0
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ModelCache:
+        """An empty cache on the settings' device and weights directory (one run's, or one
+        animation's: models are read when first asked for)."""
+        return cls(choose_device(settings.device), weights_dir(settings.weights_dir))
+
     def get(self, key: str, load: Callable[[], M]) -> M:
         """The model stored under ``key``, calling ``load`` (and moving it to the device) the first time."""
         if key in self._loaded:
@@ -58,6 +65,12 @@ class ModelCache:
             self.loads += 1
             self._evict(keep=key)
         return self._loaded[key]  # type: ignore[return-value]
+
+    def get_file(self, filename: str, load: Callable[[Path], M]) -> M:
+        """The model ``load`` reads from weight file ``filename`` of the weights directory (found and
+        verified, or MissingWeightsError naming it and the command that fetches it), read once per file."""
+        path = find_weight_file(filename, self.weights_dir)
+        return self.get(f"file:{path.resolve()}", lambda: load(path))
 
     def held_bytes(self) -> int:
         """Bytes of the parameters and buffers of the models kept."""

@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 from .atomic_files import write_atomically
 from .engine import Run, Step
 from .errors import RunError
-from .media import FrameSequence, FrameWriter, write_gif, write_mp4
+from .media import FrameSequence, FrameWriter
 from .options import SettingsError
 from .settings import SETTINGS_KEY, Settings, parse_settings_text
 
@@ -183,12 +183,10 @@ class OutputWriter:
                 if progress is not None:
                     progress(step)
                 if step.is_final:
-                    self._flush()
                     self.finish()
                     return step
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
-                self._flush()
                 self.finish()
             raise
         except BaseException:
@@ -207,9 +205,7 @@ class OutputWriter:
             if sequence is None or not sequence.frames:
                 continue
             try:
-                write_mp4(sequence.frames, sequence.video, self.comment)
-                if self.gif:
-                    write_gif(sequence.frames, sequence.video.with_suffix(".gif"))
+                sequence.make_videos(self.comment, self.gif)
             except OSError as exc:
                 raise RunError(f"cannot make {str(sequence.video)!r}: {exc.strerror or exc}") from None
 
@@ -217,8 +213,7 @@ class OutputWriter:
         """Hand ``step``'s image (and its frame in steps/) to the image thread; write its SVG."""
         paths = [self.path]
         if self.steps is not None:
-            paths.append(self.steps.frame_path(step.index))
-            self.steps.frames.append(paths[-1])
+            paths.append(self.steps.add(step.index))
         info = png_metadata(self.record, self.record["seed"], step.index, step.prompts)
         self._submit(paths, step, info)
         if step.vector is not None:
@@ -229,9 +224,7 @@ class OutputWriter:
                                     f"{exc.strerror or exc}") from None
 
     def _queue_frame(self, sequence: FrameSequence, step: Step) -> None:
-        path = sequence.frame_path(step.index)
-        sequence.frames.append(path)
-        self._submit([path], step, None)
+        self._submit([sequence.add(step.index)], step, None)
 
     def _submit(self, paths: list[Path], step: Step, info: PngImagePlugin.PngInfo | None) -> None:
         if self._images is None:

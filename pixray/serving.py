@@ -45,7 +45,7 @@ from .engine import Run, Step, plan_for
 from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
-from .media import FrameSequence, FrameWriter, write_gif, write_mp4
+from .media import FrameSequence, FrameWriter
 from .model_cache import ModelCache, default_model_memory, models_for, parse_memory, weight_files
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
@@ -312,21 +312,15 @@ class Video:
 
     def add(self, step: Step) -> None:
         """Queue ``step``'s image as the next frame."""
-        self.frames.frames.append(self.frames.frame_path(step.index))
-        self._writer.submit(self.frames.frames[-1:], step.image)
+        self._writer.submit([self.frames.add(step.index)], step.image)
 
-    def finish(self) -> Iterator[Path]:
-        """Wait for the frames, then make and yield the GIF (when asked for) and the mp4."""
+    def finish(self) -> list[Path]:
+        """Wait for the frames, then make the GIF (when asked for) and the mp4, in that order."""
         self._writer.close()
         try:
-            if self.gif:
-                gif = self.frames.video.with_suffix(".gif")
-                write_gif(self.frames.frames, gif)
-                yield gif
-            write_mp4(self.frames.frames, self.frames.video, self.comment)
+            return self.frames.make_videos(self.comment, self.gif)
         except OSError as exc:
             raise PredictionError(f"cannot make the video: {exc.strerror or exc}") from None
-        yield self.frames.video
 
     def close(self) -> None:
         """Stop the frame thread (a failed or cancelled prediction)."""

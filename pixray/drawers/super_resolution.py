@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 from ..declared_models import DeclaredModel
 from ..options import option
 from ..registry import Registry
-from ..weights import CheckpointError, find_weight_file
+from ..weights import CheckpointError
 from .base import Drawer
 from .clamp import clamp_with_grad
 
@@ -38,27 +39,26 @@ class SuperResolutionOptions:
                                          choices=list(UPSCALERS))
 
 
-def load_upscaler(path: str) -> nn.Module:
+def load_upscaler(path: str | Path) -> nn.Module:
     """A frozen 4x RGB super-resolution network from its checkpoint, through spandrel."""
     import spandrel
 
     try:
         descriptor = spandrel.ModelLoader().load_from_file(path)
     except Exception as exc:  # an unreadable file is the same error however it fails
-        raise CheckpointError(f"{path!r} is not a super-resolution checkpoint spandrel recognises: "
+        raise CheckpointError(f"{str(path)!r} is not a super-resolution checkpoint spandrel recognises: "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.scale != SCALE \
             or descriptor.input_channels != 3 or descriptor.output_channels != 3:
         scale = getattr(descriptor, "scale", "?")
-        raise CheckpointError(f"{path!r} holds a {descriptor.architecture.name} network of scale {scale}; "
-                              "the super_resolution drawer needs a 4x RGB one")
+        raise CheckpointError(f"{str(path)!r} holds a {descriptor.architecture.name} network of scale "
+                              f"{scale}; the super_resolution drawer needs a 4x RGB one")
     return descriptor.model.eval().requires_grad_(False)
 
 
 def shared_upscaler(options: SuperResolutionOptions, models: ModelCache) -> nn.Module:
     """The network the options name, loaded through ``models`` (once per file)."""
-    path = find_weight_file(UPSCALERS.lookup(options.super_resolution_model), models.weights_dir)
-    return models.get(f"super_resolution:{path.resolve()}", lambda: load_upscaler(str(path)))
+    return models.get_file(UPSCALERS.lookup(options.super_resolution_model), load_upscaler)
 
 
 class SuperResolutionDrawer(Drawer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,11 +14,10 @@ from torch import nn
 
 from ..declared_models import DeclaredModel
 from ..options import SettingsError, option
-from ..weights import CheckpointError, find_weight_file
+from ..weights import CheckpointError
 from .base import Loss, LossContext
 
 if TYPE_CHECKING:
-    from ..model_cache import ModelCache
     from ..resources import Resources
 
 AVA_HEAD_MODEL, AVA_HEAD_FILE = "ava_vit_b_16_linear", "ava_vit_b_16_linear.pth"
@@ -33,7 +33,7 @@ class AestheticOptions:
                                                   "rating head reads (it was trained on ViT-B/16's)")
 
 
-def load_rating_head(path: str) -> nn.Linear:
+def load_rating_head(path: str | Path) -> nn.Linear:
     """The linear head from its file: a state dict with ``weight`` (1,D) and ``bias`` (1,)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -41,15 +41,9 @@ def load_rating_head(path: str) -> nn.Linear:
         head = nn.Linear(weight.shape[1], 1)
         head.load_state_dict({"weight": weight, "bias": bias})
     except Exception as exc:  # an unreadable file is the same error however it fails
-        raise CheckpointError(f"{path!r} is not the AVA rating head (a state dict of a linear layer "
+        raise CheckpointError(f"{str(path)!r} is not the AVA rating head (a state dict of a linear layer "
                               f"to one output): {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
     return head.requires_grad_(False).eval()
-
-
-def _shared_head(models: ModelCache) -> nn.Linear:
-    """The AVA rating head, loaded through ``models`` (once per file)."""
-    path = find_weight_file(AVA_HEAD_FILE, models.weights_dir)
-    return models.get(f"ava-head:{path.resolve()}", lambda: load_rating_head(str(path)))
 
 
 class AestheticLoss(Loss):
@@ -65,11 +59,12 @@ class AestheticLoss(Loss):
 
     @classmethod
     def create(cls, options: AestheticOptions, resources: Resources) -> AestheticLoss:
-        return cls(options, _shared_head(resources.models))
+        return cls(options, resources.models.get_file(AVA_HEAD_FILE, load_rating_head))
 
     @classmethod
     def declared_models(cls) -> Mapping[str, DeclaredModel]:
-        return {AVA_HEAD_MODEL: DeclaredModel((AVA_HEAD_FILE,), _shared_head)}
+        return {AVA_HEAD_MODEL: DeclaredModel((AVA_HEAD_FILE,),
+                                              lambda cache: cache.get_file(AVA_HEAD_FILE, load_rating_head))}
 
     @classmethod
     def models_needed(cls, options: AestheticOptions) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,11 +17,10 @@ from torch import nn
 from ..declared_models import DeclaredModel
 from ..init_images import read_native
 from ..options import SettingsError, option
-from ..weights import CheckpointError, find_weight_file
+from ..weights import CheckpointError
 from .base import Loss, LossContext
 
 if TYPE_CHECKING:
-    from ..model_cache import ModelCache
     from ..resources import Resources
 
 VGG16_MODEL, VGG16_FILE = "vgg16", "vgg16-397923af.pth"
@@ -77,7 +77,7 @@ class Vgg16Features(nn.Module):
         return cls(layers.to_empty(device="cpu"))
 
     @classmethod
-    def load(cls, path: str) -> Vgg16Features:
+    def load(cls, path: str | Path) -> Vgg16Features:
         """From torchvision's VGG16 state dict file (``features.N.weight`` keys; the classifier is
         not used)."""
         model = cls.empty()
@@ -87,7 +87,7 @@ class Vgg16Features(nn.Module):
                         if key.startswith("features.")}
             model.layers.load_state_dict(features)
         except Exception as exc:  # an unreadable file is the same error however it fails
-            raise CheckpointError(f"{path!r} is not torchvision's VGG16 state dict: "
+            raise CheckpointError(f"{str(path)!r} is not torchvision's VGG16 state dict: "
                                   f"{str(exc).splitlines()[0]}") from None
         return model
 
@@ -182,12 +182,6 @@ def _moments(x: _Columns, y: _Columns) -> torch.Tensor:
     return (x.mean - y.mean).abs().mean() + (x.covariance - y.covariance).abs().mean()
 
 
-def _shared_vgg(models: ModelCache) -> Vgg16Features:
-    """VGG16's features, loaded through ``models`` (once per file)."""
-    path = find_weight_file(VGG16_FILE, models.weights_dir)
-    return models.get(f"vgg16:{path.resolve()}", lambda: Vgg16Features.load(str(path)))
-
-
 class StyleLoss(Loss):
     """Pixray's style loss (STROTSS), scored on the canvas from step ``styleloss_skip`` on.
 
@@ -210,6 +204,7 @@ class StyleLoss(Loss):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN)[None, :, None, None], persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD)[None, :, None, None], persistent=False)
         self._style_columns_by_size: dict[tuple[int, ...], _Columns] = {}
+        self._styles: dict[tuple[int, ...], torch.Tensor] = {}  # by canvas size and scale size
 
     @classmethod
     def create(cls, options: StyleOptions, resources: Resources) -> StyleLoss:
@@ -217,11 +212,12 @@ class StyleLoss(Loss):
             raise SettingsError("custom_loss 'style' needs setting 'style_file': the image whose style the "
                                 "canvas takes")
         style = read_native(resources.images, options.style_file, "style_file")
-        return cls(options, style, _shared_vgg(resources.models))
+        return cls(options, style, resources.models.get_file(VGG16_FILE, Vgg16Features.load))
 
     @classmethod
     def declared_models(cls) -> Mapping[str, DeclaredModel]:
-        return {VGG16_MODEL: DeclaredModel((VGG16_FILE,), _shared_vgg)}
+        return {VGG16_MODEL: DeclaredModel((VGG16_FILE,),
+                                           lambda cache: cache.get_file(VGG16_FILE, Vgg16Features.load))}
 
     @classmethod
     def models_needed(cls, options: StyleOptions) -> list[str]:
@@ -238,24 +234,31 @@ class StyleLoss(Loss):
         if context.index < o.styleloss_skip or context.index % o.styleloss_every:
             return canvas.new_zeros(())
         height, width = canvas.shape[-2:]
-        style = _resample(self.style.to(canvas), height, width)  # stretched to the canvas, as Pixray
         scales = [2**k for k in range(9, -1, -1) if min(height, width) // 2**k >= MIN_SCALE_SIDE] or [1]
         total, content_weight, result = canvas.new_zeros(()), o.styleloss_content_weight, canvas
         for i, scale in enumerate(scales):
             size = (height // scale, width // scale)
             content = _resample(canvas, *size)
+            style_here = self._style_at(canvas, size)
             if i == 0:
-                result = _laplacian(content) + _resample(style, *size).mean((2, 3), keepdim=True)
+                result = _laplacian(content) + style_here.mean((2, 3), keepdim=True)
             elif i == len(scales) - 1:
                 result = _resample(result, *size)
             else:
                 result = _resample(result, *size) + _laplacian(content)
             factor = FINEST_FACTOR if i == len(scales) - 1 and i > 0 else COARSE_FACTOR
-            style_here = _resample(style, *size)
             total = total + factor * self._scale_loss(result, content, style_here, content_weight,
                                                       context.generator)
             content_weight /= 2
         return total
+
+    def _style_at(self, canvas: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The style image stretched to the canvas (as Pixray), then resampled to a scale's ``size``;
+        made once per canvas and scale."""
+        key = (*canvas.shape[-2:], *size)
+        if key not in self._styles:
+            self._styles[key] = _resample(_resample(self.style.to(canvas), *canvas.shape[-2:]), *size)
+        return self._styles[key]
 
     def _style_columns(self, style: torch.Tensor, generator: torch.Generator | None) -> _Columns:
         """The style image's hypercolumns at :data:`STYLE_SAMPLES` positions, drawn once per scale
