@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pixray.demo.evaluate import (
     TEST_PROMPTS,
@@ -106,6 +107,7 @@ SYMMETRY = {"custom_loss": ["smoothness", "edge", "symmetry:10"]}
 # and Pixray's noise start let the shapes form.
 SCENE_PALETTE = ", ".join("({}+{}+{})".format(*COLOURS[c]) for c in (SCENE.colour, SCENE.background))
 LOOKUP = {"filters": ["lookup:0.01"], "init_noise": "pixels", "palette": f"[{SCENE_PALETTE}]"}
+TILER = {"filters": ["tiler"]}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,8 @@ def steered(workers, tmp_path_factory) -> dict[str, Future]:
     return {"spot": workers.submit(demo_image, "fast_pixel", None, 0, SPOT),
             "image prompt": workers.submit(demo_image, "fast_pixel", None, 0, prompt),
             "symmetry": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, SYMMETRY),
-            "lookup": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, LOOKUP)}
+            "lookup": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, LOOKUP),
+            "tiler": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, TILER)}
 
 
 def test_spot_prompts_put_their_colours_where_the_mask_says(steered):
@@ -155,3 +158,17 @@ def test_a_lookup_palette_of_the_scenes_colours_keeps_the_judges_reading(cache, 
     print(f"lookup: {len(colours)} colours; judge reads {result.read.caption}")
     assert colours <= {COLOURS[SCENE.colour], COLOURS[SCENE.background]}
     assert result.colours_right and result.statistics_right
+
+
+def test_the_tiler_draws_a_tile_that_reads_the_same_wherever_it_is_cut(cache, steered):
+    """A seamless tile has no place where it must be cut: rolled by half its size (its corners meet in
+    the middle) it still shows the scene. The plain run's image at this seed, rolled so, reads as
+    another scene (its shape is drawn in the middle and the roll quarters it; see the README)."""
+    tile = np.asarray(steered["tiler"].result().convert("RGB"))
+    judge = cache.perceptors(["shapes-judge"])[0]
+    height, width = tile.shape[:2]
+    for shift in [(0, 0), (height // 2, width // 2)]:
+        rolled = Image.fromarray(np.roll(tile, shift, axis=(0, 1)))
+        result = grade(rolled, SCENE.caption, judge)
+        print(f"tiler rolled by {shift}: judge reads {result.read.caption}")
+        assert result.caption_right
