@@ -7,6 +7,8 @@ what the trained ones cost.
     python bench/benchmark.py --drawer pixel --quality normal
     python bench/benchmark.py --drawer fast_pixel --quality draft --precision bfloat16 --device cuda
     python bench/benchmark.py --drawer vqgan --quality normal   (imagenet_f16_16384's sizes, random weights)
+    python bench/benchmark.py --drawer vdiff --vdiff_model cc12m_1 --clip_models ViT-B/16 --quality draft
+                                (the real network, random weights written to a temporary weights dir)
     python bench/benchmark.py --drawer fast_pixel --quality normal --baseline   (and stock open_clip, fp32)
 
 ``--baseline`` then runs the same generation with open_clip's stock modules in float32 in the same
@@ -23,17 +25,23 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import open_clip
 import torch
 import yaml
 
+from pixray.drawers.vdiff import VDIFF_MODELS
 from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
+from pixray.model_cache import ModelCache
 from pixray.perceptors import CLIP_MODELS, Perceptor
 from pixray.runtime import choose_device, choose_precision, keep_freed_memory
 from pixray.settings import Settings, build_settings, resolve
+
+M = TypeVar("M")
 
 
 def random_perceptors(names: tuple[str, ...], device: torch.device, fast: bool = True) -> list[Perceptor]:
@@ -61,9 +69,10 @@ def cpu_description() -> str:
     return f"{model}; {', '.join(isa) or 'no AVX2'}"
 
 
-def time_run(settings: Settings, perceptors: list[Perceptor], warmup: int) -> tuple[Run, list[float]]:
+def time_run(settings: Settings, perceptors: list[Perceptor], warmup: int,
+             models: ModelCache | None = None) -> tuple[Run, list[float]]:
     """Run the generation; seconds of each iteration."""
-    run = Run(settings, perceptors)
+    run = Run(settings, perceptors, models)
     times = []
     last = time.perf_counter()
     for step in run:
@@ -92,6 +101,26 @@ def random_vqgan_files(directory: Path) -> dict[str, str]:
     return {"vqgan_config": str(config), "vqgan_checkpoint": str(ckpt)}
 
 
+class UncheckedFiles(ModelCache):
+    """A cache reading weight files from its directory without the manifest's checksums (random
+    stand-ins of the real networks cannot match them)."""
+
+    def get_file(self, filename: str, load: Callable[[Path], M]) -> M:
+        path = self.weights_dir / filename
+        return self.get(f"bench:{path}", lambda: load(path))
+
+
+def random_vdiff_files(name: str, device: torch.device) -> ModelCache:
+    """The v-diffusion network ``name`` with random weights, saved as its release is, in a cache
+    that reads it through the real loader."""
+    from diffusion import get_model
+
+    torch.manual_seed(0)
+    directory = Path(tempfile.mkdtemp(prefix="pixray-bench-"))
+    torch.save(get_model(name)().state_dict(), directory / VDIFF_MODELS[name].file)
+    return UncheckedFiles(device, directory)
+
+
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -107,6 +136,7 @@ def main() -> None:
     parser.add_argument("--size", default=None, help="'width height'; default from quality")
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--vdiff_model", default=None, help="with --drawer vdiff (default: the setting's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -122,7 +152,8 @@ def main() -> None:
 
     values = {"drawer": args.drawer, "quality": args.quality, "device": args.device,
               "precision": args.precision, "seed": 0, "prompts": "a red circle on a blue background",
-              "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size}
+              "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size,
+              "vdiff_model": args.vdiff_model}
     if args.drawer == "vqgan":
         values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-"))))
     given = {k: v for k, v in values.items() if v is not None}
@@ -134,7 +165,9 @@ def main() -> None:
     build_s = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    run, times = time_run(settings, perceptors, args.warmup)
+    models = (random_vdiff_files(settings.section("vdiff").vdiff_model, device) if args.drawer == "vdiff"
+              else None)
+    run, times = time_run(settings, perceptors, args.warmup, models)
     del perceptors
     timed = times[args.warmup:]
     plan = run.plan

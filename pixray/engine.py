@@ -129,6 +129,10 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
+        if settings.auto_stop and drawer_cls.follows_schedule:
+            raise SettingsError(f"setting 'auto_stop' cannot end a {settings.drawer!r} run early: its "
+                                f"picture follows a schedule of all {self.plan.iterations} iterations; "
+                                "leave auto_stop false")
         models = models or ModelCache.for_settings(settings)  # nothing loaded yet
         resources = Resources(models, images)
         self.filters = FilterChain.from_settings(settings, self.plan, resources, self.device)
@@ -142,15 +146,17 @@ class Run:
                                      .to(self.device), weight) for name, weight in self.plan.custom_losses}
         self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
                                                 self.plan.height, models).to(self.device)
-        self.learning_rate = settings.learning_rate or self.drawer.learning_rate()
+        self.learning_rate = settings.learning_rate or self.drawer.learning_rate(self.init_image is not None)
         self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None
                            else models.perceptors(self.plan.clip_models))
         # Loss names: a perceptor's name, numbered when the ensemble holds it more than once.
         names = [p.name for p in self.perceptors]
         self.perceptor_labels = [name if names.count(name) == 1 else f"{name} #{names[:i + 1].count(name)}"
                                  for i, name in enumerate(names)]
+        widths = [p.embed_width for p in self.perceptors]
         for loss_fn, _ in self.custom_losses.values():
-            loss_fn.check_perceptors(self.perceptor_labels, [p.embed_width for p in self.perceptors])
+            loss_fn.check_perceptors(self.perceptor_labels, widths)
+        self.drawer.check_perceptors(names, widths)
         # One cutout maker per distinct input resolution, with the perceptors that share it.
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]
@@ -173,22 +179,22 @@ class Run:
         generator = torch.Generator(self.device).manual_seed(self.seed)
         width, height = self.drawer.width, self.drawer.height  # a drawer may round the canvas
         start = self._start(width, height, generator)
+        self.drawer.start_run(self.plan.iterations)
         self.drawer.init_from_image(start.to(self.device), generator)
         self.init_losses = InitLosses(self.settings, self.drawer, self.init_image)
         if self.image_labels is not None:
             self.image_labels.bind(self.drawer)
         views = self._prompt_views(height, width)
-        optimiser_cls = OPTIMISERS.lookup(self.settings.optimiser)
-        groups = [{**group, "lr": self.learning_rate * group.get("lr_scale", 1.0)}
-                  for group in self.drawer.param_groups()]
-        optimiser = optimiser_cls(groups, lr=self.learning_rate)
+        self.drawer.condition(self._whole_canvas_prompts(views))
+        optimiser = self._optimiser(self.learning_rate)
+        drops = () if self.drawer.follows_schedule else self.plan.lr_drop_steps
         losses: dict[str, torch.Tensor] = {}
         # Reading the flag waits for the device: on CPU that costs nothing, elsewhere every 10th step.
         check_every = 1 if self.device.type == "cpu" else 10
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         stopper = AutoStop(len(self.plan.lr_drop_steps)) if self.settings.auto_stop else None
         for index in range(self.plan.iterations):
-            if index in self.plan.lr_drop_steps:
+            if index in drops:
                 _drop_rate(optimiser)
                 if stopper is not None:
                     stopper.dropped(index)
@@ -204,6 +210,8 @@ class Run:
             verdict = stopper.observe(index, losses, self.drawer) if stopper is not None else None
             optimiser.step()
             self.drawer.clamp_()
+            if (rate := self.drawer.end_step(index)) is not None:
+                optimiser = self._optimiser(rate)
             yield Step(index, self.filters.shown(image.detach()), losses, is_final=False, vector=vector,
                        prompts=self.prompts_in_force(index))
             if verdict == "drop":
@@ -220,6 +228,24 @@ class Run:
             final = self.filters.shown(self.drawer.synth())
         yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image(),
                    prompts=self.prompts_in_force(done - 1))
+
+    def _optimiser(self, rate: float) -> torch.optim.Optimizer:
+        """A fresh optimiser over the drawer's parameter groups at step size ``rate``."""
+        groups = [{**group, "lr": rate * group.get("lr_scale", 1.0)} for group in self.drawer.param_groups()]
+        return OPTIMISERS.lookup(self.settings.optimiser)(groups, lr=rate)
+
+    def _whole_canvas_prompts(self, views: list[PromptView]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per perceptor name (the first of that name), the embeddings and weights of the prompts on
+        the whole canvas (none when every prompt has a region)."""
+        whole = next((view for view in views if view.region is None), None)
+        prompts = {}
+        for i, perceptor in enumerate(self.perceptors):
+            if perceptor.name not in prompts:
+                targets = whole.targets[i] if whole is not None else None
+                prompts[perceptor.name] = ((targets.embeds, targets.weights) if targets is not None else
+                                           (torch.zeros(0, perceptor.embed_width, device=self.device),
+                                            torch.zeros(0, device=self.device)))
+        return prompts
 
     def _start(self, width: int, height: int, generator: torch.Generator) -> torch.Tensor:
         """The canvas the drawer starts from, (1,3,height,width): the init image (over the init

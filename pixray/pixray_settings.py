@@ -25,9 +25,6 @@ NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "alpha_use_g": ("--alpha_use_g",),
     "alpha_gamma": ("--alpha_gamma",),
     # drawers
-    "vdiff_model": ("--vdiff_model",),
-    "vdiff_schedule": ("--vdiff_schedule",),
-    "vdiff_skip": ("--vdiff_skip",),
     # losses
     # filters
 })
@@ -47,21 +44,7 @@ def refuse_loss_left_out(name: str) -> None:
                             f"{LOSSES_LEFT_OUT[name]} (the README's losses section says more)")
 
 
-#: Pixray's drawers this project does not have yet.
-DRAWERS_NOT_YET = ("vdiff",)
-
-
 def not_yet_message(name: str) -> str:
     """The one line that answers a Pixray setting this project does not have yet."""
     return (f"{name!r} is a Pixray setting that this pixray does not support yet (the README's settings "
             "reference lists what it has)")
-
-
-def refuse_drawer_not_yet(value: object) -> object:
-    """A ``drawer`` value, refused with its own message when it is a Pixray drawer not built yet."""
-    from .drawers import DRAWERS
-
-    if isinstance(value, str) and value.strip() in DRAWERS_NOT_YET:
-        raise SettingsError(f"drawer {value.strip()!r} is a Pixray drawer that this pixray does not support "
-                            f"yet; choose one of {', '.join(DRAWERS)}")
-    return value

@@ -26,7 +26,7 @@ from .init_noise import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
-from .pixray_settings import NOT_YET, not_yet_message, refuse_drawer_not_yet, refuse_loss_left_out
+from .pixray_settings import NOT_YET, not_yet_message, refuse_loss_left_out
 from .registry import Registry
 from .value_forms import (
     iterations_of,
@@ -94,8 +94,7 @@ class Settings:
 
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
                               "'text:weight:stop'; a negative weight pushes away", flags=["-p"])
-    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS),
-                         parse=refuse_drawer_not_yet)
+    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS))
     quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
                           choices=list(QUALITY_PRESETS))
     clip_models: list[str] | None = option(

@@ -29,7 +29,7 @@ def test_every_input_is_described_and_bounded():
     for name, prop in inputs.items():
         assert prop.get("description", "").strip(), f"input {name!r} has no description"
     assert inputs["drawer"]["enum"] == ["vqgan", "pixel", "fast_pixel", "fft", "line_sketch", "clipdraw",
-                                       "super_resolution"]
+                                       "super_resolution", "vdiff"]
     assert inputs["iterations"]["minimum"] == 1 and inputs["iterations"]["nullable"]
     assert inputs["init_image"]["format"] == "uri"
     for name in FILE_INPUTS:

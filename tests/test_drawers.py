@@ -1,9 +1,12 @@
-"""The drawer contract, checked on every registered drawer (vqgan and super_resolution on tiny
+"""The drawer contract, checked on every registered drawer (vqgan, super_resolution and vdiff on tiny
 checkpoints)."""
+
+from collections.abc import Iterator
 
 import pytest
 import torch
 from test_super_resolution import write_upscaler
+from test_vdiff import install_toys
 from test_vqgan import write_checkpoint
 
 from pixray.drawers import DRAWERS
@@ -13,14 +16,16 @@ from pixray.settings import SettingsError, build_settings
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> ModelCache:
-    """A model cache whose weights directory holds tiny checkpoints under the default vqgan and
-    super_resolution names."""
+def models(tmp_path_factory) -> Iterator[ModelCache]:
+    """A model cache whose weights directory holds tiny checkpoints under the default vqgan,
+    super_resolution and vdiff names."""
     directory = tmp_path_factory.mktemp("weights")
     default = build_settings({}).section("vqgan").vqgan_model
     write_checkpoint(directory, f"vqgan_{default}")
     write_upscaler(directory)
-    return ModelCache(torch.device("cpu"), directory)
+    with pytest.MonkeyPatch.context() as patch:
+        install_toys(patch, directory)
+        yield ModelCache(torch.device("cpu"), directory)
 
 
 def _drawer(name: str, width: int, height: int, models: ModelCache | None = None, **options):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_vdiff import install_toys
 from test_vqgan import write_checkpoint
 
 from pixray.cli import main
@@ -44,9 +45,9 @@ RUNS = {"hello_pixray": "outputs/hello_pixray.png", "pixrayraw": "outputs/raw.pn
         "text2pixel": "outputs/text2pixel.png", "pixray_pixel": "outputs/pixray_pixel.png",
         "pixray_vqgan": "outputs/pixray_vqgan.png", "tiler_fft": "outputs/tiler_fft.png",
         "tiler_fft_shift": "outputs/tiler_fft.png", "tiler_pixel": "outputs/tiler_pixel.png",
-        "tiler_pixel_shift": "outputs/tiler_pixel.png", "pixrayapi": "output.png", "text2image": "output.png"}
+        "tiler_pixel_shift": "outputs/tiler_pixel.png", "pixrayapi": "output.png", "text2image": "output.png",
+        "pixray_vdiff": "output.png"}
 REFUSED = {
-    "pixray_vdiff": "drawer 'vdiff' is a Pixray drawer",
     "loot_settings": "unknown setting 'use_pixeldraw'",
 }
 
@@ -69,7 +70,7 @@ def test_every_example_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_examples_with_settings_this_project_has_run(name, tiny_models, tmp_path, capsys):
+def test_examples_with_settings_this_project_has_run(name, tiny_models, tmp_path, capsys, monkeypatch):
     example = tmp_path / f"{name}.yaml"
     example.write_text(EXAMPLES[name])
     overrides = tiny_models.read_text()
@@ -77,6 +78,9 @@ def test_examples_with_settings_this_project_has_run(name, tiny_models, tmp_path
         overrides = overrides.replace("prompts: a lighthouse\n", "")
     if name == "tiler_fft_shift":  # its wavelet, dmey, is 62 taps long: at least 61 pixels a side
         overrides = overrides.replace("size: [48, 32]", "size: [64, 64]")
+    if name == "pixray_vdiff":  # a toy network under the default model's name
+        (weights := tmp_path / "weights").mkdir()
+        overrides += f"weights_dir: {install_toys(monkeypatch, weights)}\n"
     (tmp_path / "tiny.yaml").write_text(overrides)
     code = main(["--config", str(example), "--config", str(tmp_path / "tiny.yaml"),
                  "--outdir", str(tmp_path / "out"), "--quiet"])

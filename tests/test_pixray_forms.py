@@ -98,8 +98,7 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["ezsize", "display_clear", "vdiff_skip", "cut_pow",
-                                  "vdiff_model"])
+@pytest.mark.parametrize("name", ["ezsize", "display_clear", "cut_pow", "alpha_gamma"])
 def test_pixray_settings_not_built_yet_say_so(name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
         build_settings({name: "x"})
@@ -107,7 +106,7 @@ def test_pixray_settings_not_built_yet_say_so(name):
 
 @pytest.mark.parametrize("argv, name", [
     (["--alpha_gamma", "2"], "alpha_gamma"), (["-ezs", "small"], "ezsize"),
-    (["--cut_power", "2"], "cut_pow"), (["--vdiff_skip", "5"], "vdiff_skip")])
+    (["--cut_power", "2"], "cut_pow"), (["--cuda_device", "cuda:1"], "cuda_device")])
 def test_pixray_flags_not_built_yet_say_so(argv, name):
     with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):
         _from_argv(argv)

@@ -11,6 +11,7 @@ from .fft import FftDrawer
 from .line_sketch import LineSketchDrawer
 from .pixel import PixelDrawer
 from .super_resolution import SuperResolutionDrawer
+from .vdiff import VdiffDrawer
 from .vqgan import VqganDrawer
 
 DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
@@ -21,6 +22,7 @@ DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
     "line_sketch": LineSketchDrawer,
     "clipdraw": ClipdrawDrawer,
     "super_resolution": SuperResolutionDrawer,
+    "vdiff": VdiffDrawer,
 })
 
 
@@ -28,10 +30,11 @@ DRAWERS: Registry[type[Drawer]] = Registry("drawer", {
 def require_image_encoding(drawer: str, setting: str) -> None:
     """Refuse ``setting`` for a drawer that cannot take its parameters from an image, naming those
     that can (see :attr:`Drawer.encodes_images`)."""
-    if not DRAWERS.lookup(drawer).encodes_images:
+    drawer_cls = DRAWERS.lookup(drawer)
+    if not drawer_cls.encodes_images:
         able = ", ".join(name for name, cls in DRAWERS.items() if cls.encodes_images)
         raise SettingsError(f"setting {setting!r} needs a drawer that takes its parameters from an image, "
-                            f"and {drawer!r} places its strokes at random; choose one of {able}")
+                            f"and {drawer!r} {drawer_cls.image_encoding_refusal}; choose one of {able}")
 
 
 __all__ = ["DRAWERS", "Drawer", "VectorImage", "require_image_encoding"]

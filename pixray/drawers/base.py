@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,6 +47,12 @@ class Drawer(DeclaresModels, nn.Module):
     #: that an image can be redrawn onto the drawer mid-run (overlays) and read as a point in its
     #: parameter space (image labels). Stroke drawers, which place strokes at random, do not.
     encodes_images: ClassVar[bool] = True
+    #: Why a drawer that does not :attr:`encode_images` cannot, for the settings error that says so.
+    image_encoding_refusal: ClassVar[str] = "cannot"
+    #: Whether the drawer's state moves along a fixed schedule of the run's iterations (a diffusion
+    #: sampler's timesteps, see :meth:`start_run` and :meth:`end_step`): its learning rate follows
+    #: that schedule (``learning_rate_drops`` do not apply) and a run cannot end early (``auto_stop``).
+    follows_schedule: ClassVar[bool] = False
 
     def __init__(self, options: Any, width: int, height: int) -> None:
         super().__init__()
@@ -62,9 +68,27 @@ class Drawer(DeclaresModels, nn.Module):
         """
         return cls(options, width, height)
 
-    def learning_rate(self) -> float:
-        """Step size used when the ``learning_rate`` setting is unset."""
+    def learning_rate(self, from_image: bool = False) -> float:
+        """Step size used when the ``learning_rate`` setting is unset; ``from_image``: the run starts
+        from an init image."""
         return self.default_learning_rate
+
+    def start_run(self, iterations: int) -> None:
+        """Called before :meth:`init_from_image` with the number of steps the run will take."""
+
+    def end_step(self, index: int) -> float | None:
+        """Called after step ``index``'s update (and :meth:`clamp_`). A drawer whose state moves on
+        its own (a sampler stepping to its next timestep) does so here; a rate returned asks for a
+        fresh optimiser at that step size from the next step on."""
+        return None
+
+    def check_perceptors(self, names: Sequence[str], widths: Sequence[int]) -> None:
+        """Raise :class:`SettingsError` when the drawer needs a perceptor the run lacks (``names``,
+        with their embedding widths)."""
+
+    def condition(self, prompts: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Take the prompts on the whole canvas, once per run before the first step: per perceptor
+        name, their embeddings (N,D) and weights (N,) (for drawers whose model reads them)."""
 
     def init_from_image(self, image: torch.Tensor, generator: torch.Generator) -> None:
         """Set the parameters so that :meth:`synth` approximates ``image`` (1,3,H,W) in [0,1] (or

@@ -74,7 +74,7 @@ class FftDrawer(Drawer):
             shape = (1, 3, *self.scale.shape, 2) if options.fft_use == "fft" else (1, 3, height, width)
             self.params = nn.Parameter(torch.zeros(shape))
 
-    def learning_rate(self) -> float:
+    def learning_rate(self, from_image: bool = False) -> float:
         return self.options.fft_lrate
 
     def _signal(self) -> torch.Tensor:

@@ -56,7 +56,8 @@ class StrokePathsDrawer(Drawer):
 
     Options = StrokeOptions
     default_learning_rate = 1.0  # points; widths and colours step at fixed fractions of it
-    encodes_images = False  # strokes are placed at random
+    encodes_images = False
+    image_encoding_refusal = "places its strokes at random"
     default_strokes: ClassVar[int]
     default_min_width: ClassVar[float]  # percent of the canvas height
     default_max_width: ClassVar[float]

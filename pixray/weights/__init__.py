@@ -61,6 +61,13 @@ _WIKIART_NOTE = ("Pixray's hosts mirror.io.community and eaidata.bmk.sh no longe
                  "the GitHub release mirror is used")
 
 
+def _vdiff(model: str, digest: str) -> WeightFile:
+    """A v-diffusion checkpoint: Pixray's host (the-eye.eu), then the bucket it moved from."""
+    urls = (f"https://the-eye.eu/public/AI/models/v-diffusion/{model}.pth",
+            f"https://v-diffusion.s3.us-west-2.amazonaws.com/{model}.pth")
+    return WeightFile(f"vdiff_{model}.pth", urls, digest, note="Katherine Crowson's v-diffusion model")
+
+
 def _heibox_pair(model: str, share: str, config: str, ckpt: str) -> list[WeightFile]:
     """A VQGAN config + checkpoint pair on CompVis' Heidelberg share."""
     paths = {"yaml": config, "ckpt": ckpt}
@@ -95,6 +102,17 @@ _FILES = [
     WeightFile("RealESRGAN_x4plus.pth",
                ("https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth",),
                note="Real-ESRGAN x4plus (Xintao Wang et al.), for the super_resolution drawer"),
+    # Katherine Crowson's v-diffusion models (the vdiff drawer), with the SHA-256 her v-diffusion-pytorch
+    # README publishes: Pixray's host first, then the publisher's earlier S3 bucket.
+    *[_vdiff(name, digest) for name, digest in (
+        ("yfcc_2", "69ad4e534feaaebfd4ccefbf03853d5834231ae1b5402b9d2c3e2b331de27907"),
+        ("yfcc_1", "a1c0f6baaf89cb4c461f691c2505e451ff1f9524744ce15332b7987cc6e3f0c8"),
+        ("cc12m_1", "63946d1f6a1cb54b823df818c305d90a9c26611e594b5f208795864d5efe0d1f"),
+        ("cc12m_1_cfg", "4fc95ee1b3205a3f7422a07746383776e1dbc367eaf06a5b658ad351e77b7bda"),
+        ("danbooru_128", "1728940d3531504246dbdc75748205fd8a24238a17e90feb82a64d7c8078c449"),
+        ("imagenet_128", "cac117cd0ed80390b2ae7f3d48bf226fd8ee0799d3262c13439517da7c214a67"),
+        ("wikiart_128", "b3ca8d0cf8bd47dcbf92863d0ab6e90e5be3999ab176b294c093431abdce19c1"),
+        ("wikiart_256", "da45c38aa31cd0d2680d29a3aaf2f50537a4146d80bba2ca3e7a18d227d9b627"))],
     *_heibox_pair("imagenet_f16_1024", "8088892a516d4e3baf92", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("imagenet_f16_16384", "a7530b09fed84f80a887", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
     *_heibox_pair("openimages_f16_8192", "2e5662443a6b4307b470", "configs%2Fmodel.yaml", "ckpts%2Flast.ckpt"),
