@@ -19,7 +19,7 @@ from torch import nn
 
 from .declared_models import DeclaredModel
 from .options import SettingsError
-from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint
+from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint, load_pretrained_clip
 from .registry import unknown_name_message
 from .runtime import choose_device
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
@@ -90,7 +90,11 @@ class ModelCache:
         return [self.get(f"clip:{name}", lambda name=name: self._load_clip(name)) for name in names]
 
     def _load_clip(self, name: str) -> Perceptor:
-        return Perceptor(name, load_clip_checkpoint(checkpoint_path(name, self.weights_dir)))
+        path = checkpoint_path(name, self.weights_dir)
+        entry = CLIP_MODELS.get(name)
+        if entry is not None and entry.pretrained is not None:
+            return load_pretrained_clip(name, path, entry.architecture, entry.pretrained)
+        return Perceptor(name, load_clip_checkpoint(path))
 
     def preload(self, names: Sequence[str]) -> None:
         """Load models by name: CLIP models, and those the parts declare (a server's setup)."""

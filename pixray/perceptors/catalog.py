@@ -15,12 +15,20 @@ class CatalogEntry:
     """A named CLIP model: its weight file and open_clip architecture.
 
     Real CLIPs live in the weights directory (see the weights manifest); the shapes-world models
-    ship inside the package (``packaged``), in the same checkpoint format.
+    ship inside the package (``packaged``), in the same checkpoint format. OpenAI's (and ours) are
+    in OpenAI's layout, their architecture read from their tensors' shapes; those with a
+    ``pretrained`` tag are open_clip's checkpoints of ``architecture`` (see pretrained.py).
     """
 
     filename: str
     architecture: str | None
     packaged: bool = False
+    pretrained: str | None = None
+
+
+def _open_clip(architecture: str, tag: str) -> tuple[str, CatalogEntry]:
+    """open_clip's ``architecture`` trained as ``tag``, named ``ARCHITECTURE:TAG``."""
+    return f"{architecture}:{tag}", CatalogEntry(f"{architecture}-{tag}.pt", architecture, pretrained=tag)
 
 
 CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
@@ -32,6 +40,14 @@ CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
     "ViT-B/16": CatalogEntry("ViT-B-16.pt", "ViT-B-16-quickgelu"),
     "ViT-L/14": CatalogEntry("ViT-L-14.pt", "ViT-L-14-quickgelu"),
     "ViT-L/14@336px": CatalogEntry("ViT-L-14-336px.pt", "ViT-L-14-336-quickgelu"),
+    # LAION's and DataComp's CLIPs (open_clip's names), the strongest open ones.
+    **dict(_open_clip(architecture, tag) for architecture, tag in (
+        ("ViT-B-32", "laion2b_s34b_b79k"), ("ViT-B-32", "laion400m_e32"),
+        ("ViT-B-32", "datacomp_xl_s13b_b90k"),
+        ("ViT-B-16", "laion2b_s34b_b88k"), ("ViT-B-16", "laion400m_e32"),
+        ("ViT-B-16", "datacomp_xl_s13b_b90k"),
+        ("ViT-L-14", "laion2b_s32b_b82k"), ("ViT-L-14", "datacomp_xl_s13b_b90k"),
+        ("ViT-H-14", "laion2b_s32b_b79k"))),
     # Tiny CLIPs of the synthetic shapes world (pixray.demo), for offline demos and tests.
     "shapes-demo": CatalogEntry("shapes-demo.pt", None, packaged=True),
     "shapes-demo-rn": CatalogEntry("shapes-demo-rn.pt", None, packaged=True),

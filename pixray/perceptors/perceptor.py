@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import open_clip
 import torch
@@ -26,10 +26,14 @@ class Perceptor(nn.Module):
     :class:`~pixray.perceptors.attention.FastSelfAttention` and QuickGELU to
     :class:`~pixray.perceptors.activation.LeanQuickGELU`, and a ResNet tower to channels-last
     memory (same weights and results, faster and smaller with gradients); ``fast=False`` keeps
-    open_clip's modules as they are (the benchmark's baseline).
+    open_clip's modules as they are (the benchmark's baseline). ``mean``/``std``: the image
+    normalisation the model was trained with; ``tokenizer(texts, context_length)``: its tokenizer
+    (default: OpenAI's BPE, open_clip's ``tokenize``).
     """
 
-    def __init__(self, name: str, model: open_clip.CLIP, fast: bool = True) -> None:
+    def __init__(self, name: str, model: open_clip.CLIP, fast: bool = True,
+                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+                 tokenizer: Callable[[list[str], int], torch.Tensor] | None = None) -> None:
         super().__init__()
         self.name = name
         self.model = model.eval().requires_grad_(False)
@@ -45,8 +49,9 @@ class Perceptor(nn.Module):
         self.input_resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.context_length = int(model.context_length)
         self.embed_width = int(model.visual.output_dim)  # D of encode_image's (N,D)
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.tokenizer = tokenizer or open_clip.tokenize
+        self.register_buffer("mean", torch.tensor(tuple(mean)).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(tuple(std)).view(1, 3, 1, 1), persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -58,7 +63,7 @@ class Perceptor(nn.Module):
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """(N,D) unit embeddings of ``texts``."""
-        tokens = open_clip.tokenize(list(texts), context_length=self.context_length).to(self.device)
+        tokens = self.tokenizer(list(texts), self.context_length).to(self.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,17 @@ _WIKIART_NOTE = ("Pixray's hosts mirror.io.community and eaidata.bmk.sh no longe
                  "the GitHub release mirror is used")
 
 
+def _open_clip_hf(architecture: str, tag: str, repository: str) -> WeightFile:
+    url = f"https://huggingface.co/{repository}/resolve/main/open_clip_pytorch_model.bin"
+    return WeightFile(f"{architecture}-{tag}.pt", (url,), note="open_clip's Hugging Face repository")
+
+
+def _open_clip_release(architecture: str, tag: str, file: str) -> WeightFile:
+    url = f"https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/{file}"
+    return WeightFile(f"{architecture}-{tag}.pt", (url,), file.rsplit("-", 1)[1].removesuffix(".pt"),
+                      note="open_clip's GitHub release")
+
+
 def _vdiff(model: str, digest: str) -> WeightFile:
     """A v-diffusion checkpoint: Pixray's host (the-eye.eu), then the bucket it moved from."""
     urls = (f"https://the-eye.eu/public/AI/models/v-diffusion/{model}.pth",
@@ -91,6 +102,18 @@ _FILES = [
     _openai_clip("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"),
     _openai_clip("b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"),
     _openai_clip("3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"),
+    # open_clip's LAION and DataComp CLIPs (the perceptor catalog's ARCHITECTURE:TAG names): the file
+    # open_clip downloads from each Hugging Face repository (published without a checksum here), or
+    # from open_clip's GitHub release, whose file names end in their sha256's first 8 hex digits.
+    _open_clip_hf("ViT-B-32", "laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
+    _open_clip_release("ViT-B-32", "laion400m_e32", "vit_b_32-quickgelu-laion400m_e32-46683a32.pt"),
+    _open_clip_hf("ViT-B-32", "datacomp_xl_s13b_b90k", "laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K"),
+    _open_clip_hf("ViT-B-16", "laion2b_s34b_b88k", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
+    _open_clip_release("ViT-B-16", "laion400m_e32", "vit_b_16-laion400m_e32-55e67d44.pt"),
+    _open_clip_hf("ViT-B-16", "datacomp_xl_s13b_b90k", "laion/CLIP-ViT-B-16-DataComp.XL-s13B-b90K"),
+    _open_clip_hf("ViT-L-14", "laion2b_s32b_b82k", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"),
+    _open_clip_hf("ViT-L-14", "datacomp_xl_s13b_b90k", "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K"),
+    _open_clip_hf("ViT-H-14", "laion2b_s32b_b79k", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"),
     # torch.hub's naming: the file name ends in the first 8 hex digits of its sha256.
     WeightFile("vgg16-397923af.pth", ("https://download.pytorch.org/models/vgg16-397923af.pth",), "397923af",
                note="torchvision's ImageNet VGG16 (the style loss uses its convolutions)"),
