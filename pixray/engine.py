@@ -129,6 +129,8 @@ class Run:
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
+        planned = [p.name for p in perceptors] if perceptors is not None else list(self.plan.clip_models)
+        drawer_cls.check_perceptors(settings.section(settings.drawer), planned)
         if settings.auto_stop and drawer_cls.follows_schedule:
             raise SettingsError(f"setting 'auto_stop' cannot end a {settings.drawer!r} run early: its "
                                 f"picture follows a schedule of all {self.plan.iterations} iterations; "
@@ -153,10 +155,8 @@ class Run:
         names = [p.name for p in self.perceptors]
         self.perceptor_labels = [name if names.count(name) == 1 else f"{name} #{names[:i + 1].count(name)}"
                                  for i, name in enumerate(names)]
-        widths = [p.embed_width for p in self.perceptors]
         for loss_fn, _ in self.custom_losses.values():
-            loss_fn.check_perceptors(self.perceptor_labels, widths)
-        self.drawer.check_perceptors(names, widths)
+            loss_fn.check_perceptors(self.perceptor_labels, [p.embed_width for p in self.perceptors])
         # One cutout maker per distinct input resolution, with the perceptors that share it.
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]

@@ -25,6 +25,7 @@ from pixray.drawers import DRAWERS
 from pixray.drawers.vdiff import VDIFF_MODELS, load_vdiff
 from pixray.model_cache import ModelCache
 from pixray.options import SettingsError
+from pixray.perceptors import Perceptor
 from pixray.settings import build_settings
 from pixray.weights import MANIFEST, CheckpointError
 from pixray.weights.without_storage import built_without_storage, unloaded
@@ -49,9 +50,10 @@ class ToyVdiff(nn.Module):
 
 
 class ToyConditioned(ToyVdiff):
-    """A toy cc12m: conditioned on the tiny perceptor's (32-wide) embedding of the prompts."""
+    """A toy cc12m: conditioned on a 32-wide embedding of the prompts (the tests' tiny CLIP named
+    ViT-B/16)."""
 
-    clip_model = "tiny"
+    clip_model = "ViT-B/16"
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,7 +115,9 @@ def test_every_model_is_the_packages_network_with_its_weight_file_and_multiple(n
     assert model(x, torch.zeros(1, device="meta"), **extra).shape == x.shape
     entry = MANIFEST[VDIFF_MODELS[name].file]
     assert len(entry.sha256) == 64 and entry.urls[0].endswith(f"/v-diffusion/{name}.pth")
-    assert getattr(model, "clip_model", None) == ("ViT-B/16" if name.startswith("cc12m") else None)
+    # The perceptor the network reads, as the table says before loading it.
+    assert getattr(model, "clip_model", None) == VDIFF_MODELS[name].conditioning
+    assert VDIFF_MODELS[name].conditioning == ("ViT-B/16" if name.startswith("cc12m") else None)
 
 
 def test_the_loader_reads_a_state_dict_into_the_named_network(toys):
@@ -222,16 +226,17 @@ def test_the_rates_follow_pixrays_rule_and_ignore_drops(toys, tiny_perceptor, mo
 def test_cc12m_reads_the_weighted_prompts_through_its_perceptor(toys, tiny_perceptor, tmp_path):
     settings = {"drawer": "vdiff", "vdiff_model": "cc12m_1", "prompts": "a lighthouse:2|a storm:-1",
                 "size": [64, 64], "iterations": 2, "num_cuts": 2, "seed": 1, "weights_dir": str(toys),
-                "device": "cpu", "outdir": str(tmp_path)}
-    run = pixray.generate(settings, perceptors=[tiny_perceptor])
+                "device": "cpu", "outdir": str(tmp_path), "vector_prompts": "none"}
+    b16 = Perceptor("ViT-B/16", tiny_perceptor.model)  # the toy network reads a 32-wide embedding
+    run = pixray.generate(settings, perceptors=[tiny_perceptor, b16])
     list(run)
-    embeds = tiny_perceptor.encode_text(["a lighthouse", "a storm"])
+    embeds = b16.encode_text(["a lighthouse", "a storm"])
     expected = F.normalize(2 * embeds[:1] - embeds[1:], dim=-1)
     assert torch.allclose(run.drawer.model.seen, expected, atol=1e-6)
-    other = tiny_perceptor.__class__("other", tiny_perceptor.model)
-    with pytest.raises(SettingsError, match=r"conditioned on tiny's embedding of the prompts: add tiny to "
-                                            r"clip_models \(now other\)"):
-        pixray.generate(settings, perceptors=[other])
+    # Refused before any model loads (the weights directory need not hold the network).
+    with pytest.raises(SettingsError, match=r"conditioned on ViT-B/16's embedding of the prompts: add "
+                                            r"ViT-B/16 to clip_models \(now ViT-B/32, RN50\)"):
+        pixray.generate({**settings, "weights_dir": str(tmp_path / "empty"), "clip_models": "ViT-B/32,RN50"})
 
 
 def test_classifier_free_guidance_mixes_the_unconditional_prediction(toys):

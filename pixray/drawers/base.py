@@ -82,9 +82,10 @@ class Drawer(DeclaresModels, nn.Module):
         fresh optimiser at that step size from the next step on."""
         return None
 
-    def check_perceptors(self, names: Sequence[str], widths: Sequence[int]) -> None:
-        """Raise :class:`SettingsError` when the drawer needs a perceptor the run lacks (``names``,
-        with their embedding widths)."""
+    @classmethod
+    def check_perceptors(cls, options: Any, names: Sequence[str]) -> None:
+        """Raise :class:`SettingsError` when a drawer with ``options`` needs a perceptor the run
+        lacks (``names``); checked before any model loads."""
 
     def condition(self, prompts: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Take the prompts on the whole canvas, once per run before the first step: per perceptor

@@ -45,19 +45,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class VdiffModel:
-    """One v-diffusion network: its weight file and the multiple its sides must be (2 to the number
-    of times the U-Net halves them)."""
+    """One v-diffusion network: its weight file, the multiple its sides must be (2 to the number
+    of times the U-Net halves them), and the perceptor whose embedding of the prompts it is
+    conditioned on (its ``clip_model``), if any."""
 
     file: str
     multiple: int
+    conditioning: str | None = None
 
 
 #: Pixray's model names (the v-diffusion-pytorch package's), their files in the weights manifest.
 VDIFF_MODELS: Registry[VdiffModel] = Registry("vdiff model", {
     "yfcc_2": VdiffModel("vdiff_yfcc_2.pth", 128),
     "yfcc_1": VdiffModel("vdiff_yfcc_1.pth", 128),
-    "cc12m_1": VdiffModel("vdiff_cc12m_1.pth", 64),
-    "cc12m_1_cfg": VdiffModel("vdiff_cc12m_1_cfg.pth", 64),
+    "cc12m_1": VdiffModel("vdiff_cc12m_1.pth", 64, "ViT-B/16"),
+    "cc12m_1_cfg": VdiffModel("vdiff_cc12m_1_cfg.pth", 64, "ViT-B/16"),
     "danbooru_128": VdiffModel("vdiff_danbooru_128.pth", 32),
     "imagenet_128": VdiffModel("vdiff_imagenet_128.pth", 32),
     "wikiart_128": VdiffModel("vdiff_wikiart_128.pth", 32),
@@ -146,7 +148,7 @@ class VdiffDrawer(Drawer):
         device = next(model.parameters()).device
         self.x = nn.Parameter(torch.zeros(1, 3, self.work_height, self.work_width, device=device))
         #: The perceptor whose embedding of the prompts conditions the model (cc12m), else None.
-        self.conditioning: str | None = getattr(model, "clip_model", None)
+        self.conditioning = spec.conditioning
         if options.vdiff_guidance != 1 and options.vdiff_model != GUIDED:
             raise SettingsError(f"setting 'vdiff_guidance' ({options.vdiff_guidance:g}) needs vdiff_model "
                                 f"{GUIDED!r}, the one trained for classifier-free guidance; "
@@ -176,11 +178,12 @@ class VdiffDrawer(Drawer):
     def learning_rate(self, from_image: bool = False) -> float:
         return self.first_rate[1] if from_image else self.first_rate[0]
 
-    def check_perceptors(self, names: Sequence[str], widths: Sequence[int]) -> None:
-        if self.conditioning is not None and self.conditioning not in names:
-            raise SettingsError(f"vdiff_model {self.options.vdiff_model!r} is conditioned on "
-                                f"{self.conditioning}'s embedding of the prompts: add {self.conditioning} "
-                                f"to clip_models (now {', '.join(names)})")
+    @classmethod
+    def check_perceptors(cls, options: VdiffOptions, names: Sequence[str]) -> None:
+        needed = VDIFF_MODELS.lookup(options.vdiff_model).conditioning
+        if needed is not None and needed not in names:
+            raise SettingsError(f"vdiff_model {options.vdiff_model!r} is conditioned on {needed}'s embedding "
+                                f"of the prompts: add {needed} to clip_models (now {', '.join(names)})")
 
     def condition(self, prompts: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Conditioned models take the normalised weighted sum of their perceptor's prompt embeddings
