@@ -8,7 +8,8 @@ what the trained ones cost.
     python bench/benchmark.py --drawer fast_pixel --quality draft --precision bfloat16 --device cuda
     python bench/benchmark.py --drawer vqgan --quality normal   (imagenet_f16_16384's sizes, random weights)
     python bench/benchmark.py --drawer vdiff --vdiff_model cc12m_1 --clip_models ViT-B/16 --quality draft
-                                (the real network, random weights written to a temporary weights dir)
+    python bench/benchmark.py --drawer super_resolution --quality normal
+                                (the real networks, random weights written to a temporary weights dir)
     python bench/benchmark.py --drawer fast_pixel --quality normal --baseline   (and stock open_clip, fp32)
 
 ``--baseline`` then runs the same generation with open_clip's stock modules in float32 in the same
@@ -33,6 +34,7 @@ import open_clip
 import torch
 import yaml
 
+from pixray.drawers.super_resolution import UPSCALERS
 from pixray.drawers.vdiff import VDIFF_MODELS
 from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
@@ -110,14 +112,23 @@ class UncheckedFiles(ModelCache):
         return self.get(f"bench:{path}", lambda: load(path))
 
 
-def random_vdiff_files(name: str, device: torch.device) -> ModelCache:
-    """The v-diffusion network ``name`` with random weights, saved as its release is, in a cache
-    that reads it through the real loader."""
-    from diffusion import get_model
-
+def random_network_files(settings: Settings, device: torch.device) -> ModelCache | None:
+    """For vdiff and super_resolution: their network (the real architecture) with random weights,
+    saved as its release is, in a cache that reads it through the real loader; else None."""
     torch.manual_seed(0)
+    if settings.drawer == "vdiff":
+        from diffusion import get_model
+
+        name = settings.section("vdiff").vdiff_model
+        network, filename = get_model(name)(), VDIFF_MODELS[name].file
+    elif settings.drawer == "super_resolution":
+        from spandrel.architectures.ESRGAN import ESRGAN
+
+        network, filename = ESRGAN(), UPSCALERS[settings.section("super_resolution").super_resolution_model]
+    else:
+        return None
     directory = Path(tempfile.mkdtemp(prefix="pixray-bench-"))
-    torch.save(get_model(name)().state_dict(), directory / VDIFF_MODELS[name].file)
+    torch.save(network.state_dict(), directory / filename)
     return UncheckedFiles(device, directory)
 
 
@@ -165,8 +176,7 @@ def main() -> None:
     build_s = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    models = (random_vdiff_files(settings.section("vdiff").vdiff_model, device) if args.drawer == "vdiff"
-              else None)
+    models = random_network_files(settings, device)
     run, times = time_run(settings, perceptors, args.warmup, models)
     del perceptors
     timed = times[args.warmup:]

@@ -249,7 +249,7 @@ def test_classifier_free_guidance_mixes_the_unconditional_prediction(toys):
         unconditional = drawer.model(x, t.reshape(1), torch.zeros(1, 32))
     assert torch.allclose(v, unconditional + 3 * (plain - unconditional), atol=1e-5)
     with pytest.raises(SettingsError, match=r"'vdiff_guidance' \(3\) needs vdiff_model 'cc12m_1_cfg'"):
-        _drawer(toys, vdiff_model="cc12m_1", vdiff_guidance=3)
+        _drawer(toys / "absent", vdiff_model="cc12m_1", vdiff_guidance=3)  # refused before loading
 
 
 def test_settings_that_cannot_apply_to_a_sampler_are_refused(toys, tiny_perceptor, tmp_path):
@@ -266,3 +266,29 @@ def test_settings_that_cannot_apply_to_a_sampler_are_refused(toys, tiny_percepto
         build_settings({"drawer": "vdiff", "vdiff_skip": 100})
     with pytest.raises(SettingsError, match=r"unknown vdiff model|vdiff_model"):
         build_settings({"drawer": "vdiff", "vdiff_model": "yfcc_3"})
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+@pytest.mark.parametrize("schedule", ["default", "log"])
+def test_the_schedules_timesteps_against_hand_computed_values(toys, schedule):
+    """Two iterations: timesteps 1, 2/3 and 1/3 of the way down (the last for the final image), as
+    Pixray spaces them, mapped through the schedule; checked as each one's signal level alpha."""
+    drawer = _drawer(toys, vdiff_model="wikiart_128", vdiff_schedule=schedule)
+    drawer.start_run(2)
+    wanted = []
+    for t in (1, 2 / 3, 1 / 3):
+        if schedule == "log":  # log SNR evenly from 10 down to -10
+            wanted.append(math.sqrt(_sigmoid(10 - 20 * t)))
+            continue
+        stretched = t * (1 + 0.80074257 - 0.48536712)  # the cosine schedule, then DDPM's tail
+        if stretched < 0.80074257:
+            wanted.append(math.cos(stretched * math.pi / 2))
+        else:
+            u = stretched - 0.80074257 + 0.48536712
+            wanted.append(math.sqrt(_sigmoid(-math.log(math.expm1(1e-4 + 10 * u * u)))))
+    alphas = [float(drawer._alpha_sigma(i)[0]) for i in range(3)]
+    assert alphas == pytest.approx(wanted, abs=1e-6)
+    assert wanted[0] < 0.01 < wanted[1] < wanted[2]  # from nearly pure noise towards the picture

@@ -47,8 +47,8 @@ class Drawer(DeclaresModels, nn.Module):
     #: that an image can be redrawn onto the drawer mid-run (overlays) and read as a point in its
     #: parameter space (image labels). Stroke drawers, which place strokes at random, do not.
     encodes_images: ClassVar[bool] = True
-    #: Why a drawer that does not :attr:`encode_images` cannot, for the settings error that says so.
-    image_encoding_refusal: ClassVar[str] = "cannot"
+    #: Why a drawer that does not :attr:`encodes_images` cannot, for the settings error that says so.
+    image_encoding_refusal: ClassVar[str] = "does not take its parameters from an image"
     #: Whether the drawer's state moves along a fixed schedule of the run's iterations (a diffusion
     #: sampler's timesteps, see :meth:`start_run` and :meth:`end_step`): its learning rate follows
     #: that schedule (``learning_rate_drops`` do not apply) and a run cannot end early (``auto_stop``).

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -137,8 +137,6 @@ class VdiffDrawer(Drawer):
     encodes_images = False
     image_encoding_refusal = "starts from random noise and redraws it at every timestep"
     follows_schedule = True
-    #: Pixray's first step, then from an init image.
-    first_rate: ClassVar[tuple[float, float]] = (0.2, 0.01)
 
     def __init__(self, options: VdiffOptions, width: int, height: int, model: nn.Module) -> None:
         super().__init__(options, width, height)
@@ -149,10 +147,6 @@ class VdiffDrawer(Drawer):
         self.x = nn.Parameter(torch.zeros(1, 3, self.work_height, self.work_width, device=device))
         #: The perceptor whose embedding of the prompts conditions the model (cc12m), else None.
         self.conditioning = spec.conditioning
-        if options.vdiff_guidance != 1 and options.vdiff_model != GUIDED:
-            raise SettingsError(f"setting 'vdiff_guidance' ({options.vdiff_guidance:g}) needs vdiff_model "
-                                f"{GUIDED!r}, the one trained for classifier-free guidance; "
-                                f"{options.vdiff_model!r} takes only 1")
         self.register_buffer("clip_embed", None)
         self.index = 0
         self._steps = torch.ones(1, device=device)  # timesteps, set by start_run
@@ -162,6 +156,10 @@ class VdiffDrawer(Drawer):
 
     @classmethod
     def create(cls, options: VdiffOptions, width: int, height: int, models: ModelCache) -> Drawer:
+        if options.vdiff_guidance != 1 and options.vdiff_model != GUIDED:  # before loading anything
+            raise SettingsError(f"setting 'vdiff_guidance' ({options.vdiff_guidance:g}) needs vdiff_model "
+                                f"{GUIDED!r}, the one trained for classifier-free guidance; "
+                                f"{options.vdiff_model!r} takes only 1")
         return cls(options, width, height, shared_vdiff(options.vdiff_model, models))
 
     @classmethod
@@ -176,7 +174,7 @@ class VdiffDrawer(Drawer):
         return [options.vdiff_model]
 
     def learning_rate(self, from_image: bool = False) -> float:
-        return self.first_rate[1] if from_image else self.first_rate[0]
+        return 0.01 if from_image else 0.2  # Pixray's, until end_step sets the schedule's
 
     @classmethod
     def check_perceptors(cls, options: VdiffOptions, names: Sequence[str]) -> None:
