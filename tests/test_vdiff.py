@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from diffusion import utils
 from diffusion.models.wikiart_128 import FourierFeatures, ResConvBlock, SkipBlock
+from test_engine import _rates_seen
 from torch import nn
 
 import pixray
@@ -197,14 +198,7 @@ def test_a_run_samples_through_its_schedule(toys, tiny_perceptor, tmp_path):
 
 
 def test_the_rates_follow_pixrays_rule_and_ignore_drops(toys, tiny_perceptor, monkeypatch, tmp_path):
-    rates = []
-    original = torch.optim.Adam.step
-
-    def step(self, *args, **kwargs):
-        rates.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    rates = _rates_seen(monkeypatch)
     base = {"drawer": "vdiff", "vdiff_model": "wikiart_128", "prompts": "a lighthouse", "size": [40, 24],
             "iterations": 4, "num_cuts": 2, "seed": 4, "weights_dir": str(toys), "device": "cpu",
             "outdir": str(tmp_path), "learning_rate_drops": [50]}
