@@ -39,11 +39,12 @@ def _group_title(sections: tuple[str, ...]) -> str:
     return f"{', '.join(sections)} {kinds[0] if len(sections) == 1 else plural}"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "pixray",
+                 description: str = "CLIP-guided image generation (`pixray batch JOBS` renders many: "
+                                    "see pixray batch --help).") -> argparse.ArgumentParser:
     """The argument parser, generated from the settings tree (every setting is a flag, with
     Pixray's short forms; list settings take several words or one comma-separated word)."""
-    parser = _Parser(prog="pixray", description="CLIP-guided image generation.",
-                     allow_abbrev=False)
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False)
     parser.add_argument("--config", "--config_file", action="append", default=[], metavar="FILE",
                         help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
@@ -70,6 +71,9 @@ def _values(args: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pixray`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["batch"]:
+        return batch_main(argv[1:])
     args = vars(build_parser().parse_args(argv))
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
@@ -96,6 +100,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(path)
     return 0
+
+
+def batch_main(argv: Sequence[str]) -> int:
+    """``pixray batch JOBS``: every job of a jobs file (see :mod:`pixray.batch`); 0 when all are
+    done, 1 when some failed (the manifest says why), 2 for an unusable jobs file or options."""
+    parser = build_parser("pixray batch", "Render every job of a jobs file (YAML or JSONL: a list of jobs, "
+                                          "or 'settings', 'jobs' and 'sweep'), each into its own directory "
+                                          "under --outdir, with batch.jsonl recording each job and "
+                                          "batch_grid.png showing them; run it again to resume. Settings "
+                                          "flags and --config files give every job's shared settings.")
+    parser.add_argument("jobs", metavar="JOBS", help="the jobs file (.yaml, .json or .jsonl)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local worker processes, each keeping its models loaded (default 1); with "
+                             "--ray, the actors to start where the cluster has no GPUs")
+    parser.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="run the workers as Ray actors, one per GPU, on the cluster at ADDRESS "
+                             "('auto': the one this machine belongs to; 'local': a new one here); "
+                             "outdir must be a path every node sees")
+    parser.add_argument("--job-progress", action="store_true",
+                        help="show each job's steps in the progress bar (local workers)")
+    args = vars(parser.parse_args(argv))
+    configs, quiet, jobs_file = args.pop("config"), args.pop("quiet"), args.pop("jobs")
+    workers, ray_address, job_progress = args.pop("workers"), args.pop("ray"), args.pop("job_progress")
+    batch_dir = args.pop("outdir", None) or f"outputs/batch_{Path(jobs_file).stem}"
+    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
+    keep_freed_memory()
+    from tqdm import tqdm
+
+    from .batch import read_jobs, run_batch
+
+    try:
+        with _terminate_as_interrupt():
+            shared: dict[str, Any] = {}
+            for config in configs:
+                shared.update(read_settings_file(config))
+            shared.update(_values(args))
+            jobs = read_jobs(jobs_file, shared)
+            with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
+                def on_record(record: dict[str, Any]) -> None:
+                    if "status" in record:
+                        bar.update(1)
+                    elif job_progress:
+                        step = f"{record['step']}/{record['of']}"
+                        bar.set_postfix_str(f"job {record['progress'][:8]}: step {step}")
+
+                summary = run_batch(jobs, batch_dir, workers, ray_address,
+                                    on_record if (job_progress or not quiet) else None)
+    except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
+        print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixray: interrupted (finished jobs are kept; run the same command to resume)", file=sys.stderr)
+        return 130
+    print(f"pixray: {summary.done} done, {summary.skipped} already done, {summary.failed} failed "
+          f"(see {Path(batch_dir) / 'batch.jsonl'})", file=sys.stderr)
+    print(summary.grid or Path(batch_dir))
+    return 1 if summary.failed else 0
 
 
 @contextlib.contextmanager

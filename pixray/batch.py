@@ -1,0 +1,426 @@
+"""Many generations from one jobs file: job lists and sweeps, workers that keep their models loaded,
+a resumable manifest and a contact sheet.
+
+A jobs file is YAML (or JSON) or JSONL. YAML: a list of jobs, or a mapping with any of ``settings``
+(shared by every job), ``jobs`` (a list of settings mappings, each over the shared ones) and
+``sweep`` (setting -> list of values: every combination, applied to each job). JSONL: one job
+mapping per line. Each job writes into its own directory under the batch directory, and
+``batch.jsonl`` there records every job's settings, seed, status, outputs, time and error, one JSON
+line per event (the last line of a job wins). Running the same batch again skips the jobs done with
+the same settings (a job's key is the hash of its settings) and retries the others.
+
+Workers (:class:`BatchWorker`) run jobs one after another in their own process, keeping one
+:class:`~pixray.model_cache.ModelCache`, so CLIP and drawer models load once per worker: local
+processes (``workers``), or Ray actors on a cluster (``ray_address``; one per GPU there, else
+``workers``), writing into a directory every machine sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from PIL import Image, ImageDraw, ImageFont
+
+from .errors import RunError
+from .options import SettingsError
+from .settings import build_settings
+from .weights import CheckpointError, MissingWeightsError
+
+if TYPE_CHECKING:
+    from .model_cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "batch.jsonl"
+GRID = "batch_grid.png"
+#: Settings the batch owns: each job's directory is its own.
+BATCH_OWNED = ("outdir", "overwrite", "animation_dir")
+RAY_HINT = "pip install 'pixray[ray]' (or pip install ray)"
+Record = dict[str, Any]  # one manifest line (JSON-able: it also travels between processes)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation of a batch: ``settings`` (the shared ones with the job's over them, as given),
+    ``key`` (the hash of ``settings``: the same settings, the same job), its directory (relative to
+    the batch directory) and a label for the contact sheet."""
+
+    index: int
+    settings: Mapping[str, Any]
+    key: str
+
+    @property
+    def directory(self) -> str:
+        return f"job_{self.index:03d}_{self.key[:8]}"
+
+    @property
+    def label(self) -> str:
+        prompts = str(self.settings.get("prompts", "")).split("|")[0].strip()
+        seed = self.settings.get("seed")
+        short = f"{prompts[:40]}..." if len(prompts) > 40 else prompts
+        return short + (f" (seed {seed})" if seed is not None else "")
+
+    def record(self, **fields: Any) -> Record:
+        """A manifest record of this job with ``fields``."""
+        return {"key": self.key, "job": self.index, "directory": self.directory,
+                "settings": dict(self.settings), **fields}
+
+
+def job_key(settings: Mapping[str, Any]) -> str:
+    """A stable hash of a job's settings (sha256 of their canonical JSON)."""
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise SettingsError(f"jobs file: {where} must be a mapping of setting names to values, "
+                            f"not {type(value).__name__}")
+    return dict(value)
+
+
+def read_jobs(path: str | Path, shared: Mapping[str, Any] | None = None) -> list[Job]:
+    """The jobs of the jobs file at ``path`` (see the module's docstring), over ``shared`` settings
+    (e.g. from the command line; the file's own ``settings`` go over those)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"jobs file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        if path.suffix == ".jsonl":
+            lines = [line for line in text.splitlines() if line.strip()]
+            document: Any = [json.loads(line) for line in lines]
+        else:
+            document = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SettingsError(f"jobs file {str(path)!r} is not valid "
+                            f"{'JSONL' if path.suffix == '.jsonl' else 'YAML'}: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+    base = dict(shared or {})
+    if isinstance(document, list):
+        jobs, sweep = document, {}
+    elif isinstance(document, Mapping):
+        unknown = set(document) - {"settings", "jobs", "sweep"}
+        if unknown or not document:
+            raise SettingsError(f"jobs file {str(path)!r}: a mapping holds 'settings', 'jobs' and/or 'sweep' "
+                                f"(found {', '.join(sorted(map(str, unknown))) or 'nothing'})")
+        base.update(_mapping(document.get("settings") or {}, "'settings'"))
+        jobs = document.get("jobs") or [{}]
+        sweep = _mapping(document.get("sweep") or {}, "'sweep'")
+    else:
+        raise SettingsError(f"jobs file {str(path)!r} holds no jobs (a list of jobs, or a mapping with "
+                            "'settings', 'jobs' and/or 'sweep')")
+    if not isinstance(jobs, list):
+        raise SettingsError("jobs file: 'jobs' must be a list of settings mappings")
+    for name, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise SettingsError(f"jobs file: sweep {name!r} must be a non-empty list of values")
+    combinations = [dict(zip(sweep, values, strict=True)) for values in itertools.product(*sweep.values())]
+    result = []
+    for i, job in enumerate(jobs):
+        overrides = _mapping(job, f"job {i + 1}")
+        for combination in combinations:
+            settings = {**base, **overrides, **combination}
+            if owned := [name for name in BATCH_OWNED if name in settings]:
+                raise SettingsError(f"jobs file: {owned[0]!r} cannot be set in a batch: each job writes into "
+                                    "its own directory under the batch's --outdir")
+            result.append(Job(len(result), settings, job_key(settings)))
+    return result
+
+
+class Manifest:
+    """``batch.jsonl``: one JSON line per job event, appended and flushed one by one, so an
+    interrupted batch leaves every finished job recorded (a torn last line is ignored)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / MANIFEST
+
+    def latest(self) -> dict[str, Record]:
+        """The last record of each job key."""
+        records: dict[str, Record] = {}
+        if not self.path.exists():
+            return records
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by an interruption
+            if isinstance(record, dict) and "key" in record:
+                records[record["key"]] = record
+        return records
+
+    def append(self, record: Record) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class BatchWorker:
+    """Runs jobs one after another, keeping its models loaded between them (one
+    :class:`ModelCache` per device and weights directory)."""
+
+    def __init__(self, name: str, device: str | None = None, threads: int | None = None) -> None:
+        self.name = name
+        self.device = device  # overrides a job's "auto" device (one GPU per local worker)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self._caches: dict[tuple[str, str], ModelCache] = {}
+
+    def model_loads(self) -> int:
+        """Model files this worker has read so far."""
+        return sum(cache.loads for cache in self._caches.values())
+
+    def run(self, job: Job, batch_dir: str, report: Callable[[Record], None] | None = None) -> Record:
+        """Run ``job`` into its directory under ``batch_dir``; its manifest record (status ``done``
+        with its outputs, or ``failed`` with the one-line error)."""
+        from .engine import Run
+        from .model_cache import ModelCache
+        from .output import OutputWriter
+        from .runtime import choose_device
+        from .weights import weights_dir
+
+        started = time.perf_counter()
+        record = job.record(worker=self.name)
+        directory = Path(batch_dir) / job.directory
+        try:
+            runtime = {"outdir": str(directory), "overwrite": True}
+            if self.device and job.settings.get("device", "auto") == "auto":
+                runtime["device"] = self.device
+            settings = build_settings(dict(job.settings), runtime)
+            device = choose_device(settings.device)
+            cache_key = (str(device), str(weights_dir(settings.weights_dir).resolve()))
+            if cache_key not in self._caches:
+                self._caches[cache_key] = ModelCache.for_settings(settings)
+            writer = OutputWriter(settings)
+            run = Run(settings, models=self._caches[cache_key])
+            record["seed"] = run.seed
+
+            def progress(step: Any) -> None:
+                if report is not None and not step.is_final:
+                    report({"progress": job.key, "step": step.index + 1, "of": run.plan.iterations})
+
+            writer.save_run(run, progress)
+            outputs = [writer.path, writer.path.with_suffix(".svg"), writer.path.with_suffix(".mp4")]
+            record["outputs"] = [str(p.relative_to(batch_dir)) for p in outputs if p.exists()]
+            record["status"] = "done"
+        except (SettingsError, MissingWeightsError, CheckpointError, RunError, OSError, ValueError) as exc:
+            record.update(status="failed", error=_one_line(exc))
+        except Exception as exc:  # one job's failure must not end the batch
+            log.exception("job %d failed", job.index)
+            record.update(status="failed", error=f"{type(exc).__name__}: {_one_line(exc)}")
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        record["model_loads"] = self.model_loads()
+        return record
+
+
+def _local_worker(name: str, device: str | None, threads: int, batch_dir: str, tasks: Any, results: Any,
+                  report: bool) -> None:
+    """A worker process: jobs from ``tasks`` until None, records (and progress) into ``results``."""
+    worker = BatchWorker(name, device, threads)
+    while (job := tasks.get()) is not None:
+        results.put(worker.run(job, batch_dir, results.put if report else None))
+
+
+def _local_devices(count: int) -> list[str | None]:
+    """A GPU per worker in turn where there are GPUs; else each worker uses the jobs' device."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    return [f"cuda:{i % gpus}" for i in range(count)] if gpus else [None] * count
+
+
+def _run_local(jobs: Sequence[Job], batch_dir: str, workers: int, report: bool) -> Iterator[Record]:
+    """Records (and progress messages) as ``workers`` local processes finish jobs."""
+    if workers == 1:  # in this process: no start-up, the models stay for the caller's next batch too
+        worker = BatchWorker("local-0", _local_devices(1)[0])
+        messages: list[Record] = []
+        for job in jobs:
+            record = worker.run(job, batch_dir, messages.append if report else None)
+            yield from messages
+            messages.clear()
+            yield record
+        return
+    spawn = multiprocessing.get_context("spawn")  # a fork after torch has started threads can hang
+    tasks, results = spawn.Queue(), spawn.Queue()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    processes = [spawn.Process(target=_local_worker, args=(f"local-{i}", device, threads, batch_dir, tasks,
+                                                            results, report), daemon=True)
+                 for i, device in enumerate(_local_devices(workers))]
+    for job in jobs:
+        tasks.put(job)
+    for _ in processes:
+        tasks.put(None)
+    for process in processes:
+        process.start()
+    try:
+        unfinished = {job.key: job for job in jobs}
+        while unfinished:
+            try:
+                message = results.get(timeout=1)
+            except queue.Empty:
+                if any(process.is_alive() for process in processes):
+                    continue
+                for job in unfinished.values():  # every worker is gone (killed, out of memory)
+                    yield job.record(status="failed", error="its worker process ended unexpectedly")
+                return
+            if "status" in message:
+                unfinished.pop(message["key"], None)
+            yield message
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+
+def _run_ray(jobs: Sequence[Job], batch_dir: str, address: str, workers: int) -> Iterator[Record]:
+    """Records as Ray actors (one per GPU of the cluster, else ``workers``) finish jobs."""
+    try:
+        import ray
+    except ImportError:
+        raise SettingsError(f"--ray needs Ray, which is not installed: {RAY_HINT}") from None
+    if address == "local":
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(BatchWorker)
+        count = min(gpus or workers, len(jobs))
+        threads = 0 if gpus else max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, count))
+        actors = [actor.remote(f"ray-{i}", None, threads) for i in range(count)]
+        waiting = list(jobs)
+        pending: dict[Any, Any] = {}
+
+        def dispatch(worker: Any) -> None:
+            if waiting:
+                pending[worker.run.remote(waiting.pop(0), batch_dir)] = worker
+
+        for worker in actors:
+            dispatch(worker)
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            worker = pending.pop(done)
+            yield ray.get(done)
+            dispatch(worker)
+    finally:
+        ray.shutdown()
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    done: int
+    skipped: int
+    failed: int
+    grid: Path | None
+
+
+def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_address: str | None = None,
+              on_record: Callable[[Record], None] | None = None) -> BatchSummary:
+    """Run the jobs not already done in ``batch_dir`` (by key), record each in its manifest, and draw
+    the contact sheet of every finished job. ``on_record`` sees each record and progress message.
+    Jobs whose settings are invalid fail here, without a worker."""
+    if workers < 1:
+        raise SettingsError(f"--workers must be at least 1 (got {workers})")
+    directory = Path(batch_dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(directory)
+    previous = manifest.latest()
+    todo, skipped, failed, done = [], 0, 0, 0
+    for job in jobs:
+        last = previous.get(job.key)
+        if last and last.get("status") == "done" and all((directory / p).exists() for p in last["outputs"]):
+            skipped += 1
+            if on_record:
+                on_record({"key": job.key, "job": job.index, "status": "skipped"})
+            continue
+        try:
+            build_settings(dict(job.settings))
+        except SettingsError as exc:
+            record = job.record(status="failed", error=_one_line(exc), seconds=0.0)
+            manifest.append(record)
+            failed += 1
+            if on_record:
+                on_record(record)
+            continue
+        if (directory / job.directory).exists():  # a try that did not finish: this batch's own folder
+            shutil.rmtree(directory / job.directory)
+        todo.append(job)
+    if todo:
+        for job in todo:
+            manifest.append(job.record(status="queued"))
+        report = on_record is not None
+        records = (_run_ray(todo, str(directory), ray_address, workers) if ray_address
+                   else _run_local(todo, str(directory), workers, report))
+        for record in records:
+            if "status" in record:
+                manifest.append(record)
+                done += record["status"] == "done"
+                failed += record["status"] == "failed"
+            if on_record:
+                on_record(record)
+    grid = contact_sheet(directory, jobs, manifest.latest())
+    return BatchSummary(done, skipped, failed, grid)
+
+
+def contact_sheet(directory: Path, jobs: Sequence[Job], records: Mapping[str, Record],
+                  cell: int = 192) -> Path | None:
+    """``batch_grid.png``: every finished job's image in job order, each fitted into a ``cell``-pixel
+    square over its label (prompt, seed); None when no job has finished."""
+    finished = [(job, records[job.key]) for job in jobs
+                if records.get(job.key, {}).get("status") == "done" and records[job.key].get("outputs")]
+    if not finished:
+        return None
+    columns = min(len(finished), max(1, math.ceil(math.sqrt(len(finished)))))
+    rows = math.ceil(len(finished) / columns)
+    font = ImageFont.load_default(size=12)
+    caption = 34
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (job, record) in enumerate(finished):
+        x, y = (i % columns) * cell, (i // columns) * (cell + caption)
+        with Image.open(directory / record["outputs"][0]) as image:
+            thumb = image.convert("RGB")
+            thumb.thumbnail((cell - 8, cell - 8))
+        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+        label = job.label if record.get("seed") is None or "seed" in job.settings \
+            else f"{job.label} (seed {record['seed']})"
+        for line_no, line in enumerate(_wrap(label, 30)[:2]):
+            draw.text((x + 4, y + cell + 2 + 15 * line_no), line, fill="black", font=font)
+    path = directory / GRID
+    sheet.save(path)
+    return path
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return [*lines, line] if line else lines
