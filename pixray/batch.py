@@ -296,10 +296,23 @@ def _run_local(jobs: Sequence[Job], batch_dir: str, workers: int, report: bool) 
                 process.terminate()
 
 
-def _run_ray(jobs: Sequence[Job], batch_dir: str, address: str, workers: int) -> Iterator[Record]:
-    """Records as Ray actors (one per GPU of the cluster, else ``workers``) finish jobs."""
+class _Forward:
+    """A report callable that crosses processes: puts each progress message on a Ray queue."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def __call__(self, message: Record) -> None:
+        self.queue.put_nowait(message)
+
+
+def _run_ray(jobs: Sequence[Job], batch_dir: str, address: str, workers: int,
+             report: bool) -> Iterator[Record]:
+    """Records (and progress messages) as Ray actors (one per GPU of the cluster, else ``workers``)
+    finish jobs."""
     try:
         import ray
+        from ray.util.queue import Empty, Queue
     except ImportError:
         raise SettingsError(f"--ray needs Ray, which is not installed: {RAY_HINT}") from None
     if address == "local":
@@ -312,20 +325,31 @@ def _run_ray(jobs: Sequence[Job], batch_dir: str, address: str, workers: int) ->
         count = min(gpus or workers, len(jobs))
         threads = 0 if gpus else max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, count))
         actors = [actor.remote(f"ray-{i}", None, threads) for i in range(count)]
+        progress = Queue() if report else None
+        forward = _Forward(progress) if progress is not None else None
         waiting = list(jobs)
         pending: dict[Any, Any] = {}
 
         def dispatch(worker: Any) -> None:
             if waiting:
-                pending[worker.run.remote(waiting.pop(0), batch_dir)] = worker
+                pending[worker.run.remote(waiting.pop(0), batch_dir, forward)] = worker
+
+        def drain() -> Iterator[Record]:
+            while progress is not None:
+                try:
+                    yield progress.get_nowait()
+                except Empty:
+                    return
 
         for worker in actors:
             dispatch(worker)
         while pending:
-            (done,), _ = ray.wait(list(pending), num_returns=1)
-            worker = pending.pop(done)
-            yield ray.get(done)
-            dispatch(worker)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            yield from drain()
+            for ref in done:
+                worker = pending.pop(ref)
+                yield ray.get(ref)
+                dispatch(worker)
     finally:
         ray.shutdown()
 
@@ -339,10 +363,11 @@ class BatchSummary:
 
 
 def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_address: str | None = None,
-              on_record: Callable[[Record], None] | None = None) -> BatchSummary:
+              on_record: Callable[[Record], None] | None = None, job_progress: bool = False) -> BatchSummary:
     """Run the jobs not already done in ``batch_dir`` (by key), record each in its manifest, and draw
-    the contact sheet of every finished job. ``on_record`` sees each record and progress message.
-    Jobs whose settings are invalid fail here, without a worker."""
+    the contact sheet of every finished job. ``on_record`` sees each record (``skipped`` ones too)
+    and, with ``job_progress``, each step's progress message (``progress``: the job's key, ``step``,
+    ``of``). Jobs whose settings are invalid fail here, without a worker."""
     if workers < 1:
         raise SettingsError(f"--workers must be at least 1 (got {workers})")
     directory = Path(batch_dir).resolve()
@@ -372,8 +397,8 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
     if todo:
         for job in todo:
             manifest.append(job.record(status="queued"))
-        report = on_record is not None
-        records = (_run_ray(todo, str(directory), ray_address, workers) if ray_address
+        report = job_progress and on_record is not None
+        records = (_run_ray(todo, str(directory), ray_address, workers, report) if ray_address
                    else _run_local(todo, str(directory), workers, report))
         for record in records:
             if "status" in record:

@@ -119,7 +119,7 @@ def batch_main(argv: Sequence[str]) -> int:
                              "('auto': the one this machine belongs to; 'local': a new one here); "
                              "outdir must be a path every node sees")
     parser.add_argument("--job-progress", action="store_true",
-                        help="show each job's steps in the progress bar (local workers)")
+                        help="show each job's steps in the progress bar")
     args = vars(parser.parse_args(argv))
     configs, quiet, jobs_file = args.pop("config"), args.pop("quiet"), args.pop("jobs")
     workers, ray_address, job_progress = args.pop("workers"), args.pop("ray"), args.pop("job_progress")
@@ -137,6 +137,9 @@ def batch_main(argv: Sequence[str]) -> int:
                 shared.update(read_settings_file(config))
             shared.update(_values(args))
             jobs = read_jobs(jobs_file, shared)
+            from .output import resolve_outdir
+
+            batch_dir = resolve_outdir(batch_dir)  # %DATE%, %SEQ% (a new batch each time: no resuming)
             with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
                 def on_record(record: dict[str, Any]) -> None:
                     if "status" in record:
@@ -145,8 +148,7 @@ def batch_main(argv: Sequence[str]) -> int:
                         step = f"{record['step']}/{record['of']}"
                         bar.set_postfix_str(f"job {record['progress'][:8]}: step {step}")
 
-                summary = run_batch(jobs, batch_dir, workers, ray_address,
-                                    on_record if (job_progress or not quiet) else None)
+                summary = run_batch(jobs, batch_dir, workers, ray_address, on_record, job_progress)
     except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
         print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pixray.batch import GRID, MANIFEST, Manifest, read_jobs
+from pixray.batch import GRID, MANIFEST, Manifest, read_jobs, run_batch
 from pixray.cli import main
 from pixray.options import SettingsError
 
@@ -127,12 +127,30 @@ def test_an_interrupted_record_is_ignored_and_its_job_runs_again(jobs_file, tmp_
     assert not (out / jobs[0].directory / "partial.png").exists()  # the unfinished try was cleared
 
 
+def _progress(jobs_file: Path, directory: Path, **options) -> dict[str, list[int]]:
+    """The steps each job reported, running the batch with job progress."""
+    steps: dict[str, list[int]] = {}
+
+    def seen(record: dict) -> None:
+        if "progress" in record:
+            steps.setdefault(record["progress"], []).append(record["step"])
+
+    summary = run_batch(read_jobs(jobs_file), directory, on_record=seen, job_progress=True, **options)
+    assert summary.failed == 0
+    return steps
+
+
+def test_job_progress_reports_every_step_of_every_job(jobs_file, tmp_path):
+    steps = _progress(jobs_file, tmp_path / "batch")
+    assert len(steps) == 6 and all(s == [1, 2, 3] for s in steps.values())
+
+
 def test_a_local_ray_instance_draws_the_same_images_as_local_workers(jobs_file, tmp_path, capsys):
     pytest.importorskip("ray", reason="the ray extra is not installed (make install installs it)")
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     assert _batch(capsys, str(jobs_file), "--outdir", str(local))[0] == 0
-    code, err = _batch(capsys, str(jobs_file), "--outdir", str(on_ray), "--ray", "local", "--workers", "2")
-    assert code == 0, err
+    steps = _progress(jobs_file, on_ray, workers=2, ray_address="local")  # `--ray local --workers 2`
+    assert len(steps) == 6 and all(s == [1, 2, 3] for s in steps.values())  # through a Ray queue
     records = Manifest(on_ray).latest()
     assert {r["worker"] for r in records.values()} <= {"ray-0", "ray-1"} and len(records) == 6
     ray_images, local_images = _images(on_ray), _images(local)
