@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -78,28 +78,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
+
+    def command() -> int:
+        settings = build_settings(*[read_settings_file(c) for c in configs], _values(args))
+        # Imported only now: settings errors are reported without loading the CLIP stack.
+        from .engine import Run
+        from .output import OutputWriter
+
+        if settings.animation_dir:
+            path = _animate(settings, quiet)
+        else:
+            writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
+            run = Run(settings)
+            _execute(run, writer, quiet)
+            path = writer.path
+        print(path)
+        return 0
+
+    return _guarded(command, "interrupted")
+
+
+def _guarded(command: Callable[[], int], interrupted: str) -> int:
+    """Run ``command`` (it returns the exit code) with SIGTERM taken as Ctrl-C: a user's mistake is
+    one line on stderr and exit code 2, an interruption the line ``interrupted`` and 130."""
     try:
         with _terminate_as_interrupt():
-            settings = build_settings(*[read_settings_file(c) for c in configs], _values(args))
-            # Imported only now: settings errors are reported without loading the CLIP stack.
-            from .engine import Run
-            from .output import OutputWriter
-
-            if settings.animation_dir:
-                path = _animate(settings, quiet)
-            else:
-                writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
-                run = Run(settings)
-                _execute(run, writer, quiet)
-                path = writer.path
+            return command()
     except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
         print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pixray: interrupted", file=sys.stderr)
+        print(f"pixray: {interrupted}", file=sys.stderr)
         return 130
-    print(path)
-    return 0
 
 
 def batch_main(argv: Sequence[str]) -> int:
@@ -129,36 +139,30 @@ def batch_main(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
     from .batch import read_jobs, run_batch
+    from .output import resolve_outdir
 
-    try:
-        with _terminate_as_interrupt():
-            shared: dict[str, Any] = {}
-            for config in configs:
-                shared.update(read_settings_file(config))
-            shared.update(_values(args))
-            jobs = read_jobs(jobs_file, shared)
-            from .output import resolve_outdir
+    def command() -> int:
+        shared: dict[str, Any] = {}
+        for config in configs:
+            shared.update(read_settings_file(config))
+        shared.update(_values(args))
+        jobs = read_jobs(jobs_file, shared)
+        directory = resolve_outdir(batch_dir)  # %DATE%, %SEQ% (a new batch each time: no resuming)
+        with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
+            def on_record(record: dict[str, Any]) -> None:
+                if "status" in record:
+                    bar.update(1)
+                elif job_progress:
+                    step = f"{record['step']}/{record['of']}"
+                    bar.set_postfix_str(f"job {record['progress'][:8]}: step {step}")
 
-            batch_dir = resolve_outdir(batch_dir)  # %DATE%, %SEQ% (a new batch each time: no resuming)
-            with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
-                def on_record(record: dict[str, Any]) -> None:
-                    if "status" in record:
-                        bar.update(1)
-                    elif job_progress:
-                        step = f"{record['step']}/{record['of']}"
-                        bar.set_postfix_str(f"job {record['progress'][:8]}: step {step}")
+            summary = run_batch(jobs, directory, workers, ray_address, on_record, job_progress)
+        print(f"pixray: {summary.done} done, {summary.skipped} already done, {summary.failed} failed "
+              f"(see {directory / 'batch.jsonl'})", file=sys.stderr)
+        print(summary.grid or directory)
+        return 1 if summary.failed else 0
 
-                summary = run_batch(jobs, batch_dir, workers, ray_address, on_record, job_progress)
-    except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
-        print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pixray: interrupted (finished jobs are kept; run the same command to resume)", file=sys.stderr)
-        return 130
-    print(f"pixray: {summary.done} done, {summary.skipped} already done, {summary.failed} failed "
-          f"(see {Path(batch_dir) / 'batch.jsonl'})", file=sys.stderr)
-    print(summary.grid or Path(batch_dir))
-    return 1 if summary.failed else 0
+    return _guarded(command, "interrupted (finished jobs are kept; run the same command to resume)")
 
 
 @contextlib.contextmanager
