@@ -222,7 +222,8 @@ class BatchWorker:
                     report({"progress": job.key, "step": step.index + 1, "of": run.plan.iterations})
 
             writer.save_run(run, progress)
-            outputs = [writer.path, writer.path.with_suffix(".svg"), writer.path.with_suffix(".mp4")]
+            outputs = [writer.path, writer.path.with_suffix(".svg"), writer.path.with_suffix(".mp4"),
+                       writer.path.with_suffix(".gif"), directory / "steps" / "output.mp4"]
             record["outputs"] = [str(p.relative_to(batch_dir)) for p in outputs if p.exists()]
             record["status"] = "done"
         except (SettingsError, MissingWeightsError, CheckpointError, RunError, OSError, ValueError) as exc:
@@ -428,8 +429,10 @@ def contact_sheet(directory: Path, jobs: Sequence[Job], records: Mapping[str, Re
     for i, (job, record) in enumerate(finished):
         x, y = (i % columns) * cell, (i // columns) * (cell + caption)
         with Image.open(directory / record["outputs"][0]) as image:
-            thumb = image.convert("RGB")
-            thumb.thumbnail((cell - 8, cell - 8))
+            scale = min((cell - 8) / image.width, (cell - 8) / image.height)
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            # Small pictures are enlarged in whole blocks (pixel art stays crisp), large ones smoothly.
+            thumb = image.convert("RGB").resize(size, Image.NEAREST if scale > 1 else Image.LANCZOS)
         sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
         label = job.label if record.get("seed") is None or "seed" in job.settings \
             else f"{job.label} (seed {record['seed']})"
