@@ -41,6 +41,7 @@ from .settings import build_settings
 from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
+    from .engine import Step
     from .model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class BatchWorker:
             run = Run(settings, models=self._caches[cache_key])
             record["seed"] = run.seed
 
-            def progress(step: Any) -> None:
+            def progress(step: Step) -> None:
                 if report is not None and not step.is_final:
                     report({"progress": job.key, "step": step.index + 1, "of": run.plan.iterations})
 

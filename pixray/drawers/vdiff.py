@@ -143,6 +143,9 @@ class VdiffDrawer(Drawer):
         self.model = model
         spec = VDIFF_MODELS.lookup(options.vdiff_model)
         self.work_height, self.work_width = _round_up(height, spec.multiple), _round_up(width, spec.multiple)
+        # Where the canvas sits in the working canvas: its middle.
+        self._canvas = (slice((self.work_height - height) // 2, (self.work_height - height) // 2 + height),
+                        slice((self.work_width - width) // 2, (self.work_width - width) // 2 + width))
         device = next(model.parameters()).device
         self.x = nn.Parameter(torch.zeros(1, 3, self.work_height, self.work_width, device=device))
         #: The perceptor whose embedding of the prompts conditions the model (cc12m), else None.
@@ -215,8 +218,7 @@ class VdiffDrawer(Drawer):
         working canvas (grey around it) and noised to the first timestep."""
         self._generator = generator
         start = torch.zeros_like(self.x)
-        top, left = (self.work_height - self.height) // 2, (self.work_width - self.width) // 2
-        start[:, :, top:top + self.height, left:left + self.width] = image.to(start) * 2 - 1
+        start[:, :, self._canvas[0], self._canvas[1]] = image.to(start) * 2 - 1
         alpha, sigma = self._alpha_sigma(0)
         noise = torch.randn(start.shape, generator=generator, device=start.device)
         self.x.copy_(start * alpha + noise * sigma)
@@ -246,8 +248,7 @@ class VdiffDrawer(Drawer):
         v = self._velocity(self.x, self._steps[index])
         pred = self.x * alpha - v * sigma
         self._last = (pred.detach(), v.detach())
-        top, left = (self.work_height - self.height) // 2, (self.work_width - self.width) // 2
-        return clamp_with_grad(pred[:, :, top:top + self.height, left:left + self.width].add(1).div(2))
+        return clamp_with_grad(pred[:, :, self._canvas[0], self._canvas[1]].add(1).div(2))
 
     @torch.no_grad()
     def end_step(self, index: int) -> float | None:

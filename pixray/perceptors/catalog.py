@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..options import SettingsError
 from ..registry import Registry, unknown_name_message
-from ..weights import PACKAGED_WEIGHTS, find_weight_file
+from ..weights import PACKAGED_WEIGHTS, find_weight_file, open_clip_filename
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class CatalogEntry:
 
 def _open_clip(architecture: str, tag: str) -> tuple[str, CatalogEntry]:
     """open_clip's ``architecture`` trained as ``tag``, named ``ARCHITECTURE:TAG``."""
-    return f"{architecture}:{tag}", CatalogEntry(f"{architecture}-{tag}.pt", architecture, pretrained=tag)
+    return f"{architecture}:{tag}", CatalogEntry(open_clip_filename(architecture, tag), architecture,
+                                                 pretrained=tag)
 
 
 CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {

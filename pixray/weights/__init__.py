@@ -61,14 +61,22 @@ _WIKIART_NOTE = ("Pixray's hosts mirror.io.community and eaidata.bmk.sh no longe
                  "the GitHub release mirror is used")
 
 
+def open_clip_filename(architecture: str, tag: str) -> str:
+    """The weight file of open_clip's ``architecture`` trained as ``tag`` (the perceptor catalog's
+    ``ARCHITECTURE:TAG`` models)."""
+    return f"{architecture}-{tag}.pt"
+
+
 def _open_clip_hf(architecture: str, tag: str, repository: str) -> WeightFile:
     url = f"https://huggingface.co/{repository}/resolve/main/open_clip_pytorch_model.bin"
-    return WeightFile(f"{architecture}-{tag}.pt", (url,), note="open_clip's Hugging Face repository")
+    return WeightFile(open_clip_filename(architecture, tag), (url,),
+                      note="open_clip's Hugging Face repository")
 
 
 def _open_clip_release(architecture: str, tag: str, file: str) -> WeightFile:
     url = f"https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/{file}"
-    return WeightFile(f"{architecture}-{tag}.pt", (url,), file.rsplit("-", 1)[1].removesuffix(".pt"),
+    digits = file.rsplit("-", 1)[1].removesuffix(".pt")  # the sha256's first 8, in the file's name
+    return WeightFile(open_clip_filename(architecture, tag), (url,), digits,
                       note="open_clip's GitHub release")
 
 
