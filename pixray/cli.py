@@ -41,7 +41,8 @@ def _group_title(sections: tuple[str, ...]) -> str:
 
 def build_parser(prog: str = "pixray",
                  description: str = "CLIP-guided image generation (`pixray batch JOBS` renders many: "
-                                    "see pixray batch --help).") -> argparse.ArgumentParser:
+                                    "see pixray batch --help; `pixray ui` opens a web page to make "
+                                    "images on: see pixray ui --help).") -> argparse.ArgumentParser:
     """The argument parser, generated from the settings tree (every setting is a flag, with
     Pixray's short forms; list settings take several words or one comma-separated word)."""
     parser = _Parser(prog=prog, description=description, allow_abbrev=False)
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["batch"]:
         return batch_main(argv[1:])
+    if argv[:1] == ["ui"]:
+        return ui_main(argv[1:])
     args = vars(build_parser().parse_args(argv))
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
@@ -163,6 +166,50 @@ def batch_main(argv: Sequence[str]) -> int:
         return 1 if summary.failed else 0
 
     return _guarded(command, "interrupted (finished jobs are kept; run the same command to resume)")
+
+
+def ui_main(argv: Sequence[str]) -> int:
+    """``pixray ui``: the local web page (see :mod:`pixray.ui`) until interrupted; 2 for bad
+    options or settings, or without the ``ui`` extra installed."""
+    parser = build_parser("pixray ui", "A web page on this machine to make images and watch them form "
+                                       "(Gradio). Settings flags and --config files give the settings under "
+                                       "every form; outdir says where runs go (the gallery shows them).")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every "
+                             "network it is on)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="also a temporary public link through Gradio's share service (needs the "
+                             "internet)")
+    parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument("--demo", action="store_true",
+                        help="start with the shapes-world guides' settings in the form (works offline)")
+    args = vars(parser.parse_args(argv))
+    configs = args.pop("config")
+    args.pop("quiet")
+    host, port, share, open_browser, demo = (args.pop(k) for k in ("host", "port", "share", "open", "demo"))
+    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
+    keep_freed_memory()
+
+    def command() -> int:
+        base: dict[str, Any] = {}
+        for config in configs:
+            base.update(read_settings_file(config))
+        base.update(_values(args))
+        try:
+            from .ui.app import serve
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not exc.name.startswith("gradio"):
+                raise
+            raise SettingsError("pixray ui needs the ui extra: pip install 'pixray[ui]' (make install "
+                                "installs it)") from None
+        from .ui.page import Page
+
+        serve(Page(base), host, port, lambda line: print(line, file=sys.stderr, flush=True), share, demo,
+              open_browser)
+        return 0
+
+    return _guarded(command, "stopped")
 
 
 @contextlib.contextmanager

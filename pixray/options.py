@@ -45,6 +45,11 @@ class Spec:
         return _unwrap(self.type)[2]
 
     @property
+    def value_type(self) -> type:
+        """The type of the value (of each item, for a list setting), without ``| None``."""
+        return _unwrap(self.type)[0]
+
+    @property
     def allowed(self) -> str:
         """Human-readable description of the allowed values, for errors and ``--help``."""
         if self.describe is not None:

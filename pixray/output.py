@@ -168,21 +168,25 @@ class OutputWriter:
         self._flush()
         return self.path
 
-    def save_run(self, run: Run, progress: Callable[[Step], None] | None = None) -> Step:
+    def save_run(self, run: Run, progress: Callable[[Step], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> Step:
         """Run ``run`` to the end, writing what :meth:`wants` (and the videos' frames); ``progress``
         sees every step. Returns the final step once every file is written. A run that fails
         before its first image leaves no outdir behind; one interrupted (Ctrl-C) still gets the
-        videos of the frames it wrote."""
+        videos of the frames it wrote. ``stop``, asked after every step, ends the run there: that
+        step's image is written as the run's image (its metadata says which iteration) and the
+        videos are made, and that step is returned."""
         try:
             self.start(run)
             for step in run:
-                if self.wants(step):
+                stopping = not step.is_final and stop is not None and stop()
+                if self.wants(step) or stopping:
                     self._queue(step)
                 if self.video is not None:
                     self._queue_frame(self.video, step)
                 if progress is not None:
                     progress(step)
-                if step.is_final:
+                if step.is_final or stopping:
                     self.finish()
                     return step
         except KeyboardInterrupt:
@@ -208,6 +212,15 @@ class OutputWriter:
                 sequence.make_videos(self.comment, self.gif)
             except OSError as exc:
                 raise RunError(f"cannot make {str(sequence.video)!r}: {exc.strerror or exc}") from None
+
+    def outputs(self) -> list[Path]:
+        """The files a finished run left for its user: the image, its SVG, and each video with
+        its GIF (those that exist)."""
+        candidates = [self.path, self.vector_path]
+        for sequence in (self.video, self.steps):
+            if sequence is not None:
+                candidates += [sequence.video, sequence.video.with_suffix(".gif")]
+        return [path for path in candidates if path.is_file()]
 
     def _queue(self, step: Step) -> None:
         """Hand ``step``'s image (and its frame in steps/) to the image thread; write its SVG."""

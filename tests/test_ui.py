@@ -1,0 +1,206 @@
+"""`pixray ui` without a browser: the form's settings, the page's runs (progress, stop, errors), the
+gallery and "use these settings", and the Gradio page it builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pixray.cli import main
+from pixray.drawers import DRAWERS
+from pixray.options import SettingsError
+from pixray.output import read_png_metadata
+from pixray.settings import all_specs, build_settings
+from pixray.ui.form import ADVANCED, FIELDS, field_of, fields, form_from_settings, settings_from_form
+from pixray.ui.gallery import output_root, pictures
+from pixray.ui.page import Page, View
+
+
+def _form(**values: object) -> dict[str, object]:
+    return {name: values.get(name) for name in FIELDS}
+
+
+def test_fields_come_from_the_settings_tree():
+    specs = all_specs()
+    by_name = {field.name: field for field in fields()}
+    assert list(by_name) == list(FIELDS)
+    assert by_name["drawer"].kind == "choice" and list(by_name["drawer"].spec.choices) == list(DRAWERS)
+    assert by_name["iterations"].kind == "number" and by_name["seed"].kind == "text"  # seeds may be words
+    assert by_name["init_image"].kind == "image" and by_name["make_video"].kind == "switch"
+    assert specs["quality"].help in by_name["quality"].info and "draft" in by_name["quality"].info
+
+
+def test_settings_from_the_form_and_the_advanced_box():
+    form = _form(prompts=" a lighthouse ", drawer="pixel", iterations=60.0, seed="lighthouse words",
+                 make_video=False)
+    settings = settings_from_form({"num_cuts": 3}, form, "pixel_size: [8, 4]\nnum_cuts: 5\n")
+    assert settings.prompts == "a lighthouse" and settings.iterations == 60 and settings.num_cuts == 5
+    assert settings.section("pixel").pixel_size == [8, 4]
+    assert settings.seed == build_settings({"seed": "lighthouse words"}).seed
+    blank = settings_from_form({}, _form(seed="", iterations=None), "")
+    assert blank.seed is None and blank.iterations is None and blank.drawer == "vqgan"  # left to defaults
+
+
+@pytest.mark.parametrize(("form", "advanced", "field"), [
+    ({"iterations": 0}, "", "iterations"),
+    ({"iterations": 200000}, "", "iterations"),
+    ({"aspect": "round"}, "", "aspect"),
+    ({"drawer": "crayon"}, "", "drawer"),
+    ({}, "pixel_size: 7", ADVANCED),
+    ({}, "colour: red", ADVANCED),
+    ({}, "iterations: 5", ADVANCED),  # a setting with a field of its own belongs in that field
+    ({}, "[not, a, mapping]", ADVANCED),
+])
+def test_a_bad_setting_is_the_clis_one_line_message_by_its_field(form, advanced, field):
+    with pytest.raises(SettingsError) as caught:
+        settings_from_form({}, _form(**form), advanced)
+    message = str(caught.value)
+    assert field_of(message) == field and "\n" not in message
+    if form and field != ADVANCED:  # the very message the command line gives for the same value
+        with pytest.raises(SettingsError) as cli:
+            build_settings({name: value for name, value in form.items()})
+        assert str(cli.value) == message
+
+
+def test_the_form_from_an_images_settings_leaves_out_where_it_went():
+    form, advanced = form_from_settings({"prompts": "a fox", "drawer": "pixel", "seed": 7, "iterations": 9,
+                                         "outdir": "x/%SEQ%", "overwrite": True, "pixel_size": [8, 4]})
+    assert form["prompts"] == "a fox" and form["seed"] == 7 and form["quality"] == "normal"
+    assert "pixel_size" in advanced and "outdir" not in advanced and "overwrite" not in advanced
+    assert settings_from_form({}, form, advanced).section("pixel").pixel_size == [8, 4]
+
+
+def test_output_root_is_the_folder_around_every_runs_outdir():
+    assert output_root("outputs/%DATE%_%SEQ%") == Path("outputs")
+    assert output_root("/data/runs/%SEQ%/pics") == Path("/data/runs")
+    assert output_root("%SEQ%") == Path(".") and output_root("mine/one") == Path("mine")
+
+
+def _views(page: Page, form: dict, advanced: str = "", session: str = "s") -> list[View]:
+    return list(page.generate(session, form, advanced))
+
+
+@pytest.fixture
+def page(tmp_path: Path, tiny_checkpoint: Path) -> Page:
+    return Page({"clip_models": [str(tiny_checkpoint)], "size": [32, 24], "num_cuts": 2, "device": "cpu",
+                 "outdir": str(tmp_path / "outputs" / "%SEQ%"), "display_every": 2})
+
+
+def test_a_run_streams_frames_and_progress_then_its_files(page: Page, tmp_path: Path):
+    views = _views(page, _form(prompts="a red circle", drawer="pixel", iterations=5, seed="3"))
+    assert views[0].running and views[0].message.startswith("Preparing")
+    steps = [v for v in views if v.total]
+    assert [v.done for v in steps] == sorted(v.done for v in steps) and steps[-1].done == 5
+    assert all(v.total == 5 and v.running and v.loss is not None for v in steps)
+    # Frames of steps 0, 2 and 4 (display_every 2); two may come as one when the page is slower.
+    assert 2 <= sum(v.image is not None for v in steps) <= 3
+    last = views[-1]
+    assert not last.running and last.message.startswith("Done: 5 steps") and last.image is not None
+    outdir = tmp_path / "outputs" / "0001"
+    assert last.files == [outdir / "output.png", outdir / "output.svg", outdir / "steps" / "output.mp4"]
+    assert read_png_metadata(last.files[0])["seed"] == 3
+
+
+def test_the_gallery_shows_the_runs_and_fills_the_form_from_one(page: Page):
+    _views(page, _form(prompts="a red circle", drawer="pixel", iterations=2, seed="4"))
+    _views(page, _form(prompts="a blue square", drawer="fast_pixel", iterations=2, seed="5"), "num_cuts: 3")
+    shown = page.gallery()
+    assert [p.caption for p in shown] == ["a blue square · seed 5", "a red circle · seed 4"]  # newest first
+    form, advanced = page.settings_of(shown[0].path)
+    assert (form["prompts"], form["drawer"], form["seed"]) == ("a blue square", "fast_pixel", 5)
+    assert form["iterations"] == 2
+    assert "num_cuts: 3" in advanced and "outdir" not in advanced
+    again = _views(page, form, advanced)[-1]  # the same settings make the same picture
+    assert again.files and again.files[0].read_bytes() != b""
+    assert again.image.tobytes() == _image(shown[0].path).tobytes()
+
+
+def _image(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+def test_the_gallery_leaves_out_frames_and_other_pngs(tmp_path: Path):
+    (tmp_path / "run" / "steps").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "run" / "plain.png")
+    (tmp_path / "run" / "broken.png").write_bytes(b"not a png")
+    assert pictures(tmp_path) == []
+
+
+def test_stop_ends_the_run_after_the_step_under_way_and_keeps_its_image(page: Page):
+    views = []
+    form = _form(prompts="a red circle", drawer="pixel", iterations=500, seed="1")
+    for view in page.generate("s", form, ""):
+        views.append(view)
+        if view.done == 2:
+            assert page.stop("s")
+    last = views[-1]
+    assert last.message.startswith("Stopped after step") and not last.running
+    stopped_at = int(last.message.split()[3])
+    assert 2 <= stopped_at < 10 and views[-2].message == "Stopping after this step…"
+    assert read_png_metadata(last.files[0])["iteration"] == stopped_at - 1
+    assert not page.stop("s")  # nothing left to stop
+
+
+def test_a_page_that_goes_away_mid_run_stops_it(page: Page):
+    run = page.generate("s", _form(prompts="a red circle", drawer="pixel", iterations=500, seed="1"), "")
+    session = None
+    for view in run:
+        if view.done:
+            session = page._sessions["s"]
+            break
+    run.close()  # what Gradio does with a closed page's generator
+    session.join(timeout=60)
+    assert session.stopping and "s" not in page._sessions
+
+
+def test_errors_show_by_their_field_and_a_failed_run_in_the_message(page: Page, tmp_path: Path):
+    view = _views(page, _form(prompts="", drawer="pixel"))[-1]  # found when the run is made
+    assert not view.running and list(view.errors) == ["prompts"] and "setting 'prompts' is empty" in view.errors["prompts"]
+    [view] = _views(page, _form(prompts="x", drawer="pixel"), "num_cuts: lots")
+    assert list(view.errors) == [ADVANCED] and "'num_cuts'" in view.errors[ADVANCED]
+    missing = _views(page, _form(prompts="x", drawer="pixel"), "clip_models: [ViT-B/32]\nweights_dir: "
+                     + str(tmp_path / "none"))
+    assert missing[-1].message.startswith("Failed: ") and "ViT-B-32.pt" in missing[-1].message
+    assert not missing[-1].running and not missing[-1].errors
+    # The page still works after each of them.
+    assert _views(page, _form(prompts="x", drawer="pixel", iterations=1))[-1].message.startswith("Done")
+
+
+def test_models_stay_loaded_between_runs(page: Page):
+    _views(page, _form(prompts="a", drawer="pixel", iterations=1))
+    [cache] = page._caches.values()
+    loads = cache.loads
+    _views(page, _form(prompts="b", drawer="fast_pixel", iterations=1))
+    assert cache.loads == loads and list(page._caches.values()) == [cache]
+
+
+def test_the_demo_preset_fills_the_shapes_world_settings():
+    form, advanced = Page.demo_preset()
+    settings = settings_from_form({}, form, advanced)
+    assert settings.clip_models == ["shapes-demo", "shapes-demo-rn"] and settings.drawer == "pixel"
+    assert settings.prompts.startswith("a red circle on a blue background")
+
+
+def test_the_gradio_page_is_built_from_the_settings_tree(page: Page):
+    import gradio as gr
+
+    from pixray.ui.app import build_app, status_html
+
+    app = build_app(page)
+    dropdowns = {block.elem_id: block for block in app.blocks.values() if isinstance(block, gr.Dropdown)}
+    assert [choice[0] for choice in dropdowns["field-drawer"].choices] == list(DRAWERS)
+    shown = status_html(View("Running", None, 3, 9, 0.5, 65))
+    assert "step 3 of 9 · loss 0.5000 · about 1 min 05 s left" in shown
+
+
+def test_pixray_ui_refuses_bad_settings_before_serving(capsys):
+    assert main(["ui", "--iterations", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pixray: error: setting 'iterations': '0' is not allowed; expected an integer from 1 to "
+                   "100000, or none"]
