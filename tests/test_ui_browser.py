@@ -8,6 +8,7 @@ Set PIXRAY_UI_SCREENSHOT=path to keep a screenshot of the page after the first r
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import shutil
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 
 CHROMIUM = (os.environ.get("PIXRAY_TEST_CHROMIUM") or shutil.which("chromium")
             or shutil.which("chromium-browser"))
@@ -118,7 +120,11 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         _wait_for(page, lambda: downloads.count() == 3, 10, "downloads")
         assert [downloads.nth(i).get_attribute("download") for i in range(3)] == ["output.png", "output.svg",
                                                                                   "output.mp4"]
+        png = page.request.get(downloads.first.get_attribute("href")).body()  # the file, with its metadata
+        with Image.open(io.BytesIO(png)) as img:
+            assert f"prompts: {FIRST_PROMPT}" in img.info["pixray_settings"]
         _wait_for(page, lambda: page.locator("#gallery img").count() >= 1, 10, "gallery picture")
+        assert page.locator("#gallery").get_by_text(f"{FIRST_PROMPT} · seed").count() == 1
         if os.environ.get("PIXRAY_UI_SCREENSHOT"):
             page.screenshot(path=os.environ["PIXRAY_UI_SCREENSHOT"], full_page=True)
 
@@ -128,10 +134,23 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         page.click("#generate")
         _wait_for(page, lambda: "step 3 of 5000" in _status(page) or "step 4 of 5000" in _status(page), 120,
                   "third step")
+        # Meanwhile someone else presses Generate: one run at a time, so theirs waits, its place shown.
+        other = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        other.route("**/*", only_this_machine)
+        other.goto(server)
+        other.wait_for_selector("#generate", timeout=60000)
+        other.click("#generate")
+        _wait_for(other, lambda: "queue: 1/1" in _status(other), 20, "queue position")
         page.click("#stop")
         _wait_for(page, lambda: _status(page).startswith("Stopped after step"), 20, "stop")
         stopped_at = int(_status(page).split()[3])
         assert 3 <= stopped_at < 100
+        # Then theirs runs; they stop it too (Stop stops only one's own run).
+        _wait_for(other, lambda: "step 1 of 60" in _status(other) or "step 2 of 60" in _status(other), 60,
+                  "the queued run")
+        other.click("#stop")
+        _wait_for(other, lambda: _status(other).startswith("Stopped after step"), 20, "the other stop")
+        assert _status(page).startswith("Stopped after step")
 
         # Bad settings: each message by its field, nothing run, the page still there.
         advanced.fill(advanced.input_value() + "gif: maybe\n")
@@ -147,8 +166,8 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         assert not page.locator("#error-advanced").is_visible()
 
         # The gallery: newest first; the first run's picture fills the form with its settings.
-        _wait_for(page, lambda: page.locator("#gallery img").count() == 2, 10, "two gallery pictures")
-        page.locator("#gallery button").filter(has=page.locator("img")).nth(1).click()
+        _wait_for(page, lambda: page.locator("#gallery img").count() == 3, 10, "three gallery pictures")
+        page.locator("#gallery button").filter(has=page.locator("img")).nth(2).click()
         page.click("#use-settings")
         _wait_for(page, lambda: page.input_value("#field-prompts textarea") == FIRST_PROMPT, 10,
                   "settings used")

@@ -40,8 +40,9 @@ class Field:
 
     @property
     def info(self) -> str:
-        """The help line under the field: the setting's help and what it allows."""
-        return f"{self.spec.help}; {self.spec.allowed}"
+        """The help line under the field: the setting's help, and for a number its bounds (a list
+        shows its choices, a text box takes any text)."""
+        return f"{self.spec.help}; {self.spec.allowed}" if self.kind == "number" else self.spec.help
 
     @property
     def kind(self) -> str:
@@ -119,4 +120,4 @@ def form_from_settings(values: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     (less :data:`NOT_CARRIED`)."""
     form = {field.name: values.get(field.name, field.blank) for field in fields()}
     rest = {name: value for name, value in values.items() if name not in FIELDS and name not in NOT_CARRIED}
-    return form, yaml.safe_dump(rest, sort_keys=False) if rest else ""
+    return form, yaml.safe_dump(rest, sort_keys=False, default_flow_style=None) if rest else ""
