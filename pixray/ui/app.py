@@ -26,6 +26,8 @@ CSS = """
 .pixray-error { color: var(--error-text-color, #b91c1c); font-size: var(--text-sm); }
 #pixray-status progress { width: 100%; height: 0.8em; }
 /* Small canvases (64 x 64 in the shapes world) fill the frame, their pixels kept sharp. */
+/* The image stays in sight while the form scrolls. */
+#output-column { position: sticky; top: 0.5rem; align-self: flex-start; }
 #canvas img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 """
 
@@ -98,22 +100,23 @@ def build_app(page: Page, demo: bool = False) -> gr.Blocks:
                     "the rest as `name: value` lines under *Advanced settings*.")
         inputs: dict[str, gr.components.Component] = {}
         errors: dict[str, gr.HTML] = {}
-        with gr.Row():
+        with gr.Row(equal_height=False):
             with gr.Column(scale=2):
                 for field in fields():
                     inputs[field.name] = _field(field, start.get(field.name))
                     errors[field.name] = gr.HTML(visible=False, elem_id=f"error-{field.name}")
+                    if field.name == "prompts":  # the buttons by the prompts, in sight of the image
+                        with gr.Row():
+                            generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                            preset = gr.Button("Demo preset", elem_id="demo-preset")
                 with gr.Accordion("Advanced settings", open=bool(start_advanced)):
                     advanced = gr.Textbox(value=start_advanced, lines=8, max_lines=30, label=ADVANCED,
                                           elem_id=f"field-{ADVANCED}",
                                           info="Any other setting, one 'name: value' line each, as in a "
                                                "--config file (pixray --help lists them all)")
                     errors[ADVANCED] = gr.HTML(visible=False, elem_id=f"error-{ADVANCED}")
-                with gr.Row():
-                    generate = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                    preset = gr.Button("Demo preset", elem_id="demo-preset")
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, elem_id="output-column"):
                 status = gr.HTML(status_html(View("Ready")), elem_id="pixray-status")
                 image = gr.Image(label="image", interactive=False, format="png", elem_id="canvas", height=440,
                                  buttons=["download", "fullscreen"])

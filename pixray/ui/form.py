@@ -40,9 +40,11 @@ class Field:
 
     @property
     def info(self) -> str:
-        """The help line under the field: the setting's help, and for a number its bounds (a list
-        shows its choices, a text box takes any text)."""
-        return f"{self.spec.help}; {self.spec.allowed}" if self.kind == "number" else self.spec.help
+        """The help line under the field: the setting's help, and for a number its bounds, for a
+        list of choices what they mean where the setting says (a text box takes any text)."""
+        if self.kind == "number" or self.spec.describe is not None:
+            return f"{self.spec.help}; {self.spec.allowed}"
+        return self.spec.help
 
     @property
     def kind(self) -> str:
