@@ -70,6 +70,15 @@ def _values(args: dict[str, Any]) -> dict[str, Any]:
     return {k: (v[0] if len(v) == 1 else v) if isinstance(v, list) else v for k, v in args.items()}
 
 
+def _given_settings(configs: Sequence[str], args: dict[str, Any]) -> dict[str, Any]:
+    """The flat settings of ``--config`` files (in order) and then the settings flags."""
+    given: dict[str, Any] = {}
+    for config in configs:
+        given.update(read_settings_file(config))
+    given.update(_values(args))
+    return given
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pixray`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -145,11 +154,7 @@ def batch_main(argv: Sequence[str]) -> int:
     from .output import resolve_outdir
 
     def command() -> int:
-        shared: dict[str, Any] = {}
-        for config in configs:
-            shared.update(read_settings_file(config))
-        shared.update(_values(args))
-        jobs = read_jobs(jobs_file, shared)
+        jobs = read_jobs(jobs_file, _given_settings(configs, args))
         directory = resolve_outdir(batch_dir)  # %DATE%, %SEQ% (a new batch each time: no resuming)
         with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
             def on_record(record: dict[str, Any]) -> None:
@@ -192,10 +197,7 @@ def ui_main(argv: Sequence[str]) -> int:
     keep_freed_memory()
 
     def command() -> int:
-        base: dict[str, Any] = {}
-        for config in configs:
-            base.update(read_settings_file(config))
-        base.update(_values(args))
+        base = _given_settings(configs, args)
         try:
             from .ui.app import serve
         except ModuleNotFoundError as exc:

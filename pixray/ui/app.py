@@ -94,7 +94,8 @@ def build_app(page: Page, demo: bool = False) -> gr.Blocks:
     """The page (not yet launched): the form starts from the page's base settings, or with ``demo``
     from the shapes-world preset."""
     start, start_advanced = page.demo_preset() if demo else (form_from_settings(page.base)[0], "")
-    with gr.Blocks(title="pixray", analytics_enabled=False) as app:
+    # Every frame shown is a file in Gradio's cache: files older than a day go, checked hourly.
+    with gr.Blocks(title="pixray", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         gr.Markdown("## pixray\nCLIP-guided image generation: write prompts, press Generate, watch the "
                     "image form. Every setting of the `pixray` command is here: the common ones as fields, "
                     "the rest as `name: value` lines under *Advanced settings*.")
