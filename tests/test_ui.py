@@ -3,6 +3,7 @@ gallery and "use these settings", and the Gradio page it builds."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,11 @@ def test_pixray_ui_refuses_bad_settings_before_serving(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["pixray: error: setting 'iterations': '0' is not allowed; expected an integer from 1 to "
                    "100000, or none"]
+
+
+def test_pixray_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # what an install without the ui extra has
+    monkeypatch.delitem(sys.modules, "pixray.ui.app", raising=False)
+    assert main(["ui"]) == 2
+    assert capsys.readouterr().err.strip() == ("pixray: error: pixray ui needs the ui extra: pip install "
+                                               "'pixray[ui]' (make install installs it)")

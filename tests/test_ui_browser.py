@@ -60,8 +60,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 log.append(lines.get(timeout=1))
         yield f"http://127.0.0.1:{port}/"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.terminate()  # SIGTERM: as Ctrl-C
+        assert process.wait(timeout=30) == 130
+        time.sleep(0.5)
+        while not lines.empty():
+            log.append(lines.get())
+        assert "pixray: stopped\n" in log, "".join(log)
 
 
 def _status(page: Page) -> str:
