@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from .errors import RunError
 from .options import SettingsError
 from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
-from .settings import Settings, all_specs, build_settings, read_settings_file, section_kind, sections_holding
+from .settings import Settings, all_specs, build_settings, group_title, read_settings_file, sections_holding
 from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
@@ -26,17 +27,7 @@ if TYPE_CHECKING:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the message already names the problem.
-        self.exit(2, f"pixray: error: {message} (see pixray --help)\n")
-
-
-def _group_title(sections: tuple[str, ...]) -> str:
-    """The help group of settings held by ``sections``: "pixel, fast_pixel drawers", "palette loss,
-    lookup filter"."""
-    kinds = [section_kind(section) for section in sections]
-    if len(set(kinds)) > 1:
-        return ", ".join(f"{section} {kind}" for section, kind in zip(sections, kinds, strict=True))
-    plural = {"loss": "losses"}.get(kinds[0], f"{kinds[0]}s")
-    return f"{', '.join(sections)} {kinds[0] if len(sections) == 1 else plural}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(prog: str = "pixray",
@@ -53,7 +44,7 @@ def build_parser(prog: str = "pixray",
     holders = sections_holding()
     for spec in all_specs().values():
         sections = holders.get(spec.name, (spec.section,))
-        title = "settings" if spec.section == "core" else _group_title(sections)
+        title = "settings" if spec.section == "core" else group_title(sections)
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         group.add_argument(f"--{spec.name}", *spec.flags, dest=spec.name, default=argparse.SUPPRESS,
                            metavar="VALUE", nargs="+" if spec.is_list else None,
@@ -186,6 +177,10 @@ def ui_main(argv: Sequence[str]) -> int:
     parser.add_argument("--share", action="store_true",
                         help="also a temporary public link through Gradio's share service (needs the "
                              "internet)")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", default=os.environ.get("PIXRAY_UI_AUTH"),
+                        help="ask for this user name and password before showing the page (default: "
+                             "$PIXRAY_UI_AUTH, which keeps the password out of the process list; unset: no "
+                             "login)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
     parser.add_argument("--demo", action="store_true",
                         help="start with the shapes-world guides' settings in the form (works offline)")
@@ -193,6 +188,10 @@ def ui_main(argv: Sequence[str]) -> int:
     configs = args.pop("config")
     args.pop("quiet")
     host, port, share, open_browser, demo = (args.pop(k) for k in ("host", "port", "share", "open", "demo"))
+    auth = args.pop("auth")
+    if auth is not None and ":" not in auth:
+        parser.error("argument --auth: expected USER:PASSWORD")
+    login = tuple(auth.split(":", 1)) if auth else None
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
 
@@ -208,7 +207,7 @@ def ui_main(argv: Sequence[str]) -> int:
         from .ui.page import Page
 
         serve(Page(base), host, port, lambda line: print(line, file=sys.stderr, flush=True), share, demo,
-              open_browser)
+              open_browser, login)
         return 0
 
     return _guarded(command, "stopped")

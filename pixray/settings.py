@@ -302,6 +302,16 @@ def section_kind(section: str) -> str:
     return next((kind for kind, registry in SECTION_KINDS.items() if section in registry), "core")
 
 
+def group_title(sections: tuple[str, ...]) -> str:
+    """The help group of settings held by ``sections``: "pixel, fast_pixel drawers", "palette loss,
+    lookup filter"."""
+    kinds = [section_kind(section) for section in sections]
+    if len(set(kinds)) > 1:
+        return ", ".join(f"{section} {kind}" for section, kind in zip(sections, kinds, strict=True))
+    plural = {"loss": "losses"}.get(kinds[0], f"{kinds[0]}s")
+    return f"{', '.join(sections)} {kinds[0] if len(sections) == 1 else plural}"
+
+
 def _default_sections() -> Mapping[str, Any]:
     return MappingProxyType({name: options() for name, options in _section_classes().items()})
 

@@ -3,6 +3,7 @@ gallery and "use these settings", and the Gradio page it builds."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -13,7 +14,15 @@ from pixray.drawers import DRAWERS
 from pixray.options import SettingsError
 from pixray.output import read_png_metadata
 from pixray.settings import all_specs, build_settings
-from pixray.ui.form import ADVANCED, FIELDS, field_of, fields, form_from_settings, settings_from_form
+from pixray.ui.form import (
+    ADVANCED,
+    FIELDS,
+    field_of,
+    fields,
+    form_from_settings,
+    reference,
+    settings_from_form,
+)
 from pixray.ui.gallery import output_root, pictures
 from pixray.ui.page import Page, View
 
@@ -98,7 +107,7 @@ def test_a_run_streams_frames_and_progress_then_its_files(page: Page, tmp_path: 
     # Frames of steps 0, 2 and 4 (display_every 2); two may come as one when the page is slower.
     assert 2 <= sum(v.image is not None for v in steps) <= 3
     last = views[-1]
-    assert not last.running and last.message.startswith("Done: 5 steps") and last.image is not None
+    assert not last.running and last.message.startswith("Done: 5 steps, seed 3 · ") and last.image is not None
     outdir = tmp_path / "outputs" / "0001"
     assert last.files == [outdir / "output.png", outdir / "output.svg", outdir / "steps" / "output.mp4"]
     assert read_png_metadata(last.files[0])["seed"] == 3
@@ -143,7 +152,7 @@ def test_stop_ends_the_run_after_the_step_under_way_and_keeps_its_image(page: Pa
             assert page.stop("s")
     last = views[-1]
     assert last.message.startswith("Stopped after step") and not last.running
-    stopped_at = int(last.message.split()[3])
+    stopped_at = int(re.match(r"Stopped after step (\d+), seed 1 · ", last.message).group(1))
     assert 2 <= stopped_at < 10 and views[-2].message == "Stopping after this step…"
     assert read_png_metadata(last.files[0])["iteration"] == stopped_at - 1
     assert not page.stop("s")  # nothing left to stop
@@ -215,3 +224,24 @@ def test_pixray_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     assert main(["ui"]) == 2
     assert capsys.readouterr().err.strip() == ("pixray: error: pixray ui needs the ui extra: pip install "
                                                "'pixray[ui]' (make install installs it)")
+
+
+def test_an_animation_is_refused_with_where_to_make_it():
+    with pytest.raises(SettingsError, match="setting 'animation_dir': the page makes one picture"):
+        settings_from_form({}, _form(prompts="a"), "animation_dir: anim")
+
+
+def test_the_settings_reference_lists_every_setting_grouped_by_what_it_configures():
+    text = reference()
+    assert all(f"- `{name}` (default " in text for name in all_specs())
+    assert "**Core**" in text and "**pixel, fast_pixel drawers**" in text  # as pixray --help groups them
+    assert "- `iterations` (default unset): Optimisation steps" in text
+    assert "- `learning_rate_drops` (default `[75%]`)" in text and "- `prompts` (default `''`)" in text
+
+
+def test_pixray_ui_auth_is_a_user_and_a_password(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["ui", "--auth", "only-a-name"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip() == ("pixray ui: error: argument --auth: expected USER:PASSWORD "
+                                               "(see pixray ui --help)")

@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -149,7 +150,7 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         _wait_for(other, lambda: "queue: 1/1" in _status(other), 20, "queue position")
         page.click("#stop")
         _wait_for(page, lambda: _status(page).startswith("Stopped after step"), 20, "stop")
-        stopped_at = int(_status(page).split()[3])
+        stopped_at = int(re.match(r"Stopped after step (\d+), seed \d+ · ", _status(page)).group(1))
         assert 3 <= stopped_at < 100
         # Then theirs runs; they stop it too (Stop stops only one's own run).
         _wait_for(other, lambda: "step 1 of 60" in _status(other) or "step 2 of 60" in _status(other), 60,

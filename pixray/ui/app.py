@@ -19,7 +19,7 @@ import gradio as gr
 from PIL import Image
 
 from ..options import SettingsError
-from .form import ADVANCED, FIELDS, Field, fields, form_from_settings
+from .form import ADVANCED, FIELDS, Field, fields, form_from_settings, reference
 from .page import Page, View, one_line
 
 CSS = """
@@ -117,6 +117,8 @@ def build_app(page: Page, demo: bool = False) -> gr.Blocks:
                                           info="Any other setting, one 'name: value' line each, as in a "
                                                "--config file (pixray --help lists them all)")
                     errors[ADVANCED] = gr.HTML(visible=False, elem_id=f"error-{ADVANCED}")
+                with gr.Accordion("Settings reference", open=False):
+                    gr.Markdown(reference(), elem_id="settings-reference")
             with gr.Column(scale=3, elem_id="output-column"):
                 status = gr.HTML(status_html(View("Ready")), elem_id="pixray-status")
                 image = gr.Image(label="image", interactive=False, format="png", elem_id="canvas", height=440,
@@ -188,15 +190,16 @@ def build_app(page: Page, demo: bool = False) -> gr.Blocks:
 
 
 def serve(page: Page, host: str, port: int, announce: Callable[[str], None], share: bool = False,
-          demo: bool = False, open_browser: bool = False) -> None:
+          demo: bool = False, open_browser: bool = False, login: tuple[str, str] | None = None) -> None:
     """Serve the page until interrupted (``announce`` is told its address): one run at a time, later
-    Generate presses waiting in a queue that shows each its place."""
+    Generate presses waiting in a queue that shows each its place; with ``login`` (user, password)
+    only to who gives them."""
     app = build_app(page, demo)
     app.queue(default_concurrency_limit=1)
     _, local_url, share_url = app.launch(
         server_name=host, server_port=port, share=share, inbrowser=open_browser, ssr_mode=False, quiet=True,
         prevent_thread_lock=True, theme=gr.themes.Default(**THEME_FONTS), css=CSS, footer_links=[],
-        allowed_paths=[str(Path(page.root).resolve())], show_error=True)
+        allowed_paths=[str(Path(page.root).resolve())], show_error=True, auth=login)
     announce(f"pixray ui: {local_url}" + (f" (public: {share_url})" if share_url else ""))
     try:
         while app.is_running:  # until Ctrl-C or SIGTERM, which the caller reports

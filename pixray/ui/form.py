@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 
 from ..options import SettingsError, Spec
-from ..settings import Settings, all_specs, build_settings, parse_settings_text
+from ..settings import (
+    Settings,
+    all_specs,
+    build_settings,
+    group_title,
+    parse_settings_text,
+    sections_holding,
+)
 
 #: The settings with a field of their own, in the form's order.
 FIELDS = ("prompts", "drawer", "quality", "aspect", "seed", "iterations", "init_image", "make_video")
@@ -102,7 +109,11 @@ def settings_from_form(base: Mapping[str, Any], form: Mapping[str, Any], advance
     if unknown:
         raise ValueError(f"no field for {unknown}")
     given = {name: _field_value(value) for name, value in form.items() if _given(value)}
-    return build_settings(base, text, given)
+    settings = build_settings(base, text, given)
+    if settings.animation_dir:
+        raise SettingsError("setting 'animation_dir': the page makes one picture a run; make an animation "
+                            "with the pixray command (pixray --animation_dir DIR ...)")
+    return settings
 
 
 def field_of(message: str) -> str:
@@ -123,3 +134,22 @@ def form_from_settings(values: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     form = {field.name: values.get(field.name, field.blank) for field in fields()}
     rest = {name: value for name, value in values.items() if name not in FIELDS and name not in NOT_CARRIED}
     return form, yaml.safe_dump(rest, sort_keys=False, default_flow_style=None) if rest else ""
+
+
+def reference() -> str:
+    """Every setting the advanced box takes (Markdown): its name, default, help and allowed values,
+    grouped by what it configures, as ``pixray --help`` groups them."""
+    holders = sections_holding()
+    groups: dict[str, list[str]] = {}
+    for spec in all_specs().values():
+        sections = holders.get(spec.name, (spec.section,))
+        title = "Core" if spec.section == "core" else group_title(sections)
+        default = "unset" if spec.default is None else f"`{_yaml_value(spec.default)}`"
+        line = f"- `{spec.name}` (default {default}): {spec.help}; {spec.allowed}"
+        groups.setdefault(title, []).append(line)
+    return "\n\n".join(f"**{title}**\n\n" + "\n".join(lines) for title, lines in groups.items())
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` as it is written after ``name:`` in the advanced box."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...").strip()

@@ -99,7 +99,7 @@ class Page:
                                running=True)
                 elif isinstance(event, Finished):
                     what = (f"Stopped after step {event.steps}" if event.stopped
-                            else f"Done: {event.steps} steps")
+                            else f"Done: {event.steps} steps") + f", seed {event.seed}"
                     where = f" · {event.files[0]}" if event.files else ""
                     yield View(what + where, event.image, files=event.files)
                 elif isinstance(event, Failed):

@@ -45,12 +45,13 @@ class Progress:
 @dataclass(frozen=True)
 class Finished:
     """The run ended: its image (as written), the files it left (PNG, SVG, videos), how many steps
-    it took, and whether Stop ended it early."""
+    it took, whether Stop ended it early, and its seed (chosen at random when the settings left it)."""
 
     image: Image.Image
     files: list[Path]
     steps: int
     stopped: bool
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -150,4 +151,4 @@ class RunSession:
 
         last = writer.save_run(run, progress, stop=self._stop.is_set)
         return Finished(last.pil(), writer.outputs(), last.index if last.is_final else last.index + 1,
-                        stopped=not last.is_final)
+                        stopped=not last.is_final, seed=run.seed)
