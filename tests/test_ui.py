@@ -207,6 +207,8 @@ def test_the_gradio_page_is_built_from_the_settings_tree(page: Page):
     app = build_app(page)
     dropdowns = {block.elem_id: block for block in app.blocks.values() if isinstance(block, gr.Dropdown)}
     assert [choice[0] for choice in dropdowns["field-drawer"].choices] == list(DRAWERS)
+    boxes = {block.elem_id: block for block in app.blocks.values() if isinstance(block, gr.Textbox)}
+    assert boxes["field-iterations"].value == ""  # blank: from quality (a number box would send 0)
     shown = status_html(View("Running", None, 3, 9, 0.5, 65))
     assert "step 3 of 9 · loss 0.5000 · about 1 min 05 s left" in shown
 

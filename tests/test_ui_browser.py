@@ -105,7 +105,7 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
 
         # A run: type a prompt, a short run with a frame every 2 steps, press Generate.
         page.fill("#field-prompts textarea", FIRST_PROMPT)
-        page.fill("#field-iterations input", "16")
+        page.fill("#field-iterations textarea", "16")
         advanced = page.locator("#field-advanced textarea")
         advanced.fill(advanced.input_value() + "display_every: 2\n")
         page.click("#generate")
@@ -135,11 +135,12 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         _wait_for(page, lambda: page.locator("#gallery img").count() >= 1, 10, "gallery picture")
         assert page.locator("#gallery").get_by_text(f"{FIRST_PROMPT} · seed").count() == 1
 
-        # A long run, stopped: it ends after the step under way and says where.
+        # A longer run, iterations left blank (from quality: normal's 250), stopped: it ends after the
+        # step under way and says where.
         page.fill("#field-prompts textarea", "a red circle on a blue background")
-        page.fill("#field-iterations input", "5000")
+        page.fill("#field-iterations textarea", "")
         page.click("#generate")
-        _wait_for(page, lambda: "step 3 of 5000" in _status(page) or "step 4 of 5000" in _status(page), 120,
+        _wait_for(page, lambda: "step 3 of 250" in _status(page) or "step 4 of 250" in _status(page), 120,
                   "third step")
         # Meanwhile someone else presses Generate: one run at a time, so theirs waits, its place shown.
         other = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
@@ -178,7 +179,7 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         page.click("#use-settings")
         _wait_for(page, lambda: page.input_value("#field-prompts textarea") == FIRST_PROMPT, 10,
                   "settings used")
-        assert page.input_value("#field-iterations input") == "16"
+        assert page.input_value("#field-iterations textarea") == "16"
         assert "display_every: 2" in advanced.input_value()
         browser.close()
     assert outside == []

@@ -67,9 +67,11 @@ def _field(field: Field, value: Any) -> gr.components.Component:
         return gr.Dropdown(choices=list(spec.choices or ()), value=value, info=field.info, **common)
     if field.kind == "switch":
         return gr.Checkbox(value=bool(value), info=field.info, **common)
-    if field.kind == "number":
-        return gr.Number(value=value, precision=0 if spec.value_type is int else None, minimum=spec.minimum,
-                         maximum=spec.maximum, info=field.info, **common)
+    if field.kind == "number" and spec.default is not None:
+        # No bounds here: the settings tree's check gives the command line's message by the field.
+        return gr.Number(value=value, precision=0 if spec.value_type is int else None, info=field.info,
+                         **common)
+    # A number that may be unset is a text box: Gradio's number box shows and sends 0 for "no value".
     return gr.Textbox(value="" if value is None else str(value), info=field.info,
                       lines=2 if field.name == "prompts" else 1, **common)
 
@@ -86,7 +88,7 @@ def _form_updates(form: Mapping[str, Any]) -> list[Any]:
                     value = img.convert("RGB")
             except OSError:
                 value = None
-        values.append(value)
+        values.append(str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value)
     return values
 
 
