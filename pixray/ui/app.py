@@ -58,38 +58,46 @@ def _error_box(message: str | None) -> dict[str, Any]:
                      visible=bool(message))
 
 
+def _text_box(field: Field) -> bool:
+    # A number that may be unset is a text box too: Gradio's number box shows and sends 0 for "no value".
+    return field.kind == "text" or (field.kind == "number" and field.spec.default is None)
+
+
+def _shown(field: Field, value: Any) -> Any:
+    """``value`` as ``field``'s input takes it: text for a text box; for the image, the picture itself
+    (a file anywhere on the machine, which the page could not serve by its path), or nothing when it
+    cannot be read."""
+    if field.kind == "image" and value:
+        try:
+            with Image.open(value) as img:
+                return img.convert("RGB")
+        except OSError:
+            return None
+    if _text_box(field):
+        return "" if value is None else str(value)
+    return value
+
+
 def _field(field: Field, value: Any) -> gr.components.Component:
     """The input of one field: label, help, choices and bounds from its setting."""
     spec, common = field.spec, {"label": field.name, "elem_id": f"field-{field.name}"}
+    value = _shown(field, value)
     if field.kind == "image":
         return gr.Image(value=value, type="filepath", sources=["upload", "clipboard"], height=180, **common)
     if field.kind == "choice":
         return gr.Dropdown(choices=list(spec.choices or ()), value=value, info=field.info, **common)
     if field.kind == "switch":
         return gr.Checkbox(value=bool(value), info=field.info, **common)
-    if field.kind == "number" and spec.default is not None:
+    if not _text_box(field):
         # No bounds here: the settings tree's check gives the command line's message by the field.
         return gr.Number(value=value, precision=0 if spec.value_type is int else None, info=field.info,
                          **common)
-    # A number that may be unset is a text box: Gradio's number box shows and sends 0 for "no value".
-    return gr.Textbox(value="" if value is None else str(value), info=field.info,
-                      lines=2 if field.name == "prompts" else 1, **common)
+    return gr.Textbox(value=value, info=field.info, lines=2 if field.name == "prompts" else 1, **common)
 
 
 def _form_updates(form: Mapping[str, Any]) -> list[Any]:
-    """Values for the form's inputs, in FIELDS order; an image field gets the picture itself (a file
-    anywhere on the machine, which the page could not serve by its path)."""
-    values = []
-    for name in FIELDS:
-        value = form.get(name)
-        if name == "init_image" and value:
-            try:
-                with Image.open(value) as img:
-                    value = img.convert("RGB")
-            except OSError:
-                value = None
-        values.append(str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value)
-    return values
+    """Values for the form's inputs, in FIELDS order."""
+    return [_shown(field, form.get(field.name)) for field in fields()]
 
 
 def build_app(page: Page, demo: bool = False) -> gr.Blocks:

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..model_cache import ModelCache
+from ..model_cache import ModelCache, default_model_memory
 from ..options import SettingsError
 from ..runtime import choose_device
 from ..settings import Settings, build_settings, read_settings_file
@@ -67,13 +67,16 @@ class Page:
         self._lock = threading.Lock()
 
     def models(self, settings: Settings) -> ModelCache:
-        """The cache for the settings' device and weights folder, made on first use and kept."""
+        """The cache for the settings' device and weights folder, made on first use and kept (the
+        least recently used models dropped past a server's default budget: 70 % of the GPU's
+        memory, else half of the machine's)."""
         device = choose_device(settings.device)
         folder = weights_dir(settings.weights_dir)
         with self._lock:
             cache = self._caches.get((str(device), folder))
             if cache is None:
-                cache = self._caches[(str(device), folder)] = ModelCache(device, folder)
+                cache = ModelCache(device, folder, default_model_memory(device))
+                self._caches[(str(device), folder)] = cache
             return cache
 
     def generate(self, session_id: str, form: Mapping[str, Any], advanced: str) -> Iterator[View]:
@@ -89,9 +92,9 @@ class Page:
         session = RunSession(settings, self.models(settings))
         with self._lock:
             self._sessions[session_id] = session
-        yield View(message="Preparing the run (loading models)…", running=True)
         session.start()
         try:
+            yield View(message="Preparing the run (loading models)…", running=True)
             for event in session.events():
                 if isinstance(event, Progress):
                     yield View("Stopping after this step…" if session.stopping else "Running",
