@@ -247,3 +247,23 @@ def test_pixray_ui_auth_is_a_user_and_a_password(capsys):
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == ("pixray ui: error: argument --auth: expected USER:PASSWORD "
                                                "(see pixray ui --help)")
+
+
+def test_an_init_image_from_its_field_starts_the_run_and_comes_back(page: Page, tmp_path: Path):
+    from PIL import Image
+
+    start = tmp_path / "start.png"
+    Image.new("RGB", (40, 30), (250, 10, 10)).save(start)
+    views = _views(page, _form(prompts="a red circle", drawer="pixel", iterations=1, seed="2",
+                               init_image=str(start)))
+    assert views[-1].message.startswith("Done: 1 steps")
+    form, _ = page.settings_of(views[-1].files[0])
+    assert form["init_image"] == str(start)
+    from pixray.ui.app import _form_updates
+
+    shown = _form_updates(form)[FIELDS.index("init_image")]  # the picture itself, for any path
+    assert shown.size == (40, 30) and shown.getpixel((0, 0)) == (250, 10, 10)
+    start.unlink()
+    assert _form_updates(form)[FIELDS.index("init_image")] is None  # gone: the field stays empty
+    updates = _form_updates(form)
+    assert (updates[FIELDS.index("seed")], updates[FIELDS.index("iterations")]) == ("2", "1")  # text boxes
