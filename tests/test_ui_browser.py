@@ -48,8 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "pixray.cli", "ui", "--demo", "--port", str(port),
                                 "--outdir", str(folder / "outputs" / "%SEQ%")], cwd=folder,
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
     log: list[str] = []
