@@ -25,9 +25,9 @@ from .page import Page, View, one_line
 CSS = """
 .pixray-error { color: var(--error-text-color, #b91c1c); font-size: var(--text-sm); }
 #pixray-status progress { width: 100%; height: 0.8em; }
-/* Small canvases (64 x 64 in the shapes world) fill the frame, their pixels kept sharp. */
 /* The image stays in sight while the form scrolls. */
 #output-column { position: sticky; top: 0.5rem; align-self: flex-start; }
+/* Small canvases (64 x 64 in the shapes world) fill the frame, their pixels kept sharp. */
 #canvas img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 """
 
