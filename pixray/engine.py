@@ -7,6 +7,7 @@ copies values to the host: losses stay tensors until a caller asks for a number.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections import deque
@@ -31,13 +32,17 @@ from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .overlay import Overlay
 from .perceptors import Perceptor
-from .prompt_sources import PROMPT_SOURCES, PromptSource, StepViews, Targets
+from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
 from .runtime import autocast, choose_device, choose_precision
 from .settings import Plan, Settings, needs_init_size, resolve
 
 log = logging.getLogger(__name__)
+
+#: On the CPU, the most pixels of cutouts one perceptor pass takes (16 at 224 x 224): more are scored
+#: in several passes, one graph alive at a time (see :meth:`Run._passes`).
+CPU_PASS_PIXELS = 16 * 224 * 224
 
 
 @dataclass(frozen=True)
@@ -314,17 +319,26 @@ class Run:
 
         return StepViews(same, fresh)
 
-    def _cut_target_loss(self, i: int, embeds: torch.Tensor, sources: Sequence[PromptSource],
-                         views: StepViews) -> torch.Tensor | float:
-        """Perceptor ``i``'s losses against targets of ``sources`` seen through this step's cutouts
-        (0 without any)."""
-        total: torch.Tensor | float = 0.0
+    def _cut_targets(self, i: int, sources: Sequence[PromptSource], views: StepViews) -> list[CutTarget]:
+        """Perceptor ``i``'s targets of ``sources`` seen through this step's cutouts (embeddings
+        (N,D), one per cutout)."""
+        found = []
         for source in sources:
             with torch.no_grad(), autocast(self.device, self.dtype):
-                targets = source.cut_targets(self.perceptors[i], views)
-            for target in targets:
-                total = total + paired_loss(embeds, target.embeds.float(), target.weight, target.stop)
-        return total
+                found += source.cut_targets(self.perceptors[i], views)
+        return found
+
+    def _passes(self, i: int, count: int) -> list[slice]:
+        """The parts of ``count`` cutouts perceptor ``i`` scores in a pass each: on the CPU, near-equal
+        parts of at most :data:`CPU_PASS_PIXELS` pixels (each pass's activations are freed by its
+        backward before the next one runs, and the matmuls stay large); elsewhere, all at once (a
+        GPU step is bound by kernel launches)."""
+        if self.device.type != "cpu":
+            return [slice(0, count)]
+        most = max(1, CPU_PASS_PIXELS // self.perceptors[i].input_resolution ** 2)
+        parts = -(-count // most)
+        bounds = [round(k * count / parts) for k in range(parts + 1)]
+        return [slice(start, end) for start, end in itertools.pairwise(bounds)]
 
     def _flatten(self, drawn: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -424,19 +438,30 @@ class Run:
                 cuts = cutouts.apply(seen_canvas, params, generator, padding, zoom)
                 seen = cuts.detach().requires_grad_(True)
                 for i in members:
-                    with autocast(self.device, self.dtype):
-                        embeds = self.perceptors[i].encode_image(seen).float()
                     targets = view.targets[i]
                     # Prompts out of force this step weigh nothing (no wait for the device).
                     weights = targets.weights * ((targets.starts <= index) & (index < targets.ends))
-                    loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
-                    loss = loss + self._cut_target_loss(i, embeds, view.sources, views)
-                    if keep_embeds and whole:
-                        embeds_whole[self.perceptor_labels[i]] = embeds
-                        pending.append(loss / batches)
-                    else:
-                        (loss / batches).backward()
-                    totals[i] += loss.detach() / batches
+                    cut_targets = self._cut_targets(i, view.sources, views)
+                    # Every loss here is a mean over cutouts, so the passes' shares add up to it.
+                    passes = ([slice(0, len(seen))] if keep_embeds and whole
+                              else self._passes(i, len(seen)))
+                    for part in passes:
+                        with autocast(self.device, self.dtype):
+                            embeds = self.perceptors[i].encode_image(seen[part]).float()
+                        loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
+                        paired: torch.Tensor | float = 0.0
+                        for target in cut_targets:
+                            paired = paired + paired_loss(embeds, target.embeds[part].float(), target.weight,
+                                                          target.stop)
+                        loss = loss + paired
+                        if len(passes) > 1:
+                            loss = loss * ((part.stop - part.start) / len(seen))
+                        if keep_embeds and whole:
+                            embeds_whole[self.perceptor_labels[i]] = embeds
+                            pending.append(loss / batches)
+                        else:
+                            (loss / batches).backward()
+                        totals[i] += loss.detach() / batches
                 if whole and (keep_cutouts or keep_embeds):
                     seen_whole[cutouts.cut_size] = seen
                     cut_graphs.append((cuts, seen))

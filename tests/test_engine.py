@@ -172,3 +172,40 @@ def test_auto_stop_drops_then_stops_on_a_plateau_and_keeps_the_best_image(small_
 def test_without_auto_stop_every_iteration_runs(small_settings, tiny_perceptor):
     steps = list(_run(small_settings, [tiny_perceptor], iterations=30, learning_rate=1e-6))
     assert steps[-1].index == 30
+
+
+def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_settings, tiny_perceptor, tmp_path,
+                                                                    monkeypatch):
+    """On the CPU a perceptor takes at most CPU_PASS_PIXELS of cutouts a pass; the passes' shares of
+    the prompt and image-prompt losses (means over cutouts) add up to the one pass's."""
+    from PIL import Image
+
+    from pixray import engine
+
+    Image.new("RGB", (40, 30), (20, 200, 40)).save(tmp_path / "prompt.png")
+    changes = {"num_cuts": 8, "iterations": 3, "optimiser": "NGD", "learning_rate": 0.1,
+               "image_prompts": str(tmp_path / "prompt.png")}
+    whole = list(_run(small_settings, [tiny_perceptor], **changes))
+    monkeypatch.setattr(engine, "CPU_PASS_PIXELS", 3 * 32 * 32)  # the tiny CLIP sees 32 x 32: 3 cuts a pass
+    run = _run(small_settings, [tiny_perceptor], **changes)
+    assert run._passes(0, 8) == [slice(0, 3), slice(3, 5), slice(5, 8)]
+    parts = list(run)
+    for a, b in zip(whole, parts, strict=True):
+        assert torch.allclose(a.losses["total"], b.losses["total"], rtol=1e-5, atol=1e-6)
+        assert torch.allclose(a.image, b.image, atol=1e-5)
+    assert not torch.equal(whole[1].image, whole[0].image)  # the steps moved the image
+
+
+def test_cutouts_are_split_into_near_equal_passes_on_the_cpu_only():
+    from types import SimpleNamespace
+
+    def passes(device: str, resolution: int, count: int) -> list[slice]:
+        run = SimpleNamespace(device=torch.device(device),
+                              perceptors=[SimpleNamespace(input_resolution=resolution)])
+        return Run._passes(run, 0, count)
+
+    assert passes("cpu", 224, 30) == [slice(0, 15), slice(15, 30)]  # quality normal's ViT-B/16: two of 15
+    assert passes("cpu", 224, 16) == [slice(0, 16)]
+    assert passes("cpu", 288, 12) == [slice(0, 6), slice(6, 12)]  # RN50x4: at most 9 a pass
+    assert passes("cpu", 64, 24) == [slice(0, 24)]  # the shapes-world guides: one pass, as before
+    assert passes("cuda", 224, 30) == [slice(0, 30)]
