@@ -185,8 +185,10 @@ def main() -> None:
     print(f"drawer={args.drawer} quality={args.quality} size={run.drawer.width}x{run.drawer.height} "
           f"models={','.join(plan.clip_models)} cuts={plan.num_cuts}x{plan.batches}")
     precision = str(dtype).removeprefix("torch.")
+    passes = ", ".join(f"{label} {len(run._passes(i, plan.num_cuts))}"
+                       for i, label in enumerate(run.perceptor_labels))
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
-          f"perceptors=fast attention")
+          f"perceptors=fast attention, passes per cutout batch: {passes}")
     median = statistics.median(timed)
     print(f"s/iteration: median {median:.3f}  min {min(timed):.3f}  "
           f"(over {len(timed)} iterations after {args.warmup} warm-up; first {times[0]:.3f})")
