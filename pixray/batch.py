@@ -35,10 +35,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import RunError
+from .errors import USER_ERRORS
 from .options import SettingsError
 from .settings import build_settings
-from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
     from .engine import Step
@@ -223,11 +222,9 @@ class BatchWorker:
                     report({"progress": job.key, "step": step.index + 1, "of": run.plan.iterations})
 
             writer.save_run(run, progress)
-            outputs = [writer.path, writer.path.with_suffix(".svg"), writer.path.with_suffix(".mp4"),
-                       writer.path.with_suffix(".gif"), directory / "steps" / "output.mp4"]
-            record["outputs"] = [str(p.relative_to(batch_dir)) for p in outputs if p.exists()]
+            record["outputs"] = [str(p.relative_to(batch_dir)) for p in writer.outputs()]
             record["status"] = "done"
-        except (SettingsError, MissingWeightsError, CheckpointError, RunError, OSError, ValueError) as exc:
+        except (*USER_ERRORS, OSError, ValueError) as exc:
             record.update(status="failed", error=_one_line(exc))
         except Exception as exc:  # one job's failure must not end the batch
             log.exception("job %d failed", job.index)

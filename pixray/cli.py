@@ -12,12 +12,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import RunError
+from .errors import USER_ERRORS
 from .options import SettingsError
 from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
 from .settings import Settings, all_specs, build_settings, group_title, read_settings_file, sections_holding
-from .weights import CheckpointError, MissingWeightsError
 
 if TYPE_CHECKING:
     from .engine import Run, Step
@@ -107,7 +106,7 @@ def _guarded(command: Callable[[], int], interrupted: str) -> int:
     try:
         with _terminate_as_interrupt():
             return command()
-    except (SettingsError, MissingWeightsError, CheckpointError, RunError) as exc:
+    except USER_ERRORS as exc:
         print(f"pixray: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

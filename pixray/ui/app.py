@@ -150,11 +150,14 @@ def build_app(page: Page, demo: bool = False) -> gr.Blocks:
 
         def on_generate(request: gr.Request, *values: Any) -> Iterator[dict[Any, Any]]:
             form, advanced_text = dict(zip(FIELDS, values[:-1], strict=True)), values[-1]
+            shown: tuple[Mapping[str, str], bool] | None = None  # errors and running, as on the page
             for view in page.generate(request.session_hash, form, advanced_text):
-                update: dict[Any, Any] = {status: status_html(view),
-                                          generate: gr.update(interactive=not view.running)}
-                update.update({box: _error_box(view.errors.get(name))
-                               for name, box in zip((*FIELDS, ADVANCED), error_outputs, strict=True)})
+                update: dict[Any, Any] = {status: status_html(view)}
+                if shown != (view.errors, view.running):  # not again with every step's progress
+                    shown = (view.errors, view.running)
+                    update[generate] = gr.update(interactive=not view.running)
+                    update.update({box: _error_box(view.errors.get(name))
+                                   for name, box in zip((*FIELDS, ADVANCED), error_outputs, strict=True)})
                 if view.image is not None:
                     update[image] = view.image
                 if view.files is not None:

@@ -60,8 +60,7 @@ class Page:
 
     def __init__(self, base: Mapping[str, Any]) -> None:
         self.base = dict(base)
-        self.defaults: Settings = build_settings(self.base)  # raises SettingsError for a bad base
-        self.root = output_root(self.defaults.outdir)
+        self.root = output_root(build_settings(self.base).outdir)  # raises SettingsError for a bad base
         self._caches: dict[tuple[str, Path], ModelCache] = {}
         self._sessions: dict[str, RunSession] = {}
         self._lock = threading.Lock()

@@ -16,17 +16,13 @@ from pathlib import Path
 from PIL import Image
 
 from ..engine import Run, Step
-from ..errors import RunError
+from ..errors import USER_ERRORS, RunError
 from ..model_cache import ModelCache
 from ..options import SettingsError
 from ..output import OutputWriter
 from ..settings import Settings
-from ..weights import CheckpointError, MissingWeightsError
 
 log = logging.getLogger(__name__)
-
-#: The errors a run reports to its user as their own message; anything else is a fault of pixray's.
-USER_ERRORS = (SettingsError, MissingWeightsError, CheckpointError, RunError)
 
 
 @dataclass(frozen=True)

@@ -12,27 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import CheckpointError, MissingWeightsError
 from ..registry import Registry
 
 WEIGHTS_ENV = "PIXRAY_WEIGHTS_DIR"
 # Small weight files that ship inside the package (the shapes-world CLIPs).
 PACKAGED_WEIGHTS = Path(__file__).parent.parent / "demo" / "weights"
-
-
-class MissingWeightsError(FileNotFoundError):
-    """Weight files are not in the weights directory; ``files`` names them (file names only)."""
-
-    def __init__(self, message: str, files: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.files = tuple(files)
-
-
-class CheckpointError(ValueError):
-    """A weight file is not in a layout its loader understands."""
 
 
 @dataclass(frozen=True)
