@@ -1,5 +1,5 @@
-"""The fast perceptor path (attention, QuickGELU) gives the stock open_clip model's results:
-embeddings and canvas gradients."""
+"""The fast perceptor path (attention, QuickGELU, the class-token last block) gives the stock open_clip
+model's results: embeddings and canvas gradients."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_clip
-from open_clip.transformer import QuickGELU
+from open_clip import CLIPTextCfg, CLIPVisionCfg
+from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from pixray.perceptors import Perceptor
 from pixray.perceptors.activation import quick_gelu, use_lean_activations
 from pixray.perceptors.attention import FastSelfAttention, use_fast_attention
+from pixray.perceptors.class_token_block import ClassTokenBlock, use_class_token_block
 from pixray.runtime import autocast
 
 
@@ -40,6 +42,8 @@ def test_fast_path_matches_stock_on_tiny_models(resnet):
     assert not any(type(m) is FastSelfAttention for m in stock.modules())
     assert fast.state_dict().keys() == stock.state_dict().keys()
     assert fast.channels_last == resnet and not stock.channels_last
+    assert fast.class_token_block == (not resnet) and not stock.class_token_block
+    assert sum(type(m) is ClassTokenBlock for m in fast.modules()) == (not resnet)
     if resnet:
         assert fast.model.visual.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -63,6 +67,44 @@ def test_fast_path_matches_stock_on_a_real_size_vit():
     images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
     (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
+
+
+def test_class_token_block_is_used_only_where_nothing_reads_the_other_tokens():
+    text = CLIPTextCfg(width=64, heads=1, layers=1)
+    for pool in ("avg", "none"):
+        torch.manual_seed(0)
+        vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, pool_type=pool)
+        model = open_clip.CLIP(32, vision, text, quick_gelu=True).eval()
+        assert not use_class_token_block(model.visual)
+    vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, output_tokens=True)
+    assert not use_class_token_block(open_clip.CLIP(32, vision, text).visual)
+    vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, attentional_pool=True,
+                           attn_pooler_queries=4, attn_pooler_heads=1)
+    assert not use_class_token_block(open_clip.CLIP(32, vision, text).visual)
+    assert not use_class_token_block(tiny_clip(resnet=True).visual)
+    model = tiny_clip()
+    assert use_class_token_block(model.visual)
+    assert type(model.visual.transformer.resblocks[-1]) is ClassTokenBlock
+
+
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "sequence-first"])
+def test_class_token_block_gives_the_stock_blocks_first_row(batch_first):
+    torch.manual_seed(0)
+    block = ResidualAttentionBlock(64, 4, ls_init_value=0.5, batch_first=batch_first).eval()
+    stock = copy.deepcopy(block)
+    block.__class__ = ClassTokenBlock
+    x = torch.randn(3, 9, 64) if batch_first else torch.randn(9, 3, 64)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    first = stock(x1)[:, :1] if batch_first else stock(x1)[:1]
+    out = block(x2)
+    assert out.shape == first.shape and (out - first).abs().max() <= 1e-5
+    weights = torch.randn(first.shape)
+    (first * weights).sum().backward()
+    (out * weights).sum().backward()
+    assert (x1.grad - x2.grad).abs().max() <= 1e-5
+    mask = torch.zeros(9, 9)
+    mask[:, 4:] = float("-inf")  # a mask takes the stock block's path: every row comes back
+    assert torch.allclose(block(x, attn_mask=mask), stock(x, attn_mask=mask), atol=1e-6)
 
 
 def test_anything_but_plain_self_attention_takes_torchs_path():

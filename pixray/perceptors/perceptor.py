@@ -12,6 +12,7 @@ from torch import nn
 
 from .activation import use_lean_activations
 from .attention import use_fast_attention
+from .class_token_block import use_class_token_block
 
 # CLIP's image normalisation (OpenAI's training statistics).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -24,7 +25,8 @@ class Perceptor(nn.Module):
     ``encode_image`` takes (B,3,R,R) in [0,1] with R = :attr:`input_resolution`; both encoders
     return (N,D) L2-normalised embeddings. ``fast`` switches the transformer blocks' attention to
     :class:`~pixray.perceptors.attention.FastSelfAttention` and QuickGELU to
-    :class:`~pixray.perceptors.activation.LeanQuickGELU`, and a ResNet tower to channels-last
+    :class:`~pixray.perceptors.activation.LeanQuickGELU`, a class-token-pooling ViT's last block to
+    :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, and a ResNet tower to channels-last
     memory (same weights and results, faster and smaller with gradients); ``fast=False`` keeps
     open_clip's modules as they are (the benchmark's baseline). ``mean``/``std``: the image
     normalisation the model was trained with; ``tokenizer(texts, context_length)``: its tokenizer
@@ -40,9 +42,11 @@ class Perceptor(nn.Module):
         # ResNet towers convolve faster on channels-last tensors (RN50, 30 cutouts, 2 AVX2 cores:
         # see the README); a ViT's one patch convolution gains nothing.
         self.channels_last = fast and isinstance(model.visual, ModifiedResNet)
+        self.class_token_block = False
         if fast:
             use_fast_attention(self.model)
             use_lean_activations(self.model)
+            self.class_token_block = use_class_token_block(self.model.visual)
         if self.channels_last:
             self.model.visual.to(memory_format=torch.channels_last)
         size = model.visual.image_size

@@ -1,0 +1,64 @@
+"""A ViT's last transformer block computed for the class token alone, with the same weights and results.
+
+A CLIP ViT that pools its class token (OpenAI's and LAION's: ``pool_type='tok'``, no attentional
+pooler) reads nothing of its last block's output but position 0. That block still needs every token's
+keys and values, but the query, attention output, out-projection and MLP of the other tokens are
+wasted: about 10/12 of the block's matmuls, 1/12 of the whole tower's for a 12-block ViT-B, in the
+forward pass and again in the backward to the canvas. :class:`ClassTokenBlock` computes them for the
+class token only and returns a sequence of length 1, which ``ln_post`` and the class-token pool read as
+before.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
+from torch import nn
+
+
+class ClassTokenBlock(ResidualAttentionBlock):
+    """open_clip's ``ResidualAttentionBlock`` whose output is the class token's row only:
+    (B,L,D) in, (B,1,D) out (sequence-first (L,B,D) → (1,B,D) when the attention is not batch-first).
+    Other calls (cross-attention, a mask) are the stock block's."""
+
+    def forward(self, q_x: torch.Tensor, k_x: torch.Tensor | None = None, v_x: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if k_x is not None or v_x is not None or attn_mask is not None:
+            return super().forward(q_x, k_x, v_x, attn_mask)
+        attn = self.attn
+        x = q_x if attn.batch_first else q_x.transpose(0, 1)
+        batch, length, width = x.shape
+        heads = attn.num_heads
+        normed = self.ln_1(x)
+        weight, bias = attn.in_proj_weight, attn.in_proj_bias
+        q = F.linear(normed[:, :1], weight[:width], bias[:width])
+        kv = F.linear(normed, weight[width:], bias[width:])
+        q = q.view(batch, 1, heads, width // heads).transpose(1, 2)
+        k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        dropout = attn.dropout if attn.training else 0.0
+        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        first = x[:, :1] + self.ls_1(attn.out_proj(attended.transpose(1, 2).reshape(batch, 1, width)))
+        first = first + self.ls_2(self.mlp(self.ln_2(first)))
+        return first if attn.batch_first else first.transpose(0, 1)
+
+
+def _plain(attn: nn.MultiheadAttention) -> bool:
+    return (attn._qkv_same_embed_dim and attn.in_proj_bias is not None and attn.bias_k is None
+            and not attn.add_zero_attn)
+
+
+def use_class_token_block(visual: nn.Module) -> bool:
+    """Switch ``visual``'s last block to :class:`ClassTokenBlock` in place when nothing reads the
+    other tokens' outputs (a ViT pooling its class token, without an attentional pooler or token
+    outputs); returns whether it was switched."""
+    if not isinstance(visual, VisionTransformer):
+        return False
+    if visual.attn_pool is not None or visual.pool_type != "tok" or visual.output_tokens:
+        return False
+    blocks = visual.transformer.resblocks
+    last = blocks[-1] if len(blocks) else None
+    if type(last) is not ResidualAttentionBlock or hasattr(last, "ln_1_kv") or not _plain(last.attn):
+        return False
+    last.__class__ = ClassTokenBlock
+    return True
