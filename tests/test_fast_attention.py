@@ -14,7 +14,7 @@ from open_clip import CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
-from pixray.perceptors import Perceptor
+from pixray.perceptors import CLIP_MODELS, Perceptor
 from pixray.perceptors.activation import quick_gelu, use_lean_activations
 from pixray.perceptors.attention import FastSelfAttention, use_fast_attention
 from pixray.perceptors.class_token_block import ClassTokenBlock, use_class_token_block
@@ -129,3 +129,33 @@ def test_lean_quick_gelu_is_quick_gelu_with_its_exact_gradient():
     gelus = sum(type(m) is QuickGELU for m in model.modules())
     assert gelus > 0 and use_lean_activations(model) == gelus
     assert not any(type(m) is QuickGELU for m in model.modules())
+
+
+def _shrunk(config: dict) -> dict:
+    """An open_clip model config with its structure (tower kind, activation, pooling, head width) and
+    toy sizes."""
+    config = copy.deepcopy(config)
+    vision = config["vision_cfg"]
+    if isinstance(vision["layers"], (list, tuple)):  # a ResNet tower
+        vision.update(layers=[1, 1, 1, 1], width=8, image_size=32)
+    else:
+        vision.update(layers=2, width=64, patch_size=8, image_size=32)
+        if "head_width" in vision:
+            vision["head_width"] = 32
+    config["text_cfg"].update(width=64, heads=1, layers=1)
+    config["embed_dim"] = 32
+    return config
+
+
+@pytest.mark.parametrize("architecture", sorted({entry.architecture for entry in CLIP_MODELS.values()
+                                                  if entry.architecture is not None}))
+def test_fast_path_matches_stock_for_every_catalog_architecture(monkeypatch, architecture):
+    config = _shrunk(open_clip.get_model_config(architecture))
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, architecture, config)
+    torch.manual_seed(0)
+    stock, fast = _pair(open_clip.create_model(architecture))
+    resnet = isinstance(config["vision_cfg"]["layers"], list)
+    assert fast.class_token_block == (not resnet) and fast.channels_last == resnet
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
+    assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
