@@ -78,9 +78,9 @@ def test_generated_images_show_the_prompt(cache, workers, case):
 
     The pixel drawers' prompts name the other three shapes as negative prompts (demo_prompt). Over
     seeds 0-59 (measured before 2026-11-30's perceptor kernels) the judge reads 455 of 480 fast_pixel
-    captions (95 %), and 7 or 8 of 8 at 57 of the 60 seeds. Colours and layout are nearly always right; most misreads are the orange square on
-    black drawn as an upright rectangle and read as a circle, and the black cross on red read as a
-    triangle.
+    captions (95 %), and 7 or 8 of 8 at 57 of the 60 seeds. Colours and layout are nearly always
+    right; most misreads are the orange square on black drawn as an upright rectangle and read as a
+    circle, and the black cross on red read as a triangle.
     """
     drawer, overrides, seed, least_captions, least_colours, least_statistics = GRADED[case]
     judge = cache.perceptors(["shapes-judge"])[0]
