@@ -17,6 +17,29 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def packed_projection(attn: nn.MultiheadAttention) -> bool:
+    """Whether ``attn`` projects queries, keys and values with one packed, biased weight (rows q, k,
+    v), with nothing added to the keys: what :func:`attend`'s callers slice."""
+    return (attn._qkv_same_embed_dim and attn.in_proj_bias is not None and attn.bias_k is None
+            and not attn.add_zero_attn)
+
+
+def attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``attn``'s heads over projected, batch-first queries (B,Lq,D) and keys and values (B,L,D)
+    (views are fine), through ``scaled_dot_product_attention`` and the out-projection: (B,Lq,D).
+    ``attn_mask`` as SDPA reads it (True or 0 keeps)."""
+    batch, length, width = q.shape
+    heads = attn.num_heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
+
+    dropout = attn.dropout if attn.training else 0.0
+    out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=attn_mask, dropout_p=dropout)
+    return attn.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
 class FastSelfAttention(nn.MultiheadAttention):
     """``nn.MultiheadAttention`` whose self-attention (query, key and value the same tensor) runs as
     one batch-first projection and ``scaled_dot_product_attention``; other calls are torch's."""
@@ -26,23 +49,17 @@ class FastSelfAttention(nn.MultiheadAttention):
                 attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
                 is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         plain = (query is key and key is value and key_padding_mask is None and not need_weights
-                 and self._qkv_same_embed_dim and self.in_proj_bias is not None
-                 and self.bias_k is None and not self.add_zero_attn and query.dim() == 3 and not is_causal)
+                 and packed_projection(self) and query.dim() == 3 and not is_causal)
         if not plain:
             return super().forward(query, key, value, key_padding_mask, need_weights, attn_mask,
                                    average_attn_weights, is_causal)
         x = query if self.batch_first else query.transpose(0, 1)
-        batch, length, width = x.shape
-        heads = self.num_heads
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).unflatten(-1, (3, -1)).unbind(-2)
         if attn_mask is not None:
             # torch's path adds a float mask and excludes where a bool mask is True; SDPA adds a
             # float mask of the query's dtype and keeps where a bool mask is True.
             attn_mask = ~attn_mask if attn_mask.dtype == torch.bool else attn_mask.to(q.dtype)
-        dropout = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
-        out = self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+        out = attend(self, q, k, v, attn_mask)
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
+from .attention import attend, packed_projection
+
 
 class ClassTokenBlock(ResidualAttentionBlock):
     """open_clip's ``ResidualAttentionBlock`` whose output is the class token's row only:
@@ -28,24 +30,14 @@ class ClassTokenBlock(ResidualAttentionBlock):
             return super().forward(q_x, k_x, v_x, attn_mask)
         attn = self.attn
         x = q_x if attn.batch_first else q_x.transpose(0, 1)
-        batch, length, width = x.shape
-        heads = attn.num_heads
+        width = x.shape[-1]
         normed = self.ln_1(x)
         weight, bias = attn.in_proj_weight, attn.in_proj_bias
         q = F.linear(normed[:, :1], weight[:width], bias[:width])
-        kv = F.linear(normed, weight[width:], bias[width:])
-        q = q.view(batch, 1, heads, width // heads).transpose(1, 2)
-        k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
-        dropout = attn.dropout if attn.training else 0.0
-        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-        first = x[:, :1] + self.ls_1(attn.out_proj(attended.transpose(1, 2).reshape(batch, 1, width)))
+        k, v = F.linear(normed, weight[width:], bias[width:]).unflatten(-1, (2, -1)).unbind(-2)
+        first = x[:, :1] + self.ls_1(attend(attn, q, k, v))
         first = first + self.ls_2(self.mlp(self.ln_2(first)))
         return first if attn.batch_first else first.transpose(0, 1)
-
-
-def _plain(attn: nn.MultiheadAttention) -> bool:
-    return (attn._qkv_same_embed_dim and attn.in_proj_bias is not None and attn.bias_k is None
-            and not attn.add_zero_attn)
 
 
 def use_class_token_block(visual: nn.Module) -> bool:
@@ -58,7 +50,9 @@ def use_class_token_block(visual: nn.Module) -> bool:
         return False
     blocks = visual.transformer.resblocks
     last = blocks[-1] if len(blocks) else None
-    if type(last) is not ResidualAttentionBlock or hasattr(last, "ln_1_kv") or not _plain(last.attn):
+    if type(last) is not ResidualAttentionBlock or hasattr(last, "ln_1_kv"):
+        return False
+    if not packed_projection(last.attn):
         return False
     last.__class__ = ClassTokenBlock
     return True
