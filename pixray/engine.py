@@ -328,12 +328,13 @@ class Run:
                 found += source.cut_targets(self.perceptors[i], views)
         return found
 
-    def _passes(self, i: int, count: int) -> list[slice]:
+    def _passes(self, i: int, count: int, together: bool = False) -> list[slice]:
         """The parts of ``count`` cutouts perceptor ``i`` scores in a pass each: on the CPU, near-equal
         parts of at most :data:`CPU_PASS_PIXELS` pixels (each pass's activations are freed by its
-        backward before the next one runs, and the matmuls stay large); elsewhere, all at once (a
-        GPU step is bound by kernel launches)."""
-        if self.device.type != "cpu":
+        backward before the next one runs, and the matmuls stay large); elsewhere, or ``together``
+        (a custom loss needs all their embeddings at once), all at once (a GPU step is bound by
+        kernel launches)."""
+        if together or self.device.type != "cpu":
             return [slice(0, count)]
         most = max(1, CPU_PASS_PIXELS // self.perceptors[i].input_resolution ** 2)
         parts = -(-count // most)
@@ -442,9 +443,8 @@ class Run:
                     # Prompts out of force this step weigh nothing (no wait for the device).
                     weights = targets.weights * ((targets.starts <= index) & (index < targets.ends))
                     cut_targets = self._cut_targets(i, view.sources, views)
-                    # Every loss here is a mean over cutouts, so the passes' shares add up to it.
-                    passes = ([slice(0, len(seen))] if keep_embeds and whole
-                              else self._passes(i, len(seen)))
+                    held = keep_embeds and whole  # the custom losses read these embeddings
+                    passes = self._passes(i, len(seen), together=held)
                     for part in passes:
                         with autocast(self.device, self.dtype):
                             embeds = self.perceptors[i].encode_image(seen[part]).float()
@@ -455,8 +455,9 @@ class Run:
                                                           target.stop)
                         loss = loss + paired
                         if len(passes) > 1:
+                            # Every loss here is a mean over cutouts, so the passes' shares add up to it.
                             loss = loss * ((part.stop - part.start) / len(seen))
-                        if keep_embeds and whole:
+                        if held:
                             embeds_whole[self.perceptor_labels[i]] = embeds
                             pending.append(loss / batches)
                         else:
