@@ -57,6 +57,8 @@ GRADED = {
 }
 
 
+
+
 def graded_jobs(case: str) -> dict[str, DemoJob]:
     """The case's image of each test prompt, keyed by case and prompt."""
     drawer, overrides, seed = GRADED[case][:3]
@@ -110,7 +112,6 @@ STEERED = {"spot": DemoJob("fast_pixel", None, 0, SPOT),
 
 
 def steered(key: str) -> pytest.MarkDecorator:
-    """The marker asking for STEERED's image ``key``."""
     return pytest.mark.demo_images({key: STEERED[key]})
 
 
