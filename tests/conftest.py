@@ -7,47 +7,11 @@ from pathlib import Path
 import open_clip
 import pytest
 import torch
-from demo_background import DemoImages
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
 from pixray.cli import _values, build_parser
 from pixray.perceptors import Perceptor, openai_state_dict
 from pixray.settings import Settings, build_settings
-
-DEMO_IMAGES = pytest.StashKey[DemoImages]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "demo_images(jobs): the {key: DemoJob} shapes-world images the "
-                            "test reads through the demo_images fixture, drawn in the background "
-                            "(demo_background.py)")
-
-
-@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they will
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that read background demo images run last, so their images form during the others."""
-    items.sort(key=lambda item: item.get_closest_marker("demo_images") is not None)  # stable
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    if session.config.option.collectonly:
-        return
-    jobs = {key: job for item in session.items for marker in item.iter_markers("demo_images")
-            for key, job in marker.args[0].items()}
-    if jobs:
-        session.config.stash[DEMO_IMAGES] = DemoImages(jobs)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    images = session.config.stash.get(DEMO_IMAGES, None)
-    if images is not None:
-        images.close()
-
-
-@pytest.fixture(scope="session")
-def demo_images(request: pytest.FixtureRequest) -> DemoImages:
-    """The images the selected tests' ``demo_images`` markers asked for, drawing since collection."""
-    return request.config.stash[DEMO_IMAGES]
 
 
 def flag_settings(argv: list[str]) -> Settings:

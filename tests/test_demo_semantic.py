@@ -6,16 +6,24 @@ image fooling only the guiding models does not pass.
 """
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from demo_background import DemoJob
 from PIL import Image
 
-from pixray.demo.evaluate import TEST_PROMPTS, grade, nearest_colours, zero_shot_accuracy
-from pixray.demo.world import COLOURS, Scene
+from pixray.demo.evaluate import (
+    TEST_PROMPTS,
+    demo_image,
+    demo_workers,
+    grade,
+    nearest_colours,
+    zero_shot_accuracy,
+)
+from pixray.demo.world import COLOURS, Scene, draw_scene
 from pixray.model_cache import ModelCache
 from pixray.prompt_sources.spot import default_spot
 from pixray.weights import PACKAGED_WEIGHTS
@@ -57,17 +65,14 @@ GRADED = {
 }
 
 
+@pytest.fixture(scope="module")
+def workers() -> Iterator[ProcessPoolExecutor]:
+    with demo_workers() as pool:
+        yield pool
 
 
-def graded_jobs(case: str) -> dict[str, DemoJob]:
-    """The case's image of each test prompt, keyed by case and prompt."""
-    drawer, overrides, seed = GRADED[case][:3]
-    return {f"{case}: {prompt}": DemoJob(drawer, prompt, seed, overrides) for prompt in TEST_PROMPTS}
-
-
-@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.demo_images(graded_jobs(case)))
-                                  for case in GRADED])
-def test_generated_images_show_the_prompt(cache, demo_images, case):
+@pytest.mark.parametrize("case", list(GRADED))
+def test_generated_images_show_the_prompt(cache, workers, case):
     """Plain pixel statistics must agree with the prompt, and the judge must read at least GRADED's
     number of captions and colour pairs.
 
@@ -77,9 +82,10 @@ def test_generated_images_show_the_prompt(cache, demo_images, case):
     right; most misreads are the orange square on black drawn as an upright rectangle and read as a
     circle, and the black cross on red read as a triangle.
     """
-    seed, least_captions, least_colours, least_statistics = GRADED[case][2:]
+    drawer, overrides, seed, least_captions, least_colours, least_statistics = GRADED[case]
     judge = cache.perceptors(["shapes-judge"])[0]
-    images = [demo_images.image(key) for key in graded_jobs(case)]
+    n = len(TEST_PROMPTS)
+    images = workers.map(demo_image, [drawer] * n, TEST_PROMPTS, [seed] * n, [overrides] * n)
     grades = [grade(image, prompt, judge) for image, prompt in zip(images, TEST_PROMPTS, strict=True)]
     captions_right = sum(g.caption_right for g in grades)
     colours_right = sum(g.colours_right for g in grades)
@@ -104,20 +110,22 @@ SYMMETRY = {"custom_loss": ["smoothness", "edge", "symmetry:10"]}
 SCENE_PALETTE = ", ".join("({}+{}+{})".format(*COLOURS[c]) for c in (SCENE.colour, SCENE.background))
 LOOKUP = {"filters": ["lookup:0.01"], "init_noise": "pixels", "palette": f"[{SCENE_PALETTE}]"}
 TILER = {"filters": ["tiler"]}
-STEERED = {"spot": DemoJob("fast_pixel", None, 0, SPOT),
-           "image prompt": DemoJob("fast_pixel", None, 0, scene_prompt=SCENE, scene_seed=5),
-           "symmetry": DemoJob("fast_pixel", SCENE.caption, 0, SYMMETRY),
-           "lookup": DemoJob("fast_pixel", SCENE.caption, 0, LOOKUP),
-           "tiler": DemoJob("fast_pixel", SCENE.caption, 0, TILER)}
 
 
-def steered(key: str) -> pytest.MarkDecorator:
-    return pytest.mark.demo_images({key: STEERED[key]})
+@pytest.fixture(scope="module")
+def steered(workers, tmp_path_factory) -> dict[str, Future]:
+    scene_file = tmp_path_factory.mktemp("scene") / "scene.png"
+    draw_scene(SCENE, np.random.default_rng(5)).save(scene_file)
+    prompt = {"image_prompts": str(scene_file)}
+    return {"spot": workers.submit(demo_image, "fast_pixel", None, 0, SPOT),
+            "image prompt": workers.submit(demo_image, "fast_pixel", None, 0, prompt),
+            "symmetry": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, SYMMETRY),
+            "lookup": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, LOOKUP),
+            "tiler": workers.submit(demo_image, "fast_pixel", SCENE.caption, 0, TILER)}
 
 
-@steered("spot")
-def test_spot_prompts_put_their_colours_where_the_mask_says(demo_images):
-    pixels = np.array(demo_images.image("spot").convert("RGB"))
+def test_spot_prompts_put_their_colours_where_the_mask_says(steered):
+    pixels = np.array(steered["spot"].result().convert("RGB"))
     inside = default_spot(64, 64)[0, 0].numpy() > 0.5
     labels = nearest_colours(pixels)
     red, blue = list(COLOURS).index("red"), list(COLOURS).index("blue")
@@ -127,19 +135,17 @@ def test_spot_prompts_put_their_colours_where_the_mask_says(demo_images):
     assert (labels[~inside] == red).mean() <= 0.1 and (labels[inside] == blue).mean() <= 0.1
 
 
-@steered("image prompt")
-def test_an_image_prompt_pulls_the_canvas_to_its_scene(cache, demo_images):
-    image = demo_images.image("image prompt")
+def test_an_image_prompt_pulls_the_canvas_to_its_scene(cache, steered):
+    image = steered["image prompt"].result()
     result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
     print(f"image prompt: judge reads {result.read.caption}; {result.statistics}")
     assert result.colours_right and result.statistics_right
 
 
-@steered("symmetry")
-def test_the_symmetry_loss_draws_a_mirror_image(cache, demo_images):
+def test_the_symmetry_loss_draws_a_mirror_image(cache, steered):
     """Mean absolute difference from the mirror image, in [0,1] (the measured figures are in the
     README's shapes-world section)."""
-    image = demo_images.image("symmetry")
+    image = steered["symmetry"].result()
     pixels = np.asarray(image, dtype=np.float32) / 255
     asymmetry = float(np.abs(pixels - pixels[:, ::-1]).mean())
     result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
@@ -147,13 +153,12 @@ def test_the_symmetry_loss_draws_a_mirror_image(cache, demo_images):
     assert asymmetry <= 0.015 and result.colours_right
 
 
-@steered("lookup")
-def test_a_lookup_palette_of_the_scenes_colours_keeps_the_scene(cache, demo_images):
+def test_a_lookup_palette_of_the_scenes_colours_keeps_the_scene(cache, steered):
     """Only the palette's colours, and still the scene: a shape of its colour inside a border of its
     background, which the judge reads as the background. The judge's reading of the small shape's
     own colour is not asked for: with this palette the judge reads the yellow as white or orange at
     2 or 3 of seeds 0-7 (before and after 2026-11-30's rounding changes; see the README)."""
-    image = demo_images.image("lookup")
+    image = steered["lookup"].result()
     colours = {tuple(c) for c in np.asarray(image).reshape(-1, 3).tolist()}
     result = grade(image, SCENE.caption, cache.perceptors(["shapes-judge"])[0])
     print(f"lookup: {len(colours)} colours; judge reads {result.read.caption}; {result.statistics}")
@@ -162,12 +167,11 @@ def test_a_lookup_palette_of_the_scenes_colours_keeps_the_scene(cache, demo_imag
     assert result.read.background == SCENE.background
 
 
-@steered("tiler")
-def test_the_tiler_draws_a_tile_that_reads_the_same_wherever_it_is_cut(cache, demo_images):
+def test_the_tiler_draws_a_tile_that_reads_the_same_wherever_it_is_cut(cache, steered):
     """A seamless tile has no place where it must be cut: rolled by half its size (its corners meet in
     the middle) it still shows the scene. The plain run's image at this seed, rolled so, reads as
     another scene (its shape is drawn in the middle and the roll quarters it; see the README)."""
-    tile = np.asarray(demo_images.image("tiler").convert("RGB"))
+    tile = np.asarray(steered["tiler"].result().convert("RGB"))
     judge = cache.perceptors(["shapes-judge"])[0]
     height, width = tile.shape[:2]
     for shift in [(0, 0), (height // 2, width // 2)]:
