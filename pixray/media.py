@@ -9,6 +9,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,24 @@ class FrameWriter:
     hands over a copy of the image. At most ``max_pending`` images wait: a slow disk slows the run
     instead of filling memory. An error in the thread is raised by the next :meth:`submit`,
     :meth:`flush` or :meth:`close`.
+
+    Ctrl-C (and SIGTERM, which the CLI turns into it) raises KeyboardInterrupt in the main thread
+    wherever it is, and the interrupted run still flushes and closes its writer. So the submitting
+    thread never holds a lock or condition that an exception could leave half-updated: the hand-over
+    is one call into C (:class:`queue.SimpleQueue`), and waiting compares two counters, each written
+    by one thread only. (``queue.Queue``'s put is Python code; an interrupt inside its notify left the
+    thread asleep with an image queued and ``close`` waiting for ever.)
     """
 
+    POLL_SECONDS = 0.002  # how often a waiting flush or a full hand-over looks again
+
     def __init__(self, max_pending: int = 8) -> None:
-        self._queue: queue.Queue[tuple[list[Path], torch.Tensor, PngImagePlugin.PngInfo | None] | None] = \
-            queue.Queue(max_pending)
+        # (paths, image, metadata) per image; None stops the thread
+        self._jobs: queue.SimpleQueue[tuple[list[Path], torch.Tensor, PngImagePlugin.PngInfo | None] | None]
+        self._jobs = queue.SimpleQueue()
+        self._max_pending = max_pending
+        self._submitted = 0  # images handed over (by the submitting thread)
+        self._done = 0  # images written or dropped after an error (by the writer thread)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="pixray-frames", daemon=True)
         self._thread.start()
@@ -82,19 +96,26 @@ class FrameWriter:
         self._raise_error()
         if not self._thread.is_alive():
             raise RuntimeError("the frame writer is closed")
-        self._queue.put((list(paths), image.detach().clone(), info))
+        self._wait_until_pending(self._max_pending - 1)
+        self._jobs.put((list(paths), image.detach().clone(), info))
+        self._submitted += 1
 
     def flush(self) -> None:
         """Wait until every queued image is written; raise the first error the thread met."""
-        self._queue.join()
+        self._wait_until_pending(0)
         self._raise_error()
 
     def close(self) -> None:
         """Write what is queued and stop the thread; raise the first error it met."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._jobs.put(None)
             self._thread.join()
         self._raise_error()
+
+    def _wait_until_pending(self, most: int) -> None:
+        """Until at most ``most`` handed-over images are unwritten (or the thread has stopped)."""
+        while self._submitted - self._done > most and self._thread.is_alive():
+            time.sleep(self.POLL_SECONDS)
 
     def _raise_error(self) -> None:
         if self._error is not None:
@@ -102,17 +123,14 @@ class FrameWriter:
             raise error
 
     def _work(self) -> None:
-        while True:
-            job = self._queue.get()
+        while (job := self._jobs.get()) is not None:
             try:
-                if job is None:
-                    return
                 if self._error is None:  # after an error, drain: the loop raises it at its next call
                     self._write(*job)
             except BaseException as exc:  # handed to the loop's thread
                 self._error = exc
             finally:
-                self._queue.task_done()
+                self._done += 1
 
     @staticmethod
     def _write(paths: list[Path], image: torch.Tensor, info: PngImagePlugin.PngInfo | None) -> None:

@@ -147,6 +147,63 @@ def test_frame_writer_copies_the_image_and_reports_errors(tmp_path: Path):
         writer.submit([tmp_path / "e.png"], image)
 
 
+def test_an_interrupt_anywhere_in_submit_leaves_the_frame_writer_able_to_finish(tmp_path: Path):
+    """Ctrl-C (or SIGTERM, which the CLI turns into one) raises KeyboardInterrupt wherever the main
+    thread is, including inside the hand-over to the writer thread. Raised at each line that submit
+    runs in turn (its own and the library code it calls), what the interrupted run then does, flush
+    and close, must still end, with every image that was handed over written. (With queue.Queue an
+    interrupt inside put's notify left the thread asleep and close waiting for ever: a CLI stopped by
+    SIGTERM hung.)"""
+    import sys
+    import threading
+
+    from pixray.media import FrameWriter
+
+    image = torch.zeros(1, 3, 4, 4)
+    line = 0
+    while True:
+        line += 1
+        writer = FrameWriter(max_pending=2)
+        writer.submit([tmp_path / f"{line}-before.png"], image)  # the thread is busy or waiting
+        seen = 0
+
+        def interrupt_at_line(frame, event, arg, target=line):
+            nonlocal seen
+            if event == "line":
+                seen += 1
+                if seen == target:
+                    raise KeyboardInterrupt
+            return interrupt_at_line
+
+        sys.settrace(interrupt_at_line)
+        try:
+            writer.submit([tmp_path / f"{line}.png"], image)
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sys.settrace(None)
+        errors: list[BaseException] = []
+
+        def finish(w=writer):
+            try:
+                w.flush()
+                w.close()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        finishing = threading.Thread(target=finish, daemon=True)
+        finishing.start()
+        finishing.join(timeout=10)
+        assert not finishing.is_alive(), f"flush and close hang after an interrupt at line {line} of submit"
+        assert not errors, f"after an interrupt at line {line} of submit: {errors!r}"
+        assert (tmp_path / f"{line}-before.png").exists()
+        if not interrupted:  # every line of submit has been tried
+            assert (tmp_path / f"{line}.png").exists()
+            break
+    assert line > 3
+
+
 def test_video_frame_rate_is_pixrays():
     from pixray.media import video_fps
 
