@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import queue
@@ -61,6 +62,9 @@ class FrameSequence:
         return [*made, self.video]
 
 
+_Job = tuple[list[Path], torch.Tensor, PngImagePlugin.PngInfo | None]
+
+
 class FrameWriter:
     """Writes PNG files on a background thread, in the order given, so the optimisation loop only
     hands over a copy of the image. At most ``max_pending`` images wait: a slow disk slows the run
@@ -78,13 +82,17 @@ class FrameWriter:
     POLL_SECONDS = 0.002  # how often a waiting flush or a full hand-over looks again
 
     def __init__(self, max_pending: int = 8) -> None:
-        # (paths, image, metadata) per image; None stops the thread
-        self._jobs: queue.SimpleQueue[tuple[list[Path], torch.Tensor, PngImagePlugin.PngInfo | None] | None]
+        # (paths, image, metadata) per image, flush's marker, or None to stop the thread
+        self._jobs: queue.SimpleQueue[_Job | queue.SimpleQueue[None] | None]
         self._jobs = queue.SimpleQueue()
         self._max_pending = max_pending
         self._submitted = 0  # images handed over (by the submitting thread)
         self._done = 0  # images written or dropped after an error (by the writer thread)
         self._error: BaseException | None = None
+        # Our own flags, not Thread.is_alive: an exception raised inside is_alive (at its lock's
+        # acquire) makes CPython 3.11 release a live thread's state lock and call it stopped.
+        self._closed = False
+        self._running = True  # until the thread's loop ends (set by the thread)
         self._thread = threading.Thread(target=self._work, name="pixray-frames", daemon=True)
         self._thread.start()
 
@@ -94,27 +102,38 @@ class FrameWriter:
         The image is copied here (the drawer may update the tensor it came from) without waiting
         for the device."""
         self._raise_error()
-        if not self._thread.is_alive():
+        if self._closed or not self._running:
             raise RuntimeError("the frame writer is closed")
         self._wait_until_pending(self._max_pending - 1)
         self._jobs.put((list(paths), image.detach().clone(), info))
         self._submitted += 1
 
     def flush(self) -> None:
-        """Wait until every queued image is written; raise the first error the thread met."""
-        self._wait_until_pending(0)
+        """Wait until every queued image is written; raise the first error the thread met.
+
+        A marker goes through the queue behind the images and comes back when the thread reaches
+        it, so this holds even if an interrupt kept submit from counting its image."""
+        if self._running:
+            reached: queue.SimpleQueue[None] = queue.SimpleQueue()
+            self._jobs.put(reached)
+            while self._running:
+                with contextlib.suppress(queue.Empty):
+                    reached.get(timeout=self.POLL_SECONDS * 50)
+                    break
         self._raise_error()
 
     def close(self) -> None:
         """Write what is queued and stop the thread; raise the first error it met."""
-        if self._thread.is_alive():
+        if not self._closed:
+            self._closed = True
             self._jobs.put(None)
-            self._thread.join()
+        while self._running:
+            time.sleep(self.POLL_SECONDS)
         self._raise_error()
 
     def _wait_until_pending(self, most: int) -> None:
         """Until at most ``most`` handed-over images are unwritten (or the thread has stopped)."""
-        while self._submitted - self._done > most and self._thread.is_alive():
+        while self._submitted - self._done > most and self._running:
             time.sleep(self.POLL_SECONDS)
 
     def _raise_error(self) -> None:
@@ -123,7 +142,16 @@ class FrameWriter:
             raise error
 
     def _work(self) -> None:
+        try:
+            self._write_jobs()
+        finally:
+            self._running = False
+
+    def _write_jobs(self) -> None:
         while (job := self._jobs.get()) is not None:
+            if isinstance(job, queue.SimpleQueue):  # flush's marker
+                job.put(None)
+                continue
             try:
                 if self._error is None:  # after an error, drain: the loop raises it at its next call
                     self._write(*job)

@@ -185,7 +185,7 @@ def test_an_interrupt_anywhere_in_submit_leaves_the_frame_writer_able_to_finish(
             sys.settrace(None)
         errors: list[BaseException] = []
 
-        def finish(w=writer):
+        def finish(w=writer, errors=errors):
             try:
                 w.flush()
                 w.close()
