@@ -74,9 +74,10 @@ class FrameWriter:
     Ctrl-C (and SIGTERM, which the CLI turns into it) raises KeyboardInterrupt in the main thread
     wherever it is, and the interrupted run still flushes and closes its writer. So the submitting
     thread never holds a lock or condition that an exception could leave half-updated: the hand-over
-    is one call into C (:class:`queue.SimpleQueue`), and waiting compares two counters, each written
-    by one thread only. (``queue.Queue``'s put is Python code; an interrupt inside its notify left the
-    thread asleep with an image queued and ``close`` waiting for ever.)
+    is one call into C (:class:`queue.SimpleQueue`); a full queue is waited out by comparing two
+    counters, each written by one thread only, and a flush by a marker sent through the queue.
+    (``queue.Queue``'s put is Python code; an interrupt inside its notify left the thread asleep with
+    an image queued and ``close`` waiting for ever.)
     """
 
     POLL_SECONDS = 0.002  # how often a waiting flush or a full hand-over looks again
@@ -125,8 +126,8 @@ class FrameWriter:
     def close(self) -> None:
         """Write what is queued and stop the thread; raise the first error it met."""
         if not self._closed:
+            self._jobs.put(None)  # before the flag: an interrupt between them leaves close repeatable
             self._closed = True
-            self._jobs.put(None)
         while self._running:
             time.sleep(self.POLL_SECONDS)
         self._raise_error()
