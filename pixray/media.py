@@ -94,8 +94,7 @@ class FrameWriter:
         # acquire) makes CPython 3.11 release a live thread's state lock and call it stopped.
         self._closed = False
         self._running = True  # until the thread's loop ends (set by the thread)
-        self._thread = threading.Thread(target=self._work, name="pixray-frames", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._work, name="pixray-frames", daemon=True).start()
 
     def submit(self, paths: Sequence[Path], image: torch.Tensor,
                info: PngImagePlugin.PngInfo | None = None) -> None:
