@@ -15,8 +15,9 @@ from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from pixray.perceptors import CLIP_MODELS, Perceptor
+from pixray.perceptors import attention as attention_module
 from pixray.perceptors.activation import quick_gelu, use_lean_activations
-from pixray.perceptors.attention import FastSelfAttention, use_fast_attention
+from pixray.perceptors.attention import FastSelfAttention, matmul_attention, use_fast_attention
 from pixray.perceptors.class_token_block import ClassTokenBlock, use_class_token_block
 from pixray.runtime import autocast
 
@@ -159,3 +160,36 @@ def test_fast_path_matches_stock_for_every_catalog_architecture(monkeypatch, arc
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
+
+
+@pytest.mark.parametrize("mask", [None, "bool", "float"])
+def test_matmul_attention_is_scaled_dot_product_attention(mask):
+    generator = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(2, 3, 7, 8, generator=generator, dtype=torch.float64) for _ in range(3))
+    attn_mask = None
+    if mask == "bool":
+        attn_mask = torch.tril(torch.ones(7, 7, dtype=torch.bool))  # True keeps, as SDPA reads it
+    elif mask == "float":
+        attn_mask = torch.randn(7, 7, generator=generator, dtype=torch.float64)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    assert torch.allclose(matmul_attention(q, k, v, attn_mask), expected, atol=1e-12)
+
+
+def test_bfloat16_attention_on_the_cpu_takes_the_matmul_form(monkeypatch):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].dtype)
+        return matmul_attention(*args, **kwargs)
+
+    monkeypatch.setattr(attention_module, "matmul_attention", counted)
+    stock, fast = _pair(tiny_clip())
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    _image_pass(fast, images)
+    assert calls == []  # float32 keeps torch's fused kernel
+    (e32, _), (e16, _) = _image_pass(stock, images), _image_pass(fast, images, torch.bfloat16)
+    assert calls and set(calls) == {torch.bfloat16}
+    assert F.cosine_similarity(e32, e16).min() >= 0.999
+    with torch.no_grad(), autocast(images.device, torch.bfloat16):  # the text tower's causal mask
+        texts = ["a red circle", "a blue square"]
+        assert F.cosine_similarity(stock.encode_text(texts), fast.encode_text(texts)).min() >= 0.999

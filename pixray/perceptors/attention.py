@@ -8,6 +8,12 @@ block), then attention is plain matmuls. :class:`FastSelfAttention` projects the
 batch-first input once, splits heads with a view, and calls ``scaled_dot_product_attention`` (a
 fused kernel on CPU and GPU). It is the same module with the same parameters and state dict (only
 its class changes), and falls back to torch's path for anything but plain self-attention.
+
+In bfloat16 or float16 on a CPU, :func:`attend` computes the heads as two batched matmuls around a
+softmax instead: torch's fused CPU kernel is written for long sequences, and at CLIP's (50-577
+tokens) its backward ran at a small fraction of the matmul units' speed (the README has the figures).
+The matmul form keeps each head's attention probabilities for the backward pass, which at these
+lengths is small beside a block's other activations.
 """
 
 from __future__ import annotations
@@ -36,8 +42,28 @@ def attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: tor
         return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
 
     dropout = attn.dropout if attn.training else 0.0
-    out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=attn_mask, dropout_p=dropout)
+    matmuls = q.device.type == "cpu" and q.dtype in _HALF
+    attention = matmul_attention if matmuls else F.scaled_dot_product_attention
+    out = attention(split(q), split(k), split(v), attn_mask=attn_mask, dropout_p=dropout)
     return attn.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                     dropout_p: float = 0.0) -> torch.Tensor:
+    """``scaled_dot_product_attention``'s result for queries (..., Lq, E), keys (..., L, E) and values
+    (..., L, Ev) as ``softmax(q kᵀ / √E + mask) v`` in two batched matmuls: (..., Lq, Ev). ``attn_mask``
+    as SDPA reads it (a bool mask keeps where True; a float one is added)."""
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if attn_mask is not None:
+        scores = (scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool
+                  else scores + attn_mask)
+    weights = scores.softmax(-1)
+    if dropout_p:
+        weights = F.dropout(weights, dropout_p)
+    return weights.to(v.dtype) @ v
 
 
 class FastSelfAttention(nn.MultiheadAttention):
