@@ -188,10 +188,12 @@ def main() -> None:
     passes = ", ".join(f"{label} {len(run._passes(i, plan.num_cuts))}"
                        for i, label in enumerate(run.perceptor_labels))
     labelled = zip(run.perceptors, run.perceptor_labels, strict=True)
+    labelled = list(labelled)
     class_token = ", ".join(label for perceptor, label in labelled if perceptor.class_token_block) or "none"
+    patches = ", ".join(label for perceptor, label in labelled if perceptor.patch_matmul) or "none"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "
-          f"{class_token}), passes per cutout batch: {passes}")
+          f"{class_token}; patch embedding as a matmul: {patches}), passes per cutout batch: {passes}")
     median = statistics.median(timed)
     print(f"s/iteration: median {median:.3f}  min {min(timed):.3f}  "
           f"(over {len(timed)} iterations after {args.warmup} warm-up; first {times[0]:.3f})")

@@ -40,9 +40,10 @@ from .settings import Plan, Settings, needs_init_size, resolve
 
 log = logging.getLogger(__name__)
 
-#: On the CPU, the most pixels of cutouts one perceptor pass takes (16 at 224 x 224): more are scored
-#: in several passes, one graph alive at a time (see :meth:`Run._passes`).
-CPU_PASS_PIXELS = 16 * 224 * 224
+#: On the CPU, the most activation rows (:attr:`Perceptor.positions` per cutout) one perceptor pass
+#: takes: 16 cutouts of ViT-B/16 or RN50 at 224, 63 of ViT-B/32; more are scored in several passes,
+#: one graph alive at a time (see :meth:`Run._passes`).
+CPU_PASS_POSITIONS = 16 * 197
 
 
 @dataclass(frozen=True)
@@ -330,13 +331,13 @@ class Run:
 
     def _passes(self, i: int, count: int, together: bool = False) -> list[slice]:
         """The parts of ``count`` cutouts perceptor ``i`` scores in a pass each: on the CPU, near-equal
-        parts of at most :data:`CPU_PASS_PIXELS` pixels (each pass's activations are freed by its
-        backward before the next one runs, and the matmuls stay large); elsewhere, or ``together``
+        parts of at most :data:`CPU_PASS_POSITIONS` activation rows (each pass's activations are freed by
+        its backward before the next one runs, and the matmuls stay large); elsewhere, or ``together``
         (a custom loss needs all their embeddings at once), all at once (a GPU step is bound by
         kernel launches)."""
         if together or self.device.type != "cpu":
             return [slice(0, count)]
-        most = max(1, CPU_PASS_PIXELS // self.perceptors[i].input_resolution ** 2)
+        most = max(1, CPU_PASS_POSITIONS // self.perceptors[i].positions)
         parts = -(-count // most)
         bounds = [round(k * count / parts) for k in range(parts + 1)]
         return [slice(start, end) for start, end in itertools.pairwise(bounds)]

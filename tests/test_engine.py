@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import pixray
+from pixray import engine as engine_module
 from pixray.engine import Run, RunError
 from pixray.init_images import to_pil
 from pixray.losses import Loss
@@ -176,7 +177,7 @@ def test_without_auto_stop_every_iteration_runs(small_settings, tiny_perceptor):
 
 def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_settings, tiny_perceptor, tmp_path,
                                                                     monkeypatch):
-    """On the CPU a perceptor takes at most CPU_PASS_PIXELS of cutouts a pass; the passes' shares of
+    """On the CPU a perceptor takes at most CPU_PASS_POSITIONS of cutouts a pass; the passes' shares of
     the prompt and image-prompt losses (means over cutouts) add up to the one pass's."""
     from PIL import Image
 
@@ -186,7 +187,8 @@ def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_setting
     changes = {"num_cuts": 8, "iterations": 3, "optimiser": "NGD", "learning_rate": 0.1,
                "image_prompts": str(tmp_path / "prompt.png")}
     whole = list(_run(small_settings, [tiny_perceptor], **changes))
-    monkeypatch.setattr(engine, "CPU_PASS_PIXELS", 3 * 32 * 32)  # the tiny CLIP sees 32 x 32: 3 cuts a pass
+    assert tiny_perceptor.positions == 17  # 4 x 4 patches and the class token
+    monkeypatch.setattr(engine, "CPU_PASS_POSITIONS", 3 * 17)  # 3 cuts a pass
     run = _run(small_settings, [tiny_perceptor], **changes)
     assert run._passes(0, 8) == [slice(0, 3), slice(3, 5), slice(5, 8)]
     parts = list(run)
@@ -199,13 +201,36 @@ def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_setting
 def test_cutouts_are_split_into_near_equal_passes_on_the_cpu_only():
     from types import SimpleNamespace
 
-    def passes(device: str, resolution: int, count: int) -> list[slice]:
-        run = SimpleNamespace(device=torch.device(device),
-                              perceptors=[SimpleNamespace(input_resolution=resolution)])
+    def passes(device: str, positions: int, count: int) -> list[slice]:
+        run = SimpleNamespace(device=torch.device(device), perceptors=[SimpleNamespace(positions=positions)])
         return Run._passes(run, 0, count)
 
-    assert passes("cpu", 224, 30) == [slice(0, 15), slice(15, 30)]  # quality normal's ViT-B/16: two of 15
-    assert passes("cpu", 224, 16) == [slice(0, 16)]
-    assert passes("cpu", 288, 12) == [slice(0, 6), slice(6, 12)]  # RN50x4: at most 9 a pass
-    assert passes("cpu", 64, 24) == [slice(0, 24)]  # the shapes-world guides: one pass, as before
-    assert passes("cuda", 224, 30) == [slice(0, 30)]
+    assert passes("cpu", 197, 30) == [slice(0, 15), slice(15, 30)]  # quality normal's ViT-B/16: two of 15
+    assert passes("cpu", 197, 16) == [slice(0, 16)]
+    assert passes("cpu", 50, 30) == [slice(0, 30)]  # ViT-B/32: its 50 tokens a cutout, 63 a pass
+    assert passes("cpu", 324, 12) == [slice(0, 6), slice(6, 12)]  # RN50x4 at 288: at most 9 a pass
+    assert passes("cuda", 197, 30) == [slice(0, 30)]
+
+
+@pytest.mark.parametrize(("name", "positions"), [("ViT-B/16", 197), ("ViT-B/32", 50), ("ViT-L/14", 257),
+                                                  ("RN50", 196), ("RN50x4", 324)])
+def test_a_perceptors_positions_are_its_tokens_or_its_pixels_over_256(monkeypatch, name, positions):
+    """The activation rows one cutout costs, which the CPU's passes are sized by (real architectures,
+    built on the meta device: no weights)."""
+    import open_clip
+
+    from pixray.perceptors import CLIP_MODELS, Perceptor
+
+    config = open_clip.get_model_config(CLIP_MODELS.lookup(name).architecture)
+    with torch.device("meta"):
+        model = open_clip.CLIP(**config)
+    assert Perceptor(name, model, fast=False).positions == positions
+
+
+def test_the_shapes_world_guides_take_their_cutouts_in_one_pass(tmp_path):
+    """The demo draws what it drew before the passes were sized: its guides' 24 cuts in one pass."""
+    from pixray.model_cache import ModelCache
+
+    cache = ModelCache(torch.device("cpu"), tmp_path)
+    for perceptor in cache.perceptors(["shapes-demo", "shapes-demo-rn"]):
+        assert engine_module.CPU_PASS_POSITIONS // perceptor.positions >= 24

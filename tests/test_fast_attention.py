@@ -19,6 +19,7 @@ from pixray.perceptors import attention as attention_module
 from pixray.perceptors.activation import quick_gelu, use_lean_activations
 from pixray.perceptors.attention import FastSelfAttention, matmul_attention, use_fast_attention
 from pixray.perceptors.class_token_block import ClassTokenBlock, use_class_token_block
+from pixray.perceptors.patch_embedding import PatchMatmulConv, use_patch_matmul
 from pixray.runtime import autocast
 
 
@@ -157,6 +158,7 @@ def test_fast_path_matches_stock_for_every_catalog_architecture(monkeypatch, arc
     stock, fast = _pair(open_clip.create_model(architecture))
     resnet = isinstance(config["vision_cfg"]["layers"], list)
     assert fast.class_token_block == (not resnet) and fast.channels_last == resnet
+    assert fast.patch_matmul == (not resnet) and not stock.patch_matmul
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
@@ -193,3 +195,30 @@ def test_bfloat16_attention_on_the_cpu_takes_the_matmul_form(monkeypatch):
     with torch.no_grad(), autocast(images.device, torch.bfloat16):  # the text tower's causal mask
         texts = ["a red circle", "a blue square"]
         assert F.cosine_similarity(stock.encode_text(texts), fast.encode_text(texts)).min() >= 0.999
+
+
+@pytest.mark.parametrize("size", [(32, 32), (37, 45)], ids=["whole patches", "a remainder"])
+def test_patch_matmul_is_the_tiling_convolution(size):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 16, kernel_size=8, stride=8, bias=True)
+    stock = copy.deepcopy(conv)
+    conv.__class__ = PatchMatmulConv
+    x = torch.rand(2, 3, *size, dtype=torch.float64)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    conv, stock = conv.double(), stock.double()
+    out, expected = conv(x2), stock(x1)
+    assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-12)
+    weights = torch.randn(expected.shape, dtype=torch.float64)
+    (expected * weights).sum().backward()
+    (out * weights).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-12)
+
+
+def test_patch_matmul_is_used_only_for_a_vits_tiling_patch_embedding():
+    overlapping = nn.Conv2d(3, 8, kernel_size=8, stride=4)
+    model = tiny_clip()
+    model.visual.conv1 = overlapping
+    assert not use_patch_matmul(model.visual) and type(overlapping) is nn.Conv2d
+    assert not use_patch_matmul(tiny_clip(resnet=True).visual)
+    model = tiny_clip()
+    assert use_patch_matmul(model.visual) and type(model.visual.conv1) is PatchMatmulConv

@@ -8,11 +8,13 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from .activation import use_lean_activations
 from .attention import use_fast_attention
 from .class_token_block import use_class_token_block
+from .patch_embedding import use_patch_matmul
 
 # CLIP's image normalisation (OpenAI's training statistics).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -26,7 +28,8 @@ class Perceptor(nn.Module):
     return (N,D) L2-normalised embeddings. ``fast`` switches the transformer blocks' attention to
     :class:`~pixray.perceptors.attention.FastSelfAttention` and QuickGELU to
     :class:`~pixray.perceptors.activation.LeanQuickGELU`, a class-token-pooling ViT's last block to
-    :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, and a ResNet tower to channels-last
+    :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, a ViT's patch embedding to
+    :class:`~pixray.perceptors.patch_embedding.PatchMatmulConv`, and a ResNet tower to channels-last
     memory (same weights and results, faster and smaller with gradients); ``fast=False`` keeps
     open_clip's modules as they are (the benchmark's baseline). ``mean``/``std``: the image
     normalisation the model was trained with; ``tokenizer(texts, context_length)``: its tokenizer
@@ -43,16 +46,23 @@ class Perceptor(nn.Module):
         # see the README); a ViT's one patch convolution gains nothing.
         self.channels_last = fast and isinstance(model.visual, ModifiedResNet)
         self.class_token_block = False
+        self.patch_matmul = False
         if fast:
             use_fast_attention(self.model)
             use_lean_activations(self.model)
             self.class_token_block = use_class_token_block(self.model.visual)
+            self.patch_matmul = use_patch_matmul(self.model.visual)
         if self.channels_last:
             self.model.visual.to(memory_format=torch.channels_last)
         size = model.visual.image_size
         self.input_resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.context_length = int(model.context_length)
         self.embed_width = int(model.visual.output_dim)  # D of encode_image's (N,D)
+        grid = getattr(model.visual, "grid_size", None)
+        # Activation rows one image costs: a ViT's tokens (its patches and the class token); a
+        # ResNet's pixels / 16² (224² -> 196, as many as ViT-B/16's 197 tokens).
+        self.positions = (int(grid[0]) * int(grid[1]) + 1 if isinstance(model.visual, VisionTransformer)
+                          else self.input_resolution ** 2 // 256)
         self.tokenizer = tokenizer or open_clip.tokenize
         self.register_buffer("mean", torch.tensor(tuple(mean)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(tuple(std)).view(1, 3, 1, 1), persistent=False)
