@@ -40,19 +40,21 @@ from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
 from pixray.perceptors import CLIP_MODELS, Perceptor
-from pixray.runtime import choose_device, choose_precision, keep_freed_memory
+from pixray.runtime import choose_device, choose_precision, keep_freed_memory, weights_precision
 from pixray.settings import Settings, build_settings, resolve
 
 M = TypeVar("M")
 
 
-def random_perceptors(names: tuple[str, ...], device: torch.device, fast: bool = True) -> list[Perceptor]:
-    """Perceptors of the named catalog architectures with random weights (the same for a name)."""
+def random_perceptors(names: tuple[str, ...], device: torch.device, fast: bool = True,
+                      weights: torch.dtype = torch.float32) -> list[Perceptor]:
+    """Perceptors of the named catalog architectures with random weights (the same for a name), their
+    matmul weights stored in ``weights`` as the model cache stores them for a run."""
     perceptors = []
     for name in names:
         torch.manual_seed(0)
         model = open_clip.create_model(CLIP_MODELS.lookup(name).architecture)
-        perceptors.append(Perceptor(name, model, fast=fast).to(device))
+        perceptors.append(Perceptor(name, model, fast=fast).store_weights_in(weights).to(device))
     return perceptors
 
 
@@ -172,7 +174,8 @@ def main() -> None:
     device = choose_device(settings.device)
     dtype = choose_precision(settings.precision, device)
     t0 = time.perf_counter()
-    perceptors = random_perceptors(resolve(settings).clip_models, device)
+    weights = weights_precision(device, dtype)
+    perceptors = random_perceptors(resolve(settings).clip_models, device, weights=weights)
     build_s = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -192,6 +195,7 @@ def main() -> None:
     class_token = ", ".join(label for perceptor, label in labelled if perceptor.class_token_block) or "none"
     patches = ", ".join(label for perceptor, label in labelled if perceptor.patch_matmul) or "none"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
+          f"(matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "
           f"{class_token}; patch embedding as a matmul: {patches}), passes per cutout batch: {passes}")
     median = statistics.median(timed)
@@ -207,7 +211,8 @@ def main() -> None:
         fast_timed, stock_timed = list(timed), []
         for round_ in range(args.rounds):
             if round_:
-                _, times = time_run(settings, random_perceptors(plan.clip_models, device), args.warmup)
+                _, times = time_run(settings, random_perceptors(plan.clip_models, device, weights=weights),
+                                    args.warmup)
                 fast_timed += times[args.warmup:]
             stock = random_perceptors(plan.clip_models, device, fast=False)
             _, times = time_run(stock_settings, stock, args.warmup)

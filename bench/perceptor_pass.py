@@ -21,7 +21,7 @@ import open_clip
 import torch
 
 from pixray.perceptors import CLIP_MODELS, Perceptor
-from pixray.runtime import autocast, choose_precision, keep_freed_memory
+from pixray.runtime import autocast, choose_precision, keep_freed_memory, weights_precision
 
 
 def matmul_gflops() -> float:
@@ -50,6 +50,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = open_clip.create_model(CLIP_MODELS.lookup(args.model).architecture)
     perceptor = Perceptor(args.model, model, fast=args.path == "fast")
+    if args.path == "fast":
+        perceptor.store_weights_in(weights_precision(device, dtype))  # as the model cache does for a run
     size = perceptor.input_resolution
     images = torch.rand(args.cuts, 3, size, size)
     times = []

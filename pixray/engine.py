@@ -35,15 +35,16 @@ from .perceptors import Perceptor
 from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
-from .runtime import autocast, choose_device, choose_precision
+from .runtime import autocast, choose_device, choose_precision, weights_precision
 from .settings import Plan, Settings, needs_init_size, resolve
 
 log = logging.getLogger(__name__)
 
 #: On the CPU, the most activation rows (:attr:`Perceptor.positions` per cutout) one perceptor pass
-#: takes: 16 cutouts of ViT-B/16 or RN50 at 224, 63 of ViT-B/32; more are scored in several passes,
-#: one graph alive at a time (see :meth:`Run._passes`).
-CPU_PASS_POSITIONS = 16 * 197
+#: takes: 10 cutouts of ViT-B/16 or RN50 at 224, 39 of ViT-B/32; more are scored in several passes,
+#: one graph alive at a time (see :meth:`Run._passes`). Past about 8 cutouts of ViT-B/16 a pass costs
+#: the same per cutout; fewer at a time keep less memory (the README has the figures).
+CPU_PASS_POSITIONS = 10 * 197
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,9 @@ class Run:
         self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
                                                 self.plan.height, models).to(self.device)
         self.learning_rate = settings.learning_rate or self.drawer.learning_rate(self.init_image is not None)
+        weights = weights_precision(self.device, self.dtype)
         self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None
-                           else models.perceptors(self.plan.clip_models))
+                           else models.perceptors(self.plan.clip_models, weights))
         # Loss names: a perceptor's name, numbered when the ensemble holds it more than once.
         names = [p.name for p in self.perceptors]
         self.perceptor_labels = [name if names.count(name) == 1 else f"{name} #{names[:i + 1].count(name)}"

@@ -85,9 +85,13 @@ class ModelCache:
             del self._loaded[oldest]
             self.evictions += 1
 
-    def perceptors(self, names: Sequence[str]) -> list[Perceptor]:
-        """The CLIP perceptors called ``names`` (catalog names or checkpoint paths)."""
-        return [self.get(f"clip:{name}", lambda name=name: self._load_clip(name)) for name in names]
+    def perceptors(self, names: Sequence[str], weights: torch.dtype = torch.float32) -> list[Perceptor]:
+        """The CLIP perceptors called ``names`` (catalog names or checkpoint paths), their matmul
+        weights stored in ``weights`` (see :meth:`Perceptor.store_weights_in`; one copy kept per
+        precision asked for)."""
+        suffix = "" if weights == torch.float32 else f"@{str(weights).removeprefix('torch.')}"
+        return [self.get(f"clip:{name}{suffix}",
+                         lambda name=name: self._load_clip(name).store_weights_in(weights)) for name in names]
 
     def _load_clip(self, name: str) -> Perceptor:
         path = checkpoint_path(name, self.weights_dir)
@@ -96,14 +100,15 @@ class ModelCache:
             return load_pretrained_clip(name, path, entry.architecture, entry.pretrained)
         return Perceptor(name, load_clip_checkpoint(path))
 
-    def preload(self, names: Sequence[str]) -> None:
-        """Load models by name: CLIP models, and those the parts declare (a server's setup)."""
+    def preload(self, names: Sequence[str], weights: torch.dtype = torch.float32) -> None:
+        """Load models by name: CLIP models (their weights in ``weights``, as runs will ask for them),
+        and those the parts declare (a server's setup)."""
         declared = declared_models()
         for name in names:
             if name in declared:
                 declared[name].load(self)
             else:
-                self.perceptors([name])
+                self.perceptors([name], weights)
 
 
 def _bytes_of(model: nn.Module) -> int:

@@ -50,7 +50,7 @@ from .model_cache import ModelCache, default_model_memory, models_for, parse_mem
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
 from .perceptors import CLIP_MODELS
-from .runtime import choose_device
+from .runtime import choose_device, choose_precision, weights_precision
 from .settings import (
     Settings,
     all_specs,
@@ -159,7 +159,7 @@ class Service:
                             parse_memory(memory) if memory else default_model_memory(device))
         names = os.environ.get("PIXRAY_PRELOAD", "").split() or models_for(defaults)
         fetch_missing(names, models.weights_dir, allow=os.environ.get("PIXRAY_DOWNLOAD", "1") != "0")
-        models.preload(names)
+        models.preload(names, weights_precision(device, choose_precision(defaults.precision, device)))
         output_dir = Path(os.environ.get("PIXRAY_OUTPUT_DIR") or tempfile.gettempdir())
         output_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_workdirs(output_dir)

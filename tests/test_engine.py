@@ -205,10 +205,11 @@ def test_cutouts_are_split_into_near_equal_passes_on_the_cpu_only():
         run = SimpleNamespace(device=torch.device(device), perceptors=[SimpleNamespace(positions=positions)])
         return Run._passes(run, 0, count)
 
-    assert passes("cpu", 197, 30) == [slice(0, 15), slice(15, 30)]  # quality normal's ViT-B/16: two of 15
-    assert passes("cpu", 197, 16) == [slice(0, 16)]
-    assert passes("cpu", 50, 30) == [slice(0, 30)]  # ViT-B/32: its 50 tokens a cutout, 63 a pass
-    assert passes("cpu", 324, 12) == [slice(0, 6), slice(6, 12)]  # RN50x4 at 288: at most 9 a pass
+    assert passes("cpu", 197, 30) == [slice(0, 10), slice(10, 20), slice(20, 30)]  # normal's ViT-B/16
+    assert passes("cpu", 197, 10) == [slice(0, 10)]
+    assert passes("cpu", 197, 16) == [slice(0, 8), slice(8, 16)]
+    assert passes("cpu", 50, 30) == [slice(0, 30)]  # ViT-B/32: its 50 tokens a cutout, 39 a pass
+    assert passes("cpu", 324, 12) == [slice(0, 6), slice(6, 12)]  # RN50x4 at 288: at most 6 a pass
     assert passes("cuda", 197, 30) == [slice(0, 30)]
 
 

@@ -43,6 +43,34 @@ class LeanQuickGELU(QuickGELU):
         return quick_gelu(x)
 
 
+class FoldedQuickGELU(QuickGELU):
+    """QuickGELU whose slope :func:`fold_quick_gelu` moved into the linear layers around it: ``silu``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x)
+
+
+def fold_quick_gelu(model: nn.Module) -> int:
+    """In each of ``model``'s MLPs (``c_fc``, QuickGELU, ``c_proj``), scale ``c_fc``'s weight and bias by
+    1.702 and ``c_proj``'s weight by 1/1.702, and make the activation :class:`FoldedQuickGELU`:
+    ``c_proj(silu(1.702 c_fc(x)) / 1.702)`` is the same MLP without the two elementwise passes over its
+    hidden activations. Changes those parameters' values in place; returns how many MLPs were folded."""
+    folded = 0
+    for module in model.modules():
+        fc, gelu, proj = (getattr(module, name, None) for name in ("c_fc", "gelu", "c_proj"))
+        if (type(gelu) not in (QuickGELU, LeanQuickGELU) or not isinstance(fc, nn.Linear)
+                or not isinstance(proj, nn.Linear)):
+            continue
+        with torch.no_grad():
+            fc.weight.mul_(_SLOPE)
+            if fc.bias is not None:
+                fc.bias.mul_(_SLOPE)
+            proj.weight.div_(_SLOPE)
+        gelu.__class__ = FoldedQuickGELU
+        folded += 1
+    return folded
+
+
 def use_lean_activations(model: nn.Module) -> int:
     """Switch every QuickGELU in ``model`` to :class:`LeanQuickGELU` in place; returns how many."""
     switched = 0
