@@ -220,7 +220,8 @@ def test_the_rates_follow_pixrays_rule_and_ignore_drops(toys, tiny_perceptor, mo
 def test_cc12m_reads_the_weighted_prompts_through_its_perceptor(toys, tiny_perceptor, tmp_path):
     settings = {"drawer": "vdiff", "vdiff_model": "cc12m_1", "prompts": "a lighthouse:2|a storm:-1",
                 "size": [64, 64], "iterations": 2, "num_cuts": 2, "seed": 1, "weights_dir": str(toys),
-                "device": "cpu", "outdir": str(tmp_path), "vector_prompts": "none"}
+                "device": "cpu", "outdir": str(tmp_path), "vector_prompts": "none",
+                "precision": "float32"}  # exact comparison below: float32 wherever bfloat16 is fast too
     b16 = Perceptor("ViT-B/16", tiny_perceptor.model)  # the toy network reads a 32-wide embedding
     run = pixray.generate(settings, perceptors=[tiny_perceptor, b16])
     list(run)
