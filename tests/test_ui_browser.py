@@ -122,8 +122,11 @@ def test_a_person_makes_an_image_stops_a_run_and_reuses_settings(server: str):
         assert len(frames) >= 2, f"saw {len(frames)} intermediate frames replace each other"
         assert "Done: 16 steps" in _status(page)
         _wait_for(page, lambda: _frame_src(page) not in (None, frames[-1]), 10, "final image")
-        natural = page.eval_on_selector("#canvas img", "img => img.complete && img.naturalWidth")
-        assert natural == 64  # the shapes-world canvas, loaded
+        # The new source is set at once; the picture loads from the server a moment later (longer
+        # under load), so the check waits for it rather than reading it straight away.
+        loaded = "img => img.complete && img.naturalWidth"
+        _wait_for(page, lambda: page.eval_on_selector("#canvas img", loaded) == 64, 10,
+                  "final image loaded at the shapes-world canvas's 64 pixels")
         downloads = page.locator("#downloads a[download]")
         _wait_for(page, lambda: downloads.count() == 3, 10, "downloads")
         assert [downloads.nth(i).get_attribute("download") for i in range(3)] == ["output.png", "output.svg",
