@@ -209,7 +209,7 @@ class Run:
             optimiser.zero_grad(set_to_none=True)
             if self.overlay is not None and self.overlay.due(index):
                 self.overlay.apply(self.drawer)
-            image = self.drawer.synth()
+            image = self._synth()
             vector = self.drawer.vector_image()  # before the update, as the image
             losses = self._backward(image, views, generator, index)
             nonfinite |= ~losses["total"].isfinite()
@@ -233,9 +233,17 @@ class Run:
             losses = stopper.best_losses
             stopper.restore_best(self.drawer)
         with torch.no_grad():
-            final = self.filters.shown(self.drawer.synth())
+            final = self.filters.shown(self._synth())
         yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image(),
                    prompts=self.prompts_in_force(done - 1))
+
+    def _synth(self) -> torch.Tensor:
+        """The drawer's image, float32, (1,C,H,W) in [0,1]; in the run's precision where the drawer
+        allows it (:attr:`Drawer.synth_in_run_precision`)."""
+        if not self.drawer.synth_in_run_precision:
+            return self.drawer.synth()
+        with autocast(self.device, self.dtype):
+            return self.drawer.synth().float()
 
     def _optimiser(self, rate: float) -> torch.optim.Optimizer:
         """A fresh optimiser over the drawer's parameter groups at step size ``rate``."""

@@ -229,3 +229,30 @@ def test_preloaded_model_is_the_one_runs_use(tmp_path, tiny_files, tiny_percepto
     settings = {**small_settings, "drawer": "vqgan", "vqgan_model": "imagenet_f16_1024", "iterations": 1}
     assert len(list(pixray.generate(settings, perceptors=[tiny_perceptor], models=cache))) == 2
     assert cache.loads == 1
+
+
+def test_quantise_stays_float32_inside_an_autocast():
+    # Codes 1 and 2 are 0.01 apart: distances in bfloat16 (8 bits of mantissa) cannot tell which is nearer.
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.01, 0.0]])
+    latent = torch.tensor([1.007, 0.0]).reshape(1, 2, 1, 1)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = quantise(latent, codebook)
+    assert out.dtype == torch.float32 and torch.equal(out.reshape(2), codebook[2])
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_decoder_runs_in_the_runs_precision_channels_last_on_the_cpu(tiny_files, tiny_perceptor,
+                                                                       small_settings, precision):
+    config, ckpt = tiny_files
+    cache = ModelCache(torch.device("cpu"), Path("unused"))
+    settings = {**small_settings, "drawer": "vqgan", "vqgan_config": str(config),
+                "vqgan_checkpoint": str(ckpt), "iterations": 2, "precision": precision}
+    run = pixray.generate(settings, perceptors=[tiny_perceptor], models=cache)
+    decoder = run.drawer.model.decoder
+    conv = next(m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    conv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    steps = list(run)
+    assert set(seen) == {getattr(torch, precision)}
+    assert all(step.image.dtype == torch.float32 and torch.isfinite(step.image).all() for step in steps)

@@ -72,13 +72,16 @@ class VQGAN(nn.Module):
 def quantise(latent: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Each latent vector replaced by its nearest code, with a straight-through gradient.
 
-    latent (B,D,h,w), codebook (N,D) -> (B,D,h,w); the backward pass is the identity.
+    latent (B,D,h,w), codebook (N,D) -> (B,D,h,w); the backward pass is the identity. Always in
+    float32, inside an autocast too: distances rounded to bfloat16 would pick other codes.
     """
-    flat = latent.movedim(1, -1)
-    distance = (flat.pow(2).sum(-1, keepdim=True) + codebook.pow(2).sum(1)
-                - 2 * flat @ codebook.T)
-    nearest = codebook[distance.argmin(-1)].movedim(-1, 1)
-    return latent + (nearest - latent).detach()
+    with torch.autocast(latent.device.type, enabled=False):
+        flat = latent.float().movedim(1, -1)
+        codebook = codebook.float()
+        distance = (flat.pow(2).sum(-1, keepdim=True) + codebook.pow(2).sum(1)
+                    - 2 * flat @ codebook.T)
+        nearest = codebook[distance.argmin(-1)].movedim(-1, 1)
+        return latent + (nearest - latent).detach()
 
 
 def read_config(path: Path) -> tuple[str, dict[str, Any], str]:
