@@ -238,9 +238,10 @@ class Run:
                    prompts=self.prompts_in_force(done - 1))
 
     def _synth(self) -> torch.Tensor:
-        """The drawer's image, float32, (1,C,H,W) in [0,1]; in the run's precision where the drawer
-        allows it (:attr:`Drawer.synth_in_run_precision`)."""
-        if not self.drawer.synth_in_run_precision:
+        """The drawer's image, float32, (1,C,H,W) in [0,1]; computed in bfloat16 when the run computes
+        in it and the drawer allows it (:attr:`Drawer.synth_in_run_precision`). float16, whose range
+        is far narrower than float32's, would risk overflowing a decoder's activations."""
+        if not self.drawer.synth_in_run_precision or self.dtype != torch.bfloat16:
             return self.drawer.synth()
         with autocast(self.device, self.dtype):
             return self.drawer.synth().float()

@@ -53,9 +53,9 @@ class Drawer(DeclaresModels, nn.Module):
     #: sampler's timesteps, see :meth:`start_run` and :meth:`end_step`): its learning rate follows
     #: that schedule (``learning_rate_drops`` do not apply) and a run cannot end early (``auto_stop``).
     follows_schedule: ClassVar[bool] = False
-    #: Whether :meth:`synth` may compute in the run's reduced precision (under autocast in bfloat16 or
-    #: float16, as the perceptors do): for a network renderer whose picture tolerates it (the engine
-    #: turns the image back to float32). Pixel and vector renderers, which are cheap, stay float32.
+    #: Whether :meth:`synth` may compute in the run's precision when that is bfloat16 (under autocast,
+    #: as the perceptors do): for a network renderer whose picture tolerates it (the engine turns the
+    #: image back to float32). Pixel and vector renderers, which are cheap, stay float32.
     synth_in_run_precision: ClassVar[bool] = False
 
     def __init__(self, options: Any, width: int, height: int) -> None:
