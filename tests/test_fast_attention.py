@@ -149,14 +149,23 @@ def _shrunk(config: dict) -> dict:
     return config
 
 
-@pytest.mark.parametrize("architecture", sorted({entry.architecture for entry in CLIP_MODELS.values()
-                                                  if entry.architecture is not None}))
-def test_fast_path_matches_stock_for_every_catalog_architecture(monkeypatch, architecture):
+#: Every architecture the CLIP catalog names.
+CATALOG_ARCHITECTURES = sorted({entry.architecture for entry in CLIP_MODELS.values()
+                                if entry.architecture is not None})
+
+
+def shrunk_catalog_model(monkeypatch: pytest.MonkeyPatch, architecture: str) -> tuple[open_clip.CLIP, bool]:
+    """A random model of ``architecture``'s structure at toy sizes (seed 0), and whether it is a ResNet."""
     config = _shrunk(open_clip.get_model_config(architecture))
     monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, architecture, config)
     torch.manual_seed(0)
-    stock, fast = _pair(open_clip.create_model(architecture))
-    resnet = isinstance(config["vision_cfg"]["layers"], list)
+    return open_clip.create_model(architecture), isinstance(config["vision_cfg"]["layers"], list)
+
+
+@pytest.mark.parametrize("architecture", CATALOG_ARCHITECTURES)
+def test_fast_path_matches_stock_for_every_catalog_architecture(monkeypatch, architecture):
+    model, resnet = shrunk_catalog_model(monkeypatch, architecture)
+    stock, fast = _pair(model)
     assert fast.class_token_block == (not resnet) and fast.channels_last == resnet
     assert fast.patch_matmul == (not resnet) and not stock.patch_matmul
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import copy
 
-import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_clip
-from test_fast_attention import _image_pass, _shrunk
+from test_fast_attention import CATALOG_ARCHITECTURES, _image_pass, shrunk_catalog_model
 
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
-from pixray.perceptors import CLIP_MODELS, Perceptor
+from pixray.perceptors import Perceptor
 from pixray.perceptors.activation import FoldedQuickGELU, fold_quick_gelu
 from pixray.runtime import weights_precision
 from pixray.settings import build_settings
@@ -36,13 +35,9 @@ def test_folding_quick_gelus_slope_keeps_the_models_results():
     assert (stock.encode_text(texts) - folded.encode_text(texts)).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("architecture", sorted({entry.architecture for entry in CLIP_MODELS.values()
-                                                  if entry.architecture is not None}))
+@pytest.mark.parametrize("architecture", CATALOG_ARCHITECTURES)
 def test_bfloat16_weights_give_float32s_results_for_every_catalog_architecture(monkeypatch, architecture):
-    config = _shrunk(open_clip.get_model_config(architecture))
-    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, architecture, config)
-    torch.manual_seed(0)
-    model = open_clip.create_model(architecture)
+    model, _ = shrunk_catalog_model(monkeypatch, architecture)
     stock = Perceptor("stock", copy.deepcopy(model), fast=False)
     autocast_only = Perceptor("autocast", copy.deepcopy(model))
     stored = Perceptor("stored", model).store_weights_in(torch.bfloat16)
