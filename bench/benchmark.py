@@ -190,8 +190,7 @@ def main() -> None:
     precision = str(dtype).removeprefix("torch.")
     passes = ", ".join(f"{label} {len(run._passes(i, plan.num_cuts))}"
                        for i, label in enumerate(run.perceptor_labels))
-    labelled = zip(run.perceptors, run.perceptor_labels, strict=True)
-    labelled = list(labelled)
+    labelled = list(zip(run.perceptors, run.perceptor_labels, strict=True))
     class_token = ", ".join(label for perceptor, label in labelled if perceptor.class_token_block) or "none"
     patches = ", ".join(label for perceptor, label in labelled if perceptor.patch_matmul) or "none"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "

@@ -30,6 +30,9 @@ def packed_projection(attn: nn.MultiheadAttention) -> bool:
             and not attn.add_zero_attn)
 
 
+_HALF = (torch.bfloat16, torch.float16)  # the precisions attend computes as matmuls on the CPU
+
+
 def attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
            attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """``attn``'s heads over projected, batch-first queries (B,Lq,D) and keys and values (B,L,D)
@@ -46,9 +49,6 @@ def attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: tor
     attention = matmul_attention if matmuls else F.scaled_dot_product_attention
     out = attention(split(q), split(k), split(v), attn_mask=attn_mask, dropout_p=dropout)
     return attn.out_proj(out.transpose(1, 2).reshape(batch, length, width))
-
-
-_HALF = (torch.bfloat16, torch.float16)
 
 
 def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,

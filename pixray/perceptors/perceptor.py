@@ -61,11 +61,13 @@ class Perceptor(nn.Module):
         self.input_resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.context_length = int(model.context_length)
         self.embed_width = int(model.visual.output_dim)  # D of encode_image's (N,D)
-        grid = getattr(model.visual, "grid_size", None)
         # Activation rows one image costs: a ViT's tokens (its patches and the class token); a
         # ResNet's pixels / 16² (224² -> 196, as many as ViT-B/16's 197 tokens).
-        self.positions = (int(grid[0]) * int(grid[1]) + 1 if isinstance(model.visual, VisionTransformer)
-                          else self.input_resolution ** 2 // 256)
+        if isinstance(model.visual, VisionTransformer):
+            rows, cols = model.visual.grid_size
+            self.positions = int(rows) * int(cols) + 1
+        else:
+            self.positions = self.input_resolution ** 2 // 256
         self.tokenizer = tokenizer or open_clip.tokenize
         self.register_buffer("mean", torch.tensor(tuple(mean)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(tuple(std)).view(1, 3, 1, 1), persistent=False)
