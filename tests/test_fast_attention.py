@@ -17,7 +17,12 @@ from torch import nn
 from pixray.perceptors import CLIP_MODELS, Perceptor
 from pixray.perceptors import attention as attention_module
 from pixray.perceptors.activation import quick_gelu, use_lean_activations
-from pixray.perceptors.attention import FastSelfAttention, matmul_attention, use_fast_attention
+from pixray.perceptors.attention import (
+    FastSelfAttention,
+    PackedHeadsAttention,
+    matmul_attention,
+    use_fast_attention,
+)
 from pixray.perceptors.class_token_block import ClassTokenBlock, use_class_token_block
 from pixray.perceptors.patch_embedding import PatchMatmulConv, use_patch_matmul
 from pixray.runtime import autocast
@@ -186,21 +191,73 @@ def test_matmul_attention_is_scaled_dot_product_attention(mask):
     assert torch.allclose(matmul_attention(q, k, v, attn_mask), expected, atol=1e-12)
 
 
+def _packed_reference(packed: torch.Tensor, heads: int) -> torch.Tensor:
+    """The heads' outputs (B,L,D) of a packed projection (B,L,3D), through SDPA."""
+    batch, length, width = packed.shape[0], packed.shape[1], packed.shape[2] // 3
+    q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in packed.split(width, -1))
+    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
+
+
+def test_packed_heads_attention_is_scaled_dot_product_attention():
+    generator = torch.Generator().manual_seed(6)
+    packed = torch.randn(2, 7, 3 * 12, generator=generator, dtype=torch.float64, requires_grad=True)
+    out, expected = PackedHeadsAttention.apply(packed, 3), _packed_reference(packed, 3)
+    assert out.shape == (2, 7, 12) and torch.allclose(out, expected, atol=1e-12)
+    weights = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * weights).sum(), packed)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), packed)
+    assert torch.allclose(grad, expected_grad, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: PackedHeadsAttention.apply(x, 3), (packed[:1, :4],))
+
+
+def test_packed_heads_attention_in_bfloat16_is_close_to_float64_sdpa():
+    # A real block's proportions (50 tokens, heads of 64): oneDNN's bfloat16 matmuls, whose
+    # uninitialised outputs (beta=0) must not leak into the results.
+    generator = torch.Generator().manual_seed(7)
+    packed = torch.randn(4, 50, 3 * 256, generator=generator, dtype=torch.float64)
+    weights = torch.randn(4, 50, 256, generator=generator, dtype=torch.float64)
+    results = []
+    cases = ((torch.float64, _packed_reference), (torch.bfloat16, PackedHeadsAttention.apply))
+    for dtype, attention in cases:
+        x = packed.to(dtype).requires_grad_(True)
+        out = attention(x, 4)
+        (grad,) = torch.autograd.grad((out * weights.to(dtype)).sum(), x)
+        # Each cutout's q, k and v gradients apart: (4*3, 50*256).
+        parts = grad.double().unflatten(-1, (3, -1)).transpose(1, 2).flatten(2)
+        results.append((out.double().flatten(1), parts))
+    (out64, grad64), (out16, grad16) = results
+    assert out16.isfinite().all() and grad16.isfinite().all()
+    assert F.cosine_similarity(out64, out16).min() >= 0.999
+    assert F.cosine_similarity(grad64.flatten(0, 1), grad16.flatten(0, 1)).min() >= 0.99
+    assert torch.allclose(grad16.norm(dim=-1), grad64.norm(dim=-1), rtol=0.02)
+
+
 def test_bfloat16_attention_on_the_cpu_takes_the_matmul_form(monkeypatch):
-    calls = []
+    calls, packed_calls = [], []
 
     def counted(*args, **kwargs):
         calls.append(args[0].dtype)
         return matmul_attention(*args, **kwargs)
 
+    def counted_packed(packed, heads):
+        packed_calls.append(packed.dtype)
+        return apply(packed, heads)
+
+    apply = PackedHeadsAttention.apply
     monkeypatch.setattr(attention_module, "matmul_attention", counted)
-    stock, fast = _pair(tiny_clip())
+    monkeypatch.setattr(PackedHeadsAttention, "apply", counted_packed)
+    torch.manual_seed(0)
+    vision = CLIPVisionCfg(layers=3, width=128, patch_size=8, image_size=32)  # two heads of 64
+    text = CLIPTextCfg(width=64, heads=1, layers=1)
+    stock, fast = _pair(open_clip.CLIP(32, vision, text, quick_gelu=True).eval())
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     _image_pass(fast, images)
-    assert calls == []  # float32 keeps torch's fused kernel
-    (e32, _), (e16, _) = _image_pass(stock, images), _image_pass(fast, images, torch.bfloat16)
-    assert calls and set(calls) == {torch.bfloat16}
+    assert calls == [] and packed_calls == []  # float32 keeps torch's fused kernel
+    (e32, g32), (e16, g16) = _image_pass(stock, images), _image_pass(fast, images, torch.bfloat16)
+    # The first two blocks' self-attention is packed; the class-token block's query is its token alone.
+    assert packed_calls == [torch.bfloat16] * 2 and calls == [torch.bfloat16]
     assert F.cosine_similarity(e32, e16).min() >= 0.999
+    assert F.cosine_similarity(g32.flatten(1), g16.float().flatten(1)).min() >= 0.99
     with torch.no_grad(), autocast(images.device, torch.bfloat16):  # the text tower's causal mask
         texts = ["a red circle", "a blue square"]
         assert F.cosine_similarity(stock.encode_text(texts), fast.encode_text(texts)).min() >= 0.999

@@ -13,7 +13,10 @@ In bfloat16 or float16 on a CPU, :func:`attend` computes the heads as two batche
 softmax instead: torch's fused CPU kernel is written for long sequences, and at CLIP's (50-577
 tokens) its backward ran at a small fraction of the matmul units' speed (the README has the figures).
 The matmul form keeps each head's attention probabilities for the backward pass, which at these
-lengths is small beside a block's other activations.
+lengths is small beside a block's other activations. A block's self-attention (no mask) goes further:
+:class:`PackedHeadsAttention` lays the packed q/k/v projection out head by head once, so every batched
+matmul, forward and backward, reads contiguous operands, and writes the three gradients straight into
+one packed gradient (autograd's views would copy strided heads for each matmul and stack the three).
 """
 
 from __future__ import annotations
@@ -66,9 +69,60 @@ def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mas
     return weights.to(v.dtype) @ v
 
 
+class PackedHeadsAttention(torch.autograd.Function):
+    """Unmasked multi-head self-attention over a packed, batch-first q/k/v projection (B, L, 3·D), rows
+    q, k, v as ``nn.MultiheadAttention`` packs them: the heads' outputs (B, L, D) before the
+    out-projection, ``softmax(q kᵀ / √E) v`` for each head of width E = D / heads.
+
+    The forward lays the projection out once as (3, B·heads, L, E), contiguous, and keeps it with the
+    attention probabilities (B·heads, L, L); the backward computes the gradients of q, k and v as
+    batched matmuls on those contiguous heads, into one (3, B·heads, L, E) tensor that it lays back out
+    as the packed projection's gradient. Used on the CPU in bfloat16 and float16, where the batched
+    matmuls' speed depends on their operands' layout; any dtype computes the same values."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, packed: torch.Tensor, heads: int) -> torch.Tensor:
+        batch, length, width = packed.shape[0], packed.shape[1], packed.shape[2] // 3
+        head_width = width // heads
+        laid_out = (packed.view(batch, length, 3, heads, head_width).permute(2, 0, 3, 1, 4)
+                    .reshape(3, batch * heads, length, head_width))
+        q, k, v = laid_out.unbind(0)
+        scale = head_width ** -0.5
+        # beta=0: baddbmm ignores its (uninitialised) input and writes the scaled product.
+        scores = torch.baddbmm(q.new_empty(batch * heads, length, length), q, k.transpose(1, 2),
+                               beta=0, alpha=scale)
+        probs = scores.softmax(-1)
+        del scores
+        out = torch.bmm(probs, v)
+        ctx.save_for_backward(laid_out, probs)
+        ctx.scale = scale
+        return out.view(batch, heads, length, head_width).transpose(1, 2).reshape(batch, length, width)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        laid_out, probs = ctx.saved_tensors
+        q, k, v = laid_out.unbind(0)
+        batch_heads, length, head_width = q.shape
+        batch, width = grad.shape[0], grad.shape[-1]
+        heads = batch_heads // batch
+        grad_heads = grad.reshape(batch, length, heads, head_width).transpose(1, 2).reshape(q.shape)
+        grads = torch.empty_like(laid_out)
+        torch.bmm(probs.transpose(1, 2), grad_heads, out=grads[2])
+        # The scale folded into the probabilities' gradient serves both q's and k's.
+        grad_probs = torch.baddbmm(probs.new_empty(probs.shape), grad_heads, v.transpose(1, 2),
+                                   beta=0, alpha=ctx.scale)
+        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+        del grad_probs
+        torch.bmm(grad_scores, k, out=grads[0])
+        torch.bmm(grad_scores.transpose(1, 2), q, out=grads[1])
+        packed = grads.view(3, batch, heads, length, head_width).permute(1, 3, 0, 2, 4)
+        return packed.reshape(batch, length, 3 * width), None
+
+
 class FastSelfAttention(nn.MultiheadAttention):
     """``nn.MultiheadAttention`` whose self-attention (query, key and value the same tensor) runs as
-    one batch-first projection and ``scaled_dot_product_attention``; other calls are torch's."""
+    one batch-first projection and ``scaled_dot_product_attention`` (unmasked in bfloat16 or float16 on
+    the CPU: :class:`PackedHeadsAttention`); other calls are torch's."""
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
@@ -80,7 +134,11 @@ class FastSelfAttention(nn.MultiheadAttention):
             return super().forward(query, key, value, key_padding_mask, need_weights, attn_mask,
                                    average_attn_weights, is_causal)
         x = query if self.batch_first else query.transpose(0, 1)
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).unflatten(-1, (3, -1)).unbind(-2)
+        packed = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        if attn_mask is None and not self.training and packed.device.type == "cpu" and packed.dtype in _HALF:
+            out = self.out_proj(PackedHeadsAttention.apply(packed, self.num_heads))
+            return (out if self.batch_first else out.transpose(0, 1)), None
+        q, k, v = packed.unflatten(-1, (3, -1)).unbind(-2)
         if attn_mask is not None:
             # torch's path adds a float mask and excludes where a bool mask is True; SDPA adds a
             # float mask of the query's dtype and keeps where a bool mask is True.
