@@ -232,6 +232,26 @@ def test_packed_heads_attention_in_bfloat16_is_close_to_float64_sdpa():
     assert torch.allclose(grad16.norm(dim=-1), grad64.norm(dim=-1), rtol=0.02)
 
 
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "sequence-first"])
+def test_packed_self_attention_in_bfloat16_is_torchs_in_float32(batch_first):
+    torch.manual_seed(8)
+    stock = nn.MultiheadAttention(128, 2, batch_first=batch_first).eval()
+    fast = copy.deepcopy(stock)
+    fast.__class__ = FastSelfAttention
+    x = torch.randn(3, 20, 128) if batch_first else torch.randn(20, 3, 128)
+    weights = torch.randn(x.shape)
+    results = []
+    for module, dtype in ((stock, torch.float32), (fast, torch.bfloat16)):
+        inputs = x.clone().requires_grad_(True)
+        with autocast(x.device, dtype):
+            out = module(inputs, inputs, inputs, need_weights=False)[0]
+        (out.float() * weights).sum().backward()
+        results.append((out.float().flatten(1), inputs.grad.flatten(1)))
+    (out32, grad32), (out16, grad16) = results
+    assert F.cosine_similarity(out32, out16).min() >= 0.999
+    assert F.cosine_similarity(grad32, grad16).min() >= 0.99
+
+
 def test_bfloat16_attention_on_the_cpu_takes_the_matmul_form(monkeypatch):
     calls, packed_calls = [], []
 

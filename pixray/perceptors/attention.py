@@ -84,7 +84,7 @@ class PackedHeadsAttention(torch.autograd.Function):
     def forward(ctx: torch.autograd.function.FunctionCtx, packed: torch.Tensor, heads: int) -> torch.Tensor:
         batch, length, width = packed.shape[0], packed.shape[1], packed.shape[2] // 3
         head_width = width // heads
-        laid_out = (packed.view(batch, length, 3, heads, head_width).permute(2, 0, 3, 1, 4)
+        laid_out = (packed.reshape(batch, length, 3, heads, head_width).permute(2, 0, 3, 1, 4)
                     .reshape(3, batch * heads, length, head_width))
         q, k, v = laid_out.unbind(0)
         scale = head_width ** -0.5
