@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 def packed_projection(attn: nn.MultiheadAttention) -> bool:
@@ -99,6 +100,7 @@ class PackedHeadsAttention(torch.autograd.Function):
         return out.view(batch, heads, length, head_width).transpose(1, 2).reshape(batch, length, width)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         laid_out, probs = ctx.saved_tensors
         q, k, v = laid_out.unbind(0)
