@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_clip
 from open_clip import CLIPTextCfg, CLIPVisionCfg
+from open_clip.modified_resnet import AttentionPool2d
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
@@ -24,6 +25,7 @@ from pixray.perceptors.attention import (
     use_fast_attention,
 )
 from pixray.perceptors.class_token_block import ClassTokenBlock, use_class_token_block
+from pixray.perceptors.class_token_pool import ClassTokenPool, use_class_token_pool
 from pixray.perceptors.patch_embedding import PatchMatmulConv, use_patch_matmul
 from pixray.runtime import autocast
 
@@ -51,6 +53,8 @@ def test_fast_path_matches_stock_on_tiny_models(resnet):
     assert fast.channels_last == resnet and not stock.channels_last
     assert fast.class_token_block == (not resnet) and not stock.class_token_block
     assert sum(type(m) is ClassTokenBlock for m in fast.modules()) == (not resnet)
+    assert fast.class_token_pool == resnet and not stock.class_token_pool
+    assert sum(type(m) is ClassTokenPool for m in fast.modules()) == resnet
     if resnet:
         assert fast.model.visual.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -112,6 +116,31 @@ def test_class_token_block_gives_the_stock_blocks_first_row(batch_first):
     mask = torch.zeros(9, 9)
     mask[:, 4:] = float("-inf")  # a mask takes the stock block's path: every row comes back
     assert torch.allclose(block(x, attn_mask=mask), stock(x, attn_mask=mask), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels-last"])
+def test_class_token_pool_gives_the_stock_pools_output(channels_last):
+    torch.manual_seed(0)
+    pool = AttentionPool2d(3, 64, 4, output_dim=32).double().eval()
+    stock = copy.deepcopy(pool)
+    pool.__class__ = ClassTokenPool
+    x = torch.randn(2, 64, 3, 3, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    expected, out = stock(x1), pool(x2)
+    assert out.shape == expected.shape == (2, 32) and torch.allclose(out, expected, atol=1e-12)
+    weights = torch.randn(expected.shape, dtype=torch.float64)
+    (expected * weights).sum().backward()
+    (out * weights).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-12)
+
+
+def test_class_token_pool_is_used_only_for_a_resnets_attention_pool():
+    assert not use_class_token_pool(tiny_clip().visual)
+    visual = tiny_clip(resnet=True).visual
+    assert use_class_token_pool(visual) and type(visual.attnpool) is ClassTokenPool
+    assert not use_class_token_pool(visual)  # already switched: nothing more to do
 
 
 def test_anything_but_plain_self_attention_takes_torchs_path():

@@ -37,22 +37,29 @@ def packed_projection(attn: nn.MultiheadAttention) -> bool:
 _HALF = (torch.bfloat16, torch.float16)  # the precisions attend computes as matmuls on the CPU
 
 
-def attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-           attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``attn``'s heads over projected, batch-first queries (B,Lq,D) and keys and values (B,L,D)
-    (views are fine), through ``scaled_dot_product_attention`` and the out-projection: (B,Lq,D).
+def heads_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                    attn_mask: torch.Tensor | None = None, dropout: float = 0.0) -> torch.Tensor:
+    """Multi-head attention of projected, batch-first queries (B,Lq,D) over keys and values (B,L,D)
+    (views are fine) in ``heads`` heads of width D / heads, before any out-projection: (B,Lq,D).
+    ``scaled_dot_product_attention``, or :func:`matmul_attention` in bfloat16 or float16 on the CPU.
     ``attn_mask`` as SDPA reads it (True or 0 keeps)."""
     batch, length, width = q.shape
-    heads = attn.num_heads
 
     def split(t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
 
-    dropout = attn.dropout if attn.training else 0.0
     matmuls = q.device.type == "cpu" and q.dtype in _HALF
     attention = matmul_attention if matmuls else F.scaled_dot_product_attention
     out = attention(split(q), split(k), split(v), attn_mask=attn_mask, dropout_p=dropout)
-    return attn.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+    return out.transpose(1, 2).reshape(batch, length, width)
+
+
+def attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``attn``'s heads over projected, batch-first queries (B,Lq,D) and keys and values (B,L,D)
+    through :func:`heads_attention` and the out-projection: (B,Lq,D)."""
+    dropout = attn.dropout if attn.training else 0.0
+    return attn.out_proj(heads_attention(q, k, v, attn.num_heads, attn_mask, dropout))
 
 
 def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,

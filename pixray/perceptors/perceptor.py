@@ -15,6 +15,7 @@ from torch import nn
 from .activation import use_lean_activations
 from .attention import use_fast_attention
 from .class_token_block import use_class_token_block
+from .class_token_pool import use_class_token_pool
 from .patch_embedding import use_patch_matmul
 from .weight_precision import store_matmul_weights
 
@@ -30,7 +31,8 @@ class Perceptor(nn.Module):
     return (N,D) L2-normalised embeddings. ``fast`` switches the transformer blocks' attention to
     :class:`~pixray.perceptors.attention.FastSelfAttention` and QuickGELU to
     :class:`~pixray.perceptors.activation.LeanQuickGELU`, a class-token-pooling ViT's last block to
-    :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, a ViT's patch embedding to
+    :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, a ResNet's attention pool to
+    :class:`~pixray.perceptors.class_token_pool.ClassTokenPool`, a ViT's patch embedding to
     :class:`~pixray.perceptors.patch_embedding.PatchMatmulConv`, and a ResNet tower to channels-last
     memory (same weights and results, faster and smaller with gradients); ``fast=False`` keeps
     open_clip's modules as they are (the benchmark's baseline). ``mean``/``std``: the image
@@ -48,12 +50,14 @@ class Perceptor(nn.Module):
         # see the README); a ViT's one patch convolution gains nothing.
         self.channels_last = fast and isinstance(model.visual, ModifiedResNet)
         self.class_token_block = False
+        self.class_token_pool = False
         self.patch_matmul = False
         self.weights_dtype = torch.float32  # of the matmul weights: see store_weights_in
         if fast:
             use_fast_attention(self.model)
             use_lean_activations(self.model)
             self.class_token_block = use_class_token_block(self.model.visual)
+            self.class_token_pool = use_class_token_pool(self.model.visual)
             self.patch_matmul = use_patch_matmul(self.model.visual)
         if self.channels_last:
             self.model.visual.to(memory_format=torch.channels_last)
