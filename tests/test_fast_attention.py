@@ -43,13 +43,32 @@ def _image_pass(perceptor: Perceptor, images: torch.Tensor, dtype: torch.dtype =
     return embeds.detach(), images.grad
 
 
+def _trained_batch_norms(model: open_clip.CLIP) -> open_clip.CLIP:
+    """``model`` with random running statistics and affine parameters in its batch norms, as a
+    trained model has (a fresh one's are the identity)."""
+    generator = torch.Generator().manual_seed(9)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
+            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.2)
+    return model
+
+
 @pytest.mark.parametrize("resnet", [False, True], ids=["vit", "resnet"])
 def test_fast_path_matches_stock_on_tiny_models(resnet):
-    stock, fast = _pair(tiny_clip(resnet=resnet))
+    stock, fast = _pair(_trained_batch_norms(tiny_clip(resnet=resnet)))
     switched = sum(type(m) is FastSelfAttention for m in fast.modules())
     assert switched == (2 if not resnet else 1)  # every transformer block (a ResNet has text blocks only)
     assert not any(type(m) is FastSelfAttention for m in stock.modules())
-    assert fast.state_dict().keys() == stock.state_dict().keys()
+    if resnet:  # its batch norms folded into the convolutions: their biases instead of the norms' tensors
+        norms = sum(isinstance(m, nn.BatchNorm2d) for m in stock.modules())
+        assert fast.folded_batch_norms == norms > 0 and not stock.folded_batch_norms
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    else:
+        assert fast.state_dict().keys() == stock.state_dict().keys()
     assert fast.channels_last == resnet and not stock.channels_last
     assert fast.class_token_block == (not resnet) and not stock.class_token_block
     assert sum(type(m) is ClassTokenBlock for m in fast.modules()) == (not resnet)

@@ -14,6 +14,7 @@ from torch import nn
 
 from .activation import use_lean_activations
 from .attention import use_fast_attention
+from .batch_norm_folding import fold_batch_norms
 from .class_token_block import use_class_token_block
 from .class_token_pool import use_class_token_pool
 from .patch_embedding import use_patch_matmul
@@ -33,8 +34,10 @@ class Perceptor(nn.Module):
     :class:`~pixray.perceptors.activation.LeanQuickGELU`, a class-token-pooling ViT's last block to
     :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, a ResNet's attention pool to
     :class:`~pixray.perceptors.class_token_pool.ClassTokenPool`, a ViT's patch embedding to
-    :class:`~pixray.perceptors.patch_embedding.PatchMatmulConv`, and a ResNet tower to channels-last
-    memory (same weights and results, faster and smaller with gradients); ``fast=False`` keeps
+    :class:`~pixray.perceptors.patch_embedding.PatchMatmulConv`, a ResNet's batch norms into its
+    convolutions (:func:`~pixray.perceptors.batch_norm_folding.fold_batch_norms`; its state dict then
+    holds convolution biases instead of them), and a ResNet tower to channels-last memory (same
+    weights and results, faster and smaller with gradients); ``fast=False`` keeps
     open_clip's modules as they are (the benchmark's baseline). ``mean``/``std``: the image
     normalisation the model was trained with; ``tokenizer(texts, context_length)``: its tokenizer
     (default: OpenAI's BPE, open_clip's ``tokenize``).
@@ -51,6 +54,7 @@ class Perceptor(nn.Module):
         self.channels_last = fast and isinstance(model.visual, ModifiedResNet)
         self.class_token_block = False
         self.class_token_pool = False
+        self.folded_batch_norms = 0
         self.patch_matmul = False
         self.weights_dtype = torch.float32  # of the matmul weights: see store_weights_in
         if fast:
@@ -58,6 +62,7 @@ class Perceptor(nn.Module):
             use_lean_activations(self.model)
             self.class_token_block = use_class_token_block(self.model.visual)
             self.class_token_pool = use_class_token_pool(self.model.visual)
+            self.folded_batch_norms = fold_batch_norms(self.model.visual)
             self.patch_matmul = use_patch_matmul(self.model.visual)
         if self.channels_last:
             self.model.visual.to(memory_format=torch.channels_last)
