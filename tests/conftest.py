@@ -8,6 +8,7 @@ import open_clip
 import pytest
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from torch import nn
 
 from pixray.cli import _values, build_parser
 from pixray.perceptors import Perceptor, openai_state_dict
@@ -32,6 +33,20 @@ def tiny_clip(image_size: int = 32, context_length: int = 77, resnet: bool = Fal
         vision = CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=image_size)
     text = CLIPTextCfg(context_length=context_length, vocab_size=49408, width=64, heads=1, layers=1)
     return open_clip.CLIP(32, vision, text, quick_gelu=True).eval()
+
+
+def trained_batch_norms(model: nn.Module, seed: int = 9) -> nn.Module:
+    """``model`` with random running statistics and affine parameters in its batch norms, as a
+    trained model has (a fresh one's are the identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    for norm in model.modules():
+        if isinstance(norm, nn.BatchNorm2d):
+            size = norm.num_features
+            norm.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
+            norm.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            norm.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            norm.bias.data.copy_(torch.randn(size, generator=generator) * 0.2)
+    return model
 
 
 @pytest.fixture(autouse=True)

@@ -5,26 +5,14 @@ from __future__ import annotations
 import copy
 
 import torch
-from conftest import tiny_clip
+from conftest import tiny_clip, trained_batch_norms
 from torch import nn
 
 from pixray.perceptors.batch_norm_folding import fold_batch_norms
 
 
-def _with_statistics(module: nn.Module, seed: int = 0) -> nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    for norm in module.modules():
-        if isinstance(norm, nn.BatchNorm2d):
-            size = norm.num_features
-            norm.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
-            norm.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-            norm.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
-            norm.bias.data.copy_(torch.randn(size, generator=generator) * 0.2)
-    return module
-
-
 def test_a_folded_resnet_tower_gives_the_stock_towers_output_and_gradient():
-    stock = _with_statistics(tiny_clip(resnet=True).visual).double().eval()
+    stock = trained_batch_norms(tiny_clip(resnet=True).visual).double().eval()
     norms = sum(isinstance(m, nn.BatchNorm2d) for m in stock.modules())
     folded = copy.deepcopy(stock)
     assert fold_batch_norms(folded) == norms > 0

@@ -9,7 +9,7 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_clip
+from conftest import tiny_clip, trained_batch_norms
 from open_clip import CLIPTextCfg, CLIPVisionCfg
 from open_clip.modified_resnet import AttentionPool2d
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
@@ -43,23 +43,9 @@ def _image_pass(perceptor: Perceptor, images: torch.Tensor, dtype: torch.dtype =
     return embeds.detach(), images.grad
 
 
-def _trained_batch_norms(model: open_clip.CLIP) -> open_clip.CLIP:
-    """``model`` with random running statistics and affine parameters in its batch norms, as a
-    trained model has (a fresh one's are the identity)."""
-    generator = torch.Generator().manual_seed(9)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            size = module.num_features
-            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.3)
-            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.2)
-    return model
-
-
 @pytest.mark.parametrize("resnet", [False, True], ids=["vit", "resnet"])
 def test_fast_path_matches_stock_on_tiny_models(resnet):
-    stock, fast = _pair(_trained_batch_norms(tiny_clip(resnet=resnet)))
+    stock, fast = _pair(trained_batch_norms(tiny_clip(resnet=resnet)))
     switched = sum(type(m) is FastSelfAttention for m in fast.modules())
     assert switched == (2 if not resnet else 1)  # every transformer block (a ResNet has text blocks only)
     assert not any(type(m) is FastSelfAttention for m in stock.modules())
