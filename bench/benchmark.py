@@ -193,12 +193,14 @@ def main() -> None:
     labelled = list(zip(run.perceptors, run.perceptor_labels, strict=True))
     class_token = ", ".join(label for perceptor, label in labelled if perceptor.class_token_block) or "none"
     pools = ", ".join(label for perceptor, label in labelled if perceptor.class_token_pool) or "none"
+    folded = ", ".join(f"{label} {perceptor.folded_batch_norms}" for perceptor, label in labelled
+                       if perceptor.folded_batch_norms) or "none"
     patches = ", ".join(label for perceptor, label in labelled if perceptor.patch_matmul) or "none"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"(matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "
-          f"{class_token}; attention pool for its pooled query alone: {pools}; patch embedding as a matmul: "
-          f"{patches}), passes per cutout batch: {passes}")
+          f"{class_token}; attention pool for its pooled query alone: {pools}; batch norms folded: {folded}; "
+          f"patch embedding as a matmul: {patches}), passes per cutout batch: {passes}")
     median = statistics.median(timed)
     print(f"s/iteration: median {median:.3f}  min {min(timed):.3f}  "
           f"(over {len(timed)} iterations after {args.warmup} warm-up; first {times[0]:.3f})")
