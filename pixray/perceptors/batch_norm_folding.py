@@ -3,8 +3,8 @@
 A frozen perceptor's batch norms use their running statistics: each is a fixed per-channel scale and
 shift of the convolution's output, so the scale can multiply the convolution's weights and the shift
 become its bias (``torch.nn.utils.fusion.fuse_conv_bn_weights``), once, in float32. The pass then
-skips every batch norm's forward and backward over the feature maps (a fifth of an RN50 pass with
-gradients to the cutouts, the README has the profile) and keeps no input for them.
+skips every batch norm's forward and backward over the feature maps (the README has the figures)
+and keeps no input for them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ def _fold(conv: nn.Module, norm: nn.Module) -> bool:
         return False
     if norm.running_mean is None or norm.num_features != conv.out_channels:
         return False
-    dtype = conv.weight.dtype
+    dtype, trainable = conv.weight.dtype, conv.weight.requires_grad
     weight, bias = fuse_conv_bn_weights(
         conv.weight.float(), None if conv.bias is None else conv.bias.float(), norm.running_mean.float(),
         norm.running_var.float(), norm.eps, None if norm.weight is None else norm.weight.float(),
         None if norm.bias is None else norm.bias.float())
-    conv.weight = nn.Parameter(weight.detach().to(dtype), requires_grad=conv.weight.requires_grad)
-    conv.bias = nn.Parameter(bias.detach().to(dtype), requires_grad=conv.weight.requires_grad)
+    conv.weight = nn.Parameter(weight.detach().to(dtype), requires_grad=trainable)
+    conv.bias = nn.Parameter(bias.detach().to(dtype), requires_grad=trainable)
     return True
 
 
