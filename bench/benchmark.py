@@ -191,11 +191,15 @@ def main() -> None:
     passes = ", ".join(f"{label} {len(run._passes(i, plan.num_cuts))}"
                        for i, label in enumerate(run.perceptor_labels))
     labelled = list(zip(run.perceptors, run.perceptor_labels, strict=True))
-    class_token = ", ".join(label for perceptor, label in labelled if perceptor.class_token_block) or "none"
-    pools = ", ".join(label for perceptor, label in labelled if perceptor.class_token_pool) or "none"
-    folded = ", ".join(f"{label} {perceptor.folded_batch_norms}" for perceptor, label in labelled
-                       if perceptor.folded_batch_norms) or "none"
-    patches = ", ".join(label for perceptor, label in labelled if perceptor.patch_matmul) or "none"
+
+    def using(part: str) -> str:
+        """The perceptors using a part of the fast path (with its count where it is one), or 'none'."""
+        values = [(label, getattr(perceptor, part)) for perceptor, label in labelled]
+        named = [label if value is True else f"{label} {value}" for label, value in values if value]
+        return ", ".join(named) or "none"
+
+    class_token, pools, folded, patches = (using(part) for part in (
+        "class_token_block", "class_token_pool", "folded_batch_norms", "patch_matmul"))
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"(matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "

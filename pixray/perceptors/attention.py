@@ -34,7 +34,10 @@ def packed_projection(attn: nn.MultiheadAttention) -> bool:
             and not attn.add_zero_attn)
 
 
-_HALF = (torch.bfloat16, torch.float16)  # the precisions attend computes as matmuls on the CPU
+def _matmul_form(t: torch.Tensor) -> bool:
+    """Whether attention over ``t`` runs as batched matmuls (bfloat16 or float16 on the CPU) rather
+    than torch's fused kernel."""
+    return t.device.type == "cpu" and t.dtype in (torch.bfloat16, torch.float16)
 
 
 def heads_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
@@ -48,8 +51,7 @@ def heads_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: in
     def split(t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
 
-    matmuls = q.device.type == "cpu" and q.dtype in _HALF
-    attention = matmul_attention if matmuls else F.scaled_dot_product_attention
+    attention = matmul_attention if _matmul_form(q) else F.scaled_dot_product_attention
     out = attention(split(q), split(k), split(v), attn_mask=attn_mask, dropout_p=dropout)
     return out.transpose(1, 2).reshape(batch, length, width)
 
@@ -144,15 +146,15 @@ class FastSelfAttention(nn.MultiheadAttention):
                                    average_attn_weights, is_causal)
         x = query if self.batch_first else query.transpose(0, 1)
         packed = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        if attn_mask is None and not self.training and packed.device.type == "cpu" and packed.dtype in _HALF:
+        if attn_mask is None and not self.training and _matmul_form(packed):
             out = self.out_proj(PackedHeadsAttention.apply(packed, self.num_heads))
-            return (out if self.batch_first else out.transpose(0, 1)), None
-        q, k, v = packed.unflatten(-1, (3, -1)).unbind(-2)
-        if attn_mask is not None:
-            # torch's path adds a float mask and excludes where a bool mask is True; SDPA adds a
-            # float mask of the query's dtype and keeps where a bool mask is True.
-            attn_mask = ~attn_mask if attn_mask.dtype == torch.bool else attn_mask.to(q.dtype)
-        out = attend(self, q, k, v, attn_mask)
+        else:
+            q, k, v = packed.unflatten(-1, (3, -1)).unbind(-2)
+            if attn_mask is not None:
+                # torch's path adds a float mask and excludes where a bool mask is True; SDPA adds a
+                # float mask of the query's dtype and keeps where a bool mask is True.
+                attn_mask = ~attn_mask if attn_mask.dtype == torch.bool else attn_mask.to(q.dtype)
+            out = attend(self, q, k, v, attn_mask)
         return (out if self.batch_first else out.transpose(0, 1)), None
 
 

@@ -9,13 +9,16 @@ and keeps no input for them.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import torch
 from open_clip.modified_resnet import Bottleneck, ModifiedResNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
-def _fold(conv: nn.Module, norm: nn.Module) -> bool:
+def _fold(conv: nn.Module | None, norm: nn.Module | None) -> bool:
     """Fold ``norm`` into ``conv`` when they are a plain convolution and a batch norm with running
     statistics over its output channels; returns whether it did (``norm`` then to be replaced)."""
     if type(conv) is not nn.Conv2d or type(norm) is not nn.BatchNorm2d:
@@ -32,6 +35,17 @@ def _fold(conv: nn.Module, norm: nn.Module) -> bool:
     return True
 
 
+def _conv_norm_pairs(visual: ModifiedResNet) -> Iterator[tuple[nn.Module, str, str]]:
+    """(parent, convolution's name, norm's name) for each pair the tower's forward applies in turn:
+    ``bnN(convN(x))`` in the stem and the bottlenecks, and neighbours in a ``nn.Sequential``."""
+    for module in visual.modules():
+        if isinstance(module, (ModifiedResNet, Bottleneck)):
+            yield from ((module, f"conv{index}", f"bn{index}") for index in (1, 2, 3))
+        elif isinstance(module, nn.Sequential):
+            names = [name for name, _ in module.named_children()]
+            yield from ((module, first, second) for first, second in itertools.pairwise(names))
+
+
 def fold_batch_norms(visual: nn.Module) -> int:
     """Fold the batch norms of an open_clip modified ResNet (``visual``) into their convolutions in
     place, each norm becoming ``nn.Identity``; returns how many were folded (0 for other towers).
@@ -42,16 +56,8 @@ def fold_batch_norms(visual: nn.Module) -> int:
         return 0
     folded = 0
     with torch.no_grad():
-        for module in list(visual.modules()):
-            if isinstance(module, (ModifiedResNet, Bottleneck)):
-                for index in (1, 2, 3):
-                    conv, norm = getattr(module, f"conv{index}", None), getattr(module, f"bn{index}", None)
-                    if conv is not None and norm is not None and _fold(conv, norm):
-                        setattr(module, f"bn{index}", nn.Identity())
-                        folded += 1
-            elif isinstance(module, nn.Sequential):
-                for index in range(len(module) - 1):
-                    if _fold(module[index], module[index + 1]):
-                        module[index + 1] = nn.Identity()
-                        folded += 1
+        for parent, conv, norm in list(_conv_norm_pairs(visual)):
+            if _fold(getattr(parent, conv, None), getattr(parent, norm, None)):
+                setattr(parent, norm, nn.Identity())
+                folded += 1
     return folded
