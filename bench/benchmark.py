@@ -40,6 +40,7 @@ from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
 from pixray.perceptors import CLIP_MODELS, Perceptor
+from pixray.perceptors.fused_bias_linear import fuses_bias
 from pixray.runtime import choose_device, choose_precision, keep_freed_memory, weights_precision
 from pixray.settings import Settings, build_settings, resolve
 
@@ -198,13 +199,16 @@ def main() -> None:
         named = [label if value is True else f"{label} {value}" for label, value in values if value]
         return ", ".join(named) or "none"
 
-    class_token, pools, folded, patches = (using(part) for part in (
-        "class_token_block", "class_token_pool", "folded_batch_norms", "patch_matmul"))
+    class_token, pools, folded, patches, linears = (using(part) for part in (
+        "class_token_block", "class_token_pool", "folded_batch_norms", "patch_matmul", "fused_bias_linears"))
+    if not fuses_bias(device, weights):
+        linears = f"none ({linears} switched; F.linear computes them in {precision} here)"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"(matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "
           f"{class_token}; attention pool for its pooled query alone: {pools}; batch norms folded: {folded}; "
-          f"patch embedding as a matmul: {patches}), passes per cutout batch: {passes}")
+          f"patch embedding as a matmul: {patches}; bias fused into oneDNN's matmul: {linears}), "
+          f"passes per cutout batch: {passes}")
     median = statistics.median(timed)
     print(f"s/iteration: median {median:.3f}  min {min(timed):.3f}  "
           f"(over {len(timed)} iterations after {args.warmup} warm-up; first {times[0]:.3f})")

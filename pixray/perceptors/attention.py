@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .fused_bias_linear import linear
+
 
 def packed_projection(attn: nn.MultiheadAttention) -> bool:
     """Whether ``attn`` projects queries, keys and values with one packed, biased weight (rows q, k,
@@ -145,7 +147,7 @@ class FastSelfAttention(nn.MultiheadAttention):
             return super().forward(query, key, value, key_padding_mask, need_weights, attn_mask,
                                    average_attn_weights, is_causal)
         x = query if self.batch_first else query.transpose(0, 1)
-        packed = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        packed = linear(x, self.in_proj_weight, self.in_proj_bias)
         if attn_mask is None and not self.training and _matmul_form(packed):
             out = self.out_proj(PackedHeadsAttention.apply(packed, self.num_heads))
         else:

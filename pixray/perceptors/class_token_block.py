@@ -12,11 +12,11 @@ before.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
 from .attention import attend, packed_projection
+from .fused_bias_linear import linear
 
 
 class ClassTokenBlock(ResidualAttentionBlock):
@@ -33,8 +33,8 @@ class ClassTokenBlock(ResidualAttentionBlock):
         width = x.shape[-1]
         normed = self.ln_1(x)
         weight, bias = attn.in_proj_weight, attn.in_proj_bias
-        q = F.linear(normed[:, :1], weight[:width], bias[:width])
-        k, v = F.linear(normed, weight[width:], bias[width:]).unflatten(-1, (2, -1)).unbind(-2)
+        q = linear(normed[:, :1], weight[:width], bias[:width])
+        k, v = linear(normed, weight[width:], bias[width:]).unflatten(-1, (2, -1)).unbind(-2)
         first = x[:, :1] + self.ls_1(attend(attn, q, k, v))
         first = first + self.ls_2(self.mlp(self.ln_2(first)))
         return first if attn.batch_first else first.transpose(0, 1)

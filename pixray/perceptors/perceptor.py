@@ -17,6 +17,7 @@ from .attention import use_fast_attention
 from .batch_norm_folding import fold_batch_norms
 from .class_token_block import use_class_token_block
 from .class_token_pool import use_class_token_pool
+from .fused_bias_linear import use_fused_bias_linears
 from .patch_embedding import use_patch_matmul
 from .weight_precision import store_matmul_weights
 
@@ -31,7 +32,8 @@ class Perceptor(nn.Module):
     ``encode_image`` takes (B,3,R,R) in [0,1] with R = :attr:`input_resolution`; both encoders
     return (N,D) L2-normalised embeddings. ``fast`` switches the transformer blocks' attention to
     :class:`~pixray.perceptors.attention.FastSelfAttention` and QuickGELU to
-    :class:`~pixray.perceptors.activation.LeanQuickGELU`, a class-token-pooling ViT's last block to
+    :class:`~pixray.perceptors.activation.LeanQuickGELU`, linear layers to
+    :class:`~pixray.perceptors.fused_bias_linear.FusedBiasLinear`, a class-token-pooling ViT's last block to
     :class:`~pixray.perceptors.class_token_block.ClassTokenBlock`, a ResNet's attention pool to
     :class:`~pixray.perceptors.class_token_pool.ClassTokenPool`, a ViT's patch embedding to
     :class:`~pixray.perceptors.patch_embedding.PatchMatmulConv`, a ResNet's batch norms into its
@@ -55,11 +57,13 @@ class Perceptor(nn.Module):
         self.class_token_block = False
         self.class_token_pool = False
         self.folded_batch_norms = 0
+        self.fused_bias_linears = 0  # switched; oneDNN computes them where fuses_bias(device, dtype)
         self.patch_matmul = False
         self.weights_dtype = torch.float32  # of the matmul weights: see store_weights_in
         if fast:
             use_fast_attention(self.model)
             use_lean_activations(self.model)
+            self.fused_bias_linears = use_fused_bias_linears(self.model)
             self.class_token_block = use_class_token_block(self.model.visual)
             self.class_token_pool = use_class_token_pool(self.model.visual)
             self.folded_batch_norms = fold_batch_norms(self.model.visual)

@@ -1,0 +1,79 @@
+"""Linear layers whose bias is added inside oneDNN's matmul on the CPU in bfloat16, with the same results.
+
+torch's ``addmm`` on the CPU first copies the bias into every row of the output and then accumulates
+the product on top of it: one more pass over the whole output (a ViT-B/16 MLP's hidden activations
+are 197 x 3072 values per cutout). Inside a step, with the caches full of other activations, that
+copy ran at a few GB/s and took about as long as a sixth of the matmul itself (the README has the
+profile). oneDNN's linear primitive adds the bias while it writes each output tile.
+:func:`linear` takes that path for a frozen half-precision weight on the CPU and computes its input's
+gradient itself (``grad @ weight``, what ``addmm``'s backward computes); elsewhere it is ``F.linear``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
+
+
+class _FusedBiasLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (weight,) = ctx.saved_tensors
+        return grad.matmul(weight), None, None
+
+
+def fuses_bias(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether frozen linear weights of ``dtype`` on ``device`` take oneDNN's fused-bias primitive:
+    bfloat16 on a CPU with oneDNN's bfloat16 kernels (AVX512 BW/VL/DQ or AVX-NE-CONVERT; elsewhere
+    torch's own kernels serve ``F.linear``)."""
+    return (device.type == "cpu" and dtype == torch.bfloat16 and torch.backends.mkldnn.is_available()
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _fusable(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether :func:`linear` takes the fused-bias primitive: a frozen weight and bias for which
+    :func:`fuses_bias`, the input in their dtype already or under an autocast to it."""
+    if bias is None or weight.requires_grad or bias.requires_grad or bias.dtype != weight.dtype:
+        return False
+    if not fuses_bias(weight.device, weight.dtype):
+        return False
+    return x.dtype == weight.dtype or (torch.is_autocast_enabled("cpu")
+                                       and torch.get_autocast_dtype("cpu") == weight.dtype)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``: x (..., K), weight (N, K), bias (N,) → (..., N); with a frozen
+    bfloat16 weight and bias on the CPU, one oneDNN matmul that adds the bias as it writes the output
+    (its input's gradient is ``grad @ weight``, in bfloat16, cast back to ``x``'s dtype)."""
+    if not _fusable(x, weight, bias):
+        return F.linear(x, weight, bias)
+    return _FusedBiasLinear.apply(x.to(weight.dtype), weight, bias)
+
+
+class FusedBiasLinear(nn.Linear):
+    """``nn.Linear`` computed by :func:`linear` (same parameters and state dict)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def use_fused_bias_linears(model: nn.Module) -> int:
+    """Switch every plain ``nn.Linear`` in ``model`` (and ``nn.MultiheadAttention``'s out-projection)
+    to :class:`FusedBiasLinear` in place; returns how many were switched."""
+    switched = 0
+    for module in model.modules():
+        if type(module) in (nn.Linear, NonDynamicallyQuantizableLinear):
+            module.__class__ = FusedBiasLinear
+            switched += 1
+    return switched

@@ -1,0 +1,145 @@
+"""Linear layers with oneDNN's fused bias give F.linear's results and input gradients, and are taken only
+where they apply."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_clip
+from torch import nn
+
+from pixray.perceptors import Perceptor
+from pixray.perceptors.fused_bias_linear import (
+    FusedBiasLinear,
+    _FusedBiasLinear,
+    linear,
+    use_fused_bias_linears,
+)
+from pixray.runtime import autocast
+
+needs_onednn_bf16 = pytest.mark.skipif(
+    not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+    reason="oneDNN's bfloat16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[torch.Size]:
+    calls: list[torch.Size] = []
+    apply = _FusedBiasLinear.apply
+
+    def counted(x, weight, bias):
+        calls.append(x.shape)
+        return apply(x, weight, bias)
+
+    monkeypatch.setattr(_FusedBiasLinear, "apply", counted)
+    return calls
+
+
+def _layer(generator: torch.Generator, inputs: int = 96,
+           outputs: int = 160) -> tuple[torch.Tensor, torch.Tensor]:
+    weight = torch.randn(outputs, inputs, generator=generator) * inputs ** -0.5
+    return weight.bfloat16(), torch.randn(outputs, generator=generator).bfloat16()
+
+
+@needs_onednn_bf16
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "a strided view"])
+def test_fused_bias_linear_is_f_linear_with_its_input_gradient(monkeypatch, strided):
+    calls = _counting(monkeypatch)
+    generator = torch.Generator().manual_seed(0)
+    weight, bias = _layer(generator)
+    leaf = torch.randn(3, 17, 96, generator=generator).bfloat16().requires_grad_(True)
+    # The class-token block projects its first row alone, a view of the normed tokens.
+    x = leaf[:, :1] if strided else leaf
+    out = linear(x, weight, bias)
+    assert calls == [x.shape] and out.dtype == torch.bfloat16 and out.shape == (*x.shape[:-1], 160)
+    exact = F.linear(x.double(), weight.double(), bias.double())
+    # Only the output's rounding to bfloat16 differs (both accumulate in float32).
+    assert (out.double() - exact).abs().max() <= 2 ** -7 * exact.abs().max()
+    assert (out.double() - F.linear(x, weight, bias).double()).abs().max() <= 2 ** -7 * exact.abs().max()
+    grad = torch.randn(out.shape, generator=generator).bfloat16()
+    out.backward(grad)
+    expected = torch.zeros_like(leaf, dtype=torch.float64)
+    expected[:, : x.shape[1]] = grad.double() @ weight.double()
+    assert leaf.grad.dtype == torch.bfloat16
+    assert (leaf.grad.double() - expected).abs().max() <= 2 ** -7 * expected.abs().max()
+
+
+@needs_onednn_bf16
+def test_fused_bias_linear_under_autocast_takes_a_float32_input_and_returns_its_gradient(monkeypatch):
+    calls = _counting(monkeypatch)
+    generator = torch.Generator().manual_seed(1)
+    weight, bias = _layer(generator)
+    x = torch.randn(5, 96, generator=generator).requires_grad_(True)
+    with autocast(x.device, torch.bfloat16):
+        out = linear(x, weight, bias)
+        stock = F.linear(x, weight, bias)
+    assert len(calls) == 1 and out.dtype == stock.dtype == torch.bfloat16
+    assert (out.float() - stock.float()).abs().max() <= 2 ** -7 * stock.float().abs().max()
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.float32
+    expected = torch.ones(5, 160, dtype=torch.float64) @ weight.double()
+    assert (x.grad.double() - expected).abs().max() <= 2 ** -7 * expected.abs().max()
+
+
+@pytest.mark.parametrize("case", ["float32 weight", "trainable weight", "no bias", "float32 input",
+                                  "no oneDNN bfloat16"])
+def test_other_linears_take_f_linear(monkeypatch, case):
+    calls = _counting(monkeypatch)
+    generator = torch.Generator().manual_seed(2)
+    weight, bias = _layer(generator)
+    x = torch.randn(4, 96, generator=generator).bfloat16()
+    if case == "float32 weight":
+        weight, bias, x = weight.float(), bias.float(), x.float()
+    elif case == "trainable weight":
+        weight.requires_grad_(True)
+    elif case == "no bias":
+        bias = None
+    elif case == "float32 input":  # outside autocast: F.linear's own dtype error, not a silent cast
+        x = x.float()
+    else:
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    if case == "float32 input":
+        with pytest.raises(RuntimeError):
+            linear(x, weight, bias)
+    else:
+        out = linear(x, weight, bias)
+        assert torch.equal(out, F.linear(x, weight, bias))
+        if case == "trainable weight":
+            out.float().sum().backward()
+            assert weight.grad is not None
+    assert calls == []
+
+
+def test_linear_layers_are_switched_in_place():
+    model = nn.Sequential(nn.Linear(4, 5), nn.MultiheadAttention(5, 1), nn.Conv2d(1, 1, 1))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert use_fused_bias_linears(model) == 2  # the linear and the attention's out-projection
+    assert type(model[0]) is FusedBiasLinear and type(model[1].out_proj) is FusedBiasLinear
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    x = torch.randn(3, 4)
+    assert torch.equal(model[0](x), F.linear(x, model[0].weight, model[0].bias))
+
+
+@needs_onednn_bf16
+def test_a_perceptor_with_bfloat16_weights_uses_the_fused_linears_and_stays_close_to_float32(monkeypatch):
+    calls = _counting(monkeypatch)
+    model = tiny_clip()
+    stock = Perceptor("stock", copy.deepcopy(model), fast=False)
+    fast = Perceptor("fast", model).store_weights_in(torch.bfloat16)
+    assert fast.fused_bias_linears == sum(type(m) is FusedBiasLinear for m in fast.modules()) > 0
+    assert stock.fused_bias_linears == 0
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    embeds = []
+    grads = []
+    for perceptor in (stock, fast):
+        leaf = images.clone().requires_grad_(True)
+        with autocast(leaf.device, perceptor.weights_dtype):
+            out = perceptor.encode_image(leaf)
+        (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+        embeds.append(out.detach())
+        grads.append(leaf.grad)
+    assert calls  # the image tower's in-projections, out-projections and MLPs
+    assert F.cosine_similarity(embeds[0], embeds[1]).min() >= 0.999
+    assert F.cosine_similarity(grads[0].flatten(1), grads[1].float().flatten(1)).min() >= 0.99
