@@ -31,8 +31,9 @@ from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
+from kornia.geometry import create_meshgrid
 from kornia.geometry.linalg import transform_points
-from kornia.geometry.transform import get_perspective_transform, warp_perspective
+from kornia.geometry.transform import get_perspective_transform
 
 PADDING_MODES = ("border", "reflection", "zeros")
 
@@ -56,6 +57,42 @@ def pooled_shape(cut_size: int, height: int, width: int) -> tuple[int, int]:
     short, long = min(height, width), max(height, width)
     scale = min(cut_size / short, max(cut_size, long) / long)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def view_grid(quads: torch.Tensor, size: int) -> torch.Tensor:
+    """(n,S,S,2) sampling grid of ``n`` square views of side S=``size``: where each view pixel lies in
+    the pooled canvas, (x, y) in [-1,1] from its first to its last pixel centre (``grid_sample``'s
+    ``align_corners=True``), beyond that outside it. View n's corners (clockwise from the top left)
+    land on ``quads[n]`` (n,4,2) and the rest follows the perspective through them."""
+    homography = get_perspective_transform(unit_corners(quads.device).to(quads.dtype).expand_as(quads), quads)
+    pixels = create_meshgrid(size, size, normalized_coordinates=True, device=quads.device, dtype=quads.dtype)
+    points = transform_points(homography, pixels.reshape(1, -1, 2).expand(quads.shape[0], -1, -1))
+    return points.view(-1, size, size, 2)
+
+
+def padded(grid: torch.Tensor, padding_mode: str) -> torch.Tensor:
+    """``grid`` with the coordinates beyond [-1,1] moved to where ``padding_mode`` reads them: the
+    nearest edge ("border"), the mirror image across the edges ("reflection"), or left beyond ("zeros",
+    which sampling with zero padding reads as black). ``grid_sample``'s own padding modes with
+    ``align_corners=True``, so views with different modes can be sampled in one call."""
+    if padding_mode == "border":
+        return grid.clamp(-1, 1)
+    if padding_mode == "reflection":
+        folded = (grid + 1).abs().remainder(4)
+        return torch.where(folded > 2, 4 - folded, folded) - 1
+    return grid
+
+
+def _sample(source: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (n,C,S,S) of ``source`` (1,C,H,W), or (n,C,H,W) one image per view, at ``grid``
+    (n,S,S,2), zero beyond [-1,1]. One canvas is read by all the views' grids stacked as one (1, n·S,
+    S, 2) grid, so its gradient is summed straight into (1,C,H,W) rather than into n expanded copies."""
+    n, size = grid.shape[0], grid.shape[1]
+    if source.shape[0] == 1 and n > 1:
+        stacked = F.grid_sample(source, grid.reshape(1, n * size, *grid.shape[2:]), padding_mode="zeros",
+                                align_corners=True)
+        return stacked.view(source.shape[1], n, size, -1).transpose(0, 1)
+    return F.grid_sample(source.expand(n, -1, -1, -1), grid, padding_mode="zeros", align_corners=True)
 
 
 @dataclass(frozen=True)
@@ -142,26 +179,18 @@ class Cutouts:
             if mode not in PADDING_MODES:
                 raise ValueError(f"padding_mode {mode!r} is not one of {', '.join(PADDING_MODES)}")
         size = self.cut_size
-        height, width = pooled_shape(size, *image.shape[-2:])
-        shape = (height, width)
+        shape = pooled_shape(size, *image.shape[-2:])
         pooled = (F.adaptive_avg_pool2d(image, shape) + F.adaptive_max_pool2d(image, shape)) / 2
-        n = params.quads.shape[0]
-        target = unit_corners(image.device).to(image.dtype).expand(n, 4, 2)
-        to_pixels = (size - 1) / 2
-        scale = params.quads.new_tensor([(width - 1) / 2, (height - 1) / 2])
-        matrix = get_perspective_transform((params.quads + 1) * scale, (target + 1) * to_pixels)
-        source = pooled.expand(n, -1, -1, -1) if pooled.shape[0] == 1 else pooled
-        crops = warp_perspective(source, matrix, (size, size), padding_mode=padding_mode)
+        grid = view_grid(params.quads.to(pooled.dtype), size)
+        framed = params.framed[:, None, None, None]
+        grid = torch.where(framed, padded(grid, zoom_padding or "zeros"), padded(grid, padding_mode))
+        out = _sample(pooled, grid)
         if zoom_padding is None:
-            # Warp with zeros and a coverage mask, then fill the surround with grey.
-            framed = warp_perspective(torch.cat([source, torch.ones_like(source[:, :1])], 1), matrix,
-                                      (size, size), padding_mode="zeros")
-            zoomed = framed[:, :3] + (1 - framed[:, 3:]) * params.grey[:, None, None, None]
-        elif zoom_padding == padding_mode:
-            zoomed = crops
-        else:
-            zoomed = warp_perspective(source, matrix, (size, size), padding_mode=zoom_padding)
-        out = torch.where(params.framed[:, None, None, None], zoomed, crops)
+            # Framed views sit on their grey where they see beyond the canvas (its coverage < 1).
+            with torch.no_grad():
+                coverage = _sample(torch.ones_like(pooled[:1, :1]), grid)
+                surround = (1 - coverage) * (params.grey.to(out.dtype)[:, None, None, None] * framed)
+            out = out + surround
         out = torch.einsum("nij,njhw->nihw", colour_matrices(params.hue, params.saturation).to(out), out)
         noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
         return out + noise * params.noise[:, None, None, None]

@@ -1,8 +1,18 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
+from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
-from pixray.cutouts import CUT_METHODS, CutoutParams, PixrayCutouts, RotatedCutouts, pooled_shape
+from pixray.cutouts import (
+    CUT_METHODS,
+    CutoutParams,
+    PixrayCutouts,
+    RotatedCutouts,
+    pooled_shape,
+    unit_corners,
+)
 
 
 def _image():
@@ -177,3 +187,51 @@ def test_pixray_colour_jitter_strength():
     assert 0.77 < jittered.float().mean() < 0.83
     assert params.hue.abs().max() <= 0.2 * torch.pi and params.hue.abs().max() > 0.19 * torch.pi
     assert ((params.saturation - 1).abs() <= 0.1 + 1e-6).all()
+
+
+def _warped_views(cutouts, image, params, padding_mode, zoom_padding):
+    """The views as kornia's ``warp_perspective`` draws them, one warp of the expanded canvas per
+    padding mode (what ``apply`` did before it sampled all views through one grid), before colour."""
+    size = cutouts.cut_size
+    height, width = pooled_shape(size, *image.shape[-2:])
+    shape = (height, width)
+    pooled = (F.adaptive_avg_pool2d(image, shape) + F.adaptive_max_pool2d(image, shape)) / 2
+    n = params.quads.shape[0]
+    target = unit_corners(image.device).to(params.quads).expand(n, 4, 2)
+    scale = torch.tensor([(width - 1) / 2, (height - 1) / 2])
+    matrix = get_perspective_transform((params.quads + 1) * scale, (target + 1) * (size - 1) / 2)
+    source = pooled.expand(n, -1, -1, -1)
+    crops = warp_perspective(source, matrix, (size, size), padding_mode=padding_mode)
+    if zoom_padding is None:
+        covered = torch.cat([source, torch.ones_like(source[:, :1])], 1)
+        framed = warp_perspective(covered, matrix, (size, size), padding_mode="zeros")
+        zoomed = framed[:, :3] + (1 - framed[:, 3:]) * params.grey[:, None, None, None]
+    else:
+        zoomed = warp_perspective(source, matrix, (size, size), padding_mode=zoom_padding)
+    return torch.where(params.framed[:, None, None, None], zoomed, crops)
+
+
+@pytest.mark.parametrize("method", list(CUT_METHODS))
+@pytest.mark.parametrize(("padding_mode", "zoom_padding"), [
+    ("border", None), ("reflection", None), ("zeros", None), ("border", "reflection"),
+    ("reflection", "zeros"), ("zeros", "border")])
+def test_views_sampled_through_one_grid_are_kornias_warps(method, padding_mode, zoom_padding):
+    image = torch.rand(1, 3, 30, 50, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    cutouts = CUT_METHODS[method](24)
+    params = cutouts.sample(16, torch.Generator().manual_seed(4), image.device, pooled_shape(24, 30, 50))
+    params = dataclasses.replace(params, quads=params.quads.double() * 1.3,  # some views well beyond
+                                 grey=params.grey.double(), hue=torch.zeros(16, dtype=torch.float64),
+                                 saturation=torch.ones(16, dtype=torch.float64),
+                                 noise=torch.zeros(16, dtype=torch.float64))
+    assert params.framed.any() and not params.framed.all()
+    weights = torch.rand(16, 3, 24, 24, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    results = []
+    for views in (lambda x: cutouts.apply(x, params, torch.Generator(), padding_mode, zoom_padding),
+                  lambda x: _warped_views(cutouts, x, params, padding_mode, zoom_padding)):
+        leaf = image.clone().requires_grad_(True)
+        out = views(leaf)
+        (out * weights).sum().backward()
+        results.append((out.detach(), leaf.grad))
+    (ours, our_grad), (kornias, kornia_grad) = results
+    assert (ours - kornias).abs().max() <= 1e-9
+    assert (our_grad - kornia_grad).abs().max() <= 1e-9 * kornia_grad.abs().max()
