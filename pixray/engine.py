@@ -41,10 +41,11 @@ from .settings import Plan, Settings, needs_init_size, resolve
 log = logging.getLogger(__name__)
 
 #: On the CPU, the most activation rows (:attr:`Perceptor.positions` per cutout) one perceptor pass
-#: takes: 10 cutouts of ViT-B/16 or RN50 at 224, 39 of ViT-B/32; more are scored in several passes,
-#: one graph alive at a time (see :meth:`Run._passes`). Past about 8 cutouts of ViT-B/16 a pass costs
-#: the same per cutout; fewer at a time keep less memory (the README has the figures).
-CPU_PASS_POSITIONS = 10 * 197
+#: takes: 12 cutouts of ViT-B/16 or RN50 at 224, 47 of ViT-B/32; more are scored in several passes,
+#: one graph alive at a time (see :meth:`Run._passes`). Up to about 12 cutouts of ViT-B/16 a pass
+#: costs less per cutout the more it takes (oneDNN's matmuls at 6 cutouts' rows were much slower);
+#: fewer at a time keep less memory (the README has the figures).
+CPU_PASS_POSITIONS = 12 * 197
 
 
 @dataclass(frozen=True)
