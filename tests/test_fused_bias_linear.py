@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_clip
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pixray.perceptors import Perceptor
 from pixray.perceptors.fused_bias_linear import (
@@ -143,3 +144,25 @@ def test_a_perceptor_with_bfloat16_weights_uses_the_fused_linears_and_stays_clos
     assert calls  # the image tower's in-projections, out-projections and MLPs
     assert F.cosine_similarity(embeds[0], embeds[1]).min() >= 0.999
     assert F.cosine_similarity(grads[0].flatten(1), grads[1].float().flatten(1)).min() >= 0.99
+
+
+@needs_onednn_bf16
+def test_the_input_gradient_of_a_strided_gradient_is_one_matmul_without_expanding_the_weight():
+    generator = torch.Generator().manual_seed(4)
+    weight, bias = _layer(generator)
+    x = torch.randn(3, 5, 96, generator=generator).bfloat16().requires_grad_(True)
+    out = linear(x, weight, bias)
+    upstream = torch.randn(5, 3, 160, generator=generator).bfloat16()
+    ops: list[str] = []
+
+    class Recorded(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ops.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Recorded():
+        # The attention pool's heads hand their projections a transposed gradient like this one.
+        out.transpose(0, 1).backward(upstream)
+    assert "aten.mm" in ops and "aten.bmm" not in ops and "aten.expand" not in ops
+    expected = upstream.transpose(0, 1).double() @ weight.double()
+    assert (x.grad.double() - expected).abs().max() <= 2 ** -7 * expected.abs().max()

@@ -30,7 +30,10 @@ class _FusedBiasLinear(torch.autograd.Function):
     def backward(ctx: torch.autograd.function.FunctionCtx,
                  grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (weight,) = ctx.saved_tensors
-        return grad.matmul(weight), None, None
+        # One matmul over the flattened rows: ``matmul`` on a non-contiguous (B, L, N) gradient (the
+        # attention pool's heads) would expand the weight to (B, N, K) and copy it for a bmm.
+        rows = grad.reshape(-1, grad.shape[-1]).mm(weight)
+        return rows.view(*grad.shape[:-1], weight.shape[1]), None, None
 
 
 def fuses_bias(device: torch.device, dtype: torch.dtype) -> bool:
