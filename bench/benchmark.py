@@ -199,14 +199,16 @@ def main() -> None:
         named = [label if value is True else f"{label} {value}" for label, value in values if value]
         return ", ".join(named) or "none"
 
-    class_token, pools, folded, patches, linears = (using(part) for part in (
-        "class_token_block", "class_token_pool", "folded_batch_norms", "patch_matmul", "fused_bias_linears"))
+    class_token, pools, folded, convolutions, patches, linears = (using(part) for part in (
+        "class_token_block", "class_token_pool", "folded_batch_norms", "fused_convolutions", "patch_matmul",
+        "fused_bias_linears"))
     if not fuses_bias(device, weights):
         linears = f"none ({linears} switched; F.linear computes them in {precision} here)"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"(matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "
           f"{class_token}; attention pool for its pooled query alone: {pools}; batch norms folded: {folded}; "
+          f"ReLUs and residual adds in oneDNN's convolutions (stem and bottlenecks): {convolutions}; "
           f"patch embedding as a matmul: {patches}; bias fused into oneDNN's matmul: {linears}), "
           f"passes per cutout batch: {passes}")
     median = statistics.median(timed)

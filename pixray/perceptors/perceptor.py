@@ -18,6 +18,7 @@ from .batch_norm_folding import fold_batch_norms
 from .class_token_block import use_class_token_block
 from .class_token_pool import use_class_token_pool
 from .fused_bias_linear import use_fused_bias_linears
+from .fused_convolution import use_fused_convolutions
 from .patch_embedding import use_patch_matmul
 from .weight_precision import store_matmul_weights
 
@@ -38,7 +39,9 @@ class Perceptor(nn.Module):
     :class:`~pixray.perceptors.class_token_pool.ClassTokenPool`, a ViT's patch embedding to
     :class:`~pixray.perceptors.patch_embedding.PatchMatmulConv`, a ResNet's batch norms into its
     convolutions (:func:`~pixray.perceptors.batch_norm_folding.fold_batch_norms`; its state dict then
-    holds convolution biases instead of them), and a ResNet tower to channels-last memory (same
+    holds convolution biases instead of them) and their ReLUs and residual adds into oneDNN's
+    convolutions (:func:`~pixray.perceptors.fused_convolution.use_fused_convolutions`), and a ResNet
+    tower to channels-last memory (same
     weights and results, faster and smaller with gradients); ``fast=False`` keeps
     open_clip's modules as they are (the benchmark's baseline). ``mean``/``std``: the image
     normalisation the model was trained with; ``tokenizer(texts, context_length)``: its tokenizer
@@ -57,6 +60,7 @@ class Perceptor(nn.Module):
         self.class_token_block = False
         self.class_token_pool = False
         self.folded_batch_norms = 0
+        self.fused_convolutions = 0  # stem and bottlenecks whose ReLUs and adds oneDNN's convolutions apply
         self.fused_bias_linears = 0  # switched; oneDNN computes them where fuses_bias(device, dtype)
         self.patch_matmul = False
         self.weights_dtype = torch.float32  # of the matmul weights: see store_weights_in
@@ -67,6 +71,7 @@ class Perceptor(nn.Module):
             self.class_token_block = use_class_token_block(self.model.visual)
             self.class_token_pool = use_class_token_pool(self.model.visual)
             self.folded_batch_norms = fold_batch_norms(self.model.visual)
+            self.fused_convolutions = use_fused_convolutions(self.model.visual)
             self.patch_matmul = use_patch_matmul(self.model.visual)
         if self.channels_last:
             self.model.visual.to(memory_format=torch.channels_last)

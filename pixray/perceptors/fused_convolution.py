@@ -1,0 +1,139 @@
+"""A ResNet's ReLUs and residual adds computed inside oneDNN's convolutions on the CPU, with the same results.
+
+Once its batch norms are folded (:mod:`~pixray.perceptors.batch_norm_folding`), open_clip's modified
+ResNet is convolutions each followed by a ReLU, and in each bottleneck a residual add before the
+last one. Each ReLU and add is a pass of its own over a feature map (RN50's first stage: 256 x 56 x
+56 values per cutout), and a ResNet pass spent about a third of its time in them (the README has
+the profile). oneDNN's convolution primitive applies the ReLU, and adds the residual, as it writes
+its output (``torch.ops.mkldnn._convolution_pointwise``). Their backward is computed here: the
+ReLU's gradient from the kept output (``output > 0``, what ``relu``'s backward reads too), the
+input's from the weights alone (``torch.nn.grad.conv2d_input``), the residual's the same as the
+convolution's output's. Frozen float32 or bfloat16 weights on a CPU with oneDNN only; anything
+else takes torch's modules as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.modified_resnet import Bottleneck, ModifiedResNet
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+
+class _ConvolutionReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, residual: torch.Tensor | None,
+                weight: torch.Tensor, bias: torch.Tensor, stride: list[int], padding: list[int],
+                dilation: list[int], groups: int) -> torch.Tensor:
+        if residual is None:
+            out = torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, stride, dilation, groups,
+                                                          "relu", [], "")
+        else:
+            out = torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, weight, bias, padding, stride, dilation, groups, "add", 1.0, "relu", [], "")
+        ctx.save_for_backward(weight, out)
+        ctx.geometry = (x.shape, stride, padding, dilation, groups)
+        ctx.has_residual = residual is not None
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        weight, out = ctx.saved_tensors
+        shape, stride, padding, dilation, groups = ctx.geometry
+        grad_sum = torch.ops.aten.threshold_backward(grad, out, 0)
+        # The input's gradient needs only its shape and memory format; an unfilled tensor stands in for it
+        # (torch.nn.grad.conv2d_input's expanded stand-in reads as contiguous: the channels-last gradient
+        # would be converted there and back).
+        stand_in = torch.empty(shape, dtype=grad_sum.dtype, device=grad_sum.device,
+                               memory_format=_memory_format(grad_sum))
+        grad_x, _, _ = torch.ops.aten.convolution_backward(
+            grad_sum, stand_in, weight, None, stride, padding, dilation, False, [0, 0], groups,
+            (True, False, False))
+        return grad_x, (grad_sum if ctx.has_residual else None), None, None, None, None, None, None
+
+
+def _onednn_dtype(device: torch.device, dtype: torch.dtype) -> bool:
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    return dtype == torch.float32 or (dtype == torch.bfloat16
+                                      and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _computes_in(conv: nn.Conv2d, x: torch.Tensor) -> torch.dtype | None:
+    """The dtype ``conv`` would compute ``x`` in (its weight's, or autocast's on the CPU), when oneDNN's
+    fused primitive applies to it; None otherwise."""
+    weight, bias = conv.weight, conv.bias
+    if bias is None or weight.requires_grad or bias.requires_grad or conv.padding_mode != "zeros":
+        return None
+    if isinstance(conv.padding, str) or x.dim() != 4:
+        return None
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if dtype != weight.dtype or bias.dtype != dtype or not _onednn_dtype(weight.device, dtype):
+        return None
+    return dtype
+
+
+def convolution_relu(conv: nn.Conv2d, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``relu(conv(x) + residual)`` (``relu(conv(x))`` without one): x (N,C,H,W) → (N,C',H',W'), the
+    residual that shape. One oneDNN convolution with the ReLU and the add as post-ops where
+    :func:`_computes_in` allows (its gradients computed here), torch's modules otherwise."""
+    dtype = _computes_in(conv, x)
+    if dtype is None:
+        out = conv(x)
+        return F.relu(out if residual is None else out + residual)
+    if residual is not None:
+        residual = residual.to(dtype).contiguous(memory_format=_memory_format(x))
+    return _ConvolutionReLU.apply(x.to(dtype), residual, conv.weight, conv.bias, list(conv.stride),
+                                  list(conv.padding), list(conv.dilation), conv.groups)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    channels_last = x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+class FusedBottleneck(Bottleneck):
+    """open_clip's ``Bottleneck`` with its batch norms folded: each convolution and its ReLU, and the
+    last one with the residual add, through :func:`convolution_relu`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = convolution_relu(self.conv2, convolution_relu(self.conv1, x))
+        identity = x if self.downsample is None else self.downsample(x)
+        return convolution_relu(self.conv3, self.avgpool(out), identity)
+
+
+class FusedStemResNet(ModifiedResNet):
+    """open_clip's ``ModifiedResNet`` whose stem (three convolutions, each with its folded norm and a
+    ReLU, then an average pool) runs through :func:`convolution_relu`."""
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in (self.conv1, self.conv2, self.conv3):
+            x = convolution_relu(conv, x)
+        return self.avgpool(x)
+
+
+def _folded(module: nn.Module) -> bool:
+    """Whether ``module``'s three convolutions have their norms folded (Identity) and ReLUs after them."""
+    return all(type(getattr(module, f"bn{i}", None)) is nn.Identity
+               and type(getattr(module, f"act{i}", None)) is nn.ReLU
+               and type(getattr(module, f"conv{i}", None)) is nn.Conv2d for i in (1, 2, 3))
+
+
+def use_fused_convolutions(visual: nn.Module) -> int:
+    """Switch a modified ResNet's stem and bottlenecks whose batch norms were folded to
+    :class:`FusedStemResNet` and :class:`FusedBottleneck` in place; returns how many of them
+    (stem included) were switched (0 for any other tower)."""
+    if type(visual) is not ModifiedResNet:
+        return 0
+    switched = 0
+    if _folded(visual):
+        visual.__class__ = FusedStemResNet
+        switched += 1
+    for module in visual.modules():
+        if type(module) is Bottleneck and _folded(module):
+            module.__class__ = FusedBottleneck
+            switched += 1
+    return switched
