@@ -12,7 +12,7 @@ from conftest import tiny_clip, trained_batch_norms
 from open_clip.modified_resnet import Bottleneck, ModifiedResNet
 from torch import nn
 
-from pixray.perceptors import Perceptor
+from pixray.perceptors import Perceptor, fused_convolution
 from pixray.perceptors.batch_norm_folding import fold_batch_norms
 from pixray.perceptors.fused_convolution import (
     FusedBottleneck,
@@ -27,6 +27,12 @@ needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reas
 needs_onednn_bf16 = pytest.mark.skipif(
     not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
     reason="oneDNN's bfloat16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
+
+
+@pytest.fixture
+def float32_fused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused primitive in float32 too (bfloat16 only in the product), to check its arithmetic."""
+    monkeypatch.setattr(fused_convolution, "_FUSED_DTYPES", (torch.float32, torch.bfloat16))
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -54,8 +60,8 @@ def _frozen_conv(generator: torch.Generator, channels: int, out: int, kernel: in
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels-last"])
 @pytest.mark.parametrize(("kernel", "stride", "residual"),
                          [(1, 1, True), (3, 1, False), (3, 2, False), (3, 1, True)])
-def test_convolution_relu_is_torchs_convolution_add_and_relu(monkeypatch, channels_last, kernel, stride,
-                                                             residual):
+def test_convolution_relu_is_torchs_convolution_add_and_relu(monkeypatch, float32_fused, channels_last,
+                                                             kernel, stride, residual):
     calls = _counting(monkeypatch)
     generator = torch.Generator().manual_seed(0)
     conv = _frozen_conv(generator, 16, 24, kernel, stride=stride, padding=kernel // 2)
@@ -102,14 +108,17 @@ def test_convolution_relu_in_bfloat16_under_autocast_is_close_to_float32(monkeyp
     assert leaf.grad.dtype == torch.float32
 
 
-@pytest.mark.parametrize("case", ["float64", "trainable weight", "no bias", "reflect padding",
+@pytest.mark.parametrize("case", ["float32", "float64", "trainable weight", "no bias", "reflect padding",
                                   "no oneDNN bfloat16"])
 def test_other_convolutions_take_torchs_modules(monkeypatch, case):
     calls = _counting(monkeypatch)
     generator = torch.Generator().manual_seed(2)
     conv = _frozen_conv(generator, 8, 8, 3, padding=1)
-    x = torch.randn(2, 8, 6, 6, generator=generator)
-    if case == "float64":
+    x = torch.randn(2, 8, 6, 6, generator=generator).bfloat16()
+    conv.bfloat16()
+    if case == "float32":
+        conv, x = conv.float(), x.float()
+    elif case == "float64":
         conv, x = conv.double(), x.double()
     elif case == "trainable weight":
         conv.requires_grad_(True)
@@ -119,7 +128,6 @@ def test_other_convolutions_take_torchs_modules(monkeypatch, case):
         conv.padding_mode = "reflect"
     else:
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-        conv, x = conv.bfloat16(), x.bfloat16()
     assert torch.equal(convolution_relu(conv, x, x), F.relu(conv(x) + x))
     assert calls == []
 
@@ -143,7 +151,8 @@ def test_the_stem_and_the_folded_bottlenecks_are_switched():
 
 @needs_onednn
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels-last"])
-def test_a_fused_resnet_tower_gives_the_folded_towers_output_and_gradient(monkeypatch, channels_last):
+def test_a_fused_resnet_tower_gives_the_folded_towers_output_and_gradient(monkeypatch, float32_fused,
+                                                                          channels_last):
     calls = _counting(monkeypatch)
     folded = _folded_tower()
     fused = copy.deepcopy(folded)
