@@ -12,6 +12,7 @@ from torch import nn
 
 from pixray.cli import _values, build_parser
 from pixray.perceptors import Perceptor, openai_state_dict
+from pixray.runtime import autocast
 from pixray.settings import Settings, build_settings
 
 
@@ -33,6 +34,17 @@ def tiny_clip(image_size: int = 32, context_length: int = 77, resnet: bool = Fal
         vision = CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=image_size)
     text = CLIPTextCfg(context_length=context_length, vocab_size=49408, width=64, heads=1, layers=1)
     return open_clip.CLIP(32, vision, text, quick_gelu=True).eval()
+
+
+def image_pass(perceptor: Perceptor, images: torch.Tensor,
+               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (B,D) of ``images`` computed in ``dtype`` and the gradient of a fixed function of them
+    with respect to the images."""
+    images = images.clone().requires_grad_(True)
+    with autocast(images.device, dtype):
+        embeds = perceptor.encode_image(images)
+    (embeds * torch.linspace(-1, 1, embeds.shape[-1])).sum().backward()
+    return embeds.detach(), images.grad
 
 
 def trained_batch_norms(model: nn.Module, seed: int = 9) -> nn.Module:

@@ -9,7 +9,7 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_clip, trained_batch_norms
+from conftest import image_pass, tiny_clip, trained_batch_norms
 from open_clip import CLIPTextCfg, CLIPVisionCfg
 from open_clip.modified_resnet import AttentionPool2d
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
@@ -34,15 +34,6 @@ def _pair(model: open_clip.CLIP) -> tuple[Perceptor, Perceptor]:
     return Perceptor("stock", copy.deepcopy(model), fast=False), Perceptor("fast", model)
 
 
-def _image_pass(perceptor: Perceptor, images: torch.Tensor, dtype: torch.dtype = torch.float32):
-    """Embeddings (B,D) and the gradient of a fixed function of them with respect to the images."""
-    images = images.clone().requires_grad_(True)
-    with autocast(images.device, dtype):
-        embeds = perceptor.encode_image(images)
-    (embeds * torch.linspace(-1, 1, embeds.shape[-1])).sum().backward()
-    return embeds.detach(), images.grad
-
-
 @pytest.mark.parametrize("resnet", [False, True], ids=["vit", "resnet"])
 def test_fast_path_matches_stock_on_tiny_models(resnet):
     stock, fast = _pair(trained_batch_norms(tiny_clip(resnet=resnet)))
@@ -63,7 +54,7 @@ def test_fast_path_matches_stock_on_tiny_models(resnet):
     if resnet:
         assert fast.model.visual.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
+    (e1, g1), (e2, g2) = image_pass(stock, images), image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
     texts = ["a red circle", "a blue square on a green background"]
     assert (stock.encode_text(texts) - fast.encode_text(texts)).abs().max() <= 1e-5  # causal mask
@@ -72,7 +63,7 @@ def test_fast_path_matches_stock_on_tiny_models(resnet):
 def test_bfloat16_fast_path_is_close_to_float32_stock():
     stock, fast = _pair(tiny_clip())
     images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    (e32, g32), (e16, g16) = _image_pass(stock, images), _image_pass(fast, images, torch.bfloat16)
+    (e32, g32), (e16, g16) = image_pass(stock, images), image_pass(fast, images, torch.bfloat16)
     assert F.cosine_similarity(e32, e16).min() >= 0.999
     assert F.cosine_similarity(g32.flatten(1), g16.flatten(1)).min() >= 0.99
 
@@ -81,7 +72,7 @@ def test_fast_path_matches_stock_on_a_real_size_vit():
     torch.manual_seed(0)
     stock, fast = _pair(open_clip.create_model("ViT-B-32-quickgelu"))
     images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
-    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
+    (e1, g1), (e2, g2) = image_pass(stock, images), image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
 
 
@@ -208,7 +199,7 @@ def test_fast_path_matches_stock_for_every_catalog_architecture(monkeypatch, arc
     assert fast.class_token_block == (not resnet) and fast.channels_last == resnet
     assert fast.patch_matmul == (not resnet) and not stock.patch_matmul
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(fast, images)
+    (e1, g1), (e2, g2) = image_pass(stock, images), image_pass(fast, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
 
 
@@ -305,9 +296,9 @@ def test_bfloat16_attention_on_the_cpu_takes_the_matmul_form(monkeypatch):
     text = CLIPTextCfg(width=64, heads=1, layers=1)
     stock, fast = _pair(open_clip.CLIP(32, vision, text, quick_gelu=True).eval())
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
-    _image_pass(fast, images)
+    image_pass(fast, images)
     assert calls == [] and packed_calls == []  # float32 keeps torch's fused kernel
-    (e32, g32), (e16, g16) = _image_pass(stock, images), _image_pass(fast, images, torch.bfloat16)
+    (e32, g32), (e16, g16) = image_pass(stock, images), image_pass(fast, images, torch.bfloat16)
     # The first two blocks' self-attention is packed; the class-token block's query is its token alone.
     assert packed_calls == [torch.bfloat16] * 2 and calls == [torch.bfloat16]
     assert F.cosine_similarity(e32, e16).min() >= 0.999
