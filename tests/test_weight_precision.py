@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_clip
-from test_fast_attention import CATALOG_ARCHITECTURES, _image_pass, shrunk_catalog_model
+from conftest import image_pass, tiny_clip
+from test_fast_attention import CATALOG_ARCHITECTURES, shrunk_catalog_model
 
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
@@ -29,7 +29,7 @@ def test_folding_quick_gelus_slope_keeps_the_models_results():
     assert sum(type(m) is FoldedQuickGELU for m in folded_model.modules()) == mlps
     folded = Perceptor("folded", folded_model, fast=False)
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    (e1, g1), (e2, g2) = _image_pass(stock, images), _image_pass(folded, images)
+    (e1, g1), (e2, g2) = image_pass(stock, images), image_pass(folded, images)
     assert (e1 - e2).abs().max() <= 1e-5 and (g1 - g2).abs().max() <= 1e-5 * g1.abs().max()
     texts = ["a red circle", "a green square"]
     assert (stock.encode_text(texts) - folded.encode_text(texts)).abs().max() <= 1e-5
@@ -50,9 +50,9 @@ def test_bfloat16_weights_give_float32s_results_for_every_catalog_architecture(m
     layers = [m for m in stored.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     assert layers and all(layer.weight.dtype == torch.bfloat16 for layer in layers)
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    e32, g32 = _image_pass(stock, images)
+    e32, g32 = image_pass(stock, images)
     for perceptor in (autocast_only, stored):
-        e16, g16 = _image_pass(perceptor, images, torch.bfloat16)
+        e16, g16 = image_pass(perceptor, images, torch.bfloat16)
         assert F.cosine_similarity(e32, e16).min() >= 0.999, perceptor.name
         assert F.cosine_similarity(g32.flatten(1), g16.flatten(1)).min() >= 0.99, perceptor.name
     texts = ["a red circle", "a blue square on a green background"]
