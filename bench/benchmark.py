@@ -40,7 +40,7 @@ from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
 from pixray.perceptors import CLIP_MODELS, Perceptor
-from pixray.perceptors.fused_bias_linear import fuses_bias
+from pixray.perceptors.onednn_fusion import fuses
 from pixray.runtime import choose_device, choose_precision, keep_freed_memory, weights_precision
 from pixray.settings import Settings, build_settings, resolve
 
@@ -202,8 +202,9 @@ def main() -> None:
     class_token, pools, folded, convolutions, patches, linears = (using(part) for part in (
         "class_token_block", "class_token_pool", "folded_batch_norms", "fused_convolutions", "patch_matmul",
         "fused_bias_linears"))
-    if not fuses_bias(device, weights):
-        linears = f"none ({linears} switched; F.linear computes them in {precision} here)"
+    if not fuses(device, weights):  # switched, but torch's modules compute them in this precision here
+        convolutions, linears = (f"none ({value} switched; torch's modules in {precision} here)"
+                                 for value in (convolutions, linears))
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"(matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "

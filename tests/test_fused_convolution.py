@@ -12,7 +12,7 @@ from conftest import image_pass, tiny_clip, trained_batch_norms
 from open_clip.modified_resnet import Bottleneck, ModifiedResNet
 from torch import nn
 
-from pixray.perceptors import Perceptor, fused_convolution
+from pixray.perceptors import Perceptor, onednn_fusion
 from pixray.perceptors.batch_norm_folding import fold_batch_norms
 from pixray.perceptors.fused_convolution import (
     FusedBottleneck,
@@ -32,7 +32,7 @@ needs_onednn_bf16 = pytest.mark.skipif(
 @pytest.fixture
 def float32_fused(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fused primitive in float32 too (bfloat16 only in the product), to check its arithmetic."""
-    monkeypatch.setattr(fused_convolution, "_FUSED_DTYPES", (torch.float32, torch.bfloat16))
+    monkeypatch.setattr(onednn_fusion, "FUSED_DTYPES", (torch.float32, torch.bfloat16))
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[bool]:

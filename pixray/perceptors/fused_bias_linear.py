@@ -6,8 +6,8 @@ are 197 x 3072 values per cutout). Inside a step, with the caches full of other 
 copy ran at a few GB/s and took about as long as a sixth of the matmul itself (the README has the
 profile). oneDNN's linear primitive adds the bias while it writes each output tile.
 :func:`linear` takes that path for a frozen bfloat16 weight on a CPU with oneDNN's bfloat16 kernels
-and computes its input's gradient itself (``grad @ weight``, what ``addmm``'s backward computes);
-elsewhere (float32 included) it is ``F.linear``.
+(:func:`~pixray.perceptors.onednn_fusion.fused_dtype`) and computes its input's gradient itself
+(``grad @ weight``, what ``addmm``'s backward computes); elsewhere (float32 included) it is ``F.linear``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
+
+from .onednn_fusion import fused_dtype
 
 
 class _FusedBiasLinear(torch.autograd.Function):
@@ -37,32 +39,14 @@ class _FusedBiasLinear(torch.autograd.Function):
         return rows.view(*grad.shape[:-1], weight.shape[1]), None, None
 
 
-def fuses_bias(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether frozen linear weights of ``dtype`` on ``device`` take oneDNN's fused-bias primitive:
-    bfloat16 on a CPU with oneDNN's bfloat16 kernels (AVX512 BW/VL/DQ or AVX-NE-CONVERT; elsewhere
-    torch's own kernels serve ``F.linear``)."""
-    return (device.type == "cpu" and dtype == torch.bfloat16 and torch.backends.mkldnn.is_available()
-            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def _fusable(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Whether :func:`linear` takes the fused-bias primitive: a frozen weight and bias for which
-    :func:`fuses_bias`, the input in their dtype already or under an autocast to it."""
-    if bias is None or weight.requires_grad or bias.requires_grad or bias.dtype != weight.dtype:
-        return False
-    if not fuses_bias(weight.device, weight.dtype):
-        return False
-    return x.dtype == weight.dtype or (torch.is_autocast_enabled("cpu")
-                                       and torch.get_autocast_dtype("cpu") == weight.dtype)
-
-
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``: x (..., K), weight (N, K), bias (N,) → (..., N); with a frozen
     bfloat16 weight and bias on the CPU, one oneDNN matmul that adds the bias as it writes the output
     (its input's gradient is ``grad @ weight``, in bfloat16, cast back to ``x``'s dtype)."""
-    if not _fusable(x, weight, bias):
+    dtype = fused_dtype(x, weight, bias)
+    if dtype is None:
         return F.linear(x, weight, bias)
-    return _FusedBiasLinear.apply(x.to(weight.dtype), weight, bias)
+    return _FusedBiasLinear.apply(x.to(dtype), weight, bias)
 
 
 class FusedBiasLinear(nn.Linear):

@@ -20,6 +20,8 @@ from open_clip.modified_resnet import Bottleneck, ModifiedResNet
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .onednn_fusion import fused_dtype
+
 
 class _ConvolutionReLU(torch.autograd.Function):
     @staticmethod
@@ -55,30 +57,12 @@ class _ConvolutionReLU(torch.autograd.Function):
         return grad_x, (grad_sum if ctx.has_residual else None), None, None, None, None, None, None
 
 
-#: The dtypes the fused primitive computes in. Not float32: on AVX2 kernels (oneDNN and MKL limited to
-#: AVX2) an RN50 pass over 12 cutouts took 1.70 s against 1.60-1.64 with torch's modules, and 0.3 GB
-#: more (the README has the figures); the tests widen it to check the arithmetic in float32.
-_FUSED_DTYPES: tuple[torch.dtype, ...] = (torch.bfloat16,)
-
-
-def _onednn_dtype(device: torch.device, dtype: torch.dtype) -> bool:
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available() or dtype not in _FUSED_DTYPES:
-        return False
-    return dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
 def _computes_in(conv: nn.Conv2d, x: torch.Tensor) -> torch.dtype | None:
-    """The dtype ``conv`` would compute ``x`` in (its weight's, or autocast's on the CPU), when oneDNN's
-    fused primitive applies to it; None otherwise."""
-    weight, bias = conv.weight, conv.bias
-    if bias is None or weight.requires_grad or bias.requires_grad or conv.padding_mode != "zeros":
+    """The dtype ``conv`` computes ``x`` in when oneDNN's fused primitive takes it (zero padding given
+    as numbers, a 4-d input, :func:`~pixray.perceptors.onednn_fusion.fused_dtype`); None otherwise."""
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or x.dim() != 4:
         return None
-    if isinstance(conv.padding, str) or x.dim() != 4:
-        return None
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    if dtype != weight.dtype or bias.dtype != dtype or not _onednn_dtype(weight.device, dtype):
-        return None
-    return dtype
+    return fused_dtype(x, conv.weight, conv.bias)
 
 
 def convolution_relu(conv: nn.Conv2d, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
