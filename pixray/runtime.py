@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import sys
+import time
 
 import torch
 
@@ -30,13 +31,49 @@ def choose_device(setting: str = "auto") -> torch.device:
 
 
 def cpu_has_fast_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16).
+    """Whether this CPU reports instructions that multiply bfloat16 in hardware (AMX or AVX512-BF16).
 
     Without either, torch emulates bfloat16 matmuls and they run far slower than float32
     (measured: a 2048^2 matmul 50 s vs 0.15 s on an AVX2-only AMD EPYC).
     """
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+#: How many times faster than float32 a CPU must compute :func:`cpu_bfloat16_speedup`'s layer in bfloat16
+#: for ``precision: auto`` to pick bfloat16 there: far from the ratios measured on each kind of CPU in the
+#: README (AMX well above it; AVX512-BF16 kernels on a Xeon whose AMX is out of reach below 1), so the
+#: choice does not flip from run to run on one machine.
+CPU_BFLOAT16_MIN_SPEEDUP = 1.3
+
+
+def cpu_bfloat16_speedup(rows: int = 256, repeats: int = 3) -> float:
+    """How many times faster this CPU computes a ViT-B MLP's first linear layer over ``rows`` tokens
+    (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32, with torch's current
+    threads: the fastest of ``repeats`` timings of each after one warm-up (tens of milliseconds).
+
+    A CPU can report AMX or AVX512-BF16 and still multiply bfloat16 slower than float32: a virtual
+    machine or kernel that keeps AMX's tiles from processes, ``ONEDNN_MAX_CPU_ISA`` below AMX, or a
+    CPU whose AVX512-BF16 dot products run at half the rate of its float32 FMAs."""
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.full((rows, 768), 0.01, dtype=dtype)
+        weight, bias = torch.full((3072, 768), 0.01, dtype=dtype), torch.zeros(3072, dtype=dtype)
+        elapsed = []
+        with torch.no_grad():
+            for _ in range(repeats + 1):
+                start = time.perf_counter()
+                torch.nn.functional.linear(x, weight, bias)
+                elapsed.append(time.perf_counter() - start)
+        times[dtype] = min(elapsed[1:])
+    return times[torch.float32] / times[torch.bfloat16]
+
+
+def cpu_bfloat16_is_faster() -> bool:
+    """Whether ``precision: auto`` computes in bfloat16 on this CPU: it reports AMX or AVX512-BF16
+    (:func:`cpu_has_fast_bfloat16`; else nothing is timed) and multiplies bfloat16 at least
+    :data:`CPU_BFLOAT16_MIN_SPEEDUP` times faster than float32 (:func:`cpu_bfloat16_speedup`)."""
+    return cpu_has_fast_bfloat16() and cpu_bfloat16_speedup() >= CPU_BFLOAT16_MIN_SPEEDUP
 
 
 def weights_precision(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -46,12 +83,13 @@ def weights_precision(device: torch.device, dtype: torch.dtype) -> torch.dtype:
 
 
 def choose_precision(setting: str, device: torch.device) -> torch.dtype:
-    """The dtype perceptors compute in: ``auto`` picks bfloat16 where it is fast, else float32."""
+    """The dtype perceptors compute in: ``auto`` picks bfloat16 or float16 on CUDA, and on a CPU bfloat16
+    where it measures faster than float32 (:func:`cpu_bfloat16_is_faster`), else float32."""
     if setting != "auto":
         return _DTYPES[setting]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_fast_bfloat16():
+    if device.type == "cpu" and cpu_bfloat16_is_faster():
         return torch.bfloat16
     return torch.float32
 

@@ -1,0 +1,74 @@
+"""``precision: auto``: what a run computes in on a CPU (bfloat16 only where this CPU measures it faster
+than float32), on CUDA, and what an explicit setting gives."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pixray import runtime
+from pixray.runtime import (
+    CPU_BFLOAT16_MIN_SPEEDUP,
+    choose_precision,
+    cpu_bfloat16_is_faster,
+    cpu_bfloat16_speedup,
+)
+
+CPU = torch.device("cpu")
+
+
+def _unmeasured() -> float:
+    raise AssertionError("the bfloat16 speed was measured")
+
+
+def _cpu(monkeypatch: pytest.MonkeyPatch, reports_bfloat16: bool, speedup: float | None) -> None:
+    """A CPU that does or does not report AMX/AVX512-BF16 and measures ``speedup`` (None: never asked)."""
+    monkeypatch.setattr(runtime, "cpu_has_fast_bfloat16", lambda: reports_bfloat16)
+    monkeypatch.setattr(runtime, "cpu_bfloat16_speedup", _unmeasured if speedup is None else lambda: speedup)
+
+
+def test_auto_is_float32_without_bfloat16_instructions_and_times_nothing(monkeypatch):
+    _cpu(monkeypatch, reports_bfloat16=False, speedup=None)  # AVX2 only: emulated bfloat16 is not timed
+    assert choose_precision("auto", CPU) == torch.float32
+    assert not cpu_bfloat16_is_faster()
+
+
+@pytest.mark.parametrize(("speedup", "expected"), [
+    (0.7, torch.float32),  # AVX512-BF16 kernels where AMX is out of reach (a Xeon's)
+    (CPU_BFLOAT16_MIN_SPEEDUP * 0.99, torch.float32),
+    (CPU_BFLOAT16_MIN_SPEEDUP, torch.bfloat16),
+    (5.6, torch.bfloat16),  # AMX
+])
+def test_auto_picks_bfloat16_only_where_it_measures_faster(monkeypatch, speedup, expected):
+    _cpu(monkeypatch, reports_bfloat16=True, speedup=speedup)
+    assert choose_precision("auto", CPU) == expected
+
+
+@pytest.mark.parametrize("setting", ["float32", "bfloat16", "float16"])
+def test_an_explicit_precision_is_used_as_given_without_timing(monkeypatch, setting):
+    _cpu(monkeypatch, reports_bfloat16=True, speedup=None)
+    assert choose_precision(setting, CPU) == getattr(torch, setting)
+
+
+@pytest.mark.parametrize(("bf16_supported", "expected"), [(True, torch.bfloat16), (False, torch.float16)])
+def test_auto_on_cuda_is_half_precision_without_timing(monkeypatch, bf16_supported, expected):
+    _cpu(monkeypatch, reports_bfloat16=False, speedup=None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16_supported)
+    assert choose_precision("auto", torch.device("cuda")) == expected
+
+
+def test_the_speed_probe_times_both_precisions_and_leaves_the_random_state_alone():
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    ratio = cpu_bfloat16_speedup(rows=16, repeats=1)
+    assert math.isfinite(ratio) and ratio > 0
+    assert torch.equal(torch.get_rng_state(), before)  # a run's seed still decides its pictures
+
+
+def test_the_speed_probe_is_the_ratio_of_the_fastest_timings(monkeypatch):
+    # float32 calls take 4 then 3 time units, bfloat16's 9 (warm-up) then 1: 3 / 1.
+    ticks = iter([0, 4, 10, 13, 20, 29, 30, 31])
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(ticks))
+    assert cpu_bfloat16_speedup(rows=4, repeats=1) == 3.0
