@@ -47,10 +47,10 @@ def cpu_has_fast_bfloat16() -> bool:
 CPU_BFLOAT16_MIN_SPEEDUP = 1.3
 
 
-def cpu_bfloat16_speedup(rows: int = 256, repeats: int = 3) -> float:
+def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 2) -> float:
     """How many times faster this CPU computes a ViT-B MLP's first linear layer over ``rows`` tokens
     (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32, with torch's current
-    threads: the fastest of ``repeats`` timings of each after one warm-up (tens of milliseconds).
+    threads: the fastest of ``repeats`` timings of each after one warm-up (six small matmuls in all).
 
     A CPU can report AMX or AVX512-BF16 and still multiply bfloat16 slower than float32: a virtual
     machine or kernel that keeps AMX's tiles from processes, ``ONEDNN_MAX_CPU_ISA`` below AMX, or a
