@@ -50,23 +50,24 @@ CPU_BFLOAT16_MIN_SPEEDUP = 1.3
 def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 2) -> float:
     """How many times faster this CPU computes a ViT-B MLP's first linear layer over ``rows`` tokens
     (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32, with torch's current
-    threads: the fastest of ``repeats`` timings of each after one warm-up (six small matmuls in all).
+    threads: the fastest of ``repeats`` timings of each after one warm-up of each (six small matmuls in
+    all). The two precisions take turns, so other work on the CPU meanwhile slows both alike.
 
     A CPU can report AMX or AVX512-BF16 and still multiply bfloat16 slower than float32: a virtual
     machine or kernel that keeps AMX's tiles from processes, ``ONEDNN_MAX_CPU_ISA`` below AMX, or a
     CPU whose AVX512-BF16 dot products run at half the rate of its float32 FMAs."""
-    times = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        x = torch.full((rows, 768), 0.01, dtype=dtype)
-        weight, bias = torch.full((3072, 768), 0.01, dtype=dtype), torch.zeros(3072, dtype=dtype)
-        elapsed = []
-        with torch.no_grad():
-            for _ in range(repeats + 1):
+    layers = {dtype: (torch.full((rows, 768), 0.01, dtype=dtype), torch.full((3072, 768), 0.01, dtype=dtype),
+                      torch.zeros(3072, dtype=dtype)) for dtype in (torch.float32, torch.bfloat16)}
+    best = dict.fromkeys(layers, float("inf"))
+    with torch.no_grad():
+        for turn in range(repeats + 1):
+            for dtype, (x, weight, bias) in layers.items():
                 start = time.perf_counter()
                 torch.nn.functional.linear(x, weight, bias)
-                elapsed.append(time.perf_counter() - start)
-        times[dtype] = min(elapsed[1:])
-    return times[torch.float32] / times[torch.bfloat16]
+                elapsed = time.perf_counter() - start
+                if turn:  # the first turn warms up (oneDNN builds its kernels)
+                    best[dtype] = min(best[dtype], elapsed)
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 def cpu_bfloat16_is_faster() -> bool:
