@@ -109,7 +109,10 @@ def keep_freed_memory() -> bool:
     default glibc serves each from fresh mmap'd pages, and the page faults cost about a third of
     a CPU step (measured: ViT-B/16, 30 cutouts, 2 cores: 31 s -> 21.6 s per forward+backward,
     system time 16 s -> 1.4 s). The process keeps its peak memory in exchange. This changes the
-    whole process, so only programs call it (CLI, Cog predictor, benchmark), never the library.
+    whole process, so only programs call it (the CLI, the benchmarks, the training script), never
+    the library. The Cog server does not: its warm first frames and steps measured the same with it
+    (``bench/first_frame.py``; the CPU's cutout passes keep most buffers under glibc's adaptive
+    mmap threshold, which then reuses them).
     Returns whether the allocator accepted the settings (False off glibc).
     """
     if not sys.platform.startswith("linux"):

@@ -263,7 +263,8 @@ class Settings:
         values = _flat_values(self)
         if not only_changed:
             return values
-        return {k: v for k, v in values.items() if v != all_specs()[k].default}
+        specs = all_specs()  # built from every section's fields: once, not once per setting
+        return {k: v for k, v in values.items() if v != specs[k].default}
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with the given flat settings changed (validated)."""
