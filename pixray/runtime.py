@@ -103,17 +103,22 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
 
 
 def keep_freed_memory() -> bool:
-    """Tell glibc's allocator to keep freed memory for reuse instead of returning it to the OS.
+    """Tell glibc's allocator to keep freed memory for reuse, in one arena for every thread, instead of
+    returning it to the OS.
 
     CLIP's forward and backward passes allocate and free the same large buffers every step; by
     default glibc serves each from fresh mmap'd pages, and the page faults cost about a third of
     a CPU step (measured: ViT-B/16, 30 cutouts, 2 cores: 31 s -> 21.6 s per forward+backward,
-    system time 16 s -> 1.4 s). The process keeps its peak memory in exchange. This changes the
-    whole process, so only programs call it (the CLI, the benchmarks, the training script), never
-    the library. The Cog server does not: its warm first frames and steps measured the same with it
-    (``bench/first_frame.py``; the CPU's cutout passes keep most buffers under glibc's adaptive
-    mmap threshold, which then reuses them).
-    Returns whether the allocator accepted the settings (False off glibc).
+    system time 16 s -> 1.4 s). And it gives each thread that allocates its own arena, whose freed
+    memory other threads never reuse: a server or page running each generation on another thread of
+    its pool grew by a generation's working set per thread, and faulted it in anew in that
+    generation's first step (the README has the figures). The process keeps its peak memory in
+    exchange. The one-arena part holds only if this runs before a second thread allocates (glibc
+    fixes its arena limit then), so call it first thing; a process whose threads start earlier (Cog's
+    worker) sets ``MALLOC_ARENA_MAX=1`` in its environment instead (cog.yaml). This changes the whole
+    process, so only programs call it (the CLI and its page, the Cog predictor, the benchmarks, the
+    training script), never the library. Returns whether the allocator accepted the settings (False
+    off glibc).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -122,5 +127,6 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
-    return all([mallopt(m_mmap_max, 0), mallopt(m_trim_threshold, 2**31 - 1), mallopt(m_top_pad, 2**28)])
+    m_trim_threshold, m_top_pad, m_mmap_max, m_arena_max = -1, -2, -4, -8
+    return all([mallopt(m_mmap_max, 0), mallopt(m_trim_threshold, 2**31 - 1), mallopt(m_top_pad, 2**28),
+                mallopt(m_arena_max, 1)])

@@ -14,9 +14,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 START_DEADLINE = 120  # seconds for the server to report READY (or SETUP_FAILED)
 BASE_SETTINGS = "clip_models: [shapes-demo]\nsize: [48, 32]\niterations: 6\nnum_cuts: 4\ndevice: cpu\n"
+
+
+def cog_environment() -> dict[str, str]:
+    """The variables cog.yaml's ``environment`` sets in the model's container (``NAME=value`` lines)."""
+    config = yaml.safe_load((ROOT / "cog.yaml").read_text())
+    return dict(line.split("=", 1) for line in config.get("environment") or [])
 
 
 def _free_port() -> int:
@@ -26,7 +34,8 @@ def _free_port() -> int:
 
 
 class Server:
-    """``python -m cog.server.http`` for predict.py:Predictor, with the venv's bin first on PATH."""
+    """``python -m cog.server.http`` for predict.py:Predictor, with the venv's bin first on PATH and
+    cog.yaml's environment, as in the model's container."""
 
     def __init__(self, tmp: Path, base: str = BASE_SETTINGS, **env: str) -> None:
         self.tmp = tmp
@@ -34,7 +43,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp / "server.log").open("wb")
         (tmp / "base.yaml").write_text(base)
-        environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        environ = {**os.environ, **cog_environment(), "PATH": path,
                    "COG_PREDICT_TYPE_STUB": "predict.py:Predictor", "PORT": str(self.port),
                    "PIXRAY_SETTINGS": str(tmp / "base.yaml"), "PIXRAY_PRELOAD": "shapes-demo",
                    "PIXRAY_OUTPUT_DIR": str(tmp / "predictions"), "PIXRAY_DOWNLOAD": "0",

@@ -10,9 +10,10 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from cog_server import BASE_SETTINGS, ROOT, Server
+from cog_server import BASE_SETTINGS, ROOT, Server, cog_environment
 from PIL import Image
 from test_hostile_inputs import ROWS, SERVER_ROWS, assert_one_short_line, bad_images, row_text
 
@@ -42,6 +43,13 @@ def test_health_and_schema(server):
     assert server.wait_for("READY")  # a failure frees the slot: the server is not stuck BUSY
     committed = json.loads((ROOT / ".cog" / "openapi_schema.json").read_text())
     assert server.get("/openapi.json") == committed
+
+
+def test_the_server_runs_with_cog_yamls_environment(server):
+    # One malloc arena for the prediction threads (see cog.yaml); the test server starts as the image would.
+    assert cog_environment() == {"MALLOC_ARENA_MAX": "1"}
+    environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
+    assert b"MALLOC_ARENA_MAX=1" in environ
 
 
 def test_sync_prediction_returns_every_frame_final_last(server):

@@ -1,9 +1,12 @@
-"""``precision: auto``: what a run computes in on a CPU (bfloat16 only where this CPU measures it faster
-than float32), on CUDA, and what an explicit setting gives."""
+"""The process-wide choices a program makes: ``precision: auto`` (on a CPU bfloat16 only where this CPU
+measures it faster than float32; on CUDA; an explicit setting as given) and glibc's allocator settings."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -73,3 +76,67 @@ def test_the_speed_probe_is_the_ratio_of_the_fastest_timings_after_a_warm_up(mon
     ticks = iter([0, 1, 10, 19, 20, 24, 30, 32, 40, 43, 50, 51])
     monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(ticks))
     assert cpu_bfloat16_speedup(rows=4, repeats=2) == 3.0
+
+
+# Two threads that both stay alive (as a server's pool does) allocate and write 200 MB in 2 MB tensors
+# in turn, the first freeing its tensors before the second starts; prints each one's page faults.
+_TWO_THREADS = textwrap.dedent("""
+    import resource, sys, threading
+    import torch
+    from pixray.runtime import keep_freed_memory
+    if sys.argv[1] == "keep":
+        assert keep_freed_memory()
+    faults, turns, done = {}, [threading.Event() for _ in range(3)], threading.Event()
+
+    def work(i):
+        turns[i].wait()
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        blocks = [torch.ones(2**19) for _ in range(100)]
+        faults[i] = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+        del blocks
+        turns[i + 1].set()
+        done.wait()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    turns[0].set()
+    turns[2].wait()
+    done.set()
+    for thread in threads:
+        thread.join()
+    print(faults[0], faults[1])
+""")
+
+
+def _page_faults_of_two_threads(mode: str) -> tuple[int, int]:
+    result = subprocess.run([sys.executable, "-c", _TWO_THREADS, mode], capture_output=True, text=True,
+                            timeout=120, check=True)
+    first, second = result.stdout.split()
+    return int(first), int(second)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
+def test_memory_one_thread_freed_is_reused_by_the_next_without_page_faults():
+    first, second = _page_faults_of_two_threads("keep")
+    assert first > 20_000  # 200 MB of fresh 4 kB pages
+    assert second < first / 2, (first, second)
+    # glibc's defaults: the second thread's own arena faults its memory in again.
+    first, second = _page_faults_of_two_threads("default")
+    assert second > first / 2, (first, second)
+
+
+def test_keep_freed_memory_sets_glibcs_options(monkeypatch):
+    calls = []
+
+    class Libc:
+        @staticmethod
+        def mallopt(option: int, value: int) -> int:
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: Libc)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    assert runtime.keep_freed_memory()
+    # M_MMAP_MAX 0, M_TRIM_THRESHOLD never, M_TOP_PAD 256 MB, M_ARENA_MAX 1
+    assert sorted(calls) == sorted([(-4, 0), (-1, 2**31 - 1), (-2, 2**28), (-8, 1)])
