@@ -39,9 +39,9 @@ weights: install
 # The real Cog HTTP server on 127.0.0.1:$(PORT) without Docker. The venv's bin comes first on PATH
 # because coglet starts its worker with a bare `python`.
 PORT ?= 5000
-serve: install
+serve: install  # MALLOC_ARENA_MAX: cog.yaml's environment, as in the image
 	PATH="$(abspath $(VENV))/bin:$$PATH" COG_PREDICT_TYPE_STUB=predict.py:Predictor PORT=$(PORT) \
-		$(PY) -m cog.server.http --host 127.0.0.1
+		MALLOC_ARENA_MAX=1 $(PY) -m cog.server.http --host 127.0.0.1
 
 # Regenerate .cog/openapi_schema.json from predict.py (a test fails when it is out of date).
 schema: install

@@ -60,6 +60,13 @@ def test_schema_bounds_are_exactly_the_settings_bounds():
         assert prop.get("nullable") or "default" in prop
 
 
+def test_make_serve_runs_with_cog_yamls_environment():
+    config = yaml.safe_load((ROOT / "cog.yaml").read_text())
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nserve:"):].split("\n\n", 1)[0]
+    assert config["environment"] and all(line in recipe.split() for line in config["environment"])
+
+
 def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
     config = yaml.safe_load((ROOT / "cog.yaml").read_text())
     assert config["run"] == "predict.py:Predictor" and config["build"]["gpu"] is True
