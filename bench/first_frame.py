@@ -101,7 +101,7 @@ def main() -> None:
         if firsts:
             print(f"first frame on the warm server (predictions 2-{args.predictions}): median "
                   f"{statistics.median(firsts):.3f} s")
-        print(f"server resident memory after them: {server.rss_mb():.0f} MB")
+        print(f"server resident memory after them: {server.rss_mb():.0f} MiB")
     finally:
         server.stop()
         if args.log:

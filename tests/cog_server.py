@@ -100,7 +100,7 @@ class Server:
                     yield time.monotonic(), name, json.loads(line[len("data: "):])
 
     def rss_mb(self) -> float:
-        """Resident memory of the server and its worker together, in MB."""
+        """Resident memory of the server and its worker together, in MiB."""
         total = 0
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
