@@ -45,8 +45,7 @@ from pixray.runtime import (
     CPU_BFLOAT16_MIN_SPEEDUP,
     choose_device,
     choose_precision,
-    cpu_bfloat16_speedup,
-    cpu_has_fast_bfloat16,
+    cpu_auto_precision,
     keep_freed_memory,
     weights_precision,
 )
@@ -181,12 +180,14 @@ def main() -> None:
     given = {k: v for k, v in values.items() if v is not None}
     settings = build_settings(given)
     device = choose_device(settings.device)
-    dtype = choose_precision(settings.precision, device)
     chosen = ""
-    if settings.precision == "auto" and device.type == "cpu":
-        chosen = (f"auto: bfloat16 measured {cpu_bfloat16_speedup():.1f}x float32's speed in a linear layer, "
-                  f"picked from {CPU_BFLOAT16_MIN_SPEEDUP}x; " if cpu_has_fast_bfloat16()
-                  else "auto: no AMX or AVX512-BF16 reported; ")
+    if settings.precision == "auto" and device.type == "cpu":  # the run's own choice, and its measure
+        dtype, speedup = cpu_auto_precision()
+        chosen = ("auto: no AMX or AVX512-BF16 reported; " if speedup is None else
+                  f"auto: bfloat16 measured {speedup:.1f}x float32's speed in a linear layer, "
+                  f"picked from {CPU_BFLOAT16_MIN_SPEEDUP}x; ")
+    else:
+        dtype = choose_precision(settings.precision, device)
     t0 = time.perf_counter()
     weights = weights_precision(device, dtype)
     perceptors = random_perceptors(resolve(settings).clip_models, device, weights=weights)

@@ -70,11 +70,20 @@ def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 2) -> float:
     return best[torch.float32] / best[torch.bfloat16]
 
 
+def cpu_auto_precision() -> tuple[torch.dtype, float | None]:
+    """``precision: auto``'s dtype on this CPU, and the bfloat16 speed-up that decided it: bfloat16 where
+    the CPU reports AMX or AVX512-BF16 (:func:`cpu_has_fast_bfloat16`) and :func:`cpu_bfloat16_speedup`
+    is at least :data:`CPU_BFLOAT16_MIN_SPEEDUP`, else float32; the speed-up is None where the CPU
+    reports neither (nothing is timed: emulated bfloat16 is always slow)."""
+    if not cpu_has_fast_bfloat16():
+        return torch.float32, None
+    speedup = cpu_bfloat16_speedup()
+    return (torch.bfloat16 if speedup >= CPU_BFLOAT16_MIN_SPEEDUP else torch.float32), speedup
+
+
 def cpu_bfloat16_is_faster() -> bool:
-    """Whether ``precision: auto`` computes in bfloat16 on this CPU: it reports AMX or AVX512-BF16
-    (:func:`cpu_has_fast_bfloat16`; else nothing is timed) and multiplies bfloat16 at least
-    :data:`CPU_BFLOAT16_MIN_SPEEDUP` times faster than float32 (:func:`cpu_bfloat16_speedup`)."""
-    return cpu_has_fast_bfloat16() and cpu_bfloat16_speedup() >= CPU_BFLOAT16_MIN_SPEEDUP
+    """Whether ``precision: auto`` computes in bfloat16 on this CPU (:func:`cpu_auto_precision`)."""
+    return cpu_auto_precision()[0] == torch.bfloat16
 
 
 def weights_precision(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -85,13 +94,13 @@ def weights_precision(device: torch.device, dtype: torch.dtype) -> torch.dtype:
 
 def choose_precision(setting: str, device: torch.device) -> torch.dtype:
     """The dtype perceptors compute in: ``auto`` picks bfloat16 or float16 on CUDA, and on a CPU bfloat16
-    where it measures faster than float32 (:func:`cpu_bfloat16_is_faster`), else float32."""
+    where it measures faster than float32 (:func:`cpu_auto_precision`), else float32."""
     if setting != "auto":
         return _DTYPES[setting]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_bfloat16_is_faster():
-        return torch.bfloat16
+    if device.type == "cpu":
+        return cpu_auto_precision()[0]
     return torch.float32
 
 
