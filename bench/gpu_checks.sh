@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 19's GPU figures in one go, for a GPU lent for a few minutes: each check's output goes to the
-# console and to OUTDIR/NAME.txt. Meant to take about 5 minutes on an H100/H200 (most of it building random-weight
-# models and starting the Cog server); needs no downloads.
+# console and to OUTDIR/NAME.txt. Meant to take about 5 minutes on an H100/H200 (most of it building
+# random-weight models and starting the Cog server); needs no downloads.
 #
 #   bash bench/gpu_checks.sh [OUTDIR]            (default gpu-checks)
 #   bash bench/gpu_checks.sh --smoke [OUTDIR]    (the same checks, tiny, on whatever device is there:
