@@ -31,7 +31,7 @@ from .model_cache import ModelCache
 from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .overlay import Overlay
-from .perceptors import Perceptor
+from .perceptors import Perceptor, check_clip_model
 from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
@@ -138,6 +138,9 @@ class Run:
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
         planned = [p.name for p in perceptors] if perceptors is not None else list(self.plan.clip_models)
+        if perceptors is None:
+            for name in planned:  # a misspelt name, before a drawer's missing weights are reported
+                check_clip_model(name)
         drawer_cls.check_perceptors(settings.section(settings.drawer), planned)
         if settings.auto_stop and drawer_cls.follows_schedule:
             raise SettingsError(f"setting 'auto_stop' cannot end a {settings.drawer!r} run early: its "

@@ -90,6 +90,17 @@ def test_final_image_and_errors(small_settings, tiny_perceptor):
         pixray.generate(build_settings(small_settings), [tiny_perceptor], colour="red")
 
 
+def test_a_misspelt_clip_model_is_reported_before_any_model_loads(tmp_path, monkeypatch):
+    # The default drawer's VQGAN is missing from this weights directory: the name comes first.
+    loads = []
+    monkeypatch.setattr(engine_module.ModelCache, "get", lambda *args, **kwargs: loads.append(args))
+    settings = build_settings({"prompts": "a lighthouse", "clip_models": ["ViT-B/31"], "device": "cpu",
+                               "weights_dir": str(tmp_path)})
+    with pytest.raises(SettingsError, match=r"unknown CLIP model 'ViT-B/31' \(did you mean 'ViT-B/32'\?\)"):
+        Run(settings)
+    assert loads == []
+
+
 def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perceptor):
     run = _run(small_settings, [tiny_perceptor], iterations=5)
     class Exploding(Loss):

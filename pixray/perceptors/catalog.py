@@ -56,14 +56,19 @@ CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
 })
 
 
+def check_clip_model(name: str) -> None:
+    """Raise :class:`SettingsError` (the valid names, the closest first) unless ``name`` is a catalog
+    name or the path of an existing file: cheap, so a run reports it before loading anything."""
+    if name not in CLIP_MODELS and not Path(name).expanduser().is_file():
+        raise SettingsError(unknown_name_message("CLIP model", name, list(CLIP_MODELS)) +
+                            "; or give the path of an existing checkpoint file")
+
+
 def checkpoint_path(name: str, weights_dir: Path) -> Path:
     """The file holding CLIP model ``name``: a catalog name or a path to a checkpoint."""
+    check_clip_model(name)
     if name in CLIP_MODELS:
         entry = CLIP_MODELS[name]
         directory = PACKAGED_WEIGHTS if entry.packaged else weights_dir
         return find_weight_file(entry.filename, directory)
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
-    raise SettingsError(unknown_name_message("CLIP model", name, list(CLIP_MODELS)) +
-                        "; or give the path of an existing checkpoint file")
+    return Path(name).expanduser()
