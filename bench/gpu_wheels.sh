@@ -12,6 +12,10 @@ version=${1:-3.12}
 dir=${2:-.whl}
 cd "$(dirname "$0")/.."
 py=${VENV:-.venv}/bin/python
+if [ ! -x "$py" ]; then
+    echo "gpu_wheels: no $py: run make install first (the wheels take its versions)" >&2
+    exit 2
+fi
 packages=(open_clip_torch ftfy wcwidth kornia kornia_rs taming-transformers-rom1504 cog coglet structlog)
 normalise() { tr '[:upper:]_' '[:lower:]-'; }
 frozen=$("$py" -m pip freeze | normalise)
