@@ -38,6 +38,7 @@ class Spec:
     flags: tuple[str, ...] = ()  # command-line spellings besides --name (Pixray's short forms)
     parse: Callable[[Any], Any] | None = None  # a value (each item of a list) in Pixray's forms -> plain
     describe: str | None = None  # the allowed values in words, where the type does not say them
+    pipes: bool = False  # a text of '|'-separated entries (prompts): a list of texts is joined into one
 
     @property
     def is_list(self) -> bool:
@@ -58,6 +59,8 @@ class Spec:
             return "one of " + ", ".join(str(c) for c in self.choices)
         base, optional, is_list = _unwrap(self.type)
         text = _TYPE_WORDS.get(base, getattr(base, "__name__", str(base)))
+        if self.pipes:
+            text = "text ('|'-separated entries) or a list of texts"
         if is_list:
             count = _COUNT_WORDS.get(self.length, "a list of")
             text = f"{count} {_PLURAL_WORDS.get(base, text)} (YAML list or comma-separated)"
@@ -92,17 +95,20 @@ def option(
     flags: Sequence[str] = (),
     parse: Callable[[Any], Any] | None = None,
     describe: str | None = None,
+    pipes: bool = False,
 ) -> Any:
     """A dataclass field that is a user-facing setting (help text and bounds in its metadata).
 
     ``names_file``: the value is a path to read on the machine that runs pixray, so a server never
     takes it from a request. ``flags``: more command-line spellings. ``parse``: turns a value (each
     item of a list) given in another accepted form into the plain one, raising ValueError if it is
-    none of them; ``describe`` then says in words what is accepted.
+    none of them; ``describe`` then says in words what is accepted. ``pipes``: a text setting of
+    '|'-separated entries (prompts, image files), which also takes a list of texts (YAML, the Python
+    API) as its entries.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None,
             "minimum": minimum, "maximum": maximum, "length": length, "names_file": names_file,
-            "flags": tuple(flags), "parse": parse, "describe": describe}
+            "flags": tuple(flags), "parse": parse, "describe": describe, "pipes": pipes}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -141,15 +147,15 @@ def coerce(spec: Spec, value: Any) -> Any:
         if optional:
             return None
         _fail(spec, value)
+    if spec.pipes and isinstance(value, (list, tuple)):
+        value = _joined_entries(spec, value)
     if is_list:
         # Text lists split on commas (and on spaces for numbers: "384 216").
         separators = r"," if base is str else r"[,\s]+"
         items = [p for p in re.split(separators, value) if p.strip()] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             _fail(spec, value)
-        if len(items) > MAX_LIST_ITEMS:
-            raise SettingsError(f"setting {spec.name!r}: {len(items)} items is too many; expected at most "
-                                f"{MAX_LIST_ITEMS}")
+        _check_count(spec, items)
         result: Any = [_scalar(spec, base, _parsed(spec, item, value), value) for item in items]
         if spec.length is not None and len(result) != spec.length:
             _fail(spec, value)
@@ -158,6 +164,20 @@ def coerce(spec: Spec, value: Any) -> Any:
     for item in result if is_list else [result]:
         _check_range(spec, item, value)
     return result
+
+
+def _joined_entries(spec: Spec, entries: list[Any] | tuple[Any, ...]) -> str:
+    """A list of entries of a '|'-separated text setting as that text; each entry a text (or number)."""
+    _check_count(spec, entries)
+    if any(not isinstance(entry, (str, int, float)) or isinstance(entry, bool) for entry in entries):
+        _fail(spec, entries)
+    return " | ".join(str(entry).strip() for entry in entries)
+
+
+def _check_count(spec: Spec, items: Sequence[Any]) -> None:
+    if len(items) > MAX_LIST_ITEMS:
+        raise SettingsError(f"setting {spec.name!r}: {len(items)} items is too many; expected at most "
+                            f"{MAX_LIST_ITEMS}")
 
 
 def _parsed(spec: Spec, value: Any, original: Any) -> Any:

@@ -93,7 +93,8 @@ class Settings:
     """Core settings of a run. Drawer and loss options live in :attr:`sections`, one dataclass each."""
 
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
-                              "'text:weight:stop'; a negative weight pushes away", flags=["-p"])
+                              "'text:weight:stop'; a negative weight pushes away", flags=["-p"],
+                          pipes=True)
     drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS))
     quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
                           choices=list(QUALITY_PRESETS))
@@ -141,17 +142,19 @@ class Settings:
         describe=f"filter names ({', '.join(FILTERS)}), each optionally 'name:weight' (comma-separated)")
     labels: str | None = option(None, "Class names as CLIP's zero-shot classifiers read them (Pixray's seven "
                                       "ImageNet templates, averaged), '|'-separated 'label:weight:stop'",
-                                flags=["-l"])
+                                flags=["-l"], pipes=True)
     image_prompts: str | None = option(None, "Images each canvas cutout is pulled towards through the same "
                                              "cutout, '|'-separated 'file:weight:stop' (globs and {a,b} "
-                                             "match several)", names_file=True, flags=["-ip"])
+                                             "match several)", names_file=True, flags=["-ip"],
+                                       pipes=True)
     image_prompt_weight: float | None = option(None, "Multiplies every image prompt's weight (unset: 1)",
                                                minimum=-100, maximum=100, flags=["-ipw"])
     image_prompt_shuffle: bool = option(False, "Image prompts get cutouts of their own instead of the "
                                                "canvas's", flags=["-ips"])
     target_images: str | None = option(None, "Images whose CLIP embeddings pull like text prompts, "
                                              "'|'-separated, each 'file', 'file:weight' or "
-                                             "'file:weight:stop'", names_file=True, flags=["-ti"])
+                                             "'file:weight:stop'", names_file=True, flags=["-ti"],
+                                       pipes=True)
     noise_prompt_seeds: list[int] = option([], "Seeds of random directions in each CLIP model's space, "
                                                 "used as prompts", minimum=0, maximum=2**53 - 1,
                                            flags=["-nps"])
@@ -161,7 +164,8 @@ class Settings:
     vector_prompts: str = option("textoff", "Fixed directions per CLIP model, '|'-separated "
                                             "'name:weight:stop', pulling at a tenth of their weight "
                                             "(Pixray's): textoff (away from rendered text) or a JSON "
-                                            "vector table; none turns them off", flags=["-vp"])
+                                            "vector table; none turns them off", flags=["-vp"],
+                                 pipes=True)
     auto_stop: bool = option(False, "When the loss has not improved for 12 steps, drop the learning rate "
                                     "(counting learning_rate_drops too); once more than there are drop "
                                     "points, stop and keep the best image (Pixray's, which keeps the last)",
@@ -192,14 +196,16 @@ class Settings:
     image_labels: str | None = option(None, "Images ('|'-separated files or globs) whose drawer "
                                             "parameters, averaged, the run's parameters are pulled towards "
                                             "(a spherical distance, as Pixray); for drawers that take "
-                                            "their parameters from an image", names_file=True, flags=["-il"])
+                                            "their parameters from an image", names_file=True, flags=["-il"],
+                                      pipes=True)
     image_label_weight: float = option(1.0, "Weight of the pull towards image_labels", minimum=-100,
                                        maximum=100, flags=["-ilw"])
     spot_prompts: str = option("", "Text prompts seen only by the light part of spot_file (default mask: "
                                    "a centred disc), '|'-separated 'text:weight:stop'",
-                               flags=["-sp", "--spot"])
+                               flags=["-sp", "--spot"], pipes=True)
     spot_prompts_off: str = option("", "Text prompts seen only by the dark part of spot_file (default "
-                                       "mask: all but a centred disc)", flags=["-spo", "--spot_off"])
+                                       "mask: all but a centred disc), '|'-separated 'text:weight:stop'",
+                                   flags=["-spo", "--spot_off"], pipes=True)
     spot_file: str | None = option(None, "Mask image for spot prompts, stretched to the canvas: light "
                                          "(grey at least half) is the spot, dark the rest; unset: a "
                                          "light centred disc", names_file=True, flags=["-spf"])

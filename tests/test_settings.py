@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 import pixray.settings
+from pixray.prompts import parse_prompts
 from pixray.settings import (
     ASPECT_SIZES,
     QUALITY_PRESETS,
@@ -68,7 +69,7 @@ def test_types_are_coerced_from_text():
     ({"learning_rate_drops": [50, 150]}, ["'learning_rate_drops'", "150", "percent up to 100"]),
     ({"size": "10 x"}, ["'size'", "'10 x'", "integers"]),
     ({"overwrite": "perhaps"}, ["'overwrite'", "'perhaps'", "true or false"]),
-    ({"prompts": ["a", "b"]}, ["'prompts'", "text"]),
+    ({"prompts": ["a", {"b": 1}]}, ["'prompts'", "text ('|'-separated entries) or a list of texts"]),
     ({"drawer": None}, ["'drawer'", "None"]),
     ({"pixel_type": "hexagon"}, ["'pixel_type'", "'hexagon'", "rect"]),
 ])
@@ -77,6 +78,25 @@ def test_errors_name_key_value_and_allowed(source, fragments):
         build_settings(source)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_a_list_gives_the_entries_of_a_pipe_separated_setting():
+    assert build_settings({"prompts": ["a red circle", " a blue square:-0.2 ", 7]}).prompts == \
+        "a red circle | a blue square:-0.2 | 7"
+    parsed = build_settings(parse_settings_text("prompts:\n  - a lighthouse\n  - a storm:0.5\n"
+                                                "spot_prompts: [sun, moon]\n"))
+    assert (parsed.prompts, parsed.spot_prompts) == ("a lighthouse | a storm:0.5", "sun | moon")
+    assert [p.text for p in parse_prompts(parsed.prompts)] == ["a lighthouse", "a storm"]
+    with pytest.raises(SettingsError, match="300 items is too many"):
+        build_settings({"prompts": ["a"] * 300})
+    with pytest.raises(SettingsError, match=r"'labels': \[True\] is not allowed"):
+        build_settings({"labels": [True]})
+
+
+def test_every_pipe_separated_setting_takes_a_list():
+    described = {name for name, spec in all_specs().items() if "'|'-separated" in spec.help}
+    assert described == {name for name, spec in all_specs().items() if spec.pipes}
+    assert {"prompts", "spot_prompts", "image_prompts", "target_images"} <= described
 
 
 def test_size_needs_two_numbers():
