@@ -69,7 +69,9 @@ class Job:
 
     @property
     def label(self) -> str:
-        prompts = str(self.settings.get("prompts", "")).split("|")[0].strip()
+        given = self.settings.get("prompts", "")
+        first = given[0] if isinstance(given, (list, tuple)) and given else given  # a list gives the entries
+        prompts = str(first).split("|")[0].strip()
         seed = self.settings.get("seed")
         short = f"{prompts[:40]}..." if len(prompts) > 40 else prompts
         return short + (f" (seed {seed})" if seed is not None else "")

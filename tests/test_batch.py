@@ -48,6 +48,12 @@ def test_a_sweep_is_every_combination_over_the_shared_settings(jobs_file):
     assert len({j.key for j in jobs}) == 6 and len({j.directory for j in jobs}) == 6
 
 
+def test_a_jobs_label_is_its_first_prompt_and_seed_whether_text_or_list(tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_text("- {prompts: 'a lighthouse | a storm', seed: 4}\n- {prompts: [a lighthouse, a storm]}\n")
+    assert [job.label for job in read_jobs(path)] == ["a lighthouse (seed 4)", "a lighthouse"]
+
+
 def test_jobs_files_in_every_form_and_their_mistakes(tmp_path):
     listed = tmp_path / "list.yaml"
     listed.write_text("- {prompts: a}\n- {prompts: b, seed: 3}\n")
