@@ -164,5 +164,6 @@ def weight_files(name: str) -> list[str]:
         return [name]
     if Path(name).expanduser().is_file():
         return []  # a CLIP checkpoint by path (a server owner's fine-tuned model): nothing to fetch
-    raise SettingsError(unknown_name_message("model or weight file", name,
-                                          [*CLIP_MODELS, *declared, *MANIFEST]))
+    raise SettingsError(unknown_name_message("model or weight file", name, [*CLIP_MODELS, *declared],
+                                             also=list(MANIFEST)) +
+                        "; or a weight file's name (`python -m pixray.weights list` shows them)")

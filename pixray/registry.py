@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
@@ -35,8 +35,9 @@ class Registry(Mapping[str, T], Generic[T]):
         raise SettingsError(unknown_name_message(self.kind, name, list(self._entries)))
 
 
-def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
-    """``unknown drawer 'pixle' (did you mean 'pixel'?); valid: ...``"""
-    close = difflib.get_close_matches(name, valid, n=1)
+def unknown_name_message(kind: str, name: str, valid: list[str], also: Sequence[str] = ()) -> str:
+    """``unknown drawer 'pixle' (did you mean 'pixel'?); valid: ...``; the closest name may also come
+    from ``also``, names valid too but too many to list."""
+    close = difflib.get_close_matches(name, [*valid, *also], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"

@@ -35,6 +35,15 @@ def test_parts_declare_their_models_and_no_shared_code_names_them():
             assert part not in source, (module.__name__, part)
 
 
+def test_an_unknown_name_lists_the_models_and_suggests_files_too():
+    with pytest.raises(SettingsError) as info:
+        weight_files("ViT-B-32.p")
+    message = str(info.value)
+    assert "(did you mean 'ViT-B-32.pt'?)" in message and "imagenet_f16_16384" in message
+    assert "vqgan_imagenet_f16_16384.ckpt" not in message  # files: `python -m pixray.weights list`
+    assert "python -m pixray.weights list" in message
+
+
 def test_the_least_recently_used_models_are_dropped_past_the_budget(tmp_path):
     layer_bytes = 100 * 100 * 4 + 100 * 4
     cache = ModelCache(torch.device("cpu"), tmp_path, memory=int(2.5 * layer_bytes))
