@@ -197,7 +197,11 @@ def parse_palette(text: str, files: PaletteFiles | None = None, setting: str = "
 
 
 def check_palette(value: object) -> object:
-    """The ``palette`` setting's value, unchanged when its syntax is right (``option(parse=...)``)."""
+    """The ``palette`` setting's value, unchanged when its syntax is right (``option(parse=...)``); a
+    list of texts is Pixray's list of those colours, ``[black, red]``: what YAML reads that unquoted
+    spelling as."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, str) for item in value):
+        value = f"[{', '.join(item.strip() for item in value)}]"
     if isinstance(value, str):
         parse_palette(value)
     return value
@@ -217,4 +221,5 @@ def palette_option() -> Any:
     return option(None, "Colours in Pixray's palette syntax: ramps ('red->yellow\\8'), lists "
                         "('[black, red]'), image colours ('@file.png'), .act tables, presets "
                         "(grayscale, web safe, pixray), ';'-joined",
-                  parse=check_palette, describe="text in Pixray's palette syntax, or none")
+                  parse=check_palette,
+                  describe="text in Pixray's palette syntax (a YAML list: its list of colours), or none")

@@ -62,6 +62,16 @@ def test_malformed_palettes_name_the_section_that_failed(text, fragment):
         build_settings({"palette": text})
 
 
+def test_an_unquoted_yaml_list_is_pixrays_list_of_colours():
+    # `palette: [black, red]` in a YAML file reads as a list: the same colours as the text '[black, red]'.
+    settings = build_settings(pixray.parse_settings_text("palette: [black, red, '#ffff00']"))
+    text = settings.section("lookup").palette
+    assert text == "[black, red, #ffff00]" and parse_palette(text).shape == (3, 3)
+    for bad in ([1, 2], []):
+        with pytest.raises(SettingsError, match=r"^setting .palette.: .*\(a YAML list: its list of colours"):
+            build_settings({"palette": bad})
+
+
 def test_image_palettes_take_every_colour_or_a_median_cut(tmp_path):
     few = np.zeros((4, 6, 3), dtype=np.uint8)
     few[:, 3:] = (255, 0, 0)
