@@ -4,6 +4,7 @@ gallery and "use these settings", and the Gradio page it builds."""
 from __future__ import annotations
 
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -218,6 +219,17 @@ def test_pixray_ui_refuses_bad_settings_before_serving(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["pixray: error: setting 'iterations': '0' is not allowed; expected an integer from 1 to "
                    "100000, or none"]
+
+
+def test_pixray_ui_on_a_port_in_use_says_so_in_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--clip_models", "shapes-demo"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"pixray: error: pixray ui cannot serve on 127.0.0.1:{port} (the port is in use, or the address is "
+        "not this machine's): choose another --port or --host"]
 
 
 def test_pixray_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):

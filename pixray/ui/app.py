@@ -209,10 +209,15 @@ def serve(page: Page, host: str, port: int, announce: Callable[[str], None], sha
     only to who gives them."""
     app = build_app(page, demo)
     app.queue(default_concurrency_limit=1)
-    _, local_url, share_url = app.launch(
-        server_name=host, server_port=port, share=share, inbrowser=open_browser, ssr_mode=False, quiet=True,
-        prevent_thread_lock=True, theme=gr.themes.Default(**THEME_FONTS), css=CSS, footer_links=[],
-        allowed_paths=[str(Path(page.root).resolve())], show_error=True, auth=login)
+    try:
+        _, local_url, share_url = app.launch(
+            server_name=host, server_port=port, share=share, inbrowser=open_browser, ssr_mode=False,
+            quiet=True, prevent_thread_lock=True, theme=gr.themes.Default(**THEME_FONTS), css=CSS,
+            footer_links=[], allowed_paths=[str(Path(page.root).resolve())], show_error=True, auth=login)
+    except OSError:  # Gradio's for any address it cannot bind, naming its own variables, not our flags
+        app.close()
+        raise SettingsError(f"pixray ui cannot serve on {host}:{port} (the port is in use, or the address "
+                            "is not this machine's): choose another --port or --host") from None
     announce(f"pixray ui: {local_url}" + (f" (public: {share_url})" if share_url else ""))
     try:
         while app.is_running:  # until Ctrl-C or SIGTERM, which the caller reports
