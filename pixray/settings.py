@@ -249,7 +249,8 @@ class Settings:
                                                  "%SEQ% the next unused number")
     output: str = option("output.png", "File name of the image inside outdir (.png is added or replaces "
                                        "another suffix; a relative path stays inside outdir)",
-                         flags=["-o"], parse=parse_png_name)
+                         flags=["-o"], parse=parse_png_name,
+                         describe="a file name, or a relative path inside outdir (not absolute, no '..')")
     overwrite: bool = option(False, "Allow writing into an outdir that already has files")
     device: str = option("auto", "Where to run: auto picks cuda, then mps, then cpu",
                          choices=["auto", "cpu", "cuda", "mps"])
