@@ -63,7 +63,9 @@ class Spec:
             text = "text ('|'-separated entries) or a list of texts"
         if is_list:
             count = _COUNT_WORDS.get(self.length, "a list of")
-            text = f"{count} {_PLURAL_WORDS.get(base, text)} (YAML list or comma-separated)"
+            forms = ("YAML list, comma-separated or WIDTHxHEIGHT" if _is_pair(self)
+                     else "YAML list or comma-separated")
+            text = f"{count} {_PLURAL_WORDS.get(base, text)} ({forms})"
         if self.minimum is not None and self.maximum is not None:
             text += f" from {self.minimum} to {self.maximum}"
         elif self.minimum is not None:
@@ -150,8 +152,8 @@ def coerce(spec: Spec, value: Any) -> Any:
     if spec.pipes and isinstance(value, (list, tuple)):
         value = _joined_entries(spec, value)
     if is_list:
-        # Text lists split on commas (and on spaces for numbers: "384 216").
-        separators = r"," if base is str else r"[,\s]+"
+        # Text lists split on commas (and on spaces for numbers: "384 216"; a pair also on x: "384x216").
+        separators = r"," if base is str else r"[,\sxX]+" if _is_pair(spec) else r"[,\s]+"
         items = [p for p in re.split(separators, value) if p.strip()] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             _fail(spec, value)
@@ -164,6 +166,11 @@ def coerce(spec: Spec, value: Any) -> Any:
     for item in result if is_list else [result]:
         _check_range(spec, item, value)
     return result
+
+
+def _is_pair(spec: Spec) -> bool:
+    """Whether ``spec`` is two integers, a size ("384x216" reads as 384, 216)."""
+    return spec.length == 2 and _unwrap(spec.type)[0] is int
 
 
 def _joined_entries(spec: Spec, entries: list[Any] | tuple[Any, ...]) -> str:

@@ -99,6 +99,17 @@ def test_every_pipe_separated_setting_takes_a_list():
     assert {"prompts", "spot_prompts", "image_prompts", "target_images"} <= described
 
 
+def test_a_size_reads_as_width_x_height_too():
+    for text in ("384x216", "384 X 216", "384,216", "384 216"):
+        assert build_settings({"size": text}).size == [384, 216]
+    assert build_settings({"drawer": "pixel", "pixel_size": "20x10"}).section("pixel").pixel_size == [20, 10]
+    for bad in ("384x", "3x4x5", "384y216"):
+        with pytest.raises(SettingsError, match=r"two integers \(YAML list, comma-separated or WIDTHxHEIGHT"):
+            build_settings({"size": bad})
+    with pytest.raises(SettingsError, match="a list of integers"):  # only pairs: seeds are not sizes
+        build_settings({"noise_prompt_seeds": "1x2"})
+
+
 def test_size_needs_two_numbers():
     with pytest.raises(SettingsError, match="two integers"):
         resolve(build_settings({"size": [10, 20, 30]}))
