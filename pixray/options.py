@@ -152,8 +152,10 @@ def coerce(spec: Spec, value: Any) -> Any:
     if spec.pipes and isinstance(value, (list, tuple)):
         value = _joined_entries(spec, value)
     if is_list:
-        # Text lists split on commas (and on spaces for numbers: "384 216"; a pair also on x: "384x216").
-        separators = r"," if base is str else r"[,\sxX]+" if _is_pair(spec) else r"[,\s]+"
+        # Text lists split on commas, numbers also on spaces ("384 216"), a pair also on x ("384x216").
+        separators = r"," if base is str else r"[,\s]+"
+        if _is_pair(spec):
+            separators = r"[,\sxX]+"
         items = [p for p in re.split(separators, value) if p.strip()] if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             _fail(spec, value)

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from cog_schema import SCHEMA_PATH, build_schema, render  # noqa: E402
+from cog_server import cog_environment  # noqa: E402
 
 from pixray.serving import FILE_INPUTS  # noqa: E402
 
@@ -61,10 +62,10 @@ def test_schema_bounds_are_exactly_the_settings_bounds():
 
 
 def test_make_serve_runs_with_cog_yamls_environment():
-    config = yaml.safe_load((ROOT / "cog.yaml").read_text())
+    environment = [f"{name}={value}" for name, value in cog_environment().items()]
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\nserve:"):].split("\n\n", 1)[0]
-    assert config["environment"] and all(line in recipe.split() for line in config["environment"])
+    assert environment and all(line in recipe.split() for line in environment)
 
 
 def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
