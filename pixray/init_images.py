@@ -14,7 +14,7 @@ from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .options import SettingsError
 
@@ -37,9 +37,10 @@ def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: st
     """
 
     def decode(img: Image.Image) -> Image.Image:
-        # JPEG decodes at a reduced scale when the canvas is much smaller (4x faster, 16x less memory).
-        img.draft("RGB", (2 * width, 2 * height))
-        return img.convert(mode)
+        # JPEG decodes at a reduced scale when the canvas is much smaller (4x faster, 16x less memory);
+        # the stored picture is turned afterwards, so a turned one asks for the sides swapped.
+        img.draft("RGB", (2 * height, 2 * width) if _turned(img) else (2 * width, 2 * height))
+        return as_shown(img, mode)
 
     img = _checked(path, setting, shown_as or repr(str(path)), max_pixels, decode)
     img = img.resize((width, height), Image.Resampling.LANCZOS)
@@ -50,7 +51,32 @@ def load_image(path: str | Path | BinaryIO, width: int, height: int, setting: st
 def image_size(path: str | Path | BinaryIO, setting: str = "init_image", shown_as: str | None = None,
                max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
     """(width, height) of the image file at ``path``, from its header (nothing is decoded)."""
-    return _checked(path, setting, shown_as or repr(str(path)), max_pixels, lambda img: img.size)
+    return _checked(path, setting, shown_as or repr(str(path)), max_pixels,
+                    lambda img: img.size[::-1] if _turned(img) else img.size)
+
+
+def as_shown(img: Image.Image, mode: str = "RGB") -> Image.Image:
+    """``img`` as image viewers show it: upright by its EXIF orientation, 8 bits a channel, in ``mode``."""
+    return _eight_bit(ImageOps.exif_transpose(img)).convert(mode)
+
+
+def _turned(img: Image.Image) -> bool:
+    """Whether the file's EXIF orientation (phone cameras set it) shows its stored picture turned a
+    quarter: every viewer shows such a photo upright, so the canvas takes it upright too."""
+    return img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """``img`` with 16-bit or floating-point grey values scaled to 8 bits: Pillow's own conversion
+    clips them at 255 (a 16-bit PNG came out nearly white). Floating point is read as [0, 1]."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        scale = 255 / 65535
+    elif img.mode == "F":
+        scale = 255
+    else:
+        return img
+    grey = np.asarray(img, dtype=np.float64) * scale
+    return Image.fromarray(grey.clip(0, 255).round().astype(np.uint8), mode="L")
 
 
 def _checked(path: str | Path | BinaryIO, setting: str, name: str, max_pixels: int,

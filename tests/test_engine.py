@@ -153,6 +153,40 @@ def test_aspect_retain_runs_on_the_init_images_shape(small_settings, tiny_percep
     assert next(iter(run)).image.shape == (1, 3, 36, 72)
 
 
+def test_a_phone_photo_is_read_upright(small_settings, tiny_perceptor, tmp_path):
+    # A portrait phone photo is stored landscape with EXIF orientation 6 ("turn a quarter clockwise
+    # to show"): every viewer shows it upright, so init_image and aspect retain take it upright too.
+    from PIL import Image
+
+    stored = Image.new("RGB", (60, 30), (255, 0, 0))
+    stored.paste((0, 0, 255), (0, 0, 30, 30))  # stored left half blue: shown as the top half
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "portrait.jpg", exif=exif.tobytes(), quality=95)
+    settings = {k: v for k, v in small_settings.items() if k != "size"}
+    run = _run(settings, [tiny_perceptor], aspect="retain", scale=0.5, drawer="fast_pixel",
+               init_image=str(tmp_path / "portrait.jpg"), pixel_size=[18, 36], iterations=1)
+    assert (run.plan.width, run.plan.height) == (72, 144)
+    first = next(iter(run)).image
+    top, bottom = first[0, :, 10].mean(-1), first[0, :, -10].mean(-1)
+    assert top[2] > 0.9 > 0.1 > top[0] and bottom[0] > 0.9 > 0.1 > bottom[2]
+
+
+@pytest.mark.parametrize("mode, values, expected", [("I;16", 32896, 128 / 255), ("F", 0.5, 128 / 255)])
+def test_sixteen_bit_and_float_grey_images_are_scaled_not_clipped(tmp_path, mode, values, expected):
+    import numpy as np
+    from PIL import Image
+
+    from pixray.init_images import load_image
+
+    dtype = np.uint16 if mode == "I;16" else np.float32
+    path = tmp_path / ("grey.png" if mode == "I;16" else "grey.tiff")
+    Image.fromarray(np.full((10, 12), values, dtype=dtype)).save(path)
+    image = load_image(path, 12, 10)
+    assert image.shape == (1, 3, 10, 12)
+    assert torch.allclose(image, torch.full_like(image, expected), atol=1e-6)
+
+
 def test_crop_padding_alternates_as_pixray_unless_one_mode_is_chosen(small_settings, tiny_perceptor):
     run = _run(small_settings, [tiny_perceptor])
     assert [run._padding(i) for i in range(4)] == ["reflection", "border", "reflection", "border"]

@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from ..init_images import as_shown
 from ..options import SettingsError
 from .form import ADVANCED, FIELDS, Field, fields, form_from_settings, reference
 from .page import Page, View, one_line
@@ -70,7 +71,7 @@ def _shown(field: Field, value: Any) -> Any:
     if field.kind == "image" and value:
         try:
             with Image.open(value) as img:
-                return img.convert("RGB")
+                return as_shown(img)
         except OSError:
             return None
     if _text_box(field):
