@@ -105,8 +105,12 @@ def read_jobs(path: str | Path, shared: Mapping[str, Any] | None = None) -> list
         raise SettingsError(f"jobs file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
     try:
         if path.suffix == ".jsonl":
-            lines = [line for line in text.splitlines() if line.strip()]
-            document: Any = [json.loads(line) for line in lines]
+            document: Any = []
+            for number, line in enumerate(text.splitlines(), 1):
+                try:
+                    document.extend([json.loads(line)] if line.strip() else [])
+                except json.JSONDecodeError as exc:  # its position counts within the line alone
+                    raise ValueError(f"line {number}, column {exc.colno}: {exc.msg}") from None
         else:
             document = yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:

@@ -116,7 +116,8 @@ def _guarded(command: Callable[[], int], interrupted: str) -> int:
 
 def batch_main(argv: Sequence[str]) -> int:
     """``pixray batch JOBS``: every job of a jobs file (see :mod:`pixray.batch`); 0 when all are
-    done, 1 when some failed (the manifest says why), 2 for an unusable jobs file or options."""
+    done, 1 when some failed (each said on stderr and in the manifest), 2 for an unusable jobs file
+    or options."""
     parser = build_parser("pixray batch", "Render every job of a jobs file (YAML or JSONL: a list of jobs, "
                                           "or 'settings', 'jobs' and 'sweep'), each into its own directory "
                                           "under --outdir, with batch.jsonl recording each job and "
@@ -148,6 +149,8 @@ def batch_main(argv: Sequence[str]) -> int:
         directory = resolve_outdir(batch_dir)  # %DATE%, %SEQ% (a new batch each time: no resuming)
         with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
             def on_record(record: dict[str, Any]) -> None:
+                if record.get("status") == "failed":  # said as it happens, not only in the manifest
+                    bar.write(f"pixray: job {record['job']} failed: {record['error']}", file=sys.stderr)
                 if "status" in record:
                     bar.update(1)
                 elif job_progress:

@@ -69,6 +69,9 @@ def test_jobs_files_in_every_form_and_their_mistakes(tmp_path):
         bad.write_text(text)
         with pytest.raises(SettingsError, match=message):
             read_jobs(bad)
+    lines.write_text('{"prompts": "a"}\n\n{bad\n')  # the file's line, not json's count within it
+    with pytest.raises(SettingsError, match=r"not valid JSONL: line 3, column 2: Expecting property name"):
+        read_jobs(lines)
     with pytest.raises(SettingsError, match=r"cannot be read"):
         read_jobs(tmp_path / "absent.yaml")
 
@@ -107,6 +110,9 @@ def test_a_bad_job_fails_alone_and_is_retried_on_the_next_run(tmp_path, tiny_che
     out = tmp_path / "batch"
     code, err = _batch(capsys, str(path), "--outdir", str(out))
     assert code == 1 and "1 done, 0 already done, 2 failed" in err
+    # each failure is said on the console as it happens, not only in the manifest
+    assert "pixray: job 1 failed: setting 'drawer': 'pixle' is not allowed" in err
+    assert "pixray: job 2 failed: setting 'init_image'" in err and "missing.png" in err
     by_prompt = {r["settings"]["prompts"]: r for r in Manifest(out).latest().values()}
     assert by_prompt["a red circle"]["status"] == "done"
     assert by_prompt["a blue square"]["status"] == "failed"
