@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -178,9 +179,19 @@ def _is_pair(spec: Spec) -> bool:
 def _joined_entries(spec: Spec, entries: list[Any] | tuple[Any, ...]) -> str:
     """A list of entries of a '|'-separated text setting as that text; each entry a text (or number)."""
     _check_count(spec, entries)
+    entries = [_path_text(entry) for entry in entries]
     if any(not isinstance(entry, (str, int, float)) or isinstance(entry, bool) for entry in entries):
         _fail(spec, entries)
     return " | ".join(str(entry).strip() for entry in entries)
+
+
+def _path_text(value: Any) -> Any:
+    """A path object (``pathlib.Path``, what a Python caller passes for a file) as its text; any
+    other value as it is."""
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        return path if isinstance(path, str) else value
+    return value
 
 
 def _check_count(spec: Spec, items: Sequence[Any]) -> None:
@@ -215,6 +226,7 @@ def _scalar(spec: Spec, base: Any, value: Any, original: Any) -> Any:
                 raise ValueError
             return number
         if base is str:
+            value = _path_text(value)
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError
             text = str(value).strip()

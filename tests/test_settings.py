@@ -99,6 +99,16 @@ def test_every_pipe_separated_setting_takes_a_list():
     assert {"prompts", "spot_prompts", "image_prompts", "target_images"} <= described
 
 
+def test_a_path_object_is_taken_as_its_text():
+    # What a Python caller passes for a file: pathlib.Path, alone or among a '|'-setting's entries.
+    settings = build_settings({"init_image": Path("in.png"), "outdir": Path("out") / "run",
+                               "image_prompts": [Path("a.png"), "b.png:0.5"], "clip_models": [Path("m.pt")]})
+    assert (settings.init_image, settings.outdir) == ("in.png", str(Path("out") / "run"))
+    assert (settings.image_prompts, settings.clip_models) == ("a.png | b.png:0.5", ["m.pt"])
+    with pytest.raises(SettingsError, match=r"'init_image': <bytes> is not allowed; expected text"):
+        build_settings({"init_image": b"in.png"})
+
+
 def test_a_size_reads_as_width_x_height_too():
     for text in ("384x216", "384 X 216", "384,216", "384 216"):
         assert build_settings({"size": text}).size == [384, 216]
