@@ -57,13 +57,29 @@ def image_size(path: str | Path | BinaryIO, setting: str = "init_image", shown_a
 
 def as_shown(img: Image.Image, mode: str = "RGB") -> Image.Image:
     """``img`` as image viewers show it: upright by its EXIF orientation, 8 bits a channel, in ``mode``."""
-    return _eight_bit(ImageOps.exif_transpose(img)).convert(mode)
+    upright = ImageOps.exif_transpose(img) if _orientation(img) != 1 else img
+    return _eight_bit(upright).convert(mode)
 
 
 def _turned(img: Image.Image) -> bool:
     """Whether the file's EXIF orientation (phone cameras set it) shows its stored picture turned a
     quarter: every viewer shows such a photo upright, so the canvas takes it upright too."""
-    return img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+    return _orientation(img) in (5, 6, 7, 8)
+
+
+#: Formats whose EXIF Pillow reads with the header (a PNG's may follow the pixels: reading it decodes them).
+_EXIF_IN_HEADER = ("JPEG", "MPO", "WEBP", "TIFF")
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1: as stored) of a file in one of :data:`_EXIF_IN_HEADER`; 1 otherwise, or
+    when the EXIF is unreadable (the pixels may still be fine)."""
+    if img.format not in _EXIF_IN_HEADER:
+        return 1
+    try:
+        return int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # a damaged EXIF block of an untrusted file: show it as stored
+        return 1
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:
