@@ -62,11 +62,13 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
 def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> Image.Image:
     """Pixray's one call: run to the end, writing into ``outdir`` what the ``pixray`` command writes
     (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image
-    (with ``animation_dir``, the animation's GIF).
+    (with ``animation_dir``, the animation's GIF). In a Jupyter notebook it also shows the image every
+    ``display_every`` steps and at the end (``display_clear``: each in place of the one before).
 
     >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
     """
     from .engine import Run
+    from .notebook import notebook_display
     from .output import OutputWriter
 
     values = build_settings({**({"prompts": prompts} if prompts is not None else {}), "drawer": drawer},
@@ -79,4 +81,5 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
         writer = AnimationWriter(values)
         return Image.open(writer.save(Animation(values)))
     writer = OutputWriter(values)
-    return writer.save_run(Run(values)).pil()
+    run = Run(values)
+    return writer.save_run(run, notebook_display(values, run.plan)).pil()

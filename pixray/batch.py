@@ -187,7 +187,7 @@ class BatchWorker:
 
     def __init__(self, name: str, device: str | None = None, threads: int | None = None) -> None:
         self.name = name
-        self.device = device  # overrides a job's "auto" device (one GPU per local worker)
+        self.device = device  # "cuda:N": the GPU of a job on CUDA (one GPU per local worker)
         if threads:
             import torch
 
@@ -212,10 +212,10 @@ class BatchWorker:
         directory = Path(batch_dir) / job.directory
         try:
             runtime = {"outdir": str(directory), "overwrite": True}
-            if self.device and job.settings.get("device", "auto") == "auto":
-                runtime["device"] = self.device
+            if self.device:  # this worker's GPU, for a job that runs on CUDA
+                runtime["cuda_device"] = self.device
             settings = build_settings(dict(job.settings), runtime)
-            device = choose_device(settings.device)
+            device = choose_device(settings.device, settings.cuda_device)
             cache_key = (str(device), str(weights_dir(settings.weights_dir).resolve()))
             if cache_key not in self._caches:
                 self._caches[cache_key] = ModelCache.for_settings(settings)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import USER_ERRORS
 from .options import SettingsError
-from .pixray_settings import NOT_YET
 from .runtime import keep_freed_memory
 from .settings import Settings, all_specs, build_settings, group_title, read_settings_file, sections_holding
 
@@ -48,9 +47,6 @@ def build_parser(prog: str = "pixray",
         group.add_argument(f"--{spec.name}", *spec.flags, dest=spec.name, default=argparse.SUPPRESS,
                            metavar="VALUE", nargs="+" if spec.is_list else None,
                            help=f"{spec.help}; {spec.allowed} (default: {spec.default})".replace("%", "%%"))
-    for name, flags in NOT_YET.items():  # answered by build_settings with "not supported yet"
-        parser.add_argument(*dict.fromkeys((f"--{name}", *flags)), dest=name, nargs="*",
-                            default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

@@ -113,8 +113,11 @@ class _Draw:
     def __init__(self, n: int, generator: torch.Generator, device: torch.device) -> None:
         self.n, self.generator, self.device = n, generator, device
 
-    def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, *shape: int) -> torch.Tensor:
-        return torch.rand(self.n, *shape, generator=self.generator, device=self.device) * (high - low) + low
+    def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, *shape: int,
+                power: float = 1.0) -> torch.Tensor:
+        """Draws in [low, high): ``low + (high - low) * u ** power`` for uniform u (power 1: uniform)."""
+        u = torch.rand(self.n, *shape, generator=self.generator, device=self.device)
+        return (u if power == 1 else u ** power) * (high - low) + low
 
     def chance(self, p: float) -> torch.Tensor:
         return torch.rand(self.n, generator=self.generator, device=self.device) < p
@@ -125,7 +128,9 @@ class Cutouts:
     """Cutouts of size ``cut_size`` (a perceptor's input resolution); subclasses choose the views.
 
     Colour jitter (a hue shift up to ``hue`` radians and a saturation factor within 1 +-
-    ``saturation``, on ``jitter_probability`` of the views) and noise (sd up to ``noise``) are common.
+    ``saturation``, on ``jitter_probability`` of the views) and noise (sd up to ``noise``) are common,
+    and so is ``crop_power``: crop views' areas are drawn as ``low + (high - low) * u ** crop_power``
+    (setting ``cut_pow``; above 1 favours close-ups).
     """
 
     cut_size: int
@@ -133,6 +138,7 @@ class Cutouts:
     saturation: float = 0.1
     jitter_probability: float = 0.7
     noise: float = 0.1
+    crop_power: float = 1.0
 
     def __call__(self, image: torch.Tensor, n: int, generator: torch.Generator,
                  padding_mode: str = "border", fill: float | str | None = None) -> torch.Tensor:
@@ -240,7 +246,7 @@ class PixrayCutouts(Cutouts):
         size = torch.tensor([width - 1.0, height - 1.0], device=device)
         frame = (unit_corners(device) + 1) / 2 * size
         undo = self._perspective_inverse(draw, frame.expand(draw.n, 4, 2), size / 2, self.crop_perspective)
-        area = draw.uniform(*self.crop_area) * (width * height)
+        area = draw.uniform(*self.crop_area, power=self.crop_power) * (width * height)
         ratio = torch.exp(draw.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
         extent = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1)  # (n,2) as (w, h)
         # Too big for the canvas at this ratio: shrink, keeping the ratio (kornia redraws instead).
@@ -301,7 +307,8 @@ class RotatedCutouts(Cutouts):
         zoom = chance(self.zoom_fraction)
         # Crop views: half-extents from a random area and aspect ratio, centred inside the canvas.
         whole = torch.ones(n, device=device)
-        area = torch.where(chance(self.crop_probability), uniform(*self.crop_area), whole)
+        cropped = chance(self.crop_probability)  # drawn before the areas, as it always was
+        area = torch.where(cropped, uniform(*self.crop_area, power=self.crop_power), whole)
         ratio = torch.exp(uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
         half = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1).clamp(max=1.0)
         # Zoom-out views: the whole canvas shown smaller, anywhere inside a larger square window.

@@ -35,7 +35,7 @@ from .perceptors import Perceptor, check_clip_model
 from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
-from .runtime import autocast, choose_device, choose_precision, weights_precision
+from .runtime import autocast, choose_device, choose_precision, cudnn_deterministic, weights_precision
 from .settings import Plan, Settings, needs_init_size, resolve
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Run:
             raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
                                 "--prompts 'a red circle on a blue background' (or image_prompts, "
                                 "target_images, labels, spot_prompts or noise_prompt_seeds)")
-        self.device = choose_device(settings.device)
+        self.device = choose_device(settings.device, settings.cuda_device)
         self.dtype = choose_precision(settings.precision, self.device)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
@@ -173,8 +173,8 @@ class Run:
         sizes = sorted({p.input_resolution for p in self.perceptors})
         resolutions = [p.input_resolution for p in self.perceptors]
         recipe = CUT_METHODS[settings.cut_method]
-        self.cut_groups = [(recipe(size), [i for i, r in enumerate(resolutions) if r == size])
-                           for size in sizes]
+        self.cut_groups = [(recipe(size, crop_power=settings.cut_pow),
+                            [i for i, r in enumerate(resolutions) if r == size]) for size in sizes]
         zoom = settings.cut_zoom_padding
         self.zoom_fill = None if zoom == "grey" else zoom
 
@@ -213,9 +213,10 @@ class Run:
             optimiser.zero_grad(set_to_none=True)
             if self.overlay is not None and self.overlay.due(index):
                 self.overlay.apply(self.drawer)
-            image = self._synth()
-            vector = self.drawer.vector_image()  # before the update, as the image
-            losses = self._backward(image, views, generator, index)
+            with cudnn_deterministic(self.settings.cudnn_determinism):
+                image = self._synth()
+                vector = self.drawer.vector_image()  # before the update, as the image
+                losses = self._backward(image, views, generator, index)
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
                 raise RunError(self._nonfinite_message(index, losses))
@@ -236,7 +237,7 @@ class Run:
         if stopper is not None and stopper.best_index >= 0:  # auto_stop ends on the best image it scored
             losses = stopper.best_losses
             stopper.restore_best(self.drawer)
-        with torch.no_grad():
+        with torch.no_grad(), cudnn_deterministic(self.settings.cudnn_determinism):
             final = self.filters.shown(self._synth())
         yield Step(done, final, losses, is_final=True, vector=self.drawer.vector_image(),
                    prompts=self.prompts_in_force(done - 1))

@@ -53,7 +53,7 @@ class ModelCache:
     def for_settings(cls, settings: Settings) -> ModelCache:
         """An empty cache on the settings' device and weights directory (one run's, or one
         animation's: models are read when first asked for)."""
-        return cls(choose_device(settings.device), weights_dir(settings.weights_dir))
+        return cls(choose_device(settings.device, settings.cuda_device), weights_dir(settings.weights_dir))
 
     def get(self, key: str, load: Callable[[], M]) -> M:
         """The model stored under ``key``, calling ``load`` (and moving it to the device) the first time."""

@@ -1,9 +1,7 @@
-"""Pixray's settings that this project does not have yet, with Pixray's command-line flags.
+"""Pixray's settings and parts that this project leaves out on purpose, and why.
 
-A Pixray user's YAML file or command line may name any of Pixray's settings; those not built here
-yet are answered with one line saying so, instead of "unknown setting". Names are Pixray's (the
-``dest`` of its argparse options, which its YAML files use); flags are its command-line spellings.
-When one is built, its entry leaves this table.
+A Pixray user's YAML file or command line may name them; they are answered with one line giving the
+reason, instead of "unknown setting" or "not allowed".
 """
 
 from __future__ import annotations
@@ -12,23 +10,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from .errors import SettingsError
-
-#: name -> Pixray's command-line flags for it.
-NOT_YET: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    # pixray.py setup_parser
-    "display_clear": ("-dc", "--display_clear"),
-    "ezsize": ("-ezs", "--ezsize"),
-    "perceptors": ("--perceptors",),
-    "cut_pow": ("-cutp", "--cut_power"),
-    "cudnn_determinism": ("-d", "--deterministic"),
-    "cuda_device": ("-cud", "--cuda_device"),
-    "alpha_use_g": ("--alpha_use_g",),
-    "alpha_gamma": ("--alpha_gamma",),
-    # drawers
-    # losses
-    # filters
-})
-
 
 #: Pixray's custom losses this project leaves out, and why.
 LOSSES_LEFT_OUT: Mapping[str, str] = MappingProxyType({
@@ -44,7 +25,17 @@ def refuse_loss_left_out(name: str) -> None:
                             f"{LOSSES_LEFT_OUT[name]} (the README's losses section says more)")
 
 
-def not_yet_message(name: str) -> str:
-    """The one line that answers a Pixray setting this project does not have yet."""
-    return (f"{name!r} is a Pixray setting that this pixray does not support yet (the README's settings "
-            "reference lists what it has)")
+#: Pixray's perceptor families (setting ``perceptors``) this project leaves out, and why.
+PERCEPTORS_LEFT_OUT: Mapping[str, str] = MappingProxyType({
+    family: "Meta's SLIP models' code is not on PyPI (Pixray vendors the SLIP repository as a git "
+            "submodule); LAION's and DataComp's CLIPs, which clip_models takes by name (e.g. "
+            "ViT-B-16:laion2b_s34b_b88k), are stronger judges at the same sizes"
+    for family in ("slip", "mixed")
+})
+
+
+def refuse_perceptors_left_out(family: str) -> None:
+    """Raise the one line that answers a Pixray perceptor family this project leaves out."""
+    if family in PERCEPTORS_LEFT_OUT:
+        raise SettingsError(f"setting 'perceptors': Pixray's {family!r} perceptors are not part of this "
+                            f"pixray: {PERCEPTORS_LEFT_OUT[family]}")

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import sys
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -15,11 +16,12 @@ from .options import SettingsError
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def choose_device(setting: str = "auto") -> torch.device:
-    """``auto``: cuda if present, then mps, then cpu. A named device must exist."""
+def choose_device(setting: str = "auto", cuda_device: str = "cuda") -> torch.device:
+    """``auto``: cuda if present, then mps, then cpu. A named device must exist. A run on CUDA uses
+    ``cuda_device`` (``cuda`` or ``cuda:N``, the setting of that name), which must exist too."""
     if setting == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _cuda(cuda_device)
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -27,7 +29,15 @@ def choose_device(setting: str = "auto") -> torch.device:
         raise SettingsError(f"setting 'device': {setting!r} is not available here (no CUDA); use cpu or auto")
     if setting == "mps" and not torch.backends.mps.is_available():
         raise SettingsError("setting 'device': 'mps' is not available here; use cpu or auto")
-    return torch.device(setting)
+    return _cuda(cuda_device) if setting == "cuda" else torch.device(setting)
+
+
+def _cuda(name: str) -> torch.device:
+    device, count = torch.device(name), torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise SettingsError(f"setting 'cuda_device': {name!r} is not on this machine; it has {count} CUDA "
+                            f"device{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
+    return device
 
 
 def cpu_has_fast_bfloat16() -> bool:
@@ -109,6 +119,22 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def cudnn_deterministic(on: bool) -> Iterator[None]:
+    """Within the block, cuDNN picks only deterministic algorithms when ``on`` (setting
+    ``cudnn_determinism``, Pixray's ``-d``); the process's own setting is restored after it, so a
+    run sets nothing for the rest of the program. No effect where cuDNN is not used."""
+    if not on:
+        yield
+        return
+    before = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic = before
 
 
 def keep_freed_memory() -> bool:

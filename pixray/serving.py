@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 Record = Callable[[str, Any], None]
 
 #: Settings a request may not change besides those naming files: where output goes, the hardware.
-SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "precision", "weights_dir")
+SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "cuda_device", "precision",
+                "weights_dir")
 
 #: Settings naming files that a request sends through file inputs of the same name (besides init_image).
 FILE_INPUTS = ("image_prompts", "target_images", "image_labels", "overlay_image", "spot_file", "style_file",
@@ -153,7 +154,7 @@ class Service:
         settings_file = os.environ.get("PIXRAY_SETTINGS")
         base = read_settings_file(settings_file) if settings_file else {}
         defaults = build_settings(base)
-        device = choose_device(defaults.device)
+        device = choose_device(defaults.device, defaults.cuda_device)
         memory = os.environ.get("PIXRAY_MODEL_MEMORY")
         models = ModelCache(device, weights_dir(defaults.weights_dir),
                             parse_memory(memory) if memory else default_model_memory(device))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from .init_noise import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
-from .pixray_settings import NOT_YET, not_yet_message, refuse_loss_left_out
+from .pixray_settings import refuse_loss_left_out, refuse_perceptors_left_out
 from .registry import Registry
 from .value_forms import (
     iterations_of,
@@ -68,6 +69,8 @@ ASPECT_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
     "square": (144, 144),
     "portrait": (128, 160),
 })
+#: Pixray's ``ezsize`` names: the scale each stands for when ``scale`` is unset.
+EZ_SIZES: Mapping[str, int] = MappingProxyType({"small": 1, "medium": 2, "large": 4})
 
 
 def _known_loss(entry: str) -> str:
@@ -75,6 +78,17 @@ def _known_loss(entry: str) -> str:
     if split_loss_entry(entry)[0] not in LOSSES:
         raise ValueError(entry)
     return entry
+
+
+def _clip_family(value: str) -> str:
+    refuse_perceptors_left_out(str(value).strip())
+    return value
+
+
+def _cuda_device(value: str) -> str:
+    if not re.fullmatch(r"cuda(:\d{1,2})?", str(value).strip()):
+        raise ValueError(value)
+    return str(value).strip()
 
 
 def _known_filter(entry: str) -> str:
@@ -100,12 +114,18 @@ class Settings:
                           choices=list(QUALITY_PRESETS))
     clip_models: list[str] | None = option(
         None, "CLIP models judging the image (names or checkpoint paths); default from quality")
+    perceptors: str = option("clip", "The family of CLIP models the quality presets pick (Pixray's): clip is "
+                                     "OpenAI's; Pixray's slip and mixed are left out", choices=["clip"],
+                             parse=_clip_family)
     aspect: str = option("widescreen", "Canvas shape; size = base size x scale",
                          choices=[*ASPECT_SIZES, "retain"], flags=["-asp"],
                          describe=f"{', '.join(ASPECT_SIZES)}, or retain (the init_image's shape, "
                                   f"{RETAIN_WIDTH} x scale wide, as Pixray)")
     scale: float | None = option(None, "Canvas scale factor; default from quality",
                                  minimum=0.1, maximum=20, flags=["-sca"])
+    ezsize: str | None = option(None, "Canvas scale by name where scale is unset (Pixray's): small is 1, "
+                                      "medium 2, large 4; default from quality", choices=list(EZ_SIZES),
+                                flags=["-ezs"])
     size: list[int] | None = option(None, "Explicit canvas 'width height' in pixels (overrides aspect)",
                                     minimum=MIN_SIDE, maximum=MAX_SIDE, length=2, flags=["-s"])
     iterations: int | None = option(None, "Optimisation steps; default from quality",
@@ -131,6 +151,11 @@ class Settings:
     cut_zoom_padding: str = option("grey", "What surrounds whole-canvas views: a random grey frame (Pixray) "
                                            "or the canvas extended by a padding mode",
                                    choices=["grey", *PADDING_MODES])
+    cut_pow: float = option(1.0, "How crop views' sizes are drawn: each one's share of the canvas is "
+                                 "low + (high - low) x u^cut_pow for a uniform u, so above 1 favours "
+                                 "close-ups and below 1 wide crops; 1 draws it uniformly, as Pixray does "
+                                 "whatever this is (it declares it and never reads it)",
+                            minimum=0.1, maximum=10, flags=["-cutp", "--cut_power"])
     custom_loss: list[str] = option(
         [], "Extra losses on the whole canvas, each 'name' or 'name:weight' (the weight scales it)",
         flags=["--losses"], parse=lambda value: _known_loss(parse_loss_entry(value)),
@@ -173,6 +198,11 @@ class Settings:
     transparent_weight: float = option(0.0, "For drawers drawing with opacity (pixel's transparent): "
                                             "weight of the mean opacity as a loss, so positive values "
                                             "favour transparency (Pixray's)", minimum=-100, maximum=100)
+    alpha_use_g: bool = option(False, "Accepted so that Pixray's files load; Pixray declares it ('use "
+                                      "gaussian mask weighting') and never reads it, so it changes nothing")
+    alpha_gamma: float = option(4.0, "Accepted so that Pixray's files load; Pixray declares it ('sigma for "
+                                     "the alpha gaussian') and never reads it, so it changes nothing",
+                                minimum=-1e6, maximum=1e6)
     seed: int | None = option(None, "Random seed: a number, or any text (hashed to one as Pixray does); "
                                     "chosen at random and recorded when unset",
                               minimum=0, maximum=2**53 - 1,  # exact in a float: JSON clients keep it
@@ -242,9 +272,11 @@ class Settings:
                                      "them beside the image at the end (the server returns it as its last "
                                      "output)", flags=["-vid", "--video"])
     gif: bool = option(False, "Also make each video as a looping GIF beside its mp4")
-    display_every: str = option("10i", "Show progress (the CLI's loss, the server's frames) every N "
-                                      "iterations (0: only at the end)",
+    display_every: str = option("10i", "Show progress (the CLI's loss, the server's frames, a notebook's "
+                                      "image) every N iterations (0: only at the end)",
                                 flags=["-de"], parse=parse_iterations_unit, describe=_EVERY)
+    display_clear: bool = option(False, "In a notebook, clear the cell's output before each image pixray.run "
+                                        "shows (Pixray's)", flags=["-dc"])
     outdir: str = option("outputs/%DATE%_%SEQ%", "Output directory; %DATE% is today (YYYYMMDD), "
                                                  "%SEQ% the next unused number")
     output: str = option("output.png", "File name of the image inside outdir (.png is added or replaces "
@@ -254,9 +286,14 @@ class Settings:
     overwrite: bool = option(False, "Allow writing into an outdir that already has files")
     device: str = option("auto", "Where to run: auto picks cuda, then mps, then cpu",
                          choices=["auto", "cpu", "cuda", "mps"])
+    cuda_device: str = option("cuda:0", "Which CUDA device a run on CUDA uses (Pixray's)",
+                              flags=["-cud"], parse=_cuda_device, describe="cuda or cuda:N (N from 0 to 99)")
     precision: str = option("auto", "Perceptor arithmetic: auto picks bfloat16 where the hardware "
                                     "makes it fast (CUDA, CPUs with AMX/AVX512-BF16), else float32",
                             choices=["auto", "float32", "bfloat16", "float16"])
+    cudnn_determinism: bool = option(False, "cuDNN's deterministic convolution algorithms during each step "
+                                            "on CUDA (Pixray's -d); nothing elsewhere",
+                                     flags=["-d", "--deterministic"])
     weights_dir: str | None = option(None, "Directory of weight files; default $PIXRAY_WEIGHTS_DIR or "
                                            "./weights")
     sections: Mapping[str, Any] = field(default_factory=lambda: _default_sections(), repr=False)
@@ -367,8 +404,6 @@ def build_settings(*sources: Mapping[str, Any] | None) -> Settings:
     for source in sources:
         for key, value in (source or {}).items():
             spec = specs.get(key)
-            if spec is None and key in NOT_YET:
-                raise SettingsError(not_yet_message(key))
             if spec is None:
                 raise SettingsError(_unknown_key_message(key, value, list(specs)))
             merged[key] = coerce(spec, value)
@@ -470,7 +505,8 @@ def canvas_size(settings: Settings, init_size: tuple[int, int] | None = None) ->
     """
     if settings.size is not None:
         return settings.size[0], settings.size[1]
-    scale = settings.scale if settings.scale is not None else QUALITY_PRESETS[settings.quality].scale
+    scale = (settings.scale if settings.scale is not None else EZ_SIZES[settings.ezsize] if settings.ezsize
+             else QUALITY_PRESETS[settings.quality].scale)
     if settings.aspect != "retain":
         base_w, base_h = ASPECT_SIZES[settings.aspect]
         return int(base_w * scale), int(base_h * scale)

@@ -7,7 +7,6 @@ import hashlib
 import pytest
 
 from pixray.cli import _values, build_parser
-from pixray.pixray_settings import NOT_YET
 from pixray.settings import SettingsError, all_specs, build_settings, parse_settings_text, resolve
 
 
@@ -46,6 +45,16 @@ CLI_ROWS = [
     (["--clip_models", "ViT-B/32", "RN50"], "clip_models", ["ViT-B/32", "RN50"]),
     (["--seed", "42"], "seed", 42),
     (["--seed", "a seed in words"], "seed", _pixray_text_seed("a seed in words")),
+    (["-ezs", "large"], "ezsize", "large"),
+    (["--cut_power", "2"], "cut_pow", 2.0),
+    (["-cutp", "0.5"], "cut_pow", 0.5),
+    (["-cud", "cuda:1"], "cuda_device", "cuda:1"),
+    (["-d", "true"], "cudnn_determinism", True),
+    (["--deterministic", "yes"], "cudnn_determinism", True),
+    (["-dc", "true"], "display_clear", True),
+    (["--perceptors", "clip"], "perceptors", "clip"),
+    (["--alpha_use_g", "true"], "alpha_use_g", True),
+    (["--alpha_gamma", "2"], "alpha_gamma", 2.0),
 ]
 
 
@@ -98,18 +107,29 @@ def test_malformed_pixray_forms_are_refused(text, fragment):
         build_settings(parse_settings_text(text))
 
 
-@pytest.mark.parametrize("name", ["ezsize", "display_clear", "cut_pow", "alpha_gamma"])
-def test_pixray_settings_not_built_yet_say_so(name):
-    with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting that this pixray does not"):
-        build_settings({name: "x"})
+@pytest.mark.parametrize("given, width", [
+    ({"ezsize": "small"}, 192), ({"ezsize": "medium"}, 384), ({"ezsize": "large"}, 768),
+    ({"ezsize": "large", "scale": 1.5}, 288),  # Pixray: scale, when given, wins
+    ({"ezsize": "small", "quality": "best"}, 192),  # and ezsize over the quality's scale (4)
+    ({"quality": "best"}, 768),
+])
+def test_ezsize_picks_the_scale_as_pixray(given, width):
+    assert resolve(build_settings(given)).width == width
 
 
-@pytest.mark.parametrize("argv, name", [
-    (["--alpha_gamma", "2"], "alpha_gamma"), (["-ezs", "small"], "ezsize"),
-    (["--cut_power", "2"], "cut_pow"), (["--cuda_device", "cuda:1"], "cuda_device")])
-def test_pixray_flags_not_built_yet_say_so(argv, name):
-    with pytest.raises(SettingsError, match=rf"'{name}' is a Pixray setting"):
-        _from_argv(argv)
+def test_pixrays_slip_perceptors_are_refused_with_the_reason():
+    for family in ("slip", "mixed"):
+        with pytest.raises(SettingsError, match=rf"'perceptors': Pixray's '{family}' perceptors are not part "
+                                                r"of this pixray: Meta's SLIP models' code is not on PyPI"):
+            build_settings({"perceptors": family})
+    with pytest.raises(SettingsError, match=r"'perceptors': 'blip' is not allowed; expected one of clip"):
+        build_settings({"perceptors": "blip"})
+
+
+@pytest.mark.parametrize("value", ["gpu", "cuda:", "cuda:123", "cpu", 1])
+def test_a_cuda_device_is_cuda_or_cuda_n(value):
+    with pytest.raises(SettingsError, match=r"'cuda_device': .* expected cuda or cuda:N"):
+        build_settings({"cuda_device": value})
 
 
 def test_pixray_flags_of_media_and_losses():
@@ -122,11 +142,10 @@ def test_pixray_flags_of_media_and_losses():
     assert aesthetic.aesthetic_target == 7
 
 
-def test_not_yet_table_and_settings_do_not_overlap():
-    assert not set(NOT_YET) & set(all_specs())
+def test_every_flag_is_one_settings():
     flags = [flag for spec in all_specs().values() for flag in spec.flags]
-    flags += [flag for spec_flags in NOT_YET.values() for flag in spec_flags]
     assert len(flags) == len(set(flags))
+    assert not {f"--{name}" for name in all_specs()} & set(flags)
 
 
 @pytest.mark.parametrize("image, scale, canvas", [

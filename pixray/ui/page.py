@@ -69,7 +69,7 @@ class Page:
         """The cache for the settings' device and weights folder, made on first use and kept (the
         least recently used models dropped past a server's default budget: 70 % of the GPU's
         memory, else half of the machine's)."""
-        device = choose_device(settings.device)
+        device = choose_device(settings.device, settings.cuda_device)
         folder = weights_dir(settings.weights_dir)
         with self._lock:
             cache = self._caches.get((str(device), folder))
