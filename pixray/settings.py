@@ -556,13 +556,50 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
 def _png_settings(path: Path) -> dict[str, Any]:
     try:
         with Image.open(path) as img:
-            text = img.info.get(SETTINGS_KEY)  # chunks before the pixels: nothing is decoded
+            chunks = dict(img.info)  # chunks before the pixels: nothing is decoded
     except (OSError, Image.DecompressionBombError) as exc:
         raise SettingsError(f"cannot read settings from {str(path)!r}: not a readable PNG") from exc
-    if not isinstance(text, str):
-        raise SettingsError(f"{str(path)!r} holds no pixray settings (no {SETTINGS_KEY!r} text chunk); "
-                            "give a YAML file or an image pixray made")
-    return parse_settings_text(text, origin=f"settings in {path}")
+    text = chunks.get(SETTINGS_KEY)
+    if isinstance(text, str):
+        return parse_settings_text(text, origin=f"settings in {path}")
+    if given := _pixray_chunks(chunks):
+        return given
+    raise SettingsError(f"{str(path)!r} holds no pixray settings (no {SETTINGS_KEY!r} text chunk, nor "
+                        "Pixray's 'pixray_<setting>' chunks); give a YAML file or an image pixray or "
+                        "Pixray made")
+
+
+#: ``pixray_<name>`` chunks that are not settings: Pixray's seed after hashing, and this project's own.
+_NOT_SETTING_CHUNKS = ("seed_used", "iteration", "prompts_in_force")
+
+
+def _pixray_chunks(chunks: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings an image made by Pixray itself records: a ``pixray_<name>`` text chunk for each
+    setting it was given (Python's ``str`` of the value: a list as ``[384, 216]``) and the seed it
+    used in ``pixray_seed_used`` (a seed given in words, hashed)."""
+    specs = all_specs()
+    given: dict[str, Any] = {}
+    for key, value in chunks.items():
+        if not (isinstance(key, str) and key.startswith("pixray_") and isinstance(value, str)):
+            continue
+        name = key.removeprefix("pixray_")
+        if name in _NOT_SETTING_CHUNKS:
+            continue
+        spec = specs.get(name)
+        is_list = spec is not None and spec.is_list and value.lstrip().startswith("[")
+        given[name] = _list_text(value, name) if is_list else value
+    if given and isinstance(chunks.get("pixray_seed_used"), str):
+        given["seed"] = chunks["pixray_seed_used"]
+    return given
+
+
+def _list_text(value: str, name: str) -> Any:
+    """Python's ``str`` of a list (``[384, 216]``, ``['ViT-B/32']``) as the list: YAML reads it."""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise SettingsError(f"setting {name!r}: {shown(value)} in the image's metadata is not a "
+                            "list") from None
 
 
 def resolve(settings: Settings, init_size: tuple[int, int] | None = None) -> Plan:

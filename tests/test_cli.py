@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pixray.cli import build_parser, main
 from pixray.output import read_png_metadata
-from pixray.settings import all_specs
+from pixray.settings import all_specs, build_settings, read_settings_file
 
 
 def test_help_lists_every_setting(capsys):
@@ -142,6 +142,30 @@ def test_pixray_png_keys_and_rerun_from_a_png_gives_the_same_image(tmp_path: Pat
     with Image.open(again) as image:
         assert np.array_equal(np.asarray(image.convert("RGB")), pixels)
         assert image.text["pixray_seed_used"] == text["pixray_seed_used"]
+
+
+def test_config_from_an_image_pixray_itself_made_takes_its_settings_and_seed(tmp_path: Path, capsys):
+    # Pixray writes one 'pixray_<setting>' chunk per setting it was given, Python's str of the value,
+    # and the seed it used (a seed given in words, hashed) in 'pixray_seed_used'.
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in {"Software": "pixray (1.9.1)", "pixray_prompts": "a red circle",
+                       "pixray_drawer": "pixel", "pixray_size": "[24, 16]", "pixray_seed": "some words",
+                       "pixray_seed_used": "12345",
+                       "pixray_iterations": "2", "pixray_clip_models": "shapes-demo",
+                       "pixray_custom_loss": "smoothness:0.5", "pixray_learning_rate_drops": "[80]",
+                       "pixray_save_intermediates": "False"}.items():
+        info.add_text(key, value)
+    Image.new("RGB", (24, 16)).save(tmp_path / "pixrays.png", pnginfo=info)
+    given = build_settings(read_settings_file(tmp_path / "pixrays.png"))
+    assert (given.prompts, given.drawer, given.size, given.seed) == ("a red circle", "pixel", [24, 16], 12345)
+    assert (given.custom_loss, given.learning_rate_drops) == (["smoothness:0.5"], ["80%"])
+    assert given.clip_models == ["shapes-demo"] and given.save_intermediates is False
+    assert main(["--config", str(tmp_path / "pixrays.png"), "--outdir", str(tmp_path / "again"), "--quiet",
+                 "--num_cuts", "2", "--device", "cpu"]) == 0
+    with Image.open(capsys.readouterr().out.strip()) as image:
+        assert image.size == (24, 16) and image.text["pixray_seed_used"] == "12345"
 
 
 def test_config_from_an_image_without_settings_is_refused(tmp_path: Path, capsys):
