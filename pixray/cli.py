@@ -34,7 +34,8 @@ def build_parser(prog: str = "pixray",
                                     "images on: see pixray ui --help).") -> argparse.ArgumentParser:
     """The argument parser, generated from the settings tree (every setting is a flag, with
     Pixray's short forms; list settings take several words or one comma-separated word)."""
-    parser = _Parser(prog=prog, description=description, allow_abbrev=False)
+    # Any unique prefix of a flag, as Pixray's argparse takes: its README's own example is --prompt=sunrise.
+    parser = _Parser(prog=prog, description=description, allow_abbrev=True)
     parser.add_argument("--config", "--config_file", action="append", default=[], metavar="FILE",
                         help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")

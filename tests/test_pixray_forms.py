@@ -45,6 +45,8 @@ CLI_ROWS = [
     (["--clip_models", "ViT-B/32", "RN50"], "clip_models", ["ViT-B/32", "RN50"]),
     (["--seed", "42"], "seed", 42),
     (["--seed", "a seed in words"], "seed", _pixray_text_seed("a seed in words")),
+    (["--prompt=sunrise"], "prompts", "sunrise"),  # Pixray's README: any unique prefix of a flag
+    (["--iter", "7"], "iterations", 7),
     (["-ezs", "large"], "ezsize", "large"),
     (["--cut_power", "2"], "cut_pow", 2.0),
     (["-cutp", "0.5"], "cut_pow", 0.5),
@@ -61,6 +63,12 @@ CLI_ROWS = [
 @pytest.mark.parametrize("argv, name, expected", CLI_ROWS, ids=[" ".join(r[0]) for r in CLI_ROWS])
 def test_pixray_command_line_forms(argv, name, expected):
     assert getattr(_from_argv(argv), name) == expected
+
+
+def test_an_ambiguous_prefix_names_the_flags_it_could_be(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--init", "x.png"])
+    assert "ambiguous option: --init could match --init_image, --init_image_alpha" in capsys.readouterr().err
 
 
 def test_config_file_alias(tmp_path):
