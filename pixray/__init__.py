@@ -31,9 +31,20 @@ __all__ = ["MissingWeightsError", "ModelCache", "Perceptor", "Run", "RunError", 
 _LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "ModelCache": "model_cache"}
 
 
+#: Pixray's notebook helpers, which kept the settings in module globals between calls.
+_PIXRAY_GLOBAL_HELPERS = ("reset_settings", "add_settings", "get_settings", "apply_settings", "do_init",
+                          "do_run", "command_line_override")
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _PIXRAY_GLOBAL_HELPERS:
+        raise AttributeError(f"Pixray's pixray.{name} (settings kept between calls in module "
+                             "globals) is not part of this pixray: pass the settings to one call "
+                             "instead, pixray.run(prompts, drawer, **settings) as in Pixray (it writes "
+                             "into outdir and returns the image; in a notebook it shows it as it forms), "
+                             "or pixray.generate(**settings) to go through the steps yourself")
     raise AttributeError(f"module 'pixray' has no attribute {name!r}")
 
 

@@ -130,6 +130,16 @@ def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_p
         assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(image))
 
 
+@pytest.mark.parametrize("name", ["reset_settings", "add_settings", "apply_settings", "do_init", "do_run"])
+def test_pixrays_notebook_helpers_point_to_pixray_run(name):
+    with pytest.raises(AttributeError, match=rf"Pixray's pixray.{name} .* is not part of this pixray: .*"
+                                             r"pixray.run\(prompts, drawer, \*\*settings\)"):
+        getattr(pixray, name)
+    assert not hasattr(pixray, name)
+    with pytest.raises(AttributeError, match="module 'pixray' has no attribute 'nothing_at_all'"):
+        pixray.nothing_at_all  # noqa: B018
+
+
 @pytest.mark.parametrize("drawer, changes, expected", [
     ("pixel", {}, 0.03),  # Pixray's pixel drawer: Adam at 0.03
     ("fast_pixel", {}, 0.2),  # Pixray's run-wide default
