@@ -59,6 +59,8 @@ def mean_difference(perceptor: torch.nn.Module, away: list[torch.Tensor],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pixray.vector_tables``: write a table of mean embedding differences."""
+    from .atomic_files import write_atomically
+    from .errors import USER_ERRORS
     from .init_images import ImageReader
     from .model_cache import ModelCache
     from .prompt_sources.target_images import centre_crop
@@ -74,12 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reader = ImageReader()
     try:
+        if not args.out.parent.is_dir():  # before any model loads
+            raise SettingsError(f"--out: {str(args.out.parent)!r} is not a folder")
         folders = {}
         for side in ("away", "towards"):
-            files = sorted(p for p in getattr(args, side).iterdir()
+            folder = getattr(args, side)
+            if not folder.is_dir():
+                raise SettingsError(f"--{side}: {str(folder)!r} is not a folder")
+            files = sorted(p for p in folder.iterdir()
                            if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
             if not files:
-                raise SettingsError(f"--{side}: no images (.png, .jpg, .webp) in {getattr(args, side)}")
+                raise SettingsError(f"--{side}: no images (.png, .jpg, .webp) in {folder}")
             folders[side] = files
         models = ModelCache(torch.device("cpu"), weights_dir(args.weights_dir))
         table = {}
@@ -89,10 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             views = {side: [centre_crop(reader.read(str(f), *reader.size(str(f), side), side), size)
                             for f in files] for side, files in folders.items()}
             table[name] = [mean_difference(perceptor, views["away"], views["towards"]).tolist()]
-    except SettingsError as exc:
-        print(f"pixray.vector_tables: error: {exc}", file=sys.stderr)
+        write_atomically(args.out, lambda f: f.write(json.dumps(table).encode("utf-8")))
+    except USER_ERRORS as exc:
+        print(f"pixray.vector_tables: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    args.out.write_text(json.dumps(table))
+    except OSError as exc:  # a folder that cannot be listed, an --out that cannot be written
+        print(f"pixray.vector_tables: error: cannot write {str(args.out)!r} or read the images: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(args.out)
     return 0
 

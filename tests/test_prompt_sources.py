@@ -157,6 +157,25 @@ def test_the_command_writes_a_mean_embedding_difference(tmp_path, tiny_checkpoin
     assert torch.allclose(torch.tensor(vector), expected, atol=1e-5)
 
 
+def test_the_commands_mistakes_are_one_line_each(tmp_path, capsys):
+    from pixray.vector_tables import main
+
+    (tmp_path / "away").mkdir()
+    _image(tmp_path / "away" / "a.png", (255, 0, 0))
+    good = ["--away", str(tmp_path / "away"), "--towards", str(tmp_path / "away")]
+    for argv, fragment in [
+        (["--away", str(tmp_path / "none"), "--towards", str(tmp_path / "away")], "--away: '"),
+        ([*good, "--out", str(tmp_path / "none" / "v.json")], "--out: '"),  # said before any model loads
+        ([*good, "--clip_models", "ViT-Z/9"], "unknown CLIP model 'ViT-Z/9'"),
+    ]:
+        argv = [*argv, *(["--clip_models", "shapes-demo"] if "--clip_models" not in argv else []),
+                *(["--out", str(tmp_path / "v.json")] if "--out" not in argv else [])]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "v.json").exists()
+
+
 @pytest.mark.parametrize("text, expected", [
     ("a forest ^ a city ^ the sea", [("a forest", 0, 33), ("a city", 33, 66), ("the sea", 66, 100)]),
     ("a forest@0-40% ^ a city", [("a forest", 0, 40), ("a city", 40, 100)]),
