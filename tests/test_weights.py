@@ -107,6 +107,12 @@ def test_cli_list_and_bad_name(tmp_path, capsys):
     assert "RN50.pt" in out and "present" in out and "vqgan_imagenet_f16_16384.ckpt" in out
     assert main(["download", "ViT-B/33", "--dir", str(tmp_path)]) == 2
     assert "ViT-B/32" in capsys.readouterr().err
+    assert main(["download", "shapes-demo", "--dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "shapes-demo: ships with pixray; nothing to download\n"
+    (tmp_path / "a-file").write_bytes(b"")
+    assert main(["download", "RN50", "--dir", str(tmp_path / "a-file" / "weights")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("pixray.weights: error: cannot write into ") and "a-file" in err
 
 
 def test_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):

@@ -42,6 +42,9 @@ def _list(directory: Path) -> int:
 def _download(names: list[str], directory: Path) -> int:
     from ..model_cache import models_for, weight_files
 
+    for name in names:
+        if not weight_files(name):  # the shapes-world CLIPs: their weights are inside the package
+            print(f"{name}: ships with pixray; nothing to download")
     files = list(dict.fromkeys(f for name in (names or models_for()) for f in weight_files(name)))
     for filename in files:
         entry = MANIFEST.lookup(filename)
@@ -62,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return _list(directory) if args.command == "list" else _download(args.names, directory)
     except (SettingsError, DownloadError, CheckpointError) as exc:
         print(f"pixray.weights: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a weights directory that cannot be made or written
+        print(f"pixray.weights: error: cannot write into {str(directory)!r}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
 
 
