@@ -122,3 +122,19 @@ def test_cache_loads_each_model_once(tiny_checkpoint: Path, tmp_path: Path):
     first = cache.perceptors([str(tiny_checkpoint)])
     again = cache.perceptors([str(tiny_checkpoint), str(tiny_checkpoint)])
     assert cache.loads == 1 and again[0] is first[0] and again[1] is first[0]
+
+
+def test_a_prompt_longer_than_the_model_reads_is_cut_and_said(tiny_perceptor, caplog):
+    # open_clip's tokenizer cuts it without a word; Pixray's stopped. Now a warning names it.
+    length = tiny_perceptor.context_length
+    long_text = " ".join(["red"] * (length + 5))
+    with caplog.at_level("WARNING", logger="pixray.perceptors.perceptor"):
+        embeddings = tiny_perceptor.encode_text([long_text, "a red circle"])
+    assert embeddings.shape[0] == 2 and torch.isfinite(embeddings).all()
+    (record,) = caplog.records
+    assert f"is {length + 7} tokens long, more than tiny reads ({length}, its start and end marks" in \
+        record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pixray.perceptors.perceptor"):
+        tiny_perceptor.encode_text([" ".join(["red"] * (length - 2))])  # fits exactly with its two marks
+    assert caplog.records == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 
 import open_clip
@@ -21,6 +22,8 @@ from .fused_bias_linear import use_fused_bias_linears
 from .fused_convolution import use_fused_convolutions
 from .patch_embedding import use_patch_matmul
 from .weight_precision import store_matmul_weights
+
+log = logging.getLogger(__name__)
 
 # CLIP's image normalisation (OpenAI's training statistics).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -118,10 +121,24 @@ class Perceptor(nn.Module):
         return torch.autocast(self.device.type, self.weights_dtype)
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """(N,D) unit embeddings of ``texts``."""
-        tokens = self.tokenizer(list(texts), self.context_length).to(self.device)
+        """(N,D) unit embeddings of ``texts``; a text longer than the model reads is cut to fit, as
+        its tokenizer does, and said in a warning (Pixray's stopped with an error)."""
+        tokens = self.tokenizer(list(texts), self.context_length)
+        self._warn_of_cut_texts(texts)
+        tokens = tokens.to(self.device)
         with self._precision():
             return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+    def _warn_of_cut_texts(self, texts: Sequence[str]) -> None:
+        # Tokenized with room to spare, a text that fits leaves the positions past the context empty.
+        roomy = self.tokenizer(list(texts), 4 * self.context_length)
+        for text, row in zip(texts, roomy, strict=True):
+            if row[self.context_length:].any():
+                count = int(row.count_nonzero())
+                log.warning("the prompt %r is %s tokens long, more than %s reads (%d, its start and end "
+                            "marks included): the words past that are not seen; shorten it, or split it "
+                            "into '|'-separated prompts", _shortened(text), count if count < roomy.shape[1]
+                            else f"over {count}", self.name, self.context_length)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B,D) unit embeddings of ``images``, (B,3,R,R) in [0,1]."""
@@ -130,3 +147,7 @@ class Perceptor(nn.Module):
             normalised = normalised.contiguous(memory_format=torch.channels_last)
         with self._precision():
             return F.normalize(self.model.encode_image(normalised).float(), dim=-1)
+
+
+def _shortened(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
