@@ -185,3 +185,15 @@ def test_uploads_named_like_settings_syntax_are_renamed_and_removed(tmp_path):
     with pytest.raises(PredictionError, match="ViT-B-32"):  # fails once the files are read: no weights
         list(service.frames(request, lambda name, value: None))
     assert not any(p.name.startswith("upload-") for p in service.uploads.iterdir())
+
+
+def test_a_request_may_set_pixrays_run_settings_but_not_the_gpu(tmp_path, monkeypatch, tiny_checkpoint):
+    from pixray.serving import Request
+
+    service = _service(tmp_path, monkeypatch, tiny_checkpoint, "drawer: pixel\nsize: [16, 16]\n"
+                       "iterations: 2\nnum_cuts: 2\ndevice: cpu\nprompts: a red circle\n")
+    text = "cut_pow: 2\ncudnn_determinism: true\ndisplay_clear: true\nalpha_use_g: true\nperceptors: clip\n"
+    frames = list(service.frames(Request(display_every=0, settings_text=text), lambda name, value: None))
+    assert frames[-1].suffix == ".png"
+    with pytest.raises(PredictionError, match=r"'cuda_device' is set by the server, not per request"):
+        list(service.frames(Request(settings_text="cuda_device: cuda:1"), lambda n, v: None))
