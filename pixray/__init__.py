@@ -74,12 +74,13 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
     """Pixray's one call: run to the end, writing into ``outdir`` what the ``pixray`` command writes
     (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image
     (with ``animation_dir``, the animation's GIF). In a Jupyter notebook it also shows the image every
-    ``display_every`` steps and at the end (``display_clear``: each in place of the one before).
+    ``display_every`` steps and at the end (``display_clear``: each in place of the one before), or
+    the animation's GIF when it is made.
 
     >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
     """
     from .engine import Run
-    from .notebook import notebook_display
+    from .notebook import notebook_display, show_file_in_notebook
     from .output import OutputWriter
 
     values = build_settings({**({"prompts": prompts} if prompts is not None else {}), "drawer": drawer},
@@ -90,7 +91,9 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
         from .animation import Animation, AnimationWriter
 
         writer = AnimationWriter(values)
-        return Image.open(writer.save(Animation(values)))
+        gif = writer.save(Animation(values))
+        show_file_in_notebook(gif, values)
+        return Image.open(gif)
     writer = OutputWriter(values)
     run = Run(values)
     return writer.save_run(run, notebook_display(values, run.plan)).pil()

@@ -1,11 +1,14 @@
 """A run's images shown in the Jupyter notebook that runs it, as Pixray's ``run`` showed them: every
-``display_every`` steps and at the end, the cell's output cleared before each with ``display_clear``."""
+``display_every`` steps and at the end, the cell's output cleared before each with ``display_clear``;
+an animation's GIF when it is made."""
 
 from __future__ import annotations
 
 import io
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,16 +16,24 @@ if TYPE_CHECKING:
     from .settings import Plan, Settings
 
 
-def notebook_display(settings: Settings, plan: Plan) -> Callable[[Step], None] | None:
-    """A callback for :meth:`OutputWriter.save_run` that shows each due step's image in the notebook
-    running this code, or None outside a notebook's kernel. IPython is not imported here: only a
-    kernel that has loaded it already (every notebook's has) is looked for."""
+def _kernel_display() -> ModuleType | None:
+    """``IPython.display`` when this code runs in a notebook's kernel, else None. IPython is not
+    imported here: only a kernel that has loaded it already (every notebook's has) is looked for."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     if getattr(shell, "kernel", None) is None:  # a terminal IPython has no kernel and shows no images
         return None
-    from IPython.display import Image, clear_output, display
+    from IPython import display
 
+    return display
+
+
+def notebook_display(settings: Settings, plan: Plan) -> Callable[[Step], None] | None:
+    """A callback for :meth:`OutputWriter.save_run` that shows each due step's image in the notebook
+    running this code, or None outside a notebook's kernel."""
+    display = _kernel_display()
+    if display is None:
+        return None
     every = plan.display_every
 
     def show(step: Step) -> None:
@@ -31,7 +42,16 @@ def notebook_display(settings: Settings, plan: Plan) -> Callable[[Step], None] |
         png = io.BytesIO()
         step.pil().save(png, format="PNG")
         if settings.display_clear:
-            clear_output(wait=True)
-        display(Image(data=png.getvalue()))
+            display.clear_output(wait=True)
+        display.display(display.Image(data=png.getvalue()))
 
     return show
+
+
+def show_file_in_notebook(path: Path, settings: Settings) -> None:
+    """Show the image file at ``path`` (an animation's GIF) in the notebook running this code, if any."""
+    display = _kernel_display()
+    if display is not None:
+        if settings.display_clear:
+            display.clear_output(wait=True)
+        display.display(display.Image(data=path.read_bytes()))

@@ -115,7 +115,7 @@ class _Notebook:
         shell = types.SimpleNamespace(kernel=object()) if kernel else types.SimpleNamespace()
         self.ipython = types.ModuleType("IPython")
         self.ipython.get_ipython = lambda: shell
-        self.display = types.ModuleType("IPython.display")
+        self.display = self.ipython.display = types.ModuleType("IPython.display")
         self.display.Image = lambda data: data
         self.display.display = self.shown.append
         self.display.clear_output = lambda wait=False: setattr(self, "cleared", self.cleared + 1)
@@ -148,3 +148,16 @@ def test_pixray_run_outside_a_notebook_shows_nothing(tmp_path, monkeypatch):
     pixray.run("a red circle", "fast_pixel", clip_models="shapes-demo", size=[24, 16], iterations=2,
                num_cuts=2, device="cpu", outdir=str(tmp_path / "out"), display_every=1)
     assert notebook.shown == []
+
+
+def test_pixray_run_of_an_animation_in_a_notebook_shows_its_gif(tmp_path, monkeypatch):
+    from PIL import Image
+
+    for i, colour in enumerate(["red", "blue"]):
+        Image.new("RGB", (24, 16), colour).save(tmp_path / f"frame{i}.png")
+    notebook = _Notebook(kernel=True)
+    notebook.install(monkeypatch)
+    pixray.run("a red circle", "fast_pixel", clip_models="shapes-demo", size=[24, 16], iterations=2,
+               num_cuts=2, device="cpu", init_image=str(tmp_path / "frame*.png"), save_every=1,
+               animation_dir=str(tmp_path / "anim"))
+    assert notebook.shown == [(tmp_path / "anim" / "anim.gif").read_bytes()]
