@@ -480,6 +480,10 @@ def parse_settings_text(text: str, origin: str = "settings") -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or "").split())[:100]
+        if "'\\t'" in problem:
+            problem += "; YAML takes spaces, not tabs"
+        where += f" ({problem})" if problem else ""
         raise SettingsError(f"{origin}: not valid YAML{where}: expected 'name: value' lines") from exc
     if data is None:
         return {}

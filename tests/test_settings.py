@@ -129,8 +129,10 @@ def test_settings_text_and_yaml_file(tmp_path: Path):
     parsed = parse_settings_text("iterations: 5\nprompts: a cat:0.5")
     assert parsed == {"iterations": 5, "prompts": "a cat:0.5"}
     assert parse_settings_text("") == {}
-    with pytest.raises(SettingsError, match="not valid YAML"):
+    with pytest.raises(SettingsError, match=r"not valid YAML at line 1 \(expected ',' or '\]'"):
         parse_settings_text("iterations: [5")
+    with pytest.raises(SettingsError, match=r"\(found character '\\t' .*; YAML takes spaces, not tabs"):
+        parse_settings_text("prompts:\ta red circle")  # what YAML found, not only where
     with pytest.raises(SettingsError, match="'name: value' lines"):
         parse_settings_text("- just\n- a list")
     path = tmp_path / "s.yaml"
