@@ -20,14 +20,14 @@ from PIL import Image
 from .auto_stop import PATIENCE, AutoStop
 from .cutouts import CUT_METHODS, CutoutParams, Cutouts
 from .drawers import DRAWERS, Drawer, VectorImage
-from .errors import RunError
+from .errors import MissingWeightsError, RunError
 from .filter_chain import FilterChain
 from .image_labels import ImageLabels
 from .init_images import ImageReader, fitted, to_pil
 from .init_losses import InitLosses, check_init_weights
 from .init_noise import noise_image
 from .losses import LOSSES, LossContext
-from .model_cache import ModelCache
+from .model_cache import ModelCache, models_for, require_weights
 from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .overlay import Overlay
@@ -36,7 +36,7 @@ from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, 
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
 from .runtime import autocast, choose_device, choose_precision, cudnn_deterministic, weights_precision
-from .settings import Plan, Settings, needs_init_size, resolve
+from .settings import Plan, Settings, clip_models_of, needs_init_size, resolve
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,22 @@ class Run:
                            if settings.init_image else None)
         self.overlay = Overlay.from_settings(settings, self.plan, images)
         self.image_labels = ImageLabels.from_settings(settings, self.plan, images)
-        # Last: loading models is the slow part, so every other mistake is reported first.
-        # name -> (loss, its weight: Pixray's 'name:weight')
-        self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), resources)
-                                     .to(self.device), weight) for name, weight in self.plan.custom_losses}
-        self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
-                                                self.plan.height, models).to(self.device)
+        # Last: loading models is the slow part, so every other mistake is reported first. Missing
+        # weight files of several models are said at once (require_weights), but only once the parts'
+        # own settings have been checked as they are created.
+        clips = set(clip_models_of(settings)) if perceptors is not None else set()
+        needed = [name for name in models_for(settings) if name not in clips]
+        try:
+            # name -> (loss, its weight: Pixray's 'name:weight')
+            self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), resources)
+                                         .to(self.device), weight)
+                                  for name, weight in self.plan.custom_losses}
+            self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
+                                                    self.plan.height, models).to(self.device)
+        except MissingWeightsError:
+            require_weights(needed, models.weights_dir)  # raises for all, when more than this one miss
+            raise
+        require_weights(needed, models.weights_dir)
         self.learning_rate = settings.learning_rate or self.drawer.learning_rate(self.init_image is not None)
         weights = weights_precision(self.device, self.dtype)
         self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None

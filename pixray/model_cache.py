@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from .declared_models import DeclaredModel
+from .errors import MissingWeightsError
 from .options import SettingsError
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint, load_pretrained_clip
 from .registry import unknown_name_message
 from .runtime import choose_device
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
-from .weights import MANIFEST, find_weight_file, weights_dir
+from .weights import MANIFEST, WEIGHTS_ENV, fetch_command, find_weight_file, weights_dir
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=nn.Module)
@@ -149,6 +150,22 @@ def models_for(settings: Settings | None = None) -> list[str]:
     for kind, name in parts_in_use(settings):
         names += SECTION_KINDS[kind].lookup(name).models_needed(settings.section(name))
     return list(dict.fromkeys(names))
+
+
+def require_weights(names: Sequence[str], directory: Path) -> None:
+    """Raise one :class:`MissingWeightsError` naming every model of ``names`` whose weight files are
+    not in ``directory``, with the one command that fetches them all, when two or more are missing (a
+    first run of the defaults misses three: said one at a time, each download only led to the next
+    message). One missing model is left to its loader, whose message also gives its URL."""
+    missing = {name: files for name in names
+               if (files := [f for f in weight_files(name) if not (directory / f).is_file()])}
+    if len(missing) < 2:
+        return
+    listed = ", ".join(f"{name} ({', '.join(files)})" for name, files in missing.items())
+    raise MissingWeightsError(
+        f"weight files missing from {str(directory.resolve())!r}: {listed}; fetch them all with "
+        f"`{fetch_command(' '.join(missing))} --dir {directory}`, or point the weights_dir setting or "
+        f"${WEIGHTS_ENV} at a directory holding them", [f for files in missing.values() for f in files])
 
 
 def weight_files(name: str) -> list[str]:

@@ -46,7 +46,12 @@ BAD_INPUTS = [
     (["--prompts", "x", "--drawer", "pixel", "--clip_models", "ViT-B/32"], "ViT-B-32.pt"),
     (["--prompts", "x", "--drawer", "pixel", "--clip_models", "nope.pt"], "nope.pt"),
     (["--prompts", "x", "--drawer", "pixel", "--clip_models", "junk.pt"], "junk.pt"),
-    (["--prompts", "x", "--drawer", "vqgan"], "python -m pixray.weights download imagenet_f16_16384"),
+    (["--prompts", "x", "--drawer", "vqgan", "--clip_models", "shapes-demo"],
+     "python -m pixray.weights download imagenet_f16_16384"),
+    # A first run of the defaults misses three models: all named at once, with one command for them.
+    (["--prompts", "x"], "ViT-B/16 (ViT-B-16.pt), imagenet_f16_16384 (vqgan_imagenet_f16_16384.yaml, "
+                         "vqgan_imagenet_f16_16384.ckpt); fetch them all with `python -m pixray.weights "
+                         "download ViT-B/32 ViT-B/16 imagenet_f16_16384 --dir w`"),
     (["--prompts", "x", "--vqgan_config", "c.yaml"], "'vqgan_checkpoint'"),
     (["--config", "missing.yaml"], "missing.yaml"),
 ]
