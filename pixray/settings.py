@@ -481,8 +481,12 @@ def parse_settings_text(text: str, origin: str = "settings") -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(exc, "problem", None) or "").split())[:100]
-        if "'\\t'" in problem:
+        if problem.startswith("could not determine a constructor"):
+            problem = "a tag (!!name), which settings do not take"
+        elif "'\\t'" in problem:
             problem += "; YAML takes spaces, not tabs"
+        if "/" in problem:  # a server's errors never echo what could read as a path
+            problem = ""
         where += f" ({problem})" if problem else ""
         raise SettingsError(f"{origin}: not valid YAML{where}: expected 'name: value' lines") from exc
     if data is None:
