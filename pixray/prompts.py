@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ import torch
 
 from .options import SettingsError, shown
 from .value_forms import iterations_of, parse_percent_unit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ def parse_schedule(text: str, iterations: int, setting: str = "prompts") -> list
         else:
             bodies.append(part)
             ranges.append(None)
+    for body in bodies:
+        _warn_of_digit_colons(body, setting)
     phases = []
     i = 0
     while i < len(parts):
@@ -116,6 +121,21 @@ def parse_schedule(text: str, iterations: int, setting: str = "prompts") -> list
             phases.append(Phase(tuple(parse_prompts(bodies[i + k])), start, end))
         i = j
     return phases
+
+
+#: An entry ending in a digit, a colon and a whole number: a time or a ratio ("12:30", "16:9").
+_DIGIT_COLON = re.compile(r"\d:\d+\s*$")
+
+
+def _warn_of_digit_colons(body: str, setting: str) -> None:
+    """Pixray's rule reads "a clock at 12:30" as the text "a clock at 12" at weight 30: kept, and said
+    in a warning with the way to keep the colon in the text."""
+    for entry in body.split("|"):
+        if _DIGIT_COLON.search(entry):
+            prompt = parse_prompt(entry)
+            log.warning("%s: %r reads as %r at weight %g (Pixray's 'text:weight'); if the colon belongs to "
+                        "the text, end it with ':1:-inf' (weight 1, no stop)", setting, entry.strip(),
+                        prompt.text, prompt.weight)
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -54,3 +54,17 @@ def test_prompt_loss_weight_sign_and_stop():
     stopped = prompt_loss(images, target, one, torch.tensor([10.0]))
     stopped.sum().backward()
     assert torch.isclose(stopped, pull) and images.grad.abs().sum() == 0
+
+
+def test_a_time_or_ratio_read_as_a_weight_is_said_with_the_way_out(caplog):
+    from pixray.prompts import parse_schedule
+
+    with caplog.at_level("WARNING", logger="pixray.prompts"):
+        (phase,) = parse_schedule("a clock at 12:30 | a cat:2 | figure 8:0.5 | ratio 16:9:1:-inf", 100)
+    # Pixray's reading is kept: text 'a clock at 12' at weight 30.
+    assert [(p.text, p.weight) for p in phase.prompts] == [
+        ("a clock at 12", 30.0), ("a cat", 2.0), ("figure 8", 0.5), ("ratio 16:9", 1.0)]
+    (record,) = caplog.records
+    assert record.getMessage() == ("prompts: 'a clock at 12:30' reads as 'a clock at 12' at weight 30 "
+                                   "(Pixray's 'text:weight'); if the colon belongs to the text, end it with "
+                                   "':1:-inf' (weight 1, no stop)")
