@@ -163,6 +163,17 @@ def batch_main(argv: Sequence[str]) -> int:
     return _guarded(command, "interrupted (finished jobs are kept; run the same command to resume)")
 
 
+def _port(text: str) -> int:
+    """A TCP port number, 1-65535 (argparse's type for ``--port``)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
+
+
 def ui_main(argv: Sequence[str]) -> int:
     """``pixray ui``: the local web page (see :mod:`pixray.ui`) until interrupted; 2 for bad
     options or settings, or without the ``ui`` extra installed."""
@@ -172,7 +183,7 @@ def ui_main(argv: Sequence[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every "
                              "network it is on)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--port", type=_port, default=7860, help="port to serve on, 1-65535 (default 7860)")
     parser.add_argument("--share", action="store_true",
                         help="also a temporary public link through Gradio's share service (needs the "
                              "internet)")

@@ -232,6 +232,15 @@ def test_pixray_ui_on_a_port_in_use_says_so_in_one_line(capsys):
         "not this machine's): choose another --port or --host"]
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_pixray_ui_takes_only_a_port_number(capsys, port):
+    with pytest.raises(SystemExit) as exit_:  # 99999 was a traceback (OverflowError from bind)
+        main(["ui", "--port", port])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == (f"pixray ui: error: argument --port: expected a port number "
+                                               f"from 1 to 65535, got '{port}' (see pixray ui --help)")
+
+
 def test_pixray_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gradio", None)  # what an install without the ui extra has
     monkeypatch.delitem(sys.modules, "pixray.ui.app", raising=False)
