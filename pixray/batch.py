@@ -375,6 +375,14 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
     ``of``). Jobs whose settings are invalid fail here, without a worker."""
     if workers < 1:
         raise SettingsError(f"--workers must be at least 1 (got {workers})")
+    if ray_address is None and workers > 1:  # each is a process holding its own copy of the models
+        import torch
+
+        cores, gpus = os.cpu_count() or 1, torch.cuda.device_count()
+        if workers > max(cores, gpus):
+            raise SettingsError(f"--workers {workers} is more local worker processes than this machine has "
+                                f"CPU cores ({cores}) or GPUs ({gpus}), and each holds its own copy of the "
+                                f"models; give at most {max(cores, gpus)}")
     directory = Path(batch_dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(directory)

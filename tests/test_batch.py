@@ -183,3 +183,15 @@ def test_the_manifest_records_settings_seed_outputs_time(jobs_file, tmp_path, ca
     assert {"key", "job", "directory", "settings", "seed", "status", "outputs", "seconds", "worker",
             "model_loads"} <= set(record)
     assert record["outputs"] == [f"{record['directory']}/output.png"] and record["seconds"] > 0
+
+
+def test_more_local_workers_than_cores_or_gpus_is_refused_before_anything_starts(jobs_file, tmp_path,
+                                                                                 monkeypatch):
+    # Each worker is a process with its own copy of the models: a mistyped --workers 50 on a laptop
+    # would start fifty of them.
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    with pytest.raises(SettingsError, match=r"--workers 3 is more local worker processes than this machine "
+                                            r"has CPU cores \(2\) or GPUs \(0\).*give at most 2"):
+        run_batch(read_jobs(jobs_file), tmp_path / "out", workers=3)
+    assert not (tmp_path / "out").exists()
