@@ -595,10 +595,21 @@ def _pixray_chunks(chunks: Mapping[str, Any]) -> dict[str, Any]:
             continue
         spec = specs.get(name)
         is_list = spec is not None and spec.is_list and value.lstrip().startswith("[")
-        given[name] = _list_text(value, name) if is_list else value
+        # Numbers and true/false as values ("3", "False"), as a YAML file gives them; a text stays text.
+        plain = spec is not None and not spec.is_list and spec.value_type in (bool, int, float)
+        given[name] = _list_text(value, name) if is_list else _scalar_text(value) if plain else value
     if given and isinstance(chunks.get("pixray_seed_used"), str):
-        given["seed"] = chunks["pixray_seed_used"]
+        given["seed"] = _scalar_text(chunks["pixray_seed_used"])
     return given
+
+
+def _scalar_text(value: str) -> Any:
+    """``value`` as YAML reads it when that is a number or true/false; else the text itself."""
+    try:
+        read = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return read if isinstance(read, (bool, int, float)) else value
 
 
 def _list_text(value: str, name: str) -> Any:

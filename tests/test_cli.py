@@ -163,7 +163,9 @@ def test_config_from_an_image_pixray_itself_made_takes_its_settings_and_seed(tmp
                        "pixray_save_intermediates": "False"}.items():
         info.add_text(key, value)
     Image.new("RGB", (24, 16)).save(tmp_path / "pixrays.png", pnginfo=info)
-    given = build_settings(read_settings_file(tmp_path / "pixrays.png"))
+    read = read_settings_file(tmp_path / "pixrays.png")
+    assert (read["iterations"], read["save_intermediates"], read["seed"]) == (2, False, 12345)
+    given = build_settings(read)
     assert (given.prompts, given.drawer, given.size, given.seed) == ("a red circle", "pixel", [24, 16], 12345)
     assert (given.custom_loss, given.learning_rate_drops) == (["smoothness:0.5"], ["80%"])
     assert given.clip_models == ["shapes-demo"] and given.save_intermediates is False
