@@ -568,15 +568,19 @@ def _png_settings(path: Path) -> dict[str, Any]:
     except (OSError, Image.DecompressionBombError) as exc:
         raise SettingsError(f"cannot read settings from {str(path)!r}: not a readable PNG") from exc
     text = chunks.get(SETTINGS_KEY)
-    if isinstance(text, str):
-        return parse_settings_text(text, origin=f"settings in {path}")
-    if given := _pixray_chunks(chunks):
-        return given
+    given = parse_settings_text(text, origin=f"settings in {path}") if isinstance(text, str) else \
+        _pixray_chunks(chunks)
+    if isinstance(text, str) or given:
+        # Where the image was written is not how it was made: a re-run goes to a new outdir (the one it
+        # came from holds the image, and writing there was refused).
+        return {name: value for name, value in given.items() if name not in _WHERE_WRITTEN}
     raise SettingsError(f"{str(path)!r} holds no pixray settings (no {SETTINGS_KEY!r} text chunk, nor "
                         "Pixray's 'pixray_<setting>' chunks); give a YAML file or an image pixray or "
                         "Pixray made")
 
 
+#: Settings an image records that say where it was written, not how it was made.
+_WHERE_WRITTEN = ("outdir", "output", "overwrite")
 #: ``pixray_<name>`` chunks that are not settings: Pixray's seed after hashing, and this project's own.
 _NOT_SETTING_CHUNKS = ("seed_used", "iteration", "prompts_in_force")
 

@@ -149,6 +149,21 @@ def test_pixray_png_keys_and_rerun_from_a_png_gives_the_same_image(tmp_path: Pat
         assert image.text["pixray_seed_used"] == text["pixray_seed_used"]
 
 
+def test_a_rerun_from_an_image_goes_to_a_new_outdir(tmp_path: Path, capsys, monkeypatch):
+    # The image records where it was written; a re-run without --outdir was refused there ("outdir
+    # 'first' already holds files"): where it went is not how it was made.
+    monkeypatch.chdir(tmp_path)
+    args = ["--prompts", "a red circle", "--drawer", "fast_pixel", "--clip_models", "shapes-demo",
+            "--size", "16 16", "--iterations", "2", "--num_cuts", "2", "--device", "cpu", "--quiet"]
+    assert main([*args, "--outdir", "first", "--output", "pic.png"]) == 0
+    capsys.readouterr()
+    assert "outdir" not in read_settings_file(tmp_path / "first" / "pic.png")
+    assert main(["--config", "first/pic.png", "--quiet"]) == 0
+    again = Path(capsys.readouterr().out.strip())
+    assert again.parent.parent == Path("outputs") and again.name == "output.png"
+    assert sorted(p.name for p in (tmp_path / "first").iterdir()) == ["pic.png", "settings.yaml", "steps"]
+
+
 def test_config_from_an_image_pixray_itself_made_takes_its_settings_and_seed(tmp_path: Path, capsys):
     # Pixray writes one 'pixray_<setting>' chunk per setting it was given, Python's str of the value,
     # and the seed it used (a seed given in words, hashed) in 'pixray_seed_used'.
