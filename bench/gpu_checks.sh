@@ -59,4 +59,13 @@ check graph_vit_b32 180 "$py" bench/cuda_graph_pass.py --model ViT-B/32 --cuts 3
 # Goal: the first streamed frame within 1 s of the request on a warm server (predictions 2 on).
 check first_frame 360 "$py" bench/first_frame.py --quality "$quality_normal" --device "$device" \
     --predictions "$predictions"
+# The command line and pixray batch on the device (shapes-demo, seconds): paths only a GPU takes
+# (batch's workers each given their GPU, cuda_device, cudnn_determinism), which CPU tests cannot reach.
+pixray=("$py" -c "import sys; from pixray.cli import main; sys.exit(main())")
+check cli_on_device 120 "${pixray[@]}" --prompts "a red circle" --drawer fast_pixel \
+    --clip_models shapes-demo --size 64 64 --iterations 20 --cuda_device cuda:0 --cudnn_determinism true \
+    --outdir "$out/cli_run" --overwrite true --quiet
+printf '%s\n' "settings: {drawer: pixel, clip_models: shapes-demo, size: [64, 64], iterations: 10}" \
+    "sweep: {prompts: [a red circle, a blue square], seed: [1, 2]}" > "$out/jobs.yaml"
+check batch_on_device 180 "${pixray[@]}" batch "$out/jobs.yaml" --outdir "$out/batch_run" --quiet
 echo "== done: outputs in $out"
