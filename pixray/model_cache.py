@@ -152,13 +152,18 @@ def models_for(settings: Settings | None = None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def missing_weight_files(names: Sequence[str], directory: Path) -> dict[str, list[str]]:
+    """Each model of ``names`` whose weight files are not all in ``directory``, with those files."""
+    return {name: files for name in names
+            if (files := [f for f in weight_files(name) if not (directory / f).is_file()])}
+
+
 def require_weights(names: Sequence[str], directory: Path) -> None:
     """Raise one :class:`MissingWeightsError` naming every model of ``names`` whose weight files are
     not in ``directory``, with the one command that fetches them all, when two or more are missing (a
     first run of the defaults misses three: said one at a time, each download only led to the next
     message). One missing model is left to its loader, whose message also gives its URL."""
-    missing = {name: files for name in names
-               if (files := [f for f in weight_files(name) if not (directory / f).is_file()])}
+    missing = missing_weight_files(names, directory)
     if len(missing) < 2:
         return
     listed = ", ".join(f"{name} ({', '.join(files)})" for name, files in missing.items())

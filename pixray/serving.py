@@ -46,7 +46,7 @@ from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
 from .media import FrameSequence, FrameWriter
-from .model_cache import ModelCache, default_model_memory, models_for, parse_memory, weight_files
+from .model_cache import ModelCache, default_model_memory, missing_weight_files, models_for, parse_memory
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
 from .perceptors import CLIP_MODELS
@@ -380,10 +380,8 @@ def _process_exists(pid: int) -> bool:
 
 def fetch_missing(names: list[str], directory: Path, allow: bool) -> None:
     """Download the weight files of ``names`` that are absent; raise naming any still missing."""
-    for name in names:
-        for filename in weight_files(name):
-            if (directory / filename).is_file():
-                continue
+    for name, filenames in missing_weight_files(names, directory).items():
+        for filename in filenames:
             if allow:
                 try:
                     download(MANIFEST[filename], directory)
