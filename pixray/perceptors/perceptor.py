@@ -13,6 +13,7 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
+from ..options import shown
 from .activation import use_lean_activations
 from .attention import use_fast_attention
 from .batch_norm_folding import fold_batch_norms
@@ -135,9 +136,9 @@ class Perceptor(nn.Module):
         for text, row in zip(texts, roomy, strict=True):
             if row[self.context_length:].any():
                 count = int(row.count_nonzero())
-                log.warning("the prompt %r is %s tokens long, more than %s reads (%d, its start and end "
+                log.warning("the prompt %s is %s tokens long, more than %s reads (%d, its start and end "
                             "marks included): the words past that are not seen; shorten it, or split it "
-                            "into '|'-separated prompts", _shortened(text), count if count < roomy.shape[1]
+                            "into '|'-separated prompts", shown(text, 60), count if count < roomy.shape[1]
                             else f"over {count}", self.name, self.context_length)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -147,7 +148,3 @@ class Perceptor(nn.Module):
             normalised = normalised.contiguous(memory_format=torch.channels_last)
         with self._precision():
             return F.normalize(self.model.encode_image(normalised).float(), dim=-1)
-
-
-def _shortened(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else f"{text[:limit - 1]}…"
