@@ -16,6 +16,7 @@ from .errors import USER_ERRORS
 from .options import SettingsError
 from .runtime import keep_freed_memory
 from .settings import Settings, all_specs, build_settings, group_title, read_settings_file, sections_holding
+from .version import installed_version
 
 if TYPE_CHECKING:
     from .engine import Run, Step
@@ -39,6 +40,7 @@ def build_parser(prog: str = "pixray",
     parser.add_argument("--config", "--config_file", action="append", default=[], metavar="FILE",
                         help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
+    parser.add_argument("--version", action="version", version=f"pixray {installed_version()}")
     groups: dict[str, Any] = {}
     holders = sections_holding()
     for spec in all_specs().values():

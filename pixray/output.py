@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import functools
-import importlib.metadata
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ from .errors import RunError
 from .media import FrameSequence, FrameWriter
 from .options import SettingsError
 from .settings import SETTINGS_KEY, Settings, parse_settings_text
+from .version import installed_version
 
 SEED_KEY = "pixray_seed"
 SEED_USED_KEY = "pixray_seed_used"  # Pixray's name for it
@@ -54,16 +53,8 @@ def png_metadata(settings: dict[str, Any], seed: int, iteration: int,
     info.add_text(ITERATION_KEY, str(iteration))
     if prompts is not None:
         info.add_text(PROMPTS_IN_FORCE_KEY, prompts)
-    info.add_text("Software", f"pixray ({_version()})")
+    info.add_text("Software", f"pixray ({installed_version()})")
     return info
-
-
-@functools.cache  # read once: every frame's metadata carries it
-def _version() -> str:
-    try:
-        return importlib.metadata.version("pixray")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown version"
 
 
 def read_png_metadata(path: str | Path) -> dict[str, Any]:

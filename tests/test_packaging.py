@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -32,3 +34,21 @@ def test_the_taming_modules_the_vqgan_drawer_uses_import_without_lightning():
 
     for name in ("pytorch_lightning", "lightning", "omegaconf"):
         assert importlib.util.find_spec(name) is None, f"{name} is installed; make install leaves it out"
+
+
+def test_pixrays_readme_command_runs_from_a_checkout_and_python_m_pixray_is_the_command(tmp_path):
+    """`python pixray.py --drawer=pixel --prompt=sunrise --outdir sunrise01`, Pixray's README's first
+    command, from the checkout's root (that file's directory, as `python` puts it first on the path;
+    here the run is in tmp_path); `python -m pixray --version` names the installed version; and
+    `import pixray` from the checkout's root finds the package, not that file."""
+    version = f"pixray {importlib.metadata.version('pixray')}"
+    out = subprocess.run([sys.executable, str(ROOT / "pixray.py"), "--drawer=pixel", "--prompt=sunrise",
+                          "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "1",
+                          "--outdir", "sunrise01", "--quiet"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "sunrise01/output.png" and (tmp_path / "sunrise01" / "output.png").is_file()
+    out = subprocess.run([sys.executable, "-m", "pixray", "--version"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, version)
+    assert importlib.util.find_spec("pixray").origin == str(ROOT / "pixray" / "__init__.py")
