@@ -116,7 +116,7 @@ class AnimationWriter:
 
     def __init__(self, settings: Settings) -> None:
         assert settings.animation_dir
-        self.directory = Path(settings.animation_dir)
+        self.directory = Path(settings.animation_dir).expanduser()
         if self.directory.exists() and not self.directory.is_dir():
             raise SettingsError(f"setting 'animation_dir': {str(self.directory)!r} is a file, not a "
                                 "directory")

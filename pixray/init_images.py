@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import io
+import os
 import re
 import urllib.request
 import warnings
@@ -145,7 +146,9 @@ def fetch_url(url: str, setting: str, max_bytes: int) -> bytes:
 
 
 def _one_file(value: str, setting: str) -> str:
-    """``value`` itself, or the one file a glob pattern in it matches."""
+    """``value`` itself (``~`` expanded, as a shell would: settings files are not read by one), or
+    the one file a glob pattern in it matches."""
+    value = os.path.expanduser(value)
     if not glob.has_magic(value) or Path(value).exists():
         return value
     matches = sorted(glob.glob(value))

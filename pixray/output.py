@@ -27,8 +27,9 @@ PROMPTS_IN_FORCE_KEY = "pixray_prompts_in_force"
 
 
 def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
-    """``pattern`` with %DATE% (YYYYMMDD) and %SEQ% (the first number giving an unused path)."""
-    text = pattern.replace("%DATE%", (today or _dt.date.today()).strftime("%Y%m%d"))
+    """``pattern`` with ``~`` expanded, %DATE% (YYYYMMDD) and %SEQ% (the first number giving an unused
+    path)."""
+    text = os.path.expanduser(pattern).replace("%DATE%", (today or _dt.date.today()).strftime("%Y%m%d"))
     if "%SEQ%" not in text:
         return Path(text)
     for seq in range(1, 100000):

@@ -196,3 +196,24 @@ def test_config_from_an_image_without_settings_is_refused(tmp_path: Path, capsys
     Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
     assert main(["--config", str(tmp_path / "plain.png"), "--quiet"]) == 2
     _one_error_line(capsys.readouterr().err, "holds no pixray settings")
+
+
+def test_a_settings_files_paths_may_start_with_the_home_directory(tmp_path: Path, capsys, monkeypatch):
+    """`~` in a YAML file (no shell expands it there) means the home directory, as on the command line:
+    init_image, an image prompt's glob, outdir and weights_dir."""
+    from PIL import Image
+
+    from pixray.weights import weights_dir
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(home / "start.png")
+    config = tmp_path / "c.yaml"
+    config.write_text("init_image: ~/start.png\nimage_prompts: ~/st*.png\noutdir: ~/renders/%SEQ%\n"
+                      "weights_dir: ~/w\n")
+    code = main(["--config", str(config), "--drawer", "fast_pixel", "--prompts", "a red circle",
+                 "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "1", "--quiet"])
+    assert code == 0
+    assert Path(capsys.readouterr().out.strip()) == home / "renders" / "0001" / "output.png"
+    assert weights_dir("~/w") == home / "w"

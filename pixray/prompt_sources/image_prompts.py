@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import os
 import re
 
 import torch
@@ -37,11 +38,12 @@ def expand_braces(pattern: str) -> list[str]:
 
 
 def image_files(entry: str) -> list[str]:
-    """The files (or URL) an entry names: itself, or what its glob and braces match, sorted."""
+    """The files (or URL) an entry names: itself, or what its glob and braces match, sorted (``~``
+    expanded, as a shell would)."""
     if re.match(r"https?://", entry):
         return [entry]
     names = []
-    for pattern in expand_braces(entry):
+    for pattern in map(os.path.expanduser, expand_braces(entry)):
         names += sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
     return names
 

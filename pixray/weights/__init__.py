@@ -157,8 +157,9 @@ MANIFEST: Registry[WeightFile] = Registry("weight file", {f.filename: f for f in
 
 
 def weights_dir(setting: str | None = None) -> Path:
-    """The weights directory: the ``weights_dir`` setting, else ``$PIXRAY_WEIGHTS_DIR``, else ./weights."""
-    return Path(setting or os.environ.get(WEIGHTS_ENV) or "weights")
+    """The weights directory: the ``weights_dir`` setting, else ``$PIXRAY_WEIGHTS_DIR``, else ./weights
+    (``~`` expanded)."""
+    return Path(setting or os.environ.get(WEIGHTS_ENV) or "weights").expanduser()
 
 
 def fetch_command(name: str) -> str:
