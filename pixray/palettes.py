@@ -104,8 +104,10 @@ def colour(token: str) -> RGB:
     try:
         r, g, b = mcolors.to_rgb(name)
     except ValueError:
+        bracket = "," in text and not text.startswith(("(", "["))
+        listed = f"; a list of colours is bracketed: '[{text}]'" if bracket else ""
         raise ValueError(f"'{token.strip()}' is not a colour (a name such as 'rust' or 'navy', '#rrggbb', "
-                         "'(255+0+0)', '[1+0+0]' or 'mat:NAME')") from None
+                         f"'(255+0+0)', '[1+0+0]' or 'mat:NAME'){listed}") from None
     return r, g, b
 
 

@@ -49,6 +49,7 @@ def test_ramps_default_to_sixteen_steps_and_presets_are_there():
 @pytest.mark.parametrize(("text", "fragment"), [
     ("rojo", r"in 'rojo': 'rojo' is not a colour"),
     ("red->bleu", r"in 'red->bleu': 'bleu' is not a colour"),
+    ("red, blue", r"'red, blue' is not a colour .*; a list of colours is bracketed: '\[red, blue\]'$"),
     ("[red, blue", r"'\[red, blue' is not a list"),
     ("red\\x", r"in 'red\\x': '\\x' in 'red\\x' is not a number of colours from 1 to 4096"),
     ("red\\0", r"is not a number of colours"),
