@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .auto_stop import PATIENCE, AutoStop
@@ -99,6 +100,16 @@ class PromptView:
     region: torch.Tensor | None
     sources: tuple[PromptSource, ...]
     targets: list[Targets]
+
+    def seen(self, canvas: torch.Tensor) -> torch.Tensor:
+        """``canvas`` (1,C,h,w) as these prompts see it: whole, or black outside the region, which is
+        stretched over it when a filter made the canvas another size (wallpaper's shift: two rows)."""
+        if self.region is None:
+            return canvas
+        region = self.region
+        if region.shape[-2:] != canvas.shape[-2:]:
+            region = F.interpolate(region, size=canvas.shape[-2:], mode="nearest")
+        return canvas * region
 
 
 def _drop_rate(optimiser: torch.optim.Optimizer) -> None:
@@ -462,8 +473,7 @@ class Run:
             views = self._views(cutouts, params, zoom, generator, padding)
             for view in prompt_views:
                 whole = view.region is None
-                seen_canvas = canvas if whole else canvas * view.region
-                cuts = cutouts.apply(seen_canvas, params, generator, padding, zoom)
+                cuts = cutouts.apply(view.seen(canvas), params, generator, padding, zoom)
                 seen = cuts.detach().requires_grad_(True)
                 for i in members:
                     targets = view.targets[i]

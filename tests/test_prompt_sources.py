@@ -340,6 +340,23 @@ def test_a_spot_prompts_gradient_is_zero_outside_its_part(small_settings, tiny_p
     assert magnitude[disc].min() > 0 and magnitude[~disc].max() == 0
 
 
+def test_spot_prompts_with_a_filter_that_changes_the_canvas_size_see_their_part_stretched(small_settings,
+                                                                                         tiny_perceptor):
+    """wallpaper's shift shows the perceptors two rows of the picture (twice its height): the spot's
+    region is stretched over that, as spot_file is over the canvas (it stopped the run with a size
+    mismatch)."""
+    from pixray.engine import PromptView
+
+    settings = {**small_settings, "drawer": "fast_pixel", "filters": ["wallpaper"], "wallpaper_type": "shift",
+                "spot_prompts_off": "a grey square", "iterations": 2}
+    steps = list(pixray.generate(settings, perceptors=[tiny_perceptor]))
+    assert steps[-1].is_final and steps[-1].index == 2
+    region = torch.zeros(1, 1, 2, 2)
+    region[..., 0, :] = 1
+    seen = PromptView(region, (), []).seen(torch.ones(1, 3, 4, 6))
+    assert seen[..., :2, :].eq(1).all() and seen[..., 2:, :].eq(0).all()
+
+
 def test_spot_prompts_join_the_whole_canvas_prompts_and_show_in_force_when_phased(small_settings,
                                                                                   tiny_perceptor):
     base = {**small_settings, "iterations": 2, "vector_prompts": "none"}
