@@ -90,8 +90,12 @@ def parse_schedule(text: str, iterations: int, setting: str = "prompts") -> list
             except ValueError:
                 raise SettingsError(f"{setting}: the range in {shown(part.strip())} is not 'start-end' in "
                                     "percent (at most 100) or iterations (10i)") from None
-            if start >= end:
+            if start > end:
                 raise SettingsError(f"{setting}: the range in {shown(part.strip())} ends before it starts")
+            if start == end:
+                raise SettingsError(f"{setting}: the range in {shown(part.strip())} holds no step of this "
+                                    f"{iterations}-iteration run (its start and end both fall at step "
+                                    f"{start}); widen it or add iterations")
             bodies.append(match["body"])
             ranges.append((start, end))
         else:

@@ -195,6 +195,8 @@ def test_schedules_split_the_run(text, expected):
     ("a@50-20 ^ b", "ends before it starts"),
     ("a@0-150 ^ b", r"percent \(at most 100\)"),
     ("a@0-100 ^ b", "no part of the run left"),
+    ("a@10-10 ^ b", "holds no step of this 100-iteration run"),
+    ("a@0-0.4% ^ b", r"holds no step .* both fall at step 0\); widen it or add iterations$"),
 ])
 def test_bad_schedules_are_refused(text, fragment):
     from pixray.prompts import parse_schedule
