@@ -24,7 +24,8 @@ from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_check
 from .registry import unknown_name_message
 from .runtime import choose_device
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
-from .weights import MANIFEST, WEIGHTS_ENV, fetch_command, find_weight_file, weights_dir
+from .weights import MANIFEST, WEIGHTS_ENV, fetch_command, find_weight_file
+from .weights import weights_dir as weights_dir_of
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=nn.Module)
@@ -38,13 +39,14 @@ class ModelCache:
     models does not grow without bound; a run keeps the models it holds until it ends. None: no
     budget.
 
-    >>> cache = ModelCache(torch.device("cpu"), Path("weights"))  # doctest: +SKIP
+    >>> cache = ModelCache("cpu", "weights")  # or torch.device("cuda"), Path(...)  # doctest: +SKIP
     >>> cache.perceptors(["ViT-B/32"])                              # doctest: +SKIP
     """
 
-    def __init__(self, device: torch.device, weights_dir: Path, memory: int | None = None) -> None:
-        self.device = device
-        self.weights_dir = weights_dir
+    def __init__(self, device: torch.device | str, weights_dir: Path | str | None = None,
+                 memory: int | None = None) -> None:
+        self.device = torch.device(device)
+        self.weights_dir = weights_dir_of(weights_dir)  # None: $PIXRAY_WEIGHTS_DIR, else ./weights
         self.memory = memory
         self._loaded: OrderedDict[str, nn.Module] = OrderedDict()  # least recently used first
         self.loads = 0
@@ -54,7 +56,7 @@ class ModelCache:
     def for_settings(cls, settings: Settings) -> ModelCache:
         """An empty cache on the settings' device and weights directory (one run's, or one
         animation's: models are read when first asked for)."""
-        return cls(choose_device(settings.device, settings.cuda_device), weights_dir(settings.weights_dir))
+        return cls(choose_device(settings.device, settings.cuda_device), settings.weights_dir)
 
     def get(self, key: str, load: Callable[[], M]) -> M:
         """The model stored under ``key``, calling ``load`` (and moving it to the device) the first time."""

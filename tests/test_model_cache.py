@@ -99,3 +99,17 @@ def test_preloading_a_declared_model_is_what_its_part_then_uses(tmp_path, monkey
     options = settings.section("style")
     LOSSES.lookup("style").create(options, Resources(cache, ImageReader()))
     assert cache.loads == 1
+
+
+def test_a_cache_made_from_texts_as_the_readme_writes_it_serves_runs(tmp_path, monkeypatch):
+    """`pixray.ModelCache("cpu", "weights")`: a device and a directory as texts (the README's form), or
+    no directory ($PIXRAY_WEIGHTS_DIR, else ./weights, as a run's own)."""
+    import pixray
+
+    cache = pixray.ModelCache("cpu", str(tmp_path / "w"))
+    assert cache.device == torch.device("cpu") and cache.weights_dir == tmp_path / "w"
+    run = pixray.generate({"prompts": "a red circle", "drawer": "fast_pixel", "clip_models": ["shapes-demo"],
+                           "size": [16, 16], "iterations": 1, "outdir": str(tmp_path / "o")}, models=cache)
+    assert run.final_image().size == (16, 16) and cache.loads == 1
+    monkeypatch.setenv("PIXRAY_WEIGHTS_DIR", str(tmp_path / "env"))
+    assert pixray.ModelCache("cpu").weights_dir == tmp_path / "env"

@@ -156,7 +156,7 @@ _FILES = [
 MANIFEST: Registry[WeightFile] = Registry("weight file", {f.filename: f for f in _FILES})
 
 
-def weights_dir(setting: str | None = None) -> Path:
+def weights_dir(setting: str | Path | None = None) -> Path:
     """The weights directory: the ``weights_dir`` setting, else ``$PIXRAY_WEIGHTS_DIR``, else ./weights
     (``~`` expanded)."""
     return Path(setting or os.environ.get(WEIGHTS_ENV) or "weights").expanduser()
