@@ -39,7 +39,7 @@ class ModelCache:
     models does not grow without bound; a run keeps the models it holds until it ends. None: no
     budget.
 
-    >>> cache = ModelCache("cpu", "weights")  # or torch.device("cuda"), Path(...)  # doctest: +SKIP
+    >>> cache = ModelCache("cpu", "weights")                      # doctest: +SKIP
     >>> cache.perceptors(["ViT-B/32"])                              # doctest: +SKIP
     """
 
