@@ -1,9 +1,11 @@
-"""The optimisers Pixray offers, by Pixray's names: torch's, plus normalised gradient descent."""
+"""The optimisers Pixray offers, by Pixray's names: torch's, DiffGrad and AdamP (from the maintained
+``pytorch-optimizer`` package; Pixray took them from ``torch-optimizer``), plus normalised gradient
+descent."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -53,11 +55,27 @@ def movable(param: torch.Tensor, grad: torch.Tensor, low: float | torch.Tensor,
     return grad.masked_fill(pushing_out, 0)
 
 
-OPTIMISERS: Registry[type[torch.optim.Optimizer]] = Registry("optimiser", {
+Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+def _from_pytorch_optimizer(name: str) -> Callable[[Params, float], torch.optim.Optimizer]:
+    """``pytorch_optimizer``'s optimiser ``name`` at Pixray's settings (its defaults, the step size
+    given), imported when one is made: the package takes over a second to import."""
+    def make(params: Params, lr: float) -> torch.optim.Optimizer:
+        import pytorch_optimizer
+
+        return getattr(pytorch_optimizer, name)(params, lr=lr)
+
+    return make
+
+
+OPTIMISERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimiser", {
     "Adam": torch.optim.Adam,
     "AdamW": torch.optim.AdamW,
     "Adagrad": torch.optim.Adagrad,
     "Adamax": torch.optim.Adamax,
+    "DiffGrad": _from_pytorch_optimizer("DiffGrad"),
+    "AdamP": _from_pytorch_optimizer("AdamP"),
     "RAdam": torch.optim.RAdam,
     "RMSprop": torch.optim.RMSprop,
     "NGD": NormalisedGradientDescent,
