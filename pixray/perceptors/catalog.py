@@ -37,6 +37,7 @@ CLIP_MODELS: Registry[CatalogEntry] = Registry("CLIP model", {
     "RN101": CatalogEntry("RN101.pt", "RN101-quickgelu"),
     "RN50x4": CatalogEntry("RN50x4.pt", "RN50x4-quickgelu"),
     "RN50x16": CatalogEntry("RN50x16.pt", "RN50x16-quickgelu"),
+    "RN50x64": CatalogEntry("RN50x64.pt", "RN50x64-quickgelu"),
     "ViT-B/32": CatalogEntry("ViT-B-32.pt", "ViT-B-32-quickgelu"),
     "ViT-B/16": CatalogEntry("ViT-B-16.pt", "ViT-B-16-quickgelu"),
     "ViT-L/14": CatalogEntry("ViT-L-14.pt", "ViT-L-14-quickgelu"),
