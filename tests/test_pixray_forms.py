@@ -125,6 +125,17 @@ def test_ezsize_picks_the_scale_as_pixray(given, width):
     assert resolve(build_settings(given)).width == width
 
 
+@pytest.mark.parametrize(("pixray_name", "model"), [
+    ("imagenet_f16_16384m", "imagenet_f16_16384"), ("wikiart_1024m", "wikiart_1024"),
+    ("wikiart_16384m", "wikiart_16384"), ("wikiart_16384m2", "wikiart_16384"), ("coco", "coco"),
+])
+def test_pixrays_mirror_names_of_a_vqgan_model_are_the_model(pixray_name, model):
+    settings = build_settings(parse_settings_text(f"vqgan_model: {pixray_name}"))
+    assert settings.section("vqgan").vqgan_model == model
+    with pytest.raises(SettingsError, match="'vqgan_model': 'imagenet_f16_16384x' is not allowed"):
+        build_settings({"vqgan_model": "imagenet_f16_16384x"})
+
+
 def test_pixrays_slip_perceptors_are_refused_with_the_reason():
     for family in ("slip", "mixed"):
         with pytest.raises(SettingsError, match=rf"'perceptors': Pixray's '{family}' perceptors are not part "

@@ -45,10 +45,21 @@ VQGAN_MODELS: Registry[VqganFiles] = Registry("VQGAN model", {name: _files(name)
     "wikiart_1024", "wikiart_16384"]})
 
 
+#: Pixray's names for its mirror hosts' copies of a model (``m``: mirror): here the model itself, whose
+#: download tries every host the manifest lists.
+PIXRAY_MIRROR_NAMES = {"imagenet_f16_16384m": "imagenet_f16_16384", "wikiart_1024m": "wikiart_1024",
+                       "wikiart_16384m": "wikiart_16384", "wikiart_16384m2": "wikiart_16384"}
+
+
+def _model_name(value: object) -> object:
+    return PIXRAY_MIRROR_NAMES.get(value, value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class VqganOptions:
     vqgan_model: str = option("imagenet_f16_16384", "VQGAN model (its .yaml and .ckpt in the weights "
-                              "directory)", choices=list(VQGAN_MODELS))
+                              "directory; Pixray's mirror names such as imagenet_f16_16384m read as "
+                              "the model)", choices=list(VQGAN_MODELS), parse=_model_name)
     vqgan_config: str | None = option(None, "A custom taming config .yaml (with vqgan_checkpoint); "
                                       "overrides vqgan_model",
                                       names_file=True)
