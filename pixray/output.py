@@ -7,7 +7,7 @@ import datetime as _dt
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from PIL import Image, PngImagePlugin
@@ -24,6 +24,8 @@ SEED_KEY = "pixray_seed"
 SEED_USED_KEY = "pixray_seed_used"  # Pixray's name for it
 ITERATION_KEY = "pixray_iteration"
 PROMPTS_IN_FORCE_KEY = "pixray_prompts_in_force"
+#: Numbers a run tries for its %SEQ% outdir while runs started alongside take them.
+MAX_CLAIMS = 1000
 
 
 def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
@@ -96,21 +98,14 @@ class OutputWriter:
 
     def __init__(self, settings: Settings) -> None:
         """Check ``output`` and choose the outdir; nothing is written until :meth:`start`."""
-        self.outdir = resolve_outdir(settings.outdir)
+        self._settings = settings
+        self._place(resolve_outdir(settings.outdir))
         nearest = next(p for p in (self.outdir, *self.outdir.parents) if p.exists() or p == p.parent)
         if not nearest.is_dir() or not os.access(nearest, os.W_OK):
             what = "is not writable" if nearest.is_dir() else "is a file, not a directory"
             raise SettingsError(f"setting 'outdir': {str(nearest)!r} {what}; choose another outdir")
         if self.outdir.exists() and any(self.outdir.iterdir()) and not settings.overwrite:
-            raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
-                                "outdir (%SEQ% picks an unused one) or set overwrite: true")
-        self.path = self.outdir / settings.output
-        self.vector_path = self.path.with_suffix(".svg")  # for drawers that draw vector pictures
-        #: Frames of the saved images (save_intermediates) and of every step (make_video).
-        self.steps = (FrameSequence(self.outdir / "steps", self.outdir / "steps" / "output.mp4")
-                      if settings.save_intermediates else None)
-        self.video = FrameSequence(self.outdir / "video", self.path.with_suffix(".mp4")) \
-            if settings.make_video else None
+            self._refuse_taken()
         self.gif = settings.gif
         self.comment = settings.prompts or None  # the mp4's metadata
         self.save_every = 0  # from the run's plan, at start()
@@ -119,24 +114,63 @@ class OutputWriter:
         self._images: FrameWriter | None = None
         self._wrote = False
 
+    def _place(self, outdir: Path) -> None:
+        """Put the run's files under ``outdir``."""
+        self.outdir = outdir
+        self.path = outdir / self._settings.output
+        self.vector_path = self.path.with_suffix(".svg")  # for drawers that draw vector pictures
+        #: Frames of the saved images (save_intermediates) and of every step (make_video).
+        self.steps = (FrameSequence(outdir / "steps", outdir / "steps" / "output.mp4")
+                      if self._settings.save_intermediates else None)
+        self.video = (FrameSequence(outdir / "video", self.path.with_suffix(".mp4"))
+                      if self._settings.make_video else None)
+
+    def _refuse_taken(self) -> NoReturn:
+        raise SettingsError(f"outdir {str(self.outdir)!r} already holds files; choose another "
+                            "outdir (%SEQ% picks an unused one) or set overwrite: true")
+
     def start(self, run: Run) -> None:
-        """Create the outdir (and the frame directories) and write settings.yaml (the non-default
-        settings and the run's seed)."""
+        """Claim the outdir, create the frame directories and write settings.yaml (the non-default
+        settings and the run's seed).
+
+        Runs started side by side never share an outdir: a %SEQ% outdir is claimed by creating it
+        (when another run created that one first, this run takes the next unused number), and
+        without ``overwrite`` settings.yaml is only created, never replaced."""
         self.record = run_record(run)
         self.save_every = run.plan.save_every
-        settings_file = self.outdir / "settings.yaml"
-        folders = [self.path.parent, *(frames.directory for frames in (self.steps, self.video) if frames)]
-        made = [] if settings_file.exists() else [settings_file]
-        made += [folder for folder in folders if folder != self.path.parent and not folder.exists()]
-        made += [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]  # innermost 1st
         try:
+            made = self._claim()
+            settings_file = self.outdir / "settings.yaml"
+            folders = [self.path.parent, *(frames.directory for frames in (self.steps, self.video) if frames)]
+            made += [p for folder in folders for p in (folder, *folder.parents) if not p.exists()]
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
-            self._made = made
-            settings_file.write_text(yaml.safe_dump(self.record, sort_keys=True))
+            existed = settings_file.exists()
+            try:
+                with settings_file.open("w" if self._settings.overwrite else "x", encoding="utf-8") as f:
+                    f.write(yaml.safe_dump(self.record, sort_keys=True))
+            except FileExistsError:
+                self._refuse_taken()  # a run started alongside wrote it first: its folders stay
         except OSError as exc:
             raise SettingsError(f"setting 'outdir': cannot write to {str(self.outdir)!r}: "
                                 f"{exc.strerror or exc}") from None
+        # Innermost first, for abandon().
+        self._made = ([] if existed else [settings_file]) + sorted(set(made), key=lambda p: -len(p.parts))
+
+    def _claim(self) -> list[Path]:
+        """Create a %SEQ% outdir, moving on to the next unused number while other runs take them;
+        the directories created (none for an outdir without %SEQ%)."""
+        if "%SEQ%" not in self._settings.outdir:
+            return []
+        for _ in range(MAX_CLAIMS):
+            missing = [p for p in (self.outdir, *self.outdir.parents) if not p.exists()]
+            try:
+                self.outdir.mkdir(parents=True)
+                return missing
+            except FileExistsError:
+                self._place(resolve_outdir(self._settings.outdir))
+        raise SettingsError(f"setting 'outdir': no unused directory for {self._settings.outdir!r}: other "
+                            f"runs took the last {MAX_CLAIMS}")
 
     def abandon(self) -> None:
         """Undo :meth:`start` when the run failed before writing an image, so a rerun with the

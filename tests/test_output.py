@@ -64,6 +64,31 @@ def test_writer_never_overwrites_existing_files(run, tmp_path: Path):
         OutputWriter(run(output="../escape.png").settings)
 
 
+def test_runs_started_side_by_side_never_share_an_outdir(run, tmp_path: Path):
+    """Writers made before any of them starts (several `pixray` commands launched together) all
+    resolve the default %SEQ% outdir to the same unused number: each claims one of its own when it
+    starts, so none replaces another's files; two given the same outdir by name: the second is
+    refused, the first's files kept."""
+    from pixray.output import OutputWriter
+    from pixray.settings import SettingsError
+
+    runs = [run(iterations=1, prompts=f"run {i}", outdir=str(tmp_path / "%SEQ%")) for i in range(3)]
+    writers = [OutputWriter(r.settings) for r in runs]
+    assert {w.outdir for w in writers} == {tmp_path / "0001"}
+    for writer, r in zip(writers, runs, strict=True):
+        writer.save_run(r)
+    assert [w.path for w in writers] == [tmp_path / f"000{i}" / "output.png" for i in (1, 2, 3)]
+    assert [read_png_metadata(w.path)["settings"]["prompts"] for w in writers] == ["run 0", "run 1", "run 2"]
+
+    first, second = (run(iterations=1, prompts=p, outdir=str(tmp_path / "named")) for p in ("a", "b"))
+    writers = [OutputWriter(first.settings), OutputWriter(second.settings)]
+    writers[0].save_run(first)
+    with pytest.raises(SettingsError, match="already holds files"):
+        writers[1].save_run(second)
+    assert read_png_metadata(tmp_path / "named" / "output.png")["settings"]["prompts"] == "a"
+    assert "prompts: a" in (tmp_path / "named" / "settings.yaml").read_text()
+
+
 def _ffmpeg_metadata(path: Path) -> str:
     import subprocess
 
