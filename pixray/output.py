@@ -86,6 +86,22 @@ def run_record(run: Run) -> dict[str, Any]:
     return {**run.settings.to_dict(only_changed=True), "seed": run.seed}
 
 
+def claim_outdir(pattern: str, first: Path | None = None) -> tuple[Path, list[Path]]:
+    """A directory for %SEQ% pattern ``pattern`` that no other run shares: ``first`` (resolved
+    earlier) or, when another run created that one first, the next unused number, created here;
+    with the directories created, innermost first."""
+    outdir = first or resolve_outdir(pattern)
+    for _ in range(MAX_CLAIMS):
+        missing = [p for p in (outdir, *outdir.parents) if not p.exists()]
+        try:
+            outdir.mkdir(parents=True)
+            return outdir, missing
+        except FileExistsError:
+            outdir = resolve_outdir(pattern)
+    raise SettingsError(f"setting 'outdir': no unused directory for {pattern!r}: other runs took the last "
+                        f"{MAX_CLAIMS}")
+
+
 class OutputWriter:
     """Saves a run's image every ``save_every`` steps and at the end, into a fresh outdir; with
     ``save_intermediates`` each saved image also as ``steps/frame_NNNN.png``, with ``make_video``
@@ -158,19 +174,14 @@ class OutputWriter:
         self._made = ([] if existed else [settings_file]) + sorted(set(made), key=lambda p: -len(p.parts))
 
     def _claim(self) -> list[Path]:
-        """Create a %SEQ% outdir, moving on to the next unused number while other runs take them;
-        the directories created (none for an outdir without %SEQ%)."""
+        """Claim a %SEQ% outdir (:func:`claim_outdir`); the directories created (none for an outdir
+        without %SEQ%)."""
         if "%SEQ%" not in self._settings.outdir:
             return []
-        for _ in range(MAX_CLAIMS):
-            missing = [p for p in (self.outdir, *self.outdir.parents) if not p.exists()]
-            try:
-                self.outdir.mkdir(parents=True)
-                return missing
-            except FileExistsError:
-                self._place(resolve_outdir(self._settings.outdir))
-        raise SettingsError(f"setting 'outdir': no unused directory for {self._settings.outdir!r}: other "
-                            f"runs took the last {MAX_CLAIMS}")
+        outdir, made = claim_outdir(self._settings.outdir, self.outdir)
+        if outdir != self.outdir:
+            self._place(outdir)
+        return made
 
     def abandon(self) -> None:
         """Undo :meth:`start` when the run failed before writing an image, so a rerun with the

@@ -26,6 +26,19 @@ def test_outdir_date_and_sequence(tmp_path: Path):
     assert resolve_outdir(str(tmp_path / "%DATE%_%SEQ%"), day) == tmp_path / "20261122_0002"
 
 
+def test_claiming_a_seq_outdir_creates_it_and_moves_on_when_another_run_has(tmp_path: Path):
+    """`pixray batch --outdir b%SEQ%` (and each run) claims its directory: two batches resolving
+    the same number get one each."""
+    from pixray.output import claim_outdir
+
+    pattern = str(tmp_path / "deep" / "b%SEQ%")
+    seen = resolve_outdir(pattern)
+    assert claim_outdir(pattern, seen) == (tmp_path / "deep" / "b0001", [tmp_path / "deep" / "b0001",
+                                                                         tmp_path / "deep"])
+    assert claim_outdir(pattern, seen) == (tmp_path / "deep" / "b0002", [tmp_path / "deep" / "b0002"])
+    assert (tmp_path / "deep" / "b0002").is_dir()
+
+
 @pytest.fixture
 def run(small_settings, tiny_perceptor):
     import pixray
