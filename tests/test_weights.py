@@ -66,6 +66,38 @@ def test_download_resumes_a_partial_file(server, tmp_path):
     assert _RangeHandler.ranges == ["bytes=1000-"]
 
 
+def test_two_downloads_of_one_file_at_once_fetch_it_once(server, tmp_path, monkeypatch):
+    """Two processes (here threads, each opening its own lock) filling one weights directory: the
+    second waits for the first and finds the file there; they never append to one .part file."""
+    import time
+
+    import pixray.weights.download as download_module
+
+    fetch = download_module._fetch
+
+    def slow_fetch(*args, **kwargs):
+        time.sleep(0.3)  # both have started before either has fetched anything
+        return fetch(*args, **kwargs)
+
+    monkeypatch.setattr(download_module, "_fetch", slow_fetch)
+    results, errors = [], []
+
+    def fetch_it():
+        try:
+            results.append(download(_entry(server), tmp_path).read_bytes())
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == [] and results == [PAYLOAD, PAYLOAD]
+    assert _RangeHandler.ranges == [None]  # one request: the second found the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.pt.verified", "model.pt"]  # no .part
+
+
 def test_checksum_failure_keeps_nothing(server, tmp_path):
     with pytest.raises(CheckpointError, match="fails its checksum"):
         download(_entry(server, sha="0" * 64), tmp_path)

@@ -6,11 +6,17 @@ there), is checked against the manifest's size and sha256, and only then renamed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: downloads are not serialised there
+    fcntl = None  # type: ignore[assignment]
 
 from . import CheckpointError, WeightFile, stamp_path, verify
 
@@ -31,6 +37,31 @@ def download(entry: WeightFile, directory: Path, progress: Progress | None = Non
         verify(target, entry)
         return target
     directory.mkdir(parents=True, exist_ok=True)
+    with _one_download_at_a_time(directory):
+        if target.is_file():  # another process fetched it while this one waited
+            verify(target, entry)
+            return target
+        return _download(entry, directory, target, progress, timeout)
+
+
+@contextlib.contextmanager
+def _one_download_at_a_time(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (the lock goes with the process: nothing to clean up),
+    so two processes sharing it (two servers starting on one weights volume, two shells) never
+    append to the same ``.part`` file; the second waits, then finds the file there."""
+    if fcntl is None:
+        yield
+        return
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def _download(entry: WeightFile, directory: Path, target: Path, progress: Progress | None,
+              timeout: float) -> Path:
     part = directory / f"{entry.filename}.part"
     failures = []
     for url in entry.urls:
