@@ -159,19 +159,21 @@ class OutputWriter:
             settings_file = self.outdir / "settings.yaml"
             folders = [self.path.parent, *(frames.directory for frames in (self.steps, self.video) if frames)]
             made += [p for folder in folders for p in (folder, *folder.parents) if not p.exists()]
+            # What abandon() removes, innermost first.
+            self._made = sorted(set(made), key=lambda p: -len(p.parts))
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
-            existed = settings_file.exists()
+            if not settings_file.exists():
+                self._made.insert(0, settings_file)
             try:
                 with settings_file.open("w" if self._settings.overwrite else "x", encoding="utf-8") as f:
                     f.write(yaml.safe_dump(self.record, sort_keys=True))
             except FileExistsError:
-                self._refuse_taken()  # a run started alongside wrote it first: its folders stay
+                self._made = []  # a run started alongside wrote it first: the folders are its too
+                self._refuse_taken()
         except OSError as exc:
             raise SettingsError(f"setting 'outdir': cannot write to {str(self.outdir)!r}: "
                                 f"{exc.strerror or exc}") from None
-        # Innermost first, for abandon().
-        self._made = ([] if existed else [settings_file]) + sorted(set(made), key=lambda p: -len(p.parts))
 
     def _claim(self) -> list[Path]:
         """Claim a %SEQ% outdir (:func:`claim_outdir`); the directories created (none for an outdir
