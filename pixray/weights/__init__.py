@@ -189,9 +189,9 @@ def verify(path: Path, entry: WeightFile) -> None:
     """Raise :class:`CheckpointError` unless ``path`` has the entry's size and sha256 (where known)."""
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
-        raise CheckpointError(f"weight file {str(path)!r} is {size} bytes, expected "
-                              f"{entry.size}: it is incomplete or not the published file; delete it "
-                              f"and fetch it again with `{fetch_command(entry.filename)}`")
+        raise CheckpointError(f"weight file {str(path)!r} is {size} bytes, expected {entry.size}: it is "
+                              "incomplete or not the published file; delete it and fetch it again with "
+                              f"`{fetch_command(entry.filename)} --dir {path.parent}`")
     if entry.sha256 is None:
         return
     stamp = stamp_path(path)
@@ -202,7 +202,7 @@ def verify(path: Path, entry: WeightFile) -> None:
     if not actual.startswith(entry.sha256):  # some publishers give a prefix (torchvision: 8 digits)
         raise CheckpointError(f"weight file {str(path)!r} fails its checksum (sha256 {actual}, expected "
                               f"{entry.sha256}); it is not used. Delete it and fetch it again with "
-                              f"`{fetch_command(entry.filename)}`")
+                              f"`{fetch_command(entry.filename)} --dir {path.parent}`")
     with contextlib.suppress(OSError):  # a read-only weights directory just recomputes next time
         stamp.write_text(expected)
 
