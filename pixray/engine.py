@@ -452,7 +452,8 @@ class Run:
                 grads.append(None)
                 losses[name] = losses[name].detach()
         _backward_all(outputs, grads, together=bool(self.filters.names()))  # filters share their graph
-        image.backward(drawn.grad)
+        if image.requires_grad:  # not when nothing drawn shows (every stroke moved off the canvas)
+            image.backward(drawn.grad)
         losses["total"] = torch.stack(list(losses.values())).sum()
         return losses
 

@@ -81,6 +81,24 @@ def test_the_runs_rate_scales_every_group(small_settings, tiny_perceptor):
     assert seen == [[0.5, pytest.approx(0.05), pytest.approx(0.005)]]
 
 
+@pytest.mark.parametrize("name", ["clipdraw", "line_sketch"])
+def test_a_run_whose_strokes_all_left_the_canvas_goes_on_with_the_paper(name, small_settings, tiny_perceptor):
+    """Strokes move freely (as Pixray's): once none is on the canvas the picture no longer depends on
+    them, and the run goes on (nothing to learn) instead of failing in the backward pass."""
+    run = pixray.generate({**small_settings, "drawer": name, "strokes": 2, "iterations": 3},
+                          perceptors=[tiny_perceptor])
+    clamp = run.drawer.clamp_
+
+    def off_the_canvas() -> None:
+        clamp()
+        run.drawer.points.data += 100  # canvas widths away
+
+    run.drawer.clamp_ = off_the_canvas
+    steps = list(run)
+    assert steps[-1].is_final and torch.isfinite(steps[-1].losses["total"])
+    assert torch.equal(steps[-1].image, steps[-2].image)  # the paper alone, unchanged
+
+
 def test_widths_out_of_order_are_refused():
     with pytest.raises(SettingsError, match="'min_stroke_width' \\(4\\) and 'max_stroke_width' \\(2\\)"):
         _drawer("clipdraw", min_stroke_width=4, max_stroke_width=2)
