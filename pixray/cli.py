@@ -141,12 +141,12 @@ def batch_main(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
     from .batch import read_jobs, run_batch
-    from .output import claim_outdir, resolve_outdir
+    from .output import claim_outdir
 
     def command() -> int:
         jobs = read_jobs(jobs_file, _given_settings(configs, args))
         # %DATE%, %SEQ% (a new batch each time, never one started alongside: no resuming)
-        directory = claim_outdir(batch_dir)[0] if "%SEQ%" in batch_dir else resolve_outdir(batch_dir)
+        directory, _ = claim_outdir(batch_dir)
         with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
             def on_record(record: dict[str, Any]) -> None:
                 if record.get("status") == "failed":  # said as it happens, not only in the manifest

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -100,16 +100,20 @@ class PromptView:
     region: torch.Tensor | None
     sources: tuple[PromptSource, ...]
     targets: list[Targets]
+    #: The region stretched to each other canvas size a filter shows, made once.
+    _stretched: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
 
     def seen(self, canvas: torch.Tensor) -> torch.Tensor:
         """``canvas`` (1,C,h,w) as these prompts see it: whole, or black outside the region, which is
         stretched over it when a filter made the canvas another size (wallpaper's shift: two rows)."""
         if self.region is None:
             return canvas
-        region = self.region
-        if region.shape[-2:] != canvas.shape[-2:]:
-            region = F.interpolate(region, size=canvas.shape[-2:], mode="nearest")
-        return canvas * region
+        size = tuple(canvas.shape[-2:])
+        if size == tuple(self.region.shape[-2:]):
+            return canvas * self.region
+        if size not in self._stretched:
+            self._stretched[size] = F.interpolate(self.region, size=size, mode="nearest")
+        return canvas * self._stretched[size]
 
 
 def _drop_rate(optimiser: torch.optim.Optimizer) -> None:

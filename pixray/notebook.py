@@ -41,9 +41,7 @@ def notebook_display(settings: Settings, plan: Plan) -> Callable[[Step], None] |
             return
         png = io.BytesIO()
         step.pil().save(png, format="PNG")
-        if settings.display_clear:
-            display.clear_output(wait=True)
-        display.display(display.Image(data=png.getvalue()))
+        _show(display, png.getvalue(), settings.display_clear)
 
     return show
 
@@ -52,6 +50,11 @@ def show_file_in_notebook(path: Path, settings: Settings) -> None:
     """Show the image file at ``path`` (an animation's GIF) in the notebook running this code, if any."""
     display = _kernel_display()
     if display is not None:
-        if settings.display_clear:
-            display.clear_output(wait=True)
-        display.display(display.Image(data=path.read_bytes()))
+        _show(display, path.read_bytes(), settings.display_clear)
+
+
+def _show(display: ModuleType, data: bytes, clear: bool) -> None:
+    """Show the image file's bytes ``data`` in the cell, after clearing its output when ``clear``."""
+    if clear:
+        display.clear_output(wait=True)
+    display.display(display.Image(data=data))

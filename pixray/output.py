@@ -87,10 +87,12 @@ def run_record(run: Run) -> dict[str, Any]:
 
 
 def claim_outdir(pattern: str, first: Path | None = None) -> tuple[Path, list[Path]]:
-    """A directory for %SEQ% pattern ``pattern`` that no other run shares: ``first`` (resolved
-    earlier) or, when another run created that one first, the next unused number, created here;
-    with the directories created, innermost first."""
+    """The outdir ``pattern`` names, and the directories created for it, innermost first. A %SEQ%
+    one is created here, so no other run shares it: ``first`` (resolved earlier) or, when another
+    run created that one first, the next unused number. Any other is only resolved (nothing created)."""
     outdir = first or resolve_outdir(pattern)
+    if "%SEQ%" not in pattern:
+        return outdir, []
     for _ in range(MAX_CLAIMS):
         missing = [p for p in (outdir, *outdir.parents) if not p.exists()]
         try:
@@ -176,10 +178,7 @@ class OutputWriter:
                                 f"{exc.strerror or exc}") from None
 
     def _claim(self) -> list[Path]:
-        """Claim a %SEQ% outdir (:func:`claim_outdir`); the directories created (none for an outdir
-        without %SEQ%)."""
-        if "%SEQ%" not in self._settings.outdir:
-            return []
+        """Claim the outdir (:func:`claim_outdir`); the directories created."""
         outdir, made = claim_outdir(self._settings.outdir, self.outdir)
         if outdir != self.outdir:
             self._place(outdir)

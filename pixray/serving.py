@@ -58,7 +58,7 @@ from .settings import (
     parse_settings_text,
     read_settings_file,
 )
-from .weights import MANIFEST, CheckpointError, MissingWeightsError, fetch_command, weights_dir
+from .weights import MANIFEST, CheckpointError, MissingWeightsError, fetch_command
 from .weights.download import DownloadError, download
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Service:
         defaults = build_settings(base)
         device = choose_device(defaults.device, defaults.cuda_device)
         memory = os.environ.get("PIXRAY_MODEL_MEMORY")
-        models = ModelCache(device, weights_dir(defaults.weights_dir),
+        models = ModelCache(device, defaults.weights_dir,
                             parse_memory(memory) if memory else default_model_memory(device))
         names = os.environ.get("PIXRAY_PRELOAD", "").split() or models_for(defaults)
         fetch_missing(names, models.weights_dir, allow=os.environ.get("PIXRAY_DOWNLOAD", "1") != "0")

@@ -64,7 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .init_images import ImageReader
     from .model_cache import ModelCache
     from .prompt_sources.target_images import centre_crop
-    from .weights import weights_dir
 
     parser = argparse.ArgumentParser(prog="python -m pixray.vector_tables",
                                      description=__doc__.split("\n")[0])
@@ -88,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not files:
                 raise SettingsError(f"--{side}: no images (.png, .jpg, .webp) in {folder}")
             folders[side] = files
-        models = ModelCache(torch.device("cpu"), weights_dir(args.weights_dir))
+        models = ModelCache("cpu", args.weights_dir)
         table = {}
         for name in [n.strip() for n in args.clip_models.split(",") if n.strip()]:
             perceptor = models.perceptors([name])[0]

@@ -41,7 +41,7 @@ def download(entry: WeightFile, directory: Path, progress: Progress | None = Non
         if target.is_file():  # another process fetched it while this one waited
             verify(target, entry)
             return target
-        return _download(entry, directory, target, progress, timeout)
+        return _download(entry, directory, progress, timeout)
 
 
 @contextlib.contextmanager
@@ -60,9 +60,8 @@ def _one_download_at_a_time(directory: Path) -> Iterator[None]:
         os.close(handle)  # releases the lock
 
 
-def _download(entry: WeightFile, directory: Path, target: Path, progress: Progress | None,
-              timeout: float) -> Path:
-    part = directory / f"{entry.filename}.part"
+def _download(entry: WeightFile, directory: Path, progress: Progress | None, timeout: float) -> Path:
+    target, part = directory / entry.filename, directory / f"{entry.filename}.part"
     failures = []
     for url in entry.urls:
         try:
