@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -24,8 +25,17 @@ if TYPE_CHECKING:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # argparse takes only -1 and -0.5 for values: -1e-3, '-1,1' (a list) and -5% read as unknown flags.
+        # No flag here starts with a digit, so every word that does is a value.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the message already names the problem.
+        flag = re.match(r"argument (-[^/:]+)", message)
+        if flag and ("expected one argument" in message or "expected at least one argument" in message):
+            message += f" (a value that starts with '-' is given as {flag[1]}=VALUE)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -83,6 +83,25 @@ def test_bad_input_as_a_subprocess(tmp_path: Path):
         _one_error_line(result.stderr, fragment)
 
 
+def test_values_that_start_with_a_minus_and_a_digit_are_values(capsys):
+    """argparse alone reads -1e-3, '-1,1' and -5% as unknown flags ("expected one argument")."""
+    parser = build_parser()
+    args = parser.parse_args(["--init_weight", "-1e-3", "-npw", "-1,0.5", "--saturation_weight", "-2",
+                              "-ovo", "-5%"])
+    assert args.init_weight == "-1e-3" and args.noise_prompt_weights == ["-1,0.5"]
+    assert args.saturation_weight == "-2" and args.overlay_offset == "-5%"
+    assert parser.parse_args(["-npw", "1", "-.5", "-2e-1"]).noise_prompt_weights == ["1", "-.5", "-2e-1"]
+    settings = build_settings({"init_weight": "-1e-3", "noise_prompt_seeds": [1, 2],
+                               "noise_prompt_weights": "-1,0.5"})
+    assert settings.init_weight == -1e-3 and settings.noise_prompt_weights == [-1, 0.5]
+    # A word that is not a number still cannot follow a flag: the error says how to give it.
+    try:
+        main(["--init_weight", "-inf"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    _one_error_line(capsys.readouterr().err, "a value that starts with '-' is given as --init_weight=VALUE")
+
+
 def test_run_that_fails_before_its_first_image_leaves_no_outdir(tmp_path: Path, monkeypatch, capsys):
     """A NaN at step 0 fails the run after settings.yaml was written; the outdir goes with it,
     so the same command (or the same %SEQ%) works again."""
