@@ -8,7 +8,7 @@ import re
 import torch
 from PIL import ImageColor
 
-from .options import SettingsError
+from .options import SettingsError, shown
 
 #: Pixray's own colour names.
 PIXRAY_COLOURS = {
@@ -30,10 +30,11 @@ def pixray_colour(text: str) -> tuple[float, float, float] | None:
         try:
             parts = [float(p) for p in re.split(r"[,+\s]+", text[1:-1].strip())]
         except ValueError:
-            raise ValueError(f"'{text}' is not a colour triple") from None
+            raise ValueError(f"{shown(text)} is not a colour triple") from None
         scale = 255.0 if text[0] == "(" else 1.0
         if len(parts) != 3 or not all(0 <= p <= scale for p in parts):
-            raise ValueError(f"'{text}' is not a colour triple ('(255+0+0)' in 0-255 or '[1+0+0]' in 0-1)")
+            raise ValueError(f"{shown(text)} is not a colour triple ('(255+0+0)' in 0-255 or '[1+0+0]' "
+                             "in 0-1)")
         return parts[0] / scale, parts[1] / scale, parts[2] / scale
     return PIXRAY_COLOURS.get(text)
 

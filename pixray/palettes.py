@@ -31,7 +31,7 @@ from PIL import Image
 
 from .colours import pixray_colour
 from .init_images import ImageReader
-from .options import SettingsError, option
+from .options import SettingsError, option, shown
 
 RGB = tuple[float, float, float]
 
@@ -105,9 +105,9 @@ def colour(token: str) -> RGB:
         r, g, b = mcolors.to_rgb(name)
     except ValueError:
         bracket = "," in text and not text.startswith(("(", "["))
-        listed = f"; a list of colours is bracketed: '[{text}]'" if bracket else ""
-        raise ValueError(f"'{token.strip()}' is not a colour (a name such as 'rust' or 'navy', '#rrggbb', "
-                         f"'(255+0+0)', '[1+0+0]' or 'mat:NAME'){listed}") from None
+        listed = f"; a list of colours is bracketed: {shown(f'[{text}]')}" if bracket else ""
+        raise ValueError(f"{shown(token.strip())} is not a colour (a name such as 'rust' or 'navy', "
+                         f"'#rrggbb', '(255+0+0)', '[1+0+0]' or 'mat:NAME'){listed}") from None
     return r, g, b
 
 
@@ -129,7 +129,7 @@ def _steps(section: str) -> tuple[str, int | None]:
     if not sep:
         return section, None
     if not count.strip().isdigit() or not 1 <= int(count) <= MAX_COLOURS:
-        raise ValueError(f"'\\{count}' in '{section}' is not a number of colours from 1 to {MAX_COLOURS}")
+        raise ValueError(f"{shown(sep + count)} is not a number of colours from 1 to {MAX_COLOURS}")
     return body, int(count)
 
 
@@ -169,7 +169,7 @@ def _section(section: str, files: PaletteFiles | None) -> list[RGB]:
         body, steps = _steps(text)
         if body.startswith("["):
             if not body.endswith("]"):
-                raise ValueError(f"'{body}' is not a list ('[a, b, ...]')")
+                raise ValueError(f"{shown(body)} is not a list ('[a, b, ...]')")
             colours = [colour(item) for item in body[1:-1].split(",")]
             return _spread(colours, steps) if steps else colours
         source = body[1:] if body.startswith("@") else body
@@ -191,7 +191,7 @@ def parse_palette(text: str, files: PaletteFiles | None = None, setting: str = "
         try:
             colours += _section(section, files)
         except ValueError as exc:
-            raise SettingsError(f"setting {setting!r}: in '{section.strip()}': {exc}") from None
+            raise SettingsError(f"setting {setting!r}: in {shown(section.strip())}: {exc}") from None
         if len(colours) > MAX_COLOURS:
             raise SettingsError(f"setting {setting!r}: {len(colours)} colours is too many; at most "
                                 f"{MAX_COLOURS}")

@@ -51,12 +51,15 @@ def test_ramps_default_to_sixteen_steps_and_presets_are_there():
     ("red->bleu", r"in 'red->bleu': 'bleu' is not a colour"),
     ("red, blue", r"'red, blue' is not a colour .*; a list of colours is bracketed: '\[red, blue\]'$"),
     ("[red, blue", r"'\[red, blue' is not a list"),
-    ("red\\x", r"in 'red\\x': '\\x' in 'red\\x' is not a number of colours from 1 to 4096"),
+    ("red\\x", r"in 'red\\\\x': '\\\\x' is not a number of colours from 1 to 4096"),
     ("red\\0", r"is not a number of colours"),
     ("(300+0+0)", r"'\(300\+0\+0\)' is not a colour triple"),
     ("(1+2)", r"is not a colour triple"),
     ("red;;blue", r"in '': an empty section"),
     ("red\\4000;blue\\4000", r"8000 colours is too many; at most 4096"),
+    # Quoted as every setting's value is: on one line, and a long one cut short.
+    ("- red\n- blue", r"in '- red\\n- blue': '- red\\n- blue' is not a colour"),
+    ("x" * 500, r"in 'x{79}… \(500 characters\): 'x{79}… \(500 characters\) is not a colour \(a name[^x]*$"),
 ])
 def test_malformed_palettes_name_the_section_that_failed(text, fragment):
     with pytest.raises(SettingsError, match=rf"^setting 'palette': .*{fragment}"):
