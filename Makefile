@@ -1,5 +1,7 @@
 # `make demo` (a generation) and `make test` (the tests) each install what they need first.
 VENV ?= .venv
+# The interpreter the venv is made from (3.11 or newer: kornia 0.9 and others need it).
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -9,7 +11,8 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirements-ray.txt requirements-ui.txt \
 		pyproject.toml
-	python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "pixray needs Python 3.11 or newer; $(PYTHON) is " + sys.version.split()[0] + ": make install PYTHON=python3.12 (or any 3.11+)")'
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-ray.txt \
 		-r requirements-ui.txt
