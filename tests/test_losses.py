@@ -384,9 +384,9 @@ def test_style_loss_prefers_the_style_and_its_gradient_moves_towards_it(vgg_dir,
 
     grey = torch.full((3, 20, 20), 0.5, requires_grad=True)
     before = score(grey)
-    assert float(score(_stripes(True))) < float(before)
+    assert float(score(_stripes(True))) < before.item()
     (grad,) = torch.autograd.grad(before, grey)
-    assert float(score((grey - 0.02 * grad / grad.abs().max()).detach())) < float(before)
+    assert float(score((grey - 0.02 * grad / grad.abs().max()).detach())) < before.item()
     late = _style_loss(vgg_dir, tmp_path, _stripes(True), styleloss_skip=5, styleloss_every=2)
     scored = [float(late(LossContext(grey.detach()[None], {}, {}, i, 10))) > 0 for i in (0, 4, 5, 6, 7)]
     assert scored == [False, False, False, True, False]  # from step 5 on, every 2nd: 6 (5 % 2 != 0)
