@@ -36,7 +36,14 @@ from .perceptors import Perceptor, check_clip_model
 from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
-from .runtime import autocast, choose_device, choose_precision, cudnn_deterministic, weights_precision
+from .runtime import (
+    autocast,
+    choose_device,
+    choose_precision,
+    cudnn_deterministic,
+    memory_errors_said,
+    weights_precision,
+)
 from .settings import Plan, Settings, clip_models_of, needs_init_size, resolve
 
 log = logging.getLogger(__name__)
@@ -153,6 +160,7 @@ class Run:
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
         planned = [p.name for p in perceptors] if perceptors is not None else list(self.plan.clip_models)
+        self._planned_models = planned
         if perceptors is None:
             for name in planned:  # a misspelt name, before a drawer's missing weights are reported
                 check_clip_model(name)
@@ -173,21 +181,22 @@ class Run:
         # own settings have been checked as they are created.
         clips = set(clip_models_of(settings)) if perceptors is not None else set()
         needed = [name for name in models_for(settings) if name not in clips]
-        try:
-            # name -> (loss, its weight: Pixray's 'name:weight')
-            self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), resources)
-                                         .to(self.device), weight)
-                                  for name, weight in self.plan.custom_losses}
-            self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
-                                                    self.plan.height, models).to(self.device)
-        except MissingWeightsError:
-            require_weights(needed, models.weights_dir)  # raises for all, when more than this one miss
-            raise
-        require_weights(needed, models.weights_dir)
+        with memory_errors_said(self.device, lambda: "loading the models", self._asked()):
+            try:
+                # name -> (loss, its weight: Pixray's 'name:weight')
+                self.custom_losses = {name: (LOSSES.lookup(name).create(settings.section(name), resources)
+                                             .to(self.device), weight)
+                                      for name, weight in self.plan.custom_losses}
+                self.drawer: Drawer = drawer_cls.create(settings.section(settings.drawer), self.plan.width,
+                                                        self.plan.height, models).to(self.device)
+            except MissingWeightsError:
+                require_weights(needed, models.weights_dir)  # raises for all, when more than this one miss
+                raise
+            require_weights(needed, models.weights_dir)
+            weights = weights_precision(self.device, self.dtype)
+            self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None
+                               else models.perceptors(self.plan.clip_models, weights))
         self.learning_rate = settings.learning_rate or self.drawer.learning_rate(self.init_image is not None)
-        weights = weights_precision(self.device, self.dtype)
-        self.perceptors = ([p.to(self.device) for p in perceptors] if perceptors is not None
-                           else models.perceptors(self.plan.clip_models, weights))
         # Loss names: a perceptor's name, numbered when the ensemble holds it more than once.
         names = [p.name for p in self.perceptors]
         self.perceptor_labels = [name if names.count(name) == 1 else f"{name} #{names[:i + 1].count(name)}"
@@ -212,7 +221,25 @@ class Run:
 
     def steps(self) -> Iterator[Step]:
         """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True); with
-        ``auto_stop``, maybe fewer, the final step's index the number of steps done."""
+        ``auto_stop``, maybe fewer, the final step's index the number of steps done. Running out of
+        memory is a :class:`RunError` saying so."""
+        done = 0
+
+        def when() -> str:
+            return f"at step {done}"
+
+        with memory_errors_said(self.device, when, self._asked()):
+            for step in self._steps():
+                yield step
+                done = step.index + 1
+
+    def _asked(self) -> str:
+        """What this run asks of its device's memory, in its settings' words."""
+        plan = self.plan
+        return (f"a {plan.width}x{plan.height} canvas, num_cuts {plan.num_cuts} x batches {plan.batches}, "
+                f"clip_models {', '.join(self._planned_models)}")
+
+    def _steps(self) -> Iterator[Step]:
         generator = torch.Generator(self.device).manual_seed(self.seed)
         width, height = self.drawer.width, self.drawer.height  # a drawer may round the canvas
         start = self._start(width, height, generator)

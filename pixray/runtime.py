@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import re
 import sys
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 
 import torch
 
+from .errors import RunError
 from .options import SettingsError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -119,6 +122,30 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def memory_errors_said(device: torch.device, when: Callable[[], str], asked: str) -> Iterator[None]:
+    """Running out of ``device``'s memory becomes a :class:`RunError` saying so and ``when()`` (e.g.
+    "at step 3"), with what the run asked for (``asked``) and what to lower, instead of a traceback.
+
+    torch raises ``OutOfMemoryError`` on a GPU; on the CPU an allocation the system refuses is a
+    RuntimeError from its allocator. The frames the error went through are cleared: the RunError
+    still refers to it, and a process that carries on (a server, a batch worker) must get back the
+    tensors those frames held.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if not isinstance(exc, torch.OutOfMemoryError) and "can't allocate memory" not in text:
+            raise
+        traceback.clear_frames(exc.__traceback__)
+        tried = re.search(r"(?:Tried to allocate|you tried to allocate) ([\d.]+ ?[KMGT]?i?B|\d+ bytes)", text)
+        size = f" (an allocation of {tried[1]})" if tried else ""
+        raise RunError(f"out of {device.type.upper()} memory {when()}{size}: {asked}; ask for a smaller "
+                       "size, fewer clip_models, or fewer num_cuts a batch (more batches keep the total)"
+                       ) from None
 
 
 @contextlib.contextmanager

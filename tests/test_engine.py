@@ -114,6 +114,64 @@ def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perce
     assert steps == []  # no black "image" is ever handed out
 
 
+@pytest.mark.parametrize(("error", "size"), [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+                            "15.77 GiB of which 2.1 GiB is free."), "20.00 GiB"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you "
+                  "tried to allocate 21474836480 bytes. Error code 12 (Cannot allocate memory)"),
+     "21474836480 bytes"),
+])
+def test_running_out_of_memory_says_so_and_hands_back_what_the_step_held(small_settings, tiny_perceptor,
+                                                                          monkeypatch, error, size):
+    import weakref
+
+    run = _run(small_settings, [tiny_perceptor], iterations=5)
+    held = []
+    real = run._backward
+
+    def backward(image, views, generator, index):
+        if index < 2:
+            return real(image, views, generator, index)
+        big = torch.ones(1 << 20)
+        held.append(weakref.ref(big))
+        raise error
+
+    monkeypatch.setattr(run, "_backward", backward)
+    steps = []
+    with pytest.raises(RunError) as caught:
+        steps.extend(run)
+    assert [s.index for s in steps] == [0, 1]
+    assert str(caught.value) == (
+        f"out of CPU memory at step 2 (an allocation of {size}): a 32x24 canvas, num_cuts 4 x batches 1, "
+        "clip_models tiny; ask for a smaller size, fewer clip_models, or fewer num_cuts a batch "
+        "(more batches keep the total)")
+    # The error (kept here, as a server's log line or a batch's record keeps it) no longer holds the step's
+    # tensors: the frames it went through are cleared.
+    assert held[0]() is None
+    # Any other RuntimeError is not taken for one.
+    run = _run(small_settings, [tiny_perceptor], iterations=2)
+    monkeypatch.setattr(run, "_backward", lambda *args: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match=r"^shape mismatch$"):
+        list(run)
+
+
+def test_running_out_of_memory_loading_the_models_says_so(small_settings, monkeypatch, capsys):
+    from pixray.cli import main
+    from pixray.model_cache import ModelCache
+
+    def perceptors(self, names, dtype=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB.")
+
+    monkeypatch.setattr(ModelCache, "perceptors", perceptors)
+    code = main(["--prompts", "a red circle", "--drawer", "pixel", "--clip_models", "shapes-demo", "--size",
+                 "16", "16", "--outdir", small_settings["outdir"], "--quiet"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "pixray: error: out of CPU memory loading the models (an allocation of 1.50 GiB): a 16x16 canvas, "
+        "num_cuts 30 x batches 1, clip_models shapes-demo; ask for a smaller size, fewer clip_models, or "
+        "fewer num_cuts a batch (more batches keep the total)\n")
+
+
 def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_path):
     image = pixray.run("a red circle", "pixel", clip_models="shapes-demo", size=[24, 16], iterations=3,
                        num_cuts=2, device="cpu", seed=4, outdir=str(tmp_path / "out"), save_every=1)
