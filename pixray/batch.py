@@ -171,8 +171,14 @@ class Manifest:
         return records
 
     def append(self, record: Record) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=str) + "\n")
+        line = (json.dumps(record, default=str) + "\n").encode("utf-8")
+        with self.path.open("ab+") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end:  # a line torn by an interruption is ended first, or this record would join it
+                f.seek(end - 1)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+            f.write(line)
             f.flush()
             os.fsync(f.fileno())
 

@@ -137,6 +137,10 @@ def test_an_interrupted_record_is_ignored_and_its_job_runs_again(jobs_file, tmp_
     code, err = _batch(capsys, str(jobs_file), "--outdir", str(out))
     assert code == 0 and "6 done" in err
     assert not (out / jobs[0].directory / "partial.png").exists()  # the unfinished try was cleared
+    # The torn line stays on its own: the records after it were not glued to it.
+    lines = manifest.path.read_text().splitlines()
+    assert lines[1] == '{"key": "cut sh' and all(json.loads(line) for line in lines[:1] + lines[2:])
+    assert len(lines) == 2 + 6 + 6  # job 0 queued, the torn line; then each job queued and done
 
 
 def _progress(jobs_file: Path, directory: Path, **options) -> dict[str, list[int]]:
