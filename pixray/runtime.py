@@ -60,11 +60,14 @@ def cpu_has_fast_bfloat16() -> bool:
 CPU_BFLOAT16_MIN_SPEEDUP = 1.3
 
 
-def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 2) -> float:
-    """How many times faster this CPU computes a ViT-B MLP's first linear layer over ``rows`` tokens
-    (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32, with torch's current
-    threads: the fastest of ``repeats`` timings of each after one warm-up of each (six small matmuls in
-    all). The two precisions take turns, so other work on the CPU meanwhile slows both alike.
+def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 5) -> float:
+    """How many times faster one core computes a ViT-B MLP's first linear layer over ``rows`` tokens
+    (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32: the fastest of ``repeats``
+    timings of each after one warm-up of each, on one torch thread (restored after). The two precisions
+    take turns, so other work on the CPU meanwhile slows both alike; and on one thread a timing is only
+    slowed when its own thread waits, where an op over several waits for the slowest of them, so other
+    processes busy on the CPU (batch workers starting together, two runs at once) made the choice flip
+    from run to run, and with it a seed's picture.
 
     A CPU can report AMX or AVX512-BF16 and still multiply bfloat16 slower than float32: a virtual
     machine or kernel that keeps AMX's tiles from processes, ``ONEDNN_MAX_CPU_ISA`` below AMX, or a
@@ -72,14 +75,19 @@ def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 2) -> float:
     layers = {dtype: (torch.full((rows, 768), 0.01, dtype=dtype), torch.full((3072, 768), 0.01, dtype=dtype),
                       torch.zeros(3072, dtype=dtype)) for dtype in (torch.float32, torch.bfloat16)}
     best = dict.fromkeys(layers, float("inf"))
-    with torch.no_grad():
-        for turn in range(repeats + 1):
-            for dtype, (x, weight, bias) in layers.items():
-                start = time.perf_counter()
-                torch.nn.functional.linear(x, weight, bias)
-                elapsed = time.perf_counter() - start
-                if turn:  # the first turn warms up (oneDNN builds its kernels)
-                    best[dtype] = min(best[dtype], elapsed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for turn in range(repeats + 1):
+                for dtype, (x, weight, bias) in layers.items():
+                    start = time.perf_counter()
+                    torch.nn.functional.linear(x, weight, bias)
+                    elapsed = time.perf_counter() - start
+                    if turn:  # the first turn warms up (oneDNN builds its kernels)
+                        best[dtype] = min(best[dtype], elapsed)
+    finally:
+        torch.set_num_threads(threads)
     return best[torch.float32] / best[torch.bfloat16]
 
 

@@ -70,6 +70,22 @@ def test_the_speed_probe_times_both_precisions_and_leaves_the_random_state_alone
     assert torch.equal(torch.get_rng_state(), before)  # a run's seed still decides its pictures
 
 
+def test_the_speed_probe_times_one_thread_and_gives_back_the_threads(monkeypatch):
+    """Timings over several threads were so disturbed by other busy processes that auto's choice, and so
+    a seed's picture, flipped between runs on one machine."""
+    seen = []
+    real = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda *args: seen.append(torch.get_num_threads())
+                        or real(*args))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cpu_bfloat16_speedup(rows=4, repeats=2)
+        assert seen == [1] * 6 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_the_speed_probe_is_the_ratio_of_the_fastest_timings_after_a_warm_up(monkeypatch):
     # Turns alternate float32 and bfloat16; the first turn (a float32 call of 1 time unit, a bfloat16
     # one of 9) is not counted; then float32 takes 4 and 3 units, bfloat16 2 and 1: 3 / 1.
