@@ -175,7 +175,8 @@ class Service:
         owned = server_owned()
         refused = [key for key in text if key in owned]
         if refused:
-            raise SettingsError(f"input 'settings': {', '.join(map(repr, refused))} is set by the server, "
+            names = f"{', '.join(map(repr, refused))} {'is' if len(refused) == 1 else 'are'}"
+            raise SettingsError(f"input 'settings': {names} set by the server, "
                                 "not per request (images go in the file inputs: init_image, "
                                 f"{', '.join(FILE_INPUTS)}); every other setting is allowed (server-owned: "
                                 f"{', '.join(owned)})")

@@ -197,3 +197,5 @@ def test_a_request_may_set_pixrays_run_settings_but_not_the_gpu(tmp_path, monkey
     assert frames[-1].suffix == ".png"
     with pytest.raises(PredictionError, match=r"'cuda_device' is set by the server, not per request"):
         list(service.frames(Request(settings_text="cuda_device: cuda:1"), lambda n, v: None))
+    with pytest.raises(PredictionError, match=r"'device', 'precision' are set by the server, not per"):
+        list(service.frames(Request(settings_text="device: cpu\nprecision: float16"), lambda n, v: None))
