@@ -137,16 +137,17 @@ def memory_errors_said(device: torch.device, when: Callable[[], str], asked: str
     """Running out of ``device``'s memory becomes a :class:`RunError` saying so and ``when()`` (e.g.
     "at step 3"), with what the run asked for (``asked``) and what to lower, instead of a traceback.
 
-    torch raises ``OutOfMemoryError`` on a GPU; on the CPU an allocation the system refuses is a
-    RuntimeError from its allocator. The frames the error went through are cleared: the RunError
-    still refers to it, and a process that carries on (a server, a batch worker) must get back the
-    tensors those frames held.
+    torch raises ``OutOfMemoryError`` on CUDA; on the CPU an allocation the system refuses, and on
+    Apple's MPS running out, are RuntimeErrors that say so. The frames the error went through are
+    cleared: the RunError still refers to it, and a process that carries on (a server, a batch worker)
+    must get back the tensors those frames held.
     """
     try:
         yield
     except RuntimeError as exc:
         text = str(exc)
-        if not isinstance(exc, torch.OutOfMemoryError) and "can't allocate memory" not in text:
+        if not (isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
+                or "out of memory" in text):  # the CPU's allocator, Apple's MPS
             raise
         traceback.clear_frames(exc.__traceback__)
         tried = re.search(r"(?:Tried to allocate|you tried to allocate) ([\d.]+ ?[KMGT]?i?B|\d+ bytes)", text)

@@ -120,6 +120,8 @@ def test_a_loss_that_stops_being_finite_stops_the_run(small_settings, tiny_perce
     (RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you "
                   "tried to allocate 21474836480 bytes. Error code 12 (Cannot allocate memory)"),
      "21474836480 bytes"),
+    (RuntimeError("MPS backend out of memory (MPS allocated: 17.2 GB, other allocations: 1.1 GB, max "
+                  "allowed: 18.1 GB). Tried to allocate 1.5 GB on private pool."), "1.5 GB"),
 ])
 def test_running_out_of_memory_says_so_and_hands_back_what_the_step_held(small_settings, tiny_perceptor,
                                                                           monkeypatch, error, size):
