@@ -102,6 +102,10 @@ def test_a_run_whose_strokes_all_left_the_canvas_goes_on_with_the_paper(name, sm
 def test_widths_out_of_order_are_refused():
     with pytest.raises(SettingsError, match="'min_stroke_width' \\(4\\) and 'max_stroke_width' \\(2\\)"):
         _drawer("clipdraw", min_stroke_width=4, max_stroke_width=2)
+    # One given, the other the drawer's own default (clipdraw's least width is 1 % of the height).
+    with pytest.raises(SettingsError, match=r"'min_stroke_width' \(1, this drawer's default\) and "
+                                            r"'max_stroke_width' \(0.5\)"):
+        _drawer("clipdraw", max_stroke_width=0.5)
 
 
 @pytest.mark.parametrize("name, tolerance", [("line_sketch", 0.01), ("clipdraw", 0.02)])

@@ -80,9 +80,12 @@ class StrokePathsDrawer(Drawer):
                                 f"{count * segments} cubic segments, over the {MAX_SEGMENTS} this drawer "
                                 "renders; ask for fewer or shorter strokes")
         if low > high:
-            raise SettingsError(f"settings 'min_stroke_width' ({low:g}) and 'max_stroke_width' ({high:g}): "
-                                "the least width is above the greatest; give min_stroke_width <= "
-                                "max_stroke_width")
+            def said(value: float, given: float | None) -> str:
+                return f"{value:g}" if given is not None else f"{value:g}, this drawer's default"
+
+            raise SettingsError(f"settings 'min_stroke_width' ({said(low, options.min_stroke_width)}) and "
+                                f"'max_stroke_width' ({said(high, options.max_stroke_width)}): the least "
+                                "width is above the greatest; give min_stroke_width <= max_stroke_width")
         low, high = (max(value * height / 100, self.width_floor) for value in (low, high))
         self.width_bounds = (low, high)
         self.max_segments = segments
