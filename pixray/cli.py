@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .console import stdout_may_close
 from .errors import USER_ERRORS
 from .options import SettingsError
 from .runtime import keep_freed_memory
@@ -80,7 +81,10 @@ def _given_settings(configs: Sequence[str], args: dict[str, Any]) -> dict[str, A
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pixray`` console script; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return stdout_may_close(lambda: _main(list(sys.argv[1:] if argv is None else argv)))
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["batch"]:
         return batch_main(argv[1:])
     if argv[:1] == ["ui"]:

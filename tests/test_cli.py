@@ -83,6 +83,24 @@ def test_bad_input_as_a_subprocess(tmp_path: Path):
         _one_error_line(result.stderr, fragment)
 
 
+def test_a_reader_of_the_output_that_goes_away_first_gets_no_traceback(tmp_path: Path):
+    """`pixray ... | true`: the run's files are kept, exit 1 (Python's advice for a closed pipe), stderr
+    quiet; `python -m pixray.weights list | true` blamed the weights directory ("cannot write into")."""
+    commands = {
+        "pixray": [sys.executable, "-m", "pixray", "--prompts", "a red circle", "--drawer", "pixel",
+                   "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "1",
+                   "--num_cuts", "1", "--outdir", str(tmp_path / "out"), "--quiet"],
+        "weights": [sys.executable, "-m", "pixray.weights", "list", "--dir", str(tmp_path / "w")],
+    }
+    for name, command in commands.items():
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process.stdout.close()  # before the command writes its first line
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 1, (name, stderr)
+        assert stderr == "", name
+    assert (tmp_path / "out" / "output.png").is_file()
+
+
 def test_values_that_start_with_a_minus_and_a_digit_are_values(capsys):
     """argparse alone reads -1e-3, '-1,1' and -5% as unknown flags ("expected one argument")."""
     parser = build_parser()

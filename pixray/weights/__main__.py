@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..console import stdout_may_close
 from ..options import SettingsError
 from . import MANIFEST, CheckpointError, weights_dir
 from .download import DownloadError, download
@@ -59,10 +60,16 @@ def _download(names: list[str], directory: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return stdout_may_close(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     directory = weights_dir(args.dir)
     try:
         return _list(directory) if args.command == "list" else _download(args.names, directory)
+    except BrokenPipeError:  # the reader of the listing went away: not the directory's fault
+        raise
     except (SettingsError, DownloadError, CheckpointError) as exc:
         print(f"pixray.weights: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,28 @@
+"""What the command lines (``pixray``, ``python -m pixray.weights``) share about their console."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+#: The exit code when the reader of standard output went away first (``pixray ... | true``), as
+#: Python's documentation advises for SIGPIPE's stand-in.
+STDOUT_CLOSED = 1
+
+
+def stdout_may_close(command: Callable[[], int]) -> int:
+    """``command()``'s exit code, or :data:`STDOUT_CLOSED`, quietly, when what reads standard output
+    stops reading before it is written (a traceback, or a wrong error, otherwise; whatever files the
+    command wrote are kept). Output still buffered is written before returning, so the pipe's end is
+    met here rather than when the interpreter exits."""
+    try:
+        code = command()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Later writes (the interpreter's own flush at exit) go nowhere instead of failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return STDOUT_CLOSED
