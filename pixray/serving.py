@@ -341,7 +341,9 @@ def public_error(exc: Exception) -> PredictionError:
     elif isinstance(exc, (SettingsError, RunError, CheckpointError)):
         message = str(exc)
     elif isinstance(exc, torch.OutOfMemoryError):
-        message = "out of memory: ask for a smaller canvas, fewer cuts or fewer CLIP models"
+        # Outside a run's steps (the engine says its own): the same settings to lower.
+        message = ("out of memory: ask for a smaller size, fewer clip_models, or fewer num_cuts a batch "
+                   "(more batches keep the total)")
     else:
         log.error("prediction failed: %s", str(exc)[:20 * MAX_ERROR_CHARS], exc_info=exc)
         message = f"internal error ({type(exc).__name__}): {exc}"
