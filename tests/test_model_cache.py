@@ -12,8 +12,10 @@ import pixray.weights
 from pixray.model_cache import (
     ModelCache,
     declared_models,
+    default_model_memory,
     models_for,
     parse_memory,
+    usable_memory,
     weight_files,
 )
 from pixray.settings import SettingsError, build_settings
@@ -64,6 +66,25 @@ def test_the_least_recently_used_models_are_dropped_past_the_budget(tmp_path):
                                             ("1000", 1000), (" 2 gb ", 2 << 30)])
 def test_model_memory_amounts(text, expected):
     assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("files, limited", [
+    ({}, False),  # no cgroup files: the machine's memory
+    ({"memory.max": "max\n"}, False),  # cgroup v2, no limit
+    ({"memory.max": "4294967296\n"}, True),  # v2: a container limited to 4 GiB
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, False),  # v1's "no limit"
+    ({"memory/memory.limit_in_bytes": "4294967296\n"}, True),  # v1, 4 GiB
+])
+def test_a_cpu_servers_model_budget_is_half_of_its_containers_memory(tmp_path, files, limited):
+    """A server in a container sees the host's memory in SC_PHYS_PAGES; half of that, as a budget,
+    would let it grow past its container's limit and be killed."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    physical = usable_memory(tmp_path / "none")
+    expected = min(4 << 30, physical) if limited else physical
+    assert usable_memory(tmp_path) == expected
+    assert default_model_memory(torch.device("cpu"), tmp_path) == expected // 2
 
 
 def test_a_bad_model_memory_is_refused_at_setup(monkeypatch, tmp_path):
