@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from cog import BaseRunner, Input, Path, current_scope, streaming
 
-from pixray.runtime import keep_freed_memory
+from pixray.runtime import fit_threads_to_cpus, keep_freed_memory
 from pixray.serving import Request, Service, input_field
 
 
@@ -20,6 +20,7 @@ class Predictor(BaseRunner):
     def setup(self) -> None:
         """Load the CLIP and drawer models once (fetching missing weight files when online)."""
         keep_freed_memory()  # its one-arena part comes too late here: cog.yaml's environment has it
+        fit_threads_to_cpus()  # a container's CPU quota, not the host's cores
         self.service = Service.from_environment()
         # Cog saves the files a request sends (URLs, data URIs) with tempfile: into the one directory
         # whose files a request may read. This process is the server's own, so its default is ours to set.

@@ -264,6 +264,8 @@ def _local_devices(count: int) -> list[str | None]:
 
 def _run_local(jobs: Sequence[Job], batch_dir: str, workers: int, report: bool) -> Iterator[Record]:
     """Records (and progress messages) as ``workers`` local processes finish jobs."""
+    from .runtime import usable_cpus
+
     if workers == 1:  # in this process: no start-up, the models stay for the caller's next batch too
         worker = BatchWorker("local-0", _local_devices(1)[0])
         messages: list[Record] = []
@@ -275,7 +277,7 @@ def _run_local(jobs: Sequence[Job], batch_dir: str, workers: int, report: bool) 
         return
     spawn = multiprocessing.get_context("spawn")  # a fork after torch has started threads can hang
     tasks, results = spawn.Queue(), spawn.Queue()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cpus() // workers)
     processes = [spawn.Process(target=_local_worker, args=(f"local-{i}", device, threads, batch_dir, tasks,
                                                             results, report), daemon=True)
                  for i, device in enumerate(_local_devices(workers))]
@@ -384,7 +386,9 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
     if ray_address is None and workers > 1:  # each is a process holding its own copy of the models
         import torch
 
-        cores, gpus = os.cpu_count() or 1, torch.cuda.device_count()
+        from .runtime import usable_cpus
+
+        cores, gpus = usable_cpus(), torch.cuda.device_count()
         if workers > max(cores, gpus):
             raise SettingsError(f"--workers {workers} is more local worker processes than this machine has "
                                 f"CPU cores ({cores}) or GPUs ({gpus}), and each holds its own copy of the "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .console import stdout_may_close
 from .errors import USER_ERRORS
 from .options import SettingsError
-from .runtime import keep_freed_memory
+from .runtime import fit_threads_to_cpus, keep_freed_memory
 from .settings import Settings, all_specs, build_settings, group_title, read_settings_file, sections_holding
 from .version import installed_version
 
@@ -93,6 +93,7 @@ def _main(argv: list[str]) -> int:
     configs, quiet = args.pop("config"), args.pop("quiet")
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
+    fit_threads_to_cpus()
 
     def command() -> int:
         settings = build_settings(*[read_settings_file(c) for c in configs], _values(args))
@@ -152,6 +153,7 @@ def batch_main(argv: Sequence[str]) -> int:
     batch_dir = args.pop("outdir", None) or f"outputs/batch_{Path(jobs_file).stem}"
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
+    fit_threads_to_cpus()
     from tqdm import tqdm
 
     from .batch import read_jobs, run_batch
@@ -221,6 +223,7 @@ def ui_main(argv: Sequence[str]) -> int:
     login = tuple(auth.split(":", 1)) if auth else None
     logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
     keep_freed_memory()
+    fit_threads_to_cpus()
 
     def command() -> int:
         base = _given_settings(configs, args)

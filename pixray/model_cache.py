@@ -7,7 +7,6 @@ make one per run.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from .errors import MissingWeightsError
 from .options import SettingsError
 from .perceptors import CLIP_MODELS, Perceptor, checkpoint_path, load_clip_checkpoint, load_pretrained_clip
 from .registry import unknown_name_message
-from .runtime import choose_device
+from .runtime import choose_device, usable_memory
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
 from .weights import MANIFEST, WEIGHTS_ENV, fetch_command, find_weight_file
 from .weights import weights_dir as weights_dir_of
@@ -127,28 +126,13 @@ def parse_memory(text: str, setting: str = "$PIXRAY_MODEL_MEMORY") -> int:
     return int(float(match[1]) * 1024 ** " KMGT".index(match[2].upper() or " "))
 
 
-def default_model_memory(device: torch.device, cgroups: Path = Path("/sys/fs/cgroup")) -> int:
+def default_model_memory(device: torch.device) -> int:
     """Models a long-running server keeps by default: 70 % of the GPU's memory, or half of the
-    memory this process may use elsewhere (:func:`usable_memory`)."""
+    memory this process may use elsewhere (:func:`~pixray.runtime.usable_memory`: a container's
+    limit where it has one)."""
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory * 0.7)
-    return int(usable_memory(cgroups) * 0.5)
-
-
-def usable_memory(cgroups: Path = Path("/sys/fs/cgroup")) -> int:
-    """The machine's memory in bytes, or the container's limit where that is less: a server in a
-    container (Docker's ``--memory``, a Kubernetes pod's limit) sees the host's memory in
-    ``SC_PHYS_PAGES`` and would be killed when past its limit. The limit is cgroup v2's ``memory.max``
-    (``max``: none) or v1's ``memory/memory.limit_in_bytes`` (a huge number: none) under ``cgroups``."""
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for limit_file in (cgroups / "memory.max", cgroups / "memory" / "memory.limit_in_bytes"):
-        try:
-            text = limit_file.read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and 0 < int(text) < physical:
-            return int(text)
-    return physical
+    return int(usable_memory() * 0.5)
 
 
 def declared_models() -> dict[str, DeclaredModel]:

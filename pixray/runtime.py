@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import math
+import os
 import re
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
@@ -171,6 +174,87 @@ def cudnn_deterministic(on: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.deterministic = before
+
+
+#: Where Linux shows the cgroups and which of them this process is in.
+CGROUPS, MEMBERSHIP = Path("/sys/fs/cgroup"), Path("/proc/self/cgroup")
+
+
+def cgroup_files(v2_name: str, controller: str, v1_name: str, cgroups: Path = CGROUPS,
+                 membership: Path = MEMBERSHIP) -> list[Path]:
+    """The files that may hold a limit on this process: cgroup v2's ``v2_name`` and v1's
+    ``controller/v1_name``, in the group ``membership`` names for it and at the root (which, inside a
+    container, is the container's own group)."""
+    own_v2 = own_v1 = ""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        number, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if number == "0" and not controllers:
+            own_v2 = path.strip("/")
+        elif controller in controllers.split(","):
+            own_v1 = path.strip("/")
+    v2 = dict.fromkeys([cgroups / own_v2, cgroups])
+    v1 = dict.fromkeys([cgroups / controller / own_v1, cgroups / controller])
+    return [folder / v2_name for folder in v2] + [folder / v1_name for folder in v1]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def usable_memory(cgroups: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int:
+    """The machine's memory in bytes, or a cgroup's limit on this process where that is less (cgroup
+    v2's ``memory.max``, ``max`` for none; v1's ``memory.limit_in_bytes``, a huge number for none):
+    in a container (``docker run --memory``, a Kubernetes pod's limit) the machine's figure is the
+    host's, and a process past the limit is killed."""
+    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in cgroup_files("memory.max", "memory", "memory.limit_in_bytes", cgroups, membership):
+        text = _read(path)
+        if text is not None and text.isdigit() and int(text) > 0:
+            limit = min(limit, int(text))
+    return limit
+
+
+def usable_cpus(cgroups: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int:
+    """How many CPUs this process may keep busy: those it may run on (its affinity: ``taskset``,
+    ``docker --cpuset-cpus``), or fewer under a CPU quota (``docker --cpus``, a Kubernetes pod's CPU
+    limit: cgroup v2's ``cpu.max``, v1's ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``), rounded up.
+    ``os.cpu_count()`` counts the host's CPUs whatever the container."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    files = cgroup_files("cpu.max", "cpu", "cpu.cfs_quota_us", cgroups, membership)
+    for path in files:
+        text = _read(path)
+        if text is None:
+            continue
+        if path.name == "cpu.max":
+            quota, _, period = text.partition(" ")
+        else:
+            quota, period = text, _read(path.with_name("cpu.cfs_period_us")) or ""
+        if quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0:
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    return max(1, cpus)
+
+
+def fit_threads_to_cpus() -> int:
+    """Lower torch's thread count to :func:`usable_cpus` where it is more, and return the count.
+
+    torch sizes its pool by the CPUs the process may run on, not by a CPU quota: a container given 2
+    CPUs' time on a 64-core host ran 64 threads taking turns on them, each op waiting for the slowest.
+    This changes the whole process, so only programs call it (the command lines, the Cog predictor),
+    never the library."""
+    cpus = usable_cpus()
+    if torch.get_num_threads() > cpus:
+        torch.set_num_threads(cpus)
+    return torch.get_num_threads()
 
 
 def keep_freed_memory() -> bool:

@@ -15,9 +15,9 @@ from pixray.model_cache import (
     default_model_memory,
     models_for,
     parse_memory,
-    usable_memory,
     weight_files,
 )
+from pixray.runtime import usable_memory
 from pixray.settings import SettingsError, build_settings
 
 
@@ -68,23 +68,29 @@ def test_model_memory_amounts(text, expected):
     assert parse_memory(text) == expected
 
 
-@pytest.mark.parametrize("files, limited", [
-    ({}, False),  # no cgroup files: the machine's memory
-    ({"memory.max": "max\n"}, False),  # cgroup v2, no limit
-    ({"memory.max": "4294967296\n"}, True),  # v2: a container limited to 4 GiB
-    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, False),  # v1's "no limit"
-    ({"memory/memory.limit_in_bytes": "4294967296\n"}, True),  # v1, 4 GiB
+@pytest.mark.parametrize("files, membership, limited", [
+    ({}, "", False),  # no cgroup files: the machine's memory
+    ({"memory.max": "max\n"}, "0::/\n", False),  # cgroup v2, no limit
+    ({"memory.max": "4294967296\n"}, "0::/\n", True),  # v2: a container limited to 4 GiB
+    ({"pod/memory.max": "4294967296\n", "memory.max": "max\n"}, "0::/pod\n", True),  # the process's own group
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, "4:memory:/\n", False),  # v1's "no limit"
+    ({"memory/memory.limit_in_bytes": "4294967296\n"}, "4:memory:/\n", True),  # v1, 4 GiB
+    ({"memory/docker/a1/memory.limit_in_bytes": "4294967296\n"}, "4:memory:/docker/a1\n", True),
 ])
-def test_a_cpu_servers_model_budget_is_half_of_its_containers_memory(tmp_path, files, limited):
+def test_a_cpu_servers_model_budget_is_half_of_its_containers_memory(tmp_path, monkeypatch, files, membership,
+                                                                     limited):
     """A server in a container sees the host's memory in SC_PHYS_PAGES; half of that, as a budget,
     would let it grow past its container's limit and be killed."""
+    cgroups, membership_file = tmp_path / "cgroup", tmp_path / "membership"
     for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    physical = usable_memory(tmp_path / "none")
+        (cgroups / name).parent.mkdir(parents=True, exist_ok=True)
+        (cgroups / name).write_text(text)
+    membership_file.write_text(membership)
+    physical = usable_memory(tmp_path / "none", tmp_path / "none")
     expected = min(4 << 30, physical) if limited else physical
-    assert usable_memory(tmp_path) == expected
-    assert default_model_memory(torch.device("cpu"), tmp_path) == expected // 2
+    assert usable_memory(cgroups, membership_file) == expected
+    monkeypatch.setattr(pixray.model_cache, "usable_memory", lambda: usable_memory(cgroups, membership_file))
+    assert default_model_memory(torch.device("cpu")) == expected // 2
 
 
 def test_a_bad_model_memory_is_refused_at_setup(monkeypatch, tmp_path):

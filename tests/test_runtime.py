@@ -4,6 +4,7 @@ measures it faster than float32; on CUDA; an explicit setting as given) and glib
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,8 @@ from pixray.runtime import (
     choose_precision,
     cpu_bfloat16_is_faster,
     cpu_bfloat16_speedup,
+    fit_threads_to_cpus,
+    usable_cpus,
 )
 
 CPU = torch.device("cpu")
@@ -156,3 +159,36 @@ def test_keep_freed_memory_sets_glibcs_options(monkeypatch):
     assert runtime.keep_freed_memory()
     # M_MMAP_MAX 0, M_TRIM_THRESHOLD never, M_TOP_PAD 256 MB, M_ARENA_MAX 1
     assert sorted(calls) == sorted([(-4, 0), (-1, 2**31 - 1), (-2, 2**28), (-8, 1)])
+
+
+@pytest.mark.parametrize("files, membership, quota_cpus", [
+    ({}, "", None),  # no cgroup files
+    ({"cpu.max": "max 100000\n"}, "0::/\n", None),  # cgroup v2, no quota
+    ({"cpu.max": "150000 100000\n"}, "0::/\n", 2),  # v2: 1.5 CPUs' time, rounded up
+    ({"pod/cpu.max": "50000 100000\n", "cpu.max": "max 100000\n"}, "0::/pod\n", 1),  # its own group's
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "1:cpu,cpuacct:/\n", None),
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "1:cpu,cpuacct:/\n", 1),
+    ({"cpu/k/cpu.cfs_quota_us": "100000\n", "cpu/k/cpu.cfs_period_us": "100000\n"}, "1:cpu:/k\n", 1),
+])
+def test_usable_cpus_are_the_affinitys_or_fewer_under_a_cpu_quota(tmp_path, files, membership, quota_cpus):
+    cgroups = tmp_path / "cgroup"
+    for name, text in files.items():
+        (cgroups / name).parent.mkdir(parents=True, exist_ok=True)
+        (cgroups / name).write_text(text)
+    (tmp_path / "membership").write_text(membership)
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if quota_cpus is None else min(affinity, quota_cpus)
+    assert usable_cpus(cgroups, tmp_path / "membership") == expected
+
+
+def test_torchs_threads_are_fitted_to_the_usable_cpus_never_raised(monkeypatch):
+    """torch sizes its pool by the CPUs the process may run on, not by a container's CPU quota."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(runtime, "usable_cpus", lambda: 1)
+        assert fit_threads_to_cpus() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr(runtime, "usable_cpus", lambda: 8)
+        assert fit_threads_to_cpus() == 1  # more CPUs than threads: left as it is
+    finally:
+        torch.set_num_threads(threads)
