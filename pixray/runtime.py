@@ -1,4 +1,5 @@
-"""Choosing the device and the arithmetic precision of a run."""
+"""Choosing the device and the arithmetic precision of a run, and what a program may use of its machine
+(CPUs, memory, the allocator's habits); running out of memory said as such."""
 
 from __future__ import annotations
 
@@ -247,8 +248,8 @@ def usable_cpus(cgroups: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int:
 def fit_threads_to_cpus() -> int:
     """Lower torch's thread count to :func:`usable_cpus` where it is more, and return the count.
 
-    torch sizes its pool by the CPUs the process may run on, not by a CPU quota: a container given 2
-    CPUs' time on a 64-core host ran 64 threads taking turns on them, each op waiting for the slowest.
+    torch sizes its pool by the CPUs the process may run on, not by a CPU quota: in a container given 2
+    CPUs' time on a 64-core host, 64 threads would take turns on them, each op waiting for the slowest.
     This changes the whole process, so only programs call it (the command lines, the Cog predictor),
     never the library."""
     cpus = usable_cpus()
