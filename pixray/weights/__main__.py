@@ -47,6 +47,8 @@ def _download(names: list[str], directory: Path) -> int:
         if not weight_files(name):  # the shapes-world CLIPs: their weights are inside the package
             print(f"{name}: ships with pixray; nothing to download")
     files = list(dict.fromkeys(f for name in (names or models_for()) for f in weight_files(name)))
+    if files:  # a directory that cannot be made is said before any progress bar
+        directory.mkdir(parents=True, exist_ok=True)
     for filename in files:
         entry = MANIFEST.lookup(filename)
         with tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024, leave=True) as bar:
