@@ -17,7 +17,15 @@ from .console import stdout_may_close
 from .errors import USER_ERRORS
 from .options import SettingsError
 from .runtime import fit_threads_to_cpus, keep_freed_memory
-from .settings import Settings, all_specs, build_settings, group_title, read_settings_file, sections_holding
+from .settings import (
+    Settings,
+    all_specs,
+    build_settings,
+    group_title,
+    read_settings_file,
+    read_settings_stream,
+    sections_holding,
+)
 from .version import installed_version
 
 if TYPE_CHECKING:
@@ -49,7 +57,8 @@ def build_parser(prog: str = "pixray",
     # Any unique prefix of a flag, as Pixray's argparse takes: its README's own example is --prompt=sunrise.
     parser = _Parser(prog=prog, description=description, allow_abbrev=True)
     parser.add_argument("--config", "--config_file", action="append", default=[], metavar="FILE",
-                        help="YAML file of 'name: value' settings (repeatable; later files and flags win)")
+                        help="YAML file of 'name: value' settings, or a PNG pixray made ('-': standard "
+                             "input; repeatable; later files and flags win)")
     parser.add_argument("--quiet", action="store_true", help="No progress bar")
     parser.add_argument("--version", action="version", version=f"pixray {installed_version()}")
     groups: dict[str, Any] = {}
@@ -70,11 +79,18 @@ def _values(args: dict[str, Any]) -> dict[str, Any]:
     return {k: (v[0] if len(v) == 1 else v) if isinstance(v, list) else v for k, v in args.items()}
 
 
+def _read_config(name: str) -> dict[str, Any]:
+    """The settings of a ``--config`` file; ``-`` reads them from standard input."""
+    if name == "-":
+        return read_settings_stream(sys.stdin.buffer, "standard input")
+    return read_settings_file(name)
+
+
 def _given_settings(configs: Sequence[str], args: dict[str, Any]) -> dict[str, Any]:
     """The flat settings of ``--config`` files (in order) and then the settings flags."""
     given: dict[str, Any] = {}
     for config in configs:
-        given.update(read_settings_file(config))
+        given.update(_read_config(config))
     given.update(_values(args))
     return given
 
@@ -96,7 +112,7 @@ def _main(argv: list[str]) -> int:
     fit_threads_to_cpus()
 
     def command() -> int:
-        settings = build_settings(*[read_settings_file(c) for c in configs], _values(args))
+        settings = build_settings(*[_read_config(c) for c in configs], _values(args))
         # Imported only now: settings errors are reported without loading the CLIP stack.
         from .engine import Run
         from .output import OutputWriter

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from PIL import Image
@@ -546,19 +546,38 @@ def parts_in_use(settings: Settings) -> list[tuple[str, str]]:
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:
     """The flat mapping in a YAML settings file, or the settings and seed a pixray PNG was made with
-    (so ``pixray --config image.png`` makes that image again)."""
+    (so ``pixray --config image.png`` makes that image again). The file is read once, so a pipe
+    (``/dev/stdin``, a shell's ``<(...)``) works too."""
     path = Path(path)
     try:
         with path.open("rb") as f:
-            if f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE:
+            head = f.read(len(_PNG_SIGNATURE))
+            if head == _PNG_SIGNATURE:
                 return _png_settings(path)
-        with path.open(encoding="utf-8") as f:
-            text = f.read(MAX_SETTINGS_BYTES + 1)
+            return read_settings_stream(f, f"settings file {str(path)!r}", head)
     except OSError as exc:
         raise SettingsError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from exc
+
+
+#: The most bytes a settings file's text may take: UTF-8 takes at most 4 a character.
+_MAX_SETTINGS_FILE_BYTES = 4 * (MAX_SETTINGS_BYTES + 1)
+
+
+def read_settings_stream(stream: BinaryIO, origin: str, head: bytes = b"") -> dict[str, Any]:
+    """The flat mapping in YAML settings read from ``stream`` (after ``head``, bytes already read from
+    it), UTF-8; ``origin`` names it in errors ("settings file 'x.yaml'", "standard input"). Reads no
+    more than settings text may take."""
+    data = head + stream.read(_MAX_SETTINGS_FILE_BYTES - len(head))
+    if len(data) >= _MAX_SETTINGS_FILE_BYTES:
+        raise SettingsError(f"{origin}: over {MAX_SETTINGS_BYTES} characters is too long; expected at most "
+                            f"{MAX_SETTINGS_BYTES}")
+    if data.startswith(_PNG_SIGNATURE):
+        raise SettingsError(f"{origin}: a PNG's settings are read from its file: give its path")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SettingsError(f"settings file {str(path)!r} is not UTF-8 text (byte {exc.start})") from exc
-    return parse_settings_text(text, origin=str(path))
+        raise SettingsError(f"{origin} is not UTF-8 text (byte {exc.start})") from exc
+    return parse_settings_text(text, origin=origin)
 
 
 def _png_settings(path: Path) -> dict[str, Any]:

@@ -235,6 +235,39 @@ def test_config_from_an_image_without_settings_is_refused(tmp_path: Path, capsys
     _one_error_line(capsys.readouterr().err, "holds no pixray settings")
 
 
+def test_settings_from_standard_input_or_any_pipe(tmp_path: Path):
+    """`--config -` reads standard input; `--config /dev/stdin` (or a shell's `<(...)`) was read twice,
+    the first 8 bytes lost to the PNG check ("setting 'prompts' is empty")."""
+    text = ("prompts: a red circle\ndrawer: pixel\nclip_models: shapes-demo\nsize: [16, 16]\niterations: 1\n"
+            "num_cuts: 1\n")
+    for config in ("-", "/dev/stdin"):
+        outdir = tmp_path / f"out{len(config)}"
+        result = subprocess.run([sys.executable, "-m", "pixray", "--config", config, "--outdir", str(outdir),
+                                 "--quiet"], input=text, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stderr == "", (config, result.stderr)
+        assert Path(result.stdout.strip()) == outdir / "output.png"
+    # Nothing on standard input: no settings, so no prompt.
+    result = subprocess.run([sys.executable, "-m", "pixray", "--config", "-"], input="", capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "setting 'prompts' is empty" in result.stderr
+
+
+def test_a_settings_file_is_held_to_its_length_in_characters_not_bytes(tmp_path: Path):
+    from pixray.settings import MAX_SETTINGS_BYTES, SettingsError
+
+    wide = tmp_path / "wide.yaml"  # 3 bytes a character: over the limit in bytes, within it in characters
+    wide.write_text(f"# {'風' * (MAX_SETTINGS_BYTES // 2)}\nseed: 3\n", encoding="utf-8")
+    assert read_settings_file(wide) == {"seed": 3}
+    long = tmp_path / "long.yaml"
+    long.write_text(f"# {'x' * MAX_SETTINGS_BYTES}\nseed: 3\n")
+    try:
+        read_settings_file(long)
+    except SettingsError as exc:
+        assert "too long" in str(exc)
+    else:
+        raise AssertionError("a settings file over the limit was read")
+
+
 def test_a_settings_files_paths_may_start_with_the_home_directory(tmp_path: Path, capsys, monkeypatch):
     """`~` in a YAML file (no shell expands it there) means the home directory, as on the command line:
     init_image, an image prompt's glob, outdir and weights_dir."""
