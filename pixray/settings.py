@@ -569,8 +569,8 @@ def read_settings_stream(stream: BinaryIO, origin: str, head: bytes = b"") -> di
     more than settings text may take."""
     data = head + stream.read(_MAX_SETTINGS_FILE_BYTES - len(head))
     if len(data) >= _MAX_SETTINGS_FILE_BYTES:
-        raise SettingsError(f"{origin}: over {MAX_SETTINGS_BYTES} characters is too long; expected at most "
-                            f"{MAX_SETTINGS_BYTES}")
+        raise SettingsError(f"{origin}: more than {MAX_SETTINGS_BYTES} characters is too long; expected at "
+                            f"most {MAX_SETTINGS_BYTES}")
     if data.startswith(_PNG_SIGNATURE):
         raise SettingsError(f"{origin}: a PNG's settings are read from its file: give its path")
     try:
