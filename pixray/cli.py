@@ -107,9 +107,7 @@ def _main(argv: list[str]) -> int:
         return ui_main(argv[1:])
     args = vars(build_parser().parse_args(argv))
     configs, quiet = args.pop("config"), args.pop("quiet")
-    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
-    keep_freed_memory()
-    fit_threads_to_cpus()
+    _start_program()
 
     def command() -> int:
         settings = build_settings(*[_read_config(c) for c in configs], _values(args))
@@ -128,6 +126,14 @@ def _main(argv: list[str]) -> int:
         return 0
 
     return _guarded(command, "interrupted")
+
+
+def _start_program() -> None:
+    """What each command sets for its whole process once its flags are read: one-line log messages,
+    glibc keeping freed memory (:func:`keep_freed_memory`), torch's threads fitted to the CPUs usable."""
+    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
+    keep_freed_memory()
+    fit_threads_to_cpus()
 
 
 def _guarded(command: Callable[[], int], interrupted: str) -> int:
@@ -167,9 +173,7 @@ def batch_main(argv: Sequence[str]) -> int:
     configs, quiet, jobs_file = args.pop("config"), args.pop("quiet"), args.pop("jobs")
     workers, ray_address, job_progress = args.pop("workers"), args.pop("ray"), args.pop("job_progress")
     batch_dir = args.pop("outdir", None) or f"outputs/batch_{Path(jobs_file).stem}"
-    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
-    keep_freed_memory()
-    fit_threads_to_cpus()
+    _start_program()
     from tqdm import tqdm
 
     from .batch import read_jobs, run_batch
@@ -237,9 +241,7 @@ def ui_main(argv: Sequence[str]) -> int:
     if auth is not None and ":" not in auth:
         parser.error("argument --auth: expected USER:PASSWORD")
     login = tuple(auth.split(":", 1)) if auth else None
-    logging.basicConfig(level=logging.WARNING, format="pixray: %(message)s")
-    keep_freed_memory()
-    fit_threads_to_cpus()
+    _start_program()
 
     def command() -> int:
         base = _given_settings(configs, args)

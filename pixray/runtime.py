@@ -136,6 +136,11 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+#: What a run that ran out of memory is told to lower.
+MEMORY_ADVICE = ("ask for a smaller size, fewer clip_models, or fewer num_cuts a batch (more batches keep "
+                 "the total)")
+
+
 @contextlib.contextmanager
 def memory_errors_said(device: torch.device, when: Callable[[], str], asked: str) -> Iterator[None]:
     """Running out of ``device``'s memory becomes a :class:`RunError` saying so and ``when()`` (e.g.
@@ -156,9 +161,8 @@ def memory_errors_said(device: torch.device, when: Callable[[], str], asked: str
         traceback.clear_frames(exc.__traceback__)
         tried = re.search(r"(?:Tried to allocate|you tried to allocate) ([\d.]+ ?[KMGT]?i?B|\d+ bytes)", text)
         size = f" (an allocation of {tried[1]})" if tried else ""
-        raise RunError(f"out of {device.type.upper()} memory {when()}{size}: {asked}; ask for a smaller "
-                       "size, fewer clip_models, or fewer num_cuts a batch (more batches keep the total)"
-                       ) from None
+        where = f"{device.type.upper()} memory {when()}{size}"
+        raise RunError(f"out of {where}: {asked}; {MEMORY_ADVICE}") from None
 
 
 @contextlib.contextmanager
@@ -181,7 +185,7 @@ def cudnn_deterministic(on: bool) -> Iterator[None]:
 CGROUPS, MEMBERSHIP = Path("/sys/fs/cgroup"), Path("/proc/self/cgroup")
 
 
-def cgroup_files(v2_name: str, controller: str, v1_name: str, cgroups: Path = CGROUPS,
+def _cgroup_files(v2_name: str, controller: str, v1_name: str, cgroups: Path = CGROUPS,
                  membership: Path = MEMBERSHIP) -> list[Path]:
     """The files that may hold a limit on this process: cgroup v2's ``v2_name`` and v1's
     ``controller/v1_name``, in the group ``membership`` names for it and at the root (which, inside a
@@ -215,7 +219,7 @@ def usable_memory(cgroups: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int
     in a container (``docker run --memory``, a Kubernetes pod's limit) the machine's figure is the
     host's, and a process past the limit is killed."""
     limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in cgroup_files("memory.max", "memory", "memory.limit_in_bytes", cgroups, membership):
+    for path in _cgroup_files("memory.max", "memory", "memory.limit_in_bytes", cgroups, membership):
         text = _read(path)
         if text is not None and text.isdigit() and int(text) > 0:
             limit = min(limit, int(text))
@@ -231,7 +235,7 @@ def usable_cpus(cgroups: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         cpus = os.cpu_count() or 1
-    files = cgroup_files("cpu.max", "cpu", "cpu.cfs_quota_us", cgroups, membership)
+    files = _cgroup_files("cpu.max", "cpu", "cpu.cfs_quota_us", cgroups, membership)
     for path in files:
         text = _read(path)
         if text is None:

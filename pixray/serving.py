@@ -50,7 +50,7 @@ from .model_cache import ModelCache, default_model_memory, missing_weight_files,
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
 from .perceptors import CLIP_MODELS
-from .runtime import choose_device, choose_precision, weights_precision
+from .runtime import MEMORY_ADVICE, choose_device, choose_precision, weights_precision
 from .settings import (
     Settings,
     all_specs,
@@ -341,9 +341,7 @@ def public_error(exc: Exception) -> PredictionError:
     elif isinstance(exc, (SettingsError, RunError, CheckpointError)):
         message = str(exc)
     elif isinstance(exc, torch.OutOfMemoryError):
-        # Outside a run's steps (the engine says its own): the same settings to lower.
-        message = ("out of memory: ask for a smaller size, fewer clip_models, or fewer num_cuts a batch "
-                   "(more batches keep the total)")
+        message = f"out of memory: {MEMORY_ADVICE}"  # outside a run's steps, which say their own
     else:
         log.error("prediction failed: %s", str(exc)[:20 * MAX_ERROR_CHARS], exc_info=exc)
         message = f"internal error ({type(exc).__name__}): {exc}"
