@@ -8,7 +8,6 @@ import contextlib
 import io
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
-from .atomic_files import write_atomically
+from .atomic_files import create_beside, write_atomically
 from .init_images import to_pil
 
 #: Pixray's frame rate rule: a video of about this many seconds, within MIN_FPS..MAX_FPS.
@@ -190,11 +189,11 @@ def write_mp4(frames: Sequence[Path], path: Path, comment: str | None = None) ->
     arrays = _rgb_frames([*frames, *hold])
     first = next(arrays)
     metadata = ["-metadata", f"comment={comment}"] if comment else []
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mp4")
+    fd, tmp = create_beside(path.with_suffix(".mp4"))
     os.close(fd)
     try:
         writer = imageio_ffmpeg.write_frames(
-            tmp, (first.shape[1], first.shape[0]), fps=fps, codec="libx264", quality=None,
+            str(tmp), (first.shape[1], first.shape[0]), fps=fps, codec="libx264", quality=None,
             macro_block_size=1, ffmpeg_log_level="error",
             output_params=["-crf", "17", "-preset", "slow", "-movflags", "+faststart", *metadata])
         writer.send(None)  # start ffmpeg
@@ -203,7 +202,7 @@ def write_mp4(frames: Sequence[Path], path: Path, comment: str | None = None) ->
         writer.close()
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -154,6 +154,26 @@ def test_a_run_writes_its_frames_and_videos_off_the_loop(run, tmp_path: Path):
     assert not [p for p in out.rglob(".tmp-*")]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_runs_files_get_the_permissions_the_umask_gives(run, tmp_path: Path, umask: int):
+    """Files written through a temporary file (tempfile.mkstemp's) were readable by their owner only
+    (0600) whatever the umask, so a web server or a shared volume's readers could not open them."""
+    import os
+
+    from pixray.output import OutputWriter
+
+    r = run(iterations=2, save_every=1, outdir=str(tmp_path / "o"), make_video=True, gif=True)
+    before = os.umask(umask)
+    try:
+        OutputWriter(r.settings).save_run(r)
+    finally:
+        os.umask(before)
+    files = [p for p in (tmp_path / "o").rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} == {".png", ".svg", ".mp4", ".gif", ".yaml"}
+    assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == {
+        p.relative_to(tmp_path).as_posix(): oct(0o666 & ~umask) for p in files}
+
+
 def test_save_intermediates_off_writes_only_the_image(run, tmp_path: Path):
     from pixray.output import OutputWriter
 
