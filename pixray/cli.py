@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .console import stdout_may_close
 from .errors import USER_ERRORS
-from .options import SettingsError
+from .options import SettingsError, is_bool_word
 from .runtime import fit_threads_to_cpus, keep_freed_memory
 from .settings import (
     Settings,
@@ -39,13 +39,50 @@ class _Parser(argparse.ArgumentParser):
         # argparse takes only -1 and -0.5 for values: -1e-3, '-1,1' (a list) and -5% read as unknown flags.
         # No flag here starts with a digit, so every word that does is a value.
         self._negative_number_matcher = re.compile(r"^-\.?\d")
+        #: The flags of true/false settings: given without a value (``--make_video``), they mean true.
+        self.true_when_bare: set[str] = set()
+        self._words: list[str] = []
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._bare_flags_given_true(self._words), namespace)
+
+    def _bare_flags_given_true(self, words: list[str]) -> list[str]:
+        """``words`` with ``true`` after each true/false flag (or a unique prefix of one) that is not
+        followed by a true/false word: the end, another flag, or a positional (``pixray batch
+        --make_video jobs.yaml``) follows it. A value of its own is never read as the flag's."""
+        longs = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        given: list[str] = []
+        for i, word in enumerate(words):
+            given.append(word)
+            if word == "--":
+                return given + words[i + 1:]
+            prefixed = [s for s in longs if s.startswith(word)] if word.startswith("--") else []
+            flag = word if word in self.true_when_bare or len(prefixed) != 1 else prefixed[0]
+            if flag in self.true_when_bare and not (i + 1 < len(words) and is_bool_word(words[i + 1])):
+                given.append("true")
+        return given
 
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the message already names the problem.
-        flag = re.match(r"argument (-[^/:]+)", message)
+        flag = re.match(r"argument ([^:]+):", message)
         if flag and ("expected one argument" in message or "expected at least one argument" in message):
-            message += f" (a value that starts with '-' is given as {flag[1]}=VALUE)"
+            spellings = flag[1].split("/")
+            hint = (f"a value that starts with '-' is given as {spellings[0]}=VALUE"
+                    if self._dash_value_after(spellings) else "its value follows it")
+            message += f" ({hint})"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _dash_value_after(self, spellings: list[str]) -> bool:
+        """Whether, where a flag spelt one of ``spellings`` (or a prefix of one) was given, the word
+        after it starts with '-' and is no flag: a value argparse took for an unknown flag."""
+        options = [s for action in self._actions for s in action.option_strings]
+        for word, after in zip(self._words, self._words[1:], strict=False):
+            names_it = any(s == word or (word.startswith("--") and s.startswith(word)) for s in spellings)
+            if len(word) > 1 and names_it:
+                return after.startswith("-") and not any(s.startswith(after) for s in options)
+        return False
 
 
 def build_parser(prog: str = "pixray",
@@ -67,9 +104,14 @@ def build_parser(prog: str = "pixray",
         sections = holders.get(spec.name, (spec.section,))
         title = "settings" if spec.section == "core" else group_title(sections)
         group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
-        group.add_argument(f"--{spec.name}", *spec.flags, dest=spec.name, default=argparse.SUPPRESS,
+        flags = (f"--{spec.name}", *spec.flags)
+        bare = spec.value_type is bool and not spec.is_list
+        if bare:
+            parser.true_when_bare.update(flags)
+        group.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS,
                            metavar="VALUE", nargs="+" if spec.is_list else None,
-                           help=f"{spec.help}; {spec.allowed} (default: {spec.default})".replace("%", "%%"))
+                           help=(f"{spec.help}; {spec.allowed}{'; alone: true' if bare else ''} "
+                                 f"(default: {spec.default})").replace("%", "%%"))
     return parser
 
 

@@ -82,8 +82,9 @@ _TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or
 _PLURAL_WORDS = {int: "integers", float: "numbers", str: "texts", bool: "true/false values"}
 _COUNT_WORDS = {2: "two", 3: "three", 4: "four"}
 _NONE_WORDS = {"", "none", "null", "~"}
-_TRUE_WORDS = {"true", "yes", "on", "1"}
-_FALSE_WORDS = {"false", "no", "off", "0"}
+# Pixray's str2bool took t/y/f/n as well.
+_TRUE_WORDS = {"true", "yes", "on", "1", "t", "y"}
+_FALSE_WORDS = {"false", "no", "off", "0", "f", "n"}
 
 
 def option(
@@ -240,10 +241,16 @@ def _scalar(spec: Spec, base: Any, value: Any, original: Any) -> Any:
     raise TypeError(f"setting {spec.name!r} has unsupported type {base!r}")
 
 
+def is_bool_word(text: str) -> bool:
+    """Whether ``text`` is one of the words a true/false setting takes (true, yes, on, 1, t, y and
+    their opposites, in any case)."""
+    return text.strip().lower() in _TRUE_WORDS | _FALSE_WORDS
+
+
 def _to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+    if isinstance(value, str) and is_bool_word(value):
         return value.strip().lower() in _TRUE_WORDS
     raise ValueError(value)
 

@@ -2,7 +2,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pixray.cli import build_parser, main
+import pytest
+
+from pixray.cli import _values, build_parser, main
 from pixray.output import read_png_metadata
 from pixray.settings import all_specs, build_settings, read_settings_file
 
@@ -118,6 +120,36 @@ def test_values_that_start_with_a_minus_and_a_digit_are_values(capsys):
     except SystemExit as exc:
         assert exc.code == 2
     _one_error_line(capsys.readouterr().err, "a value that starts with '-' is given as --init_weight=VALUE")
+
+
+def test_a_true_false_flag_alone_means_true(capsys):
+    """Pixray's str2bool flags needed a word (`--make_video` alone: "expected one argument"); here the
+    flag alone is true, a word after it is still its value, and a positional after it is not eaten."""
+    parser = build_parser()
+
+    def parsed(argv: list[str]):
+        args = vars(parser.parse_args(argv))
+        del args["config"], args["quiet"]
+        return build_settings(_values(args))
+
+    assert parsed(["--make_video"]).make_video is True
+    settings = parsed(["-vid", "--overwrite", "--prompts", "x", "--auto_st", "--video", "no"])
+    assert (settings.make_video, settings.overwrite, settings.auto_stop) == (False, True, True)
+    for word, value in [("t", True), ("Y", True), ("f", False), ("N", False), ("off", False)]:  # Pixray's
+        assert parsed(["--gif", word]).gif is value
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--make_video", "2"])  # not a true/false word: not taken as one
+    _one_error_line(capsys.readouterr().err, "unrecognized arguments: 2")
+    # pixray batch's JOBS after a bare flag stays the jobs file (it is missing: the error names it).
+    assert main(["batch", "--make_video", "missing.yaml", "--quiet"]) == 2
+    _one_error_line(capsys.readouterr().err, "jobs file 'missing.yaml' cannot be read")
+    # A value-taking flag left without its value: the '=VALUE' advice only where a '-' word followed it.
+    follows = "(its value follows it)"
+    for argv, hint in [(["--seed"], follows), (["--seed", "--quiet"], follows),
+                       (["-iw", "-inf"], "is given as --init_weight=VALUE")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        _one_error_line(capsys.readouterr().err, hint)
 
 
 def test_run_that_fails_before_its_first_image_leaves_no_outdir(tmp_path: Path, monkeypatch, capsys):
