@@ -49,10 +49,12 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(self._bare_flags_given_true(self._words), namespace)
 
     def _bare_flags_given_true(self, words: list[str]) -> list[str]:
-        """``words`` with ``true`` after each true/false flag (or a unique prefix of one) that is not
-        followed by a true/false word: the end, another flag, or a positional (``pixray batch
-        --make_video jobs.yaml``) follows it. A value of its own is never read as the flag's."""
+        """``words`` with ``true`` after each true/false flag (or a unique prefix of one) given alone:
+        at the end, before another flag, or, where the command takes a positional argument, before any
+        word that is not a true/false word (``pixray batch --make_video jobs.yaml``). Elsewhere the next
+        word stays the flag's value, so a misspelt one (``--make_video ys``) is refused naming the setting."""
         longs = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        takes_positional = any(not action.option_strings for action in self._actions)
         given: list[str] = []
         for i, word in enumerate(words):
             given.append(word)
@@ -60,7 +62,10 @@ class _Parser(argparse.ArgumentParser):
                 return given + words[i + 1:]
             prefixed = [s for s in longs if s.startswith(word)] if word.startswith("--") else []
             flag = word if word in self.true_when_bare or len(prefixed) != 1 else prefixed[0]
-            if flag in self.true_when_bare and not (i + 1 < len(words) and is_bool_word(words[i + 1])):
+            after = words[i + 1] if i + 1 < len(words) else ""
+            is_flag = after.startswith("-") and not self._negative_number_matcher.match(after)
+            if flag in self.true_when_bare and (
+                    i + 1 == len(words) or is_flag or (takes_positional and not is_bool_word(after))):
                 given.append("true")
         return given
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from pixray.cli import _values, build_parser, main
+from pixray.options import SettingsError
 from pixray.output import read_png_metadata
 from pixray.settings import all_specs, build_settings, read_settings_file
 
@@ -137,9 +138,8 @@ def test_a_true_false_flag_alone_means_true(capsys):
     assert (settings.make_video, settings.overwrite, settings.auto_stop) == (False, True, True)
     for word, value in [("t", True), ("Y", True), ("f", False), ("N", False), ("off", False)]:  # Pixray's
         assert parsed(["--gif", word]).gif is value
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--make_video", "2"])  # not a true/false word: not taken as one
-    _one_error_line(capsys.readouterr().err, "unrecognized arguments: 2")
+    with pytest.raises(SettingsError, match="'make_video': 'ys' is not allowed; expected true or false"):
+        parsed(["--make_video", "ys"])  # a misspelt word is still the flag's, so its error names the setting
     # pixray batch's JOBS after a bare flag stays the jobs file (it is missing: the error names it).
     assert main(["batch", "--make_video", "missing.yaml", "--quiet"]) == 2
     _one_error_line(capsys.readouterr().err, "jobs file 'missing.yaml' cannot be read")
