@@ -64,19 +64,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .init_images import ImageReader
     from .model_cache import ModelCache
     from .prompt_sources.target_images import centre_crop
+    from .settings import build_settings
 
     parser = argparse.ArgumentParser(prog="python -m pixray.vector_tables",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--away", required=True, type=Path, help="folder of images to point away from")
     parser.add_argument("--towards", required=True, type=Path, help="folder of images to point towards")
     parser.add_argument("--clip_models", required=True, help="comma-separated CLIP model names")
-    parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="JSON file to write (an existing file only with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--weights_dir", default=None)
+    parser.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, "
+                                                         "cuda or mps, as pixray's setting")
+    parser.add_argument("--cuda_device", default="cuda:0", help="cuda or cuda:N, as pixray's setting")
     args = parser.parse_args(argv)
     reader = ImageReader()
     try:
         if not args.out.parent.is_dir():  # before any model loads
             raise SettingsError(f"--out: {str(args.out.parent)!r} is not a folder")
+        if args.out.exists() and not args.overwrite:
+            raise SettingsError(f"--out: {str(args.out)!r} exists; name another file or add --overwrite")
+        # The settings tree's own checks and messages for the device and the weights directory.
+        models = ModelCache.for_settings(build_settings(
+            {"device": args.device, "cuda_device": args.cuda_device, "weights_dir": args.weights_dir}))
         folders = {}
         for side in ("away", "towards"):
             folder = getattr(args, side)
@@ -87,13 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not files:
                 raise SettingsError(f"--{side}: no images (.png, .jpg, .webp) in {folder}")
             folders[side] = files
-        models = ModelCache("cpu", args.weights_dir)
         table = {}
         for name in [n.strip() for n in args.clip_models.split(",") if n.strip()]:
             perceptor = models.perceptors([name])[0]
             size = perceptor.input_resolution
             views = {side: [centre_crop(reader.read(str(f), *reader.size(str(f), side), side), size)
-                            for f in files] for side, files in folders.items()}
+                            .to(models.device) for f in files] for side, files in folders.items()}
             table[name] = [mean_difference(perceptor, views["away"], views["towards"]).tolist()]
         write_atomically(args.out, lambda f: f.write(json.dumps(table).encode("utf-8")))
     except USER_ERRORS as exc:

@@ -155,6 +155,15 @@ def test_the_command_writes_a_mean_embedding_difference(tmp_path, tiny_checkpoin
 
     expected = embed(tmp_path / "towards" / "a.png") - embed(tmp_path / "away" / "a.png")
     assert torch.allclose(torch.tensor(vector), expected, atol=1e-5)
+    # The table is kept unless --overwrite says to replace it.
+    out.write_text("{}")
+    assert main(["--away", str(tmp_path / "towards"), "--towards", str(tmp_path / "away"),
+                 "--clip_models", str(tiny_checkpoint), "--out", str(out), "--device", "cpu"]) == 2
+    assert out.read_text() == "{}"
+    assert main(["--away", str(tmp_path / "towards"), "--towards", str(tmp_path / "away"),
+                 "--clip_models", str(tiny_checkpoint), "--out", str(out), "--overwrite"]) == 0
+    (reversed_vector,) = json.loads(out.read_text())[str(tiny_checkpoint)]
+    assert torch.allclose(torch.tensor(reversed_vector), -expected, atol=1e-5)
 
 
 def test_the_commands_mistakes_are_one_line_each(tmp_path, capsys):
@@ -167,6 +176,8 @@ def test_the_commands_mistakes_are_one_line_each(tmp_path, capsys):
         (["--away", str(tmp_path / "none"), "--towards", str(tmp_path / "away")], "--away: '"),
         ([*good, "--out", str(tmp_path / "none" / "v.json")], "--out: '"),  # said before any model loads
         ([*good, "--clip_models", "ViT-Z/9"], "unknown CLIP model 'ViT-Z/9'"),
+        ([*good, "--device", "gpu"], "setting 'device': 'gpu' is not allowed"),
+        ([*good, "--out", str(tmp_path / "away" / "a.png")], "exists; name another file or add --overwrite"),
     ]:
         argv = [*argv, *(["--clip_models", "shapes-demo"] if "--clip_models" not in argv else []),
                 *(["--out", str(tmp_path / "v.json")] if "--out" not in argv else [])]
