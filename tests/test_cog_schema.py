@@ -74,6 +74,12 @@ def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
     assert config["build"]["python_version"] == "3.11"
     assert config["build"]["python_requirements"] == "requirements.txt"
     assert re.search(r"^torch==\S+$", (ROOT / "requirements.txt").read_text(), flags=re.M)
+    # Cog refuses to build a torch newer than its own table without `cuda`; it must be the CUDA the pinned
+    # torch (installed here from the same requirements) was built for.
+    import torch
+
+    assert torch.version.cuda is not None, "the pinned torch is the PyPI (CUDA) build"
+    assert config["build"]["cuda"] == ".".join(torch.version.cuda.split(".")[:2])
     nodeps = [line for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
               if line and not line.startswith("#")]
     assert all(any(f"--no-deps {pin}" in step for step in config["build"]["run"]) for pin in nodeps)
