@@ -84,3 +84,15 @@ def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
               if line and not line.startswith("#")]
     assert all(any(f"--no-deps {pin}" in step for step in config["build"]["run"]) for pin in nodeps)
     json.loads(SCHEMA_PATH.read_text())
+
+
+def test_the_docker_context_leaves_out_what_git_ignores_but_the_weights():
+    """`cog build` sends the directory to Docker less .dockerignore: a developer's .venv (gigabytes of
+    torch and CUDA), build/ or gpu-checks/ would go into every image; weights/ is meant to."""
+    ignored = {line.strip("/").removesuffix("/") for line in (ROOT / ".gitignore").read_text().splitlines()
+               if line and not line.startswith(("#", "!"))}
+    kept_out = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert ignored - {"weights/*"} <= kept_out | {name.removeprefix("**/") for name in kept_out}, \
+        ignored - kept_out
+    assert not any(name.startswith(("weights", ".cog", "pixray")) for name in kept_out)
