@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .console import stdout_may_close
 from .errors import USER_ERRORS
@@ -29,8 +29,11 @@ from .settings import (
 from .version import installed_version
 
 if TYPE_CHECKING:
+    from .batch import Job
     from .engine import Run, Step
     from .output import OutputWriter
+
+_T = TypeVar("_T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,14 +168,78 @@ def _main(argv: list[str]) -> int:
         if settings.animation_dir:
             path = _animate(settings, quiet)
         else:
+            from .model_cache import ModelCache
+
             writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
-            run = Run(settings)
+            models = ModelCache.for_settings(settings)  # what a first attempt loaded stays for the next
+            run = _fetching_weights(lambda: Run(settings, models=models), settings, quiet)
             _execute(run, writer, quiet)
             path = writer.path
         print(path)
         return 0
 
     return _guarded(command, "interrupted")
+
+
+def _fetching_weights(make: Callable[[], _T], settings: Settings, quiet: bool) -> _T:
+    """``make()`` (a run, an animation), after fetching the weight files it found missing, as Pixray
+    fetched what a first run needs: when the manifest has them all and ``$PIXRAY_DOWNLOAD`` is not
+    ``0`` (then the error names them and the command that fetches them). The run's settings are all
+    checked before anything is fetched; a progress bar shows each download unless ``quiet``."""
+    from .errors import MissingWeightsError
+    from .model_cache import downloads_allowed
+    from .weights import MANIFEST, weights_dir
+
+    fetched: set[str] = set()
+    while True:
+        try:
+            return make()
+        except MissingWeightsError as exc:
+            files = [f for f in exc.files if f not in fetched]
+            if not (files and downloads_allowed() and all(f in MANIFEST for f in exc.files)):
+                raise
+            _fetch(files, weights_dir(settings.weights_dir), quiet)
+            fetched.update(files)
+
+
+def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
+    """Fetch the weight files the jobs' runs would miss before the workers start, each once and shown
+    here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job with a bad setting, or one needing a file that
+    cannot be fetched, is left to fail as a job, with its own one-line error."""
+    from .errors import MissingWeightsError
+    from .model_cache import downloads_allowed, missing_weight_files, models_for
+    from .weights import weights_dir
+
+    if not downloads_allowed():
+        return
+    wanted: dict[Path, list[str]] = {}
+    for job in jobs:
+        try:
+            settings = build_settings(dict(job.settings))
+            names = models_for(settings)
+        except USER_ERRORS:
+            continue
+        directory = weights_dir(settings.weights_dir)
+        for name in names:
+            with contextlib.suppress(SettingsError):  # not a model name: the job says so
+                for files in missing_weight_files([name], directory).values():
+                    wanted.setdefault(directory, []).extend(files)
+    for directory, files in wanted.items():
+        try:
+            _fetch(list(dict.fromkeys(files)), directory, quiet)
+        except MissingWeightsError as exc:
+            logging.getLogger(__name__).warning("%s", exc)
+
+
+def _fetch(files: list[str], directory: Path, quiet: bool) -> None:
+    """Download the manifest ``files`` into ``directory``, saying so, with a progress bar each unless
+    ``quiet``."""
+    from .console import download_bar
+    from .model_cache import DOWNLOAD_ENV, fetch_files
+
+    logging.getLogger(__name__).warning("fetching %s into %s (%s=0 turns this off)", ", ".join(files),
+                                        directory, DOWNLOAD_ENV)
+    fetch_files(files, directory, None if quiet else download_bar)
 
 
 def _start_program() -> None:
@@ -230,6 +297,7 @@ def batch_main(argv: Sequence[str]) -> int:
         jobs = read_jobs(jobs_file, _given_settings(configs, args))
         # %DATE%, %SEQ% (a new batch each time, never one started alongside: no resuming)
         directory, _ = claim_outdir(batch_dir)
+        _fetch_for_jobs(jobs, quiet)
         with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
             def on_record(record: dict[str, Any]) -> None:
                 if record.get("status") == "failed":  # said as it happens, not only in the manifest
@@ -350,9 +418,11 @@ def _animate(settings: Settings, quiet: bool) -> Path:
     from tqdm import tqdm
 
     from .animation import Animation, AnimationWriter
+    from .model_cache import ModelCache
 
     writer = AnimationWriter(settings)  # before the runs: a bad directory is reported before models load
-    animation = Animation(settings)
+    models = ModelCache.for_settings(settings)
+    animation = _fetching_weights(lambda: Animation(settings, models=models), settings, quiet)
     bar = tqdm(total=animation.runs[0].plan.iterations, disable=quiet, unit="it", dynamic_ncols=True,
                file=sys.stderr)
 

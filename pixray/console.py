@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 #: The exit code when the reader of standard output went away first (``pixray ... | true``), as
 #: Python's documentation advises for SIGPIPE's stand-in.
@@ -26,3 +27,17 @@ def stdout_may_close(command: Callable[[], int]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return STDOUT_CLOSED
+
+
+@contextlib.contextmanager
+def download_bar(filename: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on standard error for downloading ``filename``: the download's progress callback
+    (bytes done, bytes in all where known), the bar closed after."""
+    from tqdm import tqdm
+
+    with tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress

@@ -6,10 +6,13 @@ make one per run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +28,7 @@ from .runtime import choose_device, usable_memory
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
 from .weights import MANIFEST, WEIGHTS_ENV, fetch_command, find_weight_file
 from .weights import weights_dir as weights_dir_of
+from .weights.download import DownloadError, Progress, download
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=nn.Module)
@@ -158,6 +162,43 @@ def missing_weight_files(names: Sequence[str], directory: Path) -> dict[str, lis
     """Each model of ``names`` whose weight files are not all in ``directory``, with those files."""
     return {name: files for name in names
             if (files := [f for f in weight_files(name) if not (directory / f).is_file()])}
+
+
+#: Set to ``0``, the commands and the Cog server never fetch missing weight files (they say which to fetch).
+DOWNLOAD_ENV = "PIXRAY_DOWNLOAD"
+
+
+def downloads_allowed() -> bool:
+    """Whether missing weight files are fetched: unless ``$PIXRAY_DOWNLOAD`` is ``0``."""
+    return os.environ.get(DOWNLOAD_ENV, "1") != "0"
+
+
+#: The progress callback of one file's download, given its file name.
+ProgressFor = Callable[[str], AbstractContextManager[Progress]]
+
+
+def fetch_missing(names: Sequence[str], directory: Path,
+                  progress_for: ProgressFor | None = None) -> list[Path]:
+    """Download the weight files of the models ``names`` that are not in ``directory``; as
+    :func:`fetch_files`."""
+    return fetch_files([f for files in missing_weight_files(names, directory).values() for f in files],
+                       directory, progress_for)
+
+
+def fetch_files(filenames: Sequence[str], directory: Path,
+                progress_for: ProgressFor | None = None) -> list[Path]:
+    """Download the manifest files ``filenames`` into ``directory`` (each verified and renamed into
+    place whole; one there already is verified); their paths. ``progress_for(filename)`` gives each
+    download's progress callback. Raises :class:`MissingWeightsError` for a file that no URL gave,
+    saying why and what to do offline."""
+    paths = []
+    for filename in filenames:
+        with progress_for(filename) if progress_for else contextlib.nullcontext() as progress:
+            try:
+                paths.append(download(MANIFEST.lookup(filename), directory, progress))
+            except DownloadError as exc:
+                raise MissingWeightsError(" ".join(str(exc).split()), [filename]) from None
+    return paths
 
 
 def require_weights(names: Sequence[str], directory: Path) -> None:

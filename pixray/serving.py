@@ -46,7 +46,14 @@ from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
 from .media import FrameSequence, FrameWriter
-from .model_cache import ModelCache, default_model_memory, missing_weight_files, models_for, parse_memory
+from .model_cache import (
+    ModelCache,
+    default_model_memory,
+    downloads_allowed,
+    fetch_missing,
+    models_for,
+    parse_memory,
+)
 from .options import SettingsError
 from .output import png_metadata, run_record, save_png, save_text
 from .perceptors import CLIP_MODELS
@@ -58,8 +65,7 @@ from .settings import (
     parse_settings_text,
     read_settings_file,
 )
-from .weights import MANIFEST, CheckpointError, MissingWeightsError, fetch_command
-from .weights.download import DownloadError, download
+from .weights import CheckpointError, MissingWeightsError
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +165,8 @@ class Service:
         models = ModelCache(device, defaults.weights_dir,
                             parse_memory(memory) if memory else default_model_memory(device))
         names = os.environ.get("PIXRAY_PRELOAD", "").split() or models_for(defaults)
-        fetch_missing(names, models.weights_dir, allow=os.environ.get("PIXRAY_DOWNLOAD", "1") != "0")
+        if downloads_allowed():  # otherwise the preload names what is missing
+            fetch_missing(names, models.weights_dir)
         models.preload(names, weights_precision(device, choose_precision(defaults.precision, device)))
         output_dir = Path(os.environ.get("PIXRAY_OUTPUT_DIR") or tempfile.gettempdir())
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -379,22 +386,6 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def fetch_missing(names: list[str], directory: Path, allow: bool) -> None:
-    """Download the weight files of ``names`` that are absent; raise naming any still missing."""
-    for name, filenames in missing_weight_files(names, directory).items():
-        for filename in filenames:
-            if allow:
-                try:
-                    download(MANIFEST[filename], directory)
-                    continue
-                except DownloadError as exc:
-                    log.warning("%s", exc)
-            raise MissingWeightsError(
-                f"weight file {filename!r} (for {name}) is missing from {str(directory.resolve())!r} and "
-                f"could not be downloaded; fetch it with `{fetch_command(name)} --dir {directory}` "
-                f"or copy it there", [filename])
-
-
 def release_memory() -> None:
     """Return cached allocator memory so the next prediction starts clean."""
     gc.collect()
@@ -402,5 +393,5 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["SERVER_OWNED", "PredictionError", "Request", "Service", "fetch_missing", "input_field",
+__all__ = ["SERVER_OWNED", "PredictionError", "Request", "Service", "input_field",
            "public_error", "server_owned"]

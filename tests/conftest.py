@@ -70,6 +70,12 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch: pytest.MonkeyPatch):
+    # The commands fetch missing weight files; the tests that want that say so (and serve them locally).
+    monkeypatch.setenv("PIXRAY_DOWNLOAD", "0")
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CLIP saved as a plain OpenAI-layout state dict, half precision like OpenAI's files."""

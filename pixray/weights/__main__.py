@@ -11,9 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from ..console import stdout_may_close
+from ..console import download_bar, stdout_may_close
 from ..options import SettingsError
 from . import MANIFEST, CheckpointError, weights_dir
 from .download import DownloadError, download
@@ -50,13 +48,8 @@ def _download(names: list[str], directory: Path) -> int:
     if files:  # a directory that cannot be made is said before any progress bar
         directory.mkdir(parents=True, exist_ok=True)
     for filename in files:
-        entry = MANIFEST.lookup(filename)
-        with tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024, leave=True) as bar:
-            def progress(done: int, total: int | None, bar: tqdm = bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            path = download(entry, directory, progress)
+        with download_bar(filename) as progress:
+            path = download(MANIFEST.lookup(filename), directory, progress)
         print(f"{path} ok")
     return 0
 

@@ -1,0 +1,106 @@
+"""The commands fetch the weight files a run misses, as Pixray fetched what a first run needs: from the
+manifest's URLs (here a local server standing in for them), each once, unless PIXRAY_DOWNLOAD=0."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import threading
+
+import pytest
+import yaml
+from test_vqgan import write_checkpoint
+
+import pixray.model_cache
+from pixray.batch import Manifest
+from pixray.cli import main
+
+FILES = ["vqgan_imagenet_f16_16384.yaml", "vqgan_imagenet_f16_16384.ckpt"]  # the default vqgan_model's
+
+
+@pytest.fixture
+def hosts(tmp_path, monkeypatch):
+    """The default VQGAN's two files (tiny, in taming's formats) served over HTTP from a local directory,
+    every manifest entry's URLs pointed there; yields the requests the server saw."""
+    served = tmp_path / "served"
+    served.mkdir()
+    write_checkpoint(served, "vqgan_imagenet_f16_16384", train=True)
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=served))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    real = pixray.model_cache.download
+
+    def local(entry, directory, progress=None):
+        url = f"http://127.0.0.1:{httpd.server_port}/{entry.filename}"
+        return real(dataclasses.replace(entry, urls=(url,)), directory, progress)
+
+    monkeypatch.setattr(pixray.model_cache, "download", local)
+    monkeypatch.setenv("PIXRAY_DOWNLOAD", "1")
+    yield requests
+    httpd.shutdown()
+
+
+RUN = ["--prompts", "a red circle", "--drawer", "vqgan", "--clip_models", "shapes-demo", "--size", "32", "32",
+       "--iterations", "2", "--num_cuts", "2", "--device", "cpu", "--quiet"]
+
+
+def test_a_run_fetches_the_weight_files_it_misses_then_runs(tmp_path, hosts, caplog):
+    weights = tmp_path / "w"
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in weights.iterdir()) == sorted(FILES)  # whole files, no .part left
+    assert sorted(hosts) == sorted(f"/{f}" for f in FILES)
+    said = f"fetching {', '.join(FILES)} into {weights} (PIXRAY_DOWNLOAD=0 turns this off)"
+    assert caplog.messages == [said]
+    assert (tmp_path / "o" / "output.png").is_file()
+    # Present now: the next run fetches nothing.
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o2")]) == 0
+    assert len(hosts) == 2 and caplog.messages == [said]
+
+
+def test_nothing_is_fetched_with_pixray_download_0_or_before_the_settings_are_checked(tmp_path, hosts, capsys,
+                                                                                       caplog, monkeypatch):
+    weights = tmp_path / "w"
+    # A setting the run's parts check (the palette loss's) is refused before anything is fetched.
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o"), "--losses", "palette",
+                 "--palette", "not a colour"]) == 2
+    assert hosts == [] and caplog.messages == [] and "palette" in capsys.readouterr().err
+    monkeypatch.setenv("PIXRAY_DOWNLOAD", "0")
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert hosts == [] and "python -m pixray.weights download imagenet_f16_16384" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_file_no_url_gives_is_one_line_and_leaves_no_outdir(tmp_path, hosts, capsys):
+    (tmp_path / "served" / FILES[1]).unlink()  # the host lost the checkpoint
+    weights = tmp_path / "w"
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"pixray: error: could not download '{FILES[1]}'") and "404" in line
+    assert not (tmp_path / "o").exists() and not (weights / FILES[1]).exists()
+
+
+def test_a_batch_fetches_what_its_jobs_miss_once_before_the_workers_start(tmp_path, hosts, caplog):
+    weights = tmp_path / "w"
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({
+        "settings": {"drawer": "vqgan", "clip_models": ["shapes-demo"], "size": [32, 32], "iterations": 2,
+                     "num_cuts": 2, "device": "cpu", "weights_dir": str(weights)},
+        "jobs": [{"prompts": "a red circle"}, {"prompts": "a blue square"},
+                 {"prompts": "x", "drawer": "nope"}]}))
+    assert main(["batch", str(jobs), "--outdir", str(tmp_path / "b"), "--quiet"]) == 1  # the bad job fails
+    assert sorted(hosts) == sorted(f"/{f}" for f in FILES)
+    records = Manifest(tmp_path / "b").latest().values()
+    assert sorted(r["status"] for r in records) == ["done", "done", "failed"]
+    assert [m for m in caplog.messages if m.startswith("fetching")] == [
+        f"fetching {', '.join(FILES)} into {weights} (PIXRAY_DOWNLOAD=0 turns this off)"]
