@@ -198,6 +198,11 @@ def fetch_files(filenames: Sequence[str], directory: Path,
                 paths.append(download(MANIFEST.lookup(filename), directory, progress))
             except DownloadError as exc:
                 raise MissingWeightsError(" ".join(str(exc).split()), [filename]) from None
+            except OSError as exc:  # a weights directory that cannot be made or written
+                raise MissingWeightsError(
+                    f"cannot fetch weight file {filename!r} into {str(directory)!r}: {exc.strerror or exc}; "
+                    f"point the weights_dir setting or ${WEIGHTS_ENV} at a directory this user may write",
+                    [filename]) from None
     return paths
 
 

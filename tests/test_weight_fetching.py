@@ -104,3 +104,11 @@ def test_a_batch_fetches_what_its_jobs_miss_once_before_the_workers_start(tmp_pa
     assert sorted(r["status"] for r in records) == ["done", "done", "failed"]
     assert [m for m in caplog.messages if m.startswith("fetching")] == [
         f"fetching {', '.join(FILES)} into {weights} (PIXRAY_DOWNLOAD=0 turns this off)"]
+
+
+def test_a_weights_directory_that_cannot_be_made_is_one_line(tmp_path, hosts, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main([*RUN, "--weights_dir", str(tmp_path / "file" / "w"), "--outdir", str(tmp_path / "o")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"pixray: error: cannot fetch weight file '{FILES[0]}' into '{tmp_path}/file/w'")
+    assert "weights_dir" in line and hosts == [] and not (tmp_path / "o").exists()
