@@ -34,7 +34,7 @@ demo: install
 	$(VENV)/bin/pixray --config pixray/demo/shapes.yaml --drawer pixel --clip_models shapes-demo,shapes-demo-rn \
 		--prompts "$(DEMO_PROMPTS)" --outdir outputs/demo_%SEQ%
 
-# The default run's models (ViT-B/32, ViT-B/16, imagenet_f16_16384) into ./weights, or
+# The default run's models (ViT-B/32, ViT-B/16, imagenet_f16_16384) into ./weights (the checkout's), or
 # WEIGHTS="name ..." (CLIP models, VQGAN models or file names); resumable, checksum-verified.
 weights: install
 	$(PY) -m pixray.weights download $(WEIGHTS)

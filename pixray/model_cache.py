@@ -49,7 +49,7 @@ class ModelCache:
     def __init__(self, device: torch.device | str, weights_dir: Path | str | None = None,
                  memory: int | None = None) -> None:
         self.device = torch.device(device)
-        self.weights_dir = weights_dir_of(weights_dir)  # None: $PIXRAY_WEIGHTS_DIR, else ./weights
+        self.weights_dir = weights_dir_of(weights_dir)  # None: as a run's own (weights.weights_dir)
         self.memory = memory
         self._loaded: OrderedDict[str, nn.Module] = OrderedDict()  # least recently used first
         self.loads = 0
@@ -192,12 +192,18 @@ def fetch_files(filenames: Sequence[str], directory: Path,
     download's progress callback. Raises :class:`MissingWeightsError` for a file that no URL gave,
     saying why and what to do offline."""
     paths = []
-    for filename in filenames:
+    for i, filename in enumerate(filenames):
         with progress_for(filename) if progress_for else contextlib.nullcontext() as progress:
             try:
                 paths.append(download(MANIFEST.lookup(filename), directory, progress))
             except DownloadError as exc:
-                raise MissingWeightsError(" ".join(str(exc).split()), [filename]) from None
+                # Offline, every file is said at once, with the one command that fetches them elsewhere.
+                rest = [f for f in filenames[i + 1:] if not (directory / f).is_file()]
+                verb = "is" if len(rest) == 1 else "are"
+                also = (f"; {', '.join(map(repr, rest))} {verb} missing there too "
+                        f"(`{fetch_command(' '.join([filename, *rest]))} --dir {directory}` fetches them all)"
+                        if rest else "")
+                raise MissingWeightsError(" ".join(str(exc).split()) + also, [filename, *rest]) from None
             except OSError as exc:  # a weights directory that cannot be made or written
                 raise MissingWeightsError(
                     f"cannot fetch weight file {filename!r} into {str(directory)!r}: {exc.strerror or exc}; "

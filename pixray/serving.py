@@ -7,7 +7,8 @@ name in a per-prediction directory (files of earlier predictions are removed whe
 starts).
 Environment, read once at setup:
 
-- ``PIXRAY_WEIGHTS_DIR``: the weights directory (default ./weights);
+- ``PIXRAY_WEIGHTS_DIR``: the weights directory (default ./weights, as in the image; see
+  :func:`pixray.weights.weights_dir`);
 - ``PIXRAY_SETTINGS``: a YAML settings file applied under every request's inputs;
 - ``PIXRAY_PRELOAD``: space-separated model names to load at setup: CLIP models and those the parts
   declare, e.g. VQGAN models, ``vgg16`` (default: what a request with default inputs uses);

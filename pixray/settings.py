@@ -294,8 +294,9 @@ class Settings:
     cudnn_determinism: bool = option(False, "cuDNN's deterministic convolution algorithms during each step "
                                             "on CUDA (Pixray's -d); nothing elsewhere",
                                      flags=["-d", "--deterministic"])
-    weights_dir: str | None = option(None, "Directory of weight files; default $PIXRAY_WEIGHTS_DIR or "
-                                           "./weights")
+    weights_dir: str | None = option(None, "Directory of weight files; default $PIXRAY_WEIGHTS_DIR, else "
+                                           "./weights where it exists, else ~/.cache/pixray/weights "
+                                           "($XDG_CACHE_HOME/pixray/weights)")
     sections: Mapping[str, Any] = field(default_factory=lambda: _default_sections(), repr=False)
 
     def section(self, name: str) -> Any:

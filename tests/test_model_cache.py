@@ -130,7 +130,7 @@ def test_preloading_a_declared_model_is_what_its_part_then_uses(tmp_path, monkey
 
 def test_a_cache_made_from_texts_as_the_readme_writes_it_serves_runs(tmp_path, monkeypatch):
     """`pixray.ModelCache("cpu", "weights")`: a device and a directory as texts (the README's form), or
-    no directory ($PIXRAY_WEIGHTS_DIR, else ./weights, as a run's own)."""
+    no directory ($PIXRAY_WEIGHTS_DIR, else as a run's own)."""
     import pixray
 
     cache = pixray.ModelCache("cpu", str(tmp_path / "w"))

@@ -111,7 +111,16 @@ def test_catalog_file_failing_its_checksum_is_not_used(tmp_path: Path, tiny_chec
 
 def test_weights_dir_precedence(monkeypatch, tmp_path: Path):
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
-    assert weights_dir() == Path("weights")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    assert weights_dir() == Path("weights")  # a checkout's, or the Cog image's
+    # Elsewhere, the user's cache: runs started in any folder share one copy of what they fetch.
+    (tmp_path / "weights").rmdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert weights_dir() == tmp_path / "cache" / "pixray" / "weights"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert weights_dir() == tmp_path / "home" / ".cache" / "pixray" / "weights"
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
     assert weights_dir() == tmp_path
     assert weights_dir("/elsewhere") == Path("/elsewhere")

@@ -88,6 +88,13 @@ def test_a_file_no_url_gives_is_one_line_and_leaves_no_outdir(tmp_path, hosts, c
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"pixray: error: could not download '{FILES[1]}'") and "404" in line
     assert not (tmp_path / "o").exists() and not (weights / FILES[1]).exists()
+    # Offline (no URL gives the first), the files still missing are named with one command for all.
+    (tmp_path / "served" / FILES[0]).unlink()
+    assert main([*RUN, "--weights_dir", str(tmp_path / "w2"), "--outdir", str(tmp_path / "o")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"pixray: error: could not download '{FILES[0]}'")
+    command = f"python -m pixray.weights download {' '.join(FILES)} --dir {tmp_path / 'w2'}"
+    assert line.endswith(f"; '{FILES[1]}' is missing there too (`{command}` fetches them all)")
 
 
 def test_a_batch_fetches_what_its_jobs_miss_once_before_the_workers_start(tmp_path, hosts, caplog):

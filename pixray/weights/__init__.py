@@ -159,8 +159,15 @@ MANIFEST: Registry[WeightFile] = Registry("weight file", {f.filename: f for f in
 
 def weights_dir(setting: str | Path | None = None) -> Path:
     """The weights directory: the ``weights_dir`` setting, else ``$PIXRAY_WEIGHTS_DIR``, else ./weights
-    (``~`` expanded)."""
-    return Path(setting or os.environ.get(WEIGHTS_ENV) or "weights").expanduser()
+    where that folder exists (a checkout, the Cog image), else pixray's folder in the user's cache
+    (``$XDG_CACHE_HOME/pixray/weights``, by default ``~/.cache/pixray/weights``), which runs started in
+    any folder share: the commands fetch what a run misses, and a gigabyte per folder would pile up.
+    ``~`` is expanded."""
+    if setting or os.environ.get(WEIGHTS_ENV):
+        return Path(setting or os.environ[WEIGHTS_ENV]).expanduser()
+    if Path("weights").is_dir():
+        return Path("weights")
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "pixray" / "weights"
 
 
 def fetch_command(name: str) -> str:

@@ -20,7 +20,8 @@ from .download import DownloadError, download
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pixray.weights", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", help="weights directory (default: $PIXRAY_WEIGHTS_DIR or ./weights)")
+    common.add_argument("--dir", help="weights directory (default: $PIXRAY_WEIGHTS_DIR, else ./weights where "
+                                      "it exists, else ~/.cache/pixray/weights)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", parents=[common], help="every manifest file and whether it is present")
     fetch = commands.add_parser("download", parents=[common], help="fetch files: resumable, verified, atomic")
