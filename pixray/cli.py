@@ -182,32 +182,24 @@ def _main(argv: list[str]) -> int:
 
 
 def _fetching_weights(make: Callable[[], _T], settings: Settings, quiet: bool) -> _T:
-    """``make()`` (a run, an animation), after fetching the weight files it found missing, as Pixray
-    fetched what a first run needs: when the manifest has them all and ``$PIXRAY_DOWNLOAD`` is not
-    ``0`` (then the error names them and the command that fetches them). The run's settings are all
-    checked before anything is fetched; a progress bar shows each download unless ``quiet``."""
-    from .errors import MissingWeightsError
-    from .model_cache import downloads_allowed
-    from .weights import MANIFEST, weights_dir
+    """``make()`` (a run, an animation), after fetching the weight files it misses (see
+    :func:`~pixray.model_cache.fetching_missing`), said on the console."""
+    from .console import download_bar
+    from .model_cache import fetching_missing
+    from .weights import weights_dir
 
-    fetched: set[str] = set()
-    while True:
-        try:
-            return make()
-        except MissingWeightsError as exc:
-            files = [f for f in exc.files if f not in fetched]
-            if not (files and downloads_allowed() and all(f in MANIFEST for f in exc.files)):
-                raise
-            _fetch(files, weights_dir(settings.weights_dir), quiet)
-            fetched.update(files)
+    directory = weights_dir(settings.weights_dir)
+    return fetching_missing(make, directory, None if quiet else download_bar,
+                            lambda files: _say_fetching(files, directory))
 
 
 def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
     """Fetch the weight files the jobs' runs would miss before the workers start, each once and shown
     here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job with a bad setting, or one needing a file that
     cannot be fetched, is left to fail as a job, with its own one-line error."""
+    from .console import download_bar
     from .errors import MissingWeightsError
-    from .model_cache import downloads_allowed, missing_weight_files, models_for
+    from .model_cache import downloads_allowed, fetch_files, missing_weight_files, models_for
     from .weights import weights_dir
 
     if not downloads_allowed():
@@ -225,21 +217,19 @@ def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
                 for files in missing_weight_files([name], directory).values():
                     wanted.setdefault(directory, []).extend(files)
     for directory, files in wanted.items():
+        files = list(dict.fromkeys(files))
+        _say_fetching(files, directory)
         try:
-            _fetch(list(dict.fromkeys(files)), directory, quiet)
+            fetch_files(files, directory, None if quiet else download_bar)
         except MissingWeightsError as exc:
             logging.getLogger(__name__).warning("%s", exc)
 
 
-def _fetch(files: list[str], directory: Path, quiet: bool) -> None:
-    """Download the manifest ``files`` into ``directory``, saying so, with a progress bar each unless
-    ``quiet``."""
-    from .console import download_bar
-    from .model_cache import DOWNLOAD_ENV, fetch_files
+def _say_fetching(files: list[str], directory: Path) -> None:
+    from .model_cache import DOWNLOAD_ENV
 
     logging.getLogger(__name__).warning("fetching %s into %s (%s=0 turns this off)", ", ".join(files),
                                         directory, DOWNLOAD_ENV)
-    fetch_files(files, directory, None if quiet else download_bar)
 
 
 def _start_program() -> None:

@@ -32,6 +32,7 @@ from .weights.download import DownloadError, Progress, download
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=nn.Module)
+T = TypeVar("T")
 
 
 class ModelCache:
@@ -175,6 +176,28 @@ def downloads_allowed() -> bool:
 
 #: The progress callback of one file's download, given its file name.
 ProgressFor = Callable[[str], AbstractContextManager[Progress]]
+
+
+def fetching_missing(make: Callable[[], T], directory: Path, progress_for: ProgressFor | None = None,
+                     announce: Callable[[list[str]], None] | None = None) -> T:
+    """``make()`` (a run, an animation), fetching first the weight files it finds missing (the files its
+    :class:`MissingWeightsError` names) into ``directory`` when the manifest has them all and
+    :func:`downloads_allowed`, then making it again, as Pixray fetched what a first run needs; otherwise
+    the error stands, naming them and the command that fetches them. ``make`` checks every setting
+    before it looks for weight files, so nothing is fetched for a run that could not start.
+    ``announce(files)`` is told each batch of files before it is fetched."""
+    fetched: set[str] = set()
+    while True:
+        try:
+            return make()
+        except MissingWeightsError as exc:
+            files = [f for f in exc.files if f not in fetched]
+            if not (files and downloads_allowed() and all(f in MANIFEST for f in exc.files)):
+                raise
+            if announce is not None:
+                announce(files)
+            fetch_files(files, directory, progress_for)
+            fetched.update(files)
 
 
 def fetch_missing(names: Sequence[str], directory: Path,

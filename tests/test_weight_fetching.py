@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import re
 import threading
 
 import pytest
@@ -119,3 +120,21 @@ def test_a_weights_directory_that_cannot_be_made_is_one_line(tmp_path, hosts, ca
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"pixray: error: cannot fetch weight file '{FILES[0]}' into '{tmp_path}/file/w'")
     assert "weights_dir" in line and hosts == [] and not (tmp_path / "o").exists()
+
+
+def test_the_web_pages_run_fetches_what_it_misses_and_shows_each_download(tmp_path, hosts, monkeypatch):
+    from pixray.ui.form import FIELDS
+    from pixray.ui.page import Page
+
+    page = Page({"clip_models": ["shapes-demo"], "size": [32, 32], "num_cuts": 2, "device": "cpu",
+                 "weights_dir": str(tmp_path / "w"), "outdir": str(tmp_path / "o" / "%SEQ%")})
+    form = {name: None for name in FIELDS} | {"prompts": "a red circle", "drawer": "vqgan", "iterations": 2}
+    views = list(page.generate("session", form, ""))
+    downloads = [v.message for v in views if v.message.startswith("Downloading")]
+    assert downloads and all(v.running for v in views[:-1]) and views[-1].message.startswith("Done: 2 steps")
+    assert re.match(rf"Downloading {FILES[1]}, which the run needs: (\d+) of \1 MB", downloads[-1])
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(FILES)
+    # Without downloads the run fails with the files and the command, and the page stays up.
+    monkeypatch.setenv("PIXRAY_DOWNLOAD", "0")
+    views = list(page.generate("session", form, "vqgan_model: wikiart_16384"))
+    assert views[-1].message.startswith("Failed: ") and "download wikiart_16384" in views[-1].message

@@ -20,7 +20,7 @@ from ..settings import Settings, build_settings, read_settings_file
 from ..weights import weights_dir
 from .form import field_of, form_from_settings, settings_from_form
 from .gallery import Picture, output_root, pictures
-from .session import Failed, Finished, Progress, RunSession
+from .session import Failed, Fetching, Finished, Progress, RunSession
 
 #: The caption the demo preset fills in (the shapes-world guides know 224 such scenes).
 DEMO_CAPTION = "a red circle on a blue background"
@@ -95,7 +95,11 @@ class Page:
         try:
             yield View(message="Preparing the run (loading models)…", running=True)
             for event in session.events():
-                if isinstance(event, Progress):
+                if isinstance(event, Fetching):
+                    of = f" of {event.total / 1e6:.0f}" if event.total else ""
+                    yield View(f"Downloading {event.filename}, which the run needs: {event.done / 1e6:.0f}"
+                               f"{of} MB (once; PIXRAY_DOWNLOAD=0 turns this off)…", running=True)
+                elif isinstance(event, Progress):
                     yield View("Stopping after this step…" if session.stopping else "Running",
                                event.frame, event.done, event.total, event.loss, event.seconds_left,
                                running=True)

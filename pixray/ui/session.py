@@ -1,15 +1,17 @@
 """One run behind the web page: the engine in a thread of its own, writing into its outdir as the
-``pixray`` command does, and telling the page what happens as :class:`Progress`, :class:`Finished`
-and :class:`Failed` events; :meth:`RunSession.stop` ends it after the step under way.
+``pixray`` command does (fetching the weight files it misses first, as the command does), and telling
+the page what happens as :class:`Fetching`, :class:`Progress`, :class:`Finished` and :class:`Failed`
+events; :meth:`RunSession.stop` ends it after the step under way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +19,22 @@ from PIL import Image
 
 from ..engine import Run, Step
 from ..errors import USER_ERRORS, RunError
-from ..model_cache import ModelCache
+from ..model_cache import ModelCache, fetching_missing
 from ..options import SettingsError
 from ..output import OutputWriter
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fetching:
+    """A weight file the run misses is being downloaded: ``done`` bytes of ``total`` (None where the
+    host does not say)."""
+
+    filename: str
+    done: int
+    total: int | None
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ class Failed:
     settings_error: bool = False
 
 
-Event = Progress | Finished | Failed
+Event = Fetching | Progress | Finished | Failed
 
 
 @dataclass
@@ -112,13 +124,14 @@ class RunSession:
         frame)."""
         while True:
             event = self._events.get()
-            while isinstance(event, Progress) and not self._events.empty():
+            while isinstance(event, (Fetching, Progress)) and not self._events.empty():
                 later = self._events.get()
-                if isinstance(later, Progress) and later.frame is None and event.frame is not None:
+                if isinstance(later, Progress) and isinstance(event, Progress) and later.frame is None \
+                        and event.frame is not None:
                     later = Progress(later.done, later.total, later.loss, later.seconds_left, event.frame)
                 event = later
             yield event
-            if not isinstance(event, Progress):
+            if not isinstance(event, (Fetching, Progress)):
                 return
 
     def _work(self) -> None:
@@ -130,9 +143,16 @@ class RunSession:
             log.exception("the run failed")
             self._events.put(Failed(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"))
 
+    @contextlib.contextmanager
+    def _fetching(self, filename: str) -> Iterator[Callable[[int, int | None], None]]:
+        """The progress callback of one weight file's download: :class:`Fetching` events."""
+        self._events.put(Fetching(filename, 0, None))
+        yield lambda done, total: self._events.put(Fetching(filename, done, total))
+
     def _run(self) -> Finished:
         writer = OutputWriter(self.settings)  # before Run: a bad outdir is reported before models load
-        run = Run(self.settings, models=self.models)
+        run = fetching_missing(lambda: Run(self.settings, models=self.models), self.models.weights_dir,
+                               self._fetching)
         if self._stop.is_set():
             raise RunError("stopped before the first step")
         every, total = run.plan.display_every, run.plan.iterations
