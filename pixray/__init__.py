@@ -73,27 +73,32 @@ def generate(settings: Settings | Mapping[str, Any] | None = None,
 def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> Image.Image:
     """Pixray's one call: run to the end, writing into ``outdir`` what the ``pixray`` command writes
     (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image
-    (with ``animation_dir``, the animation's GIF). In a Jupyter notebook it also shows the image every
+    (with ``animation_dir``, the animation's GIF), after fetching the weight files the run misses, as the
+    command does (not with ``$PIXRAY_DOWNLOAD`` ``0``). In a Jupyter notebook it also shows the image every
     ``display_every`` steps and at the end (``display_clear``: each in place of the one before), or
     the animation's GIF when it is made.
 
     >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
     """
+    from .console import download_bar
     from .engine import Run
+    from .model_cache import ModelCache, fetching_missing
     from .notebook import notebook_display, show_file_in_notebook
     from .output import OutputWriter
 
     values = build_settings({**({"prompts": prompts} if prompts is not None else {}), "drawer": drawer},
                             settings)
+    models = ModelCache.for_settings(values)
     if values.animation_dir:
         from PIL import Image
 
         from .animation import Animation, AnimationWriter
 
         writer = AnimationWriter(values)
-        gif = writer.save(Animation(values))
+        gif = writer.save(fetching_missing(lambda: Animation(values, models=models), models.weights_dir,
+                                           download_bar))
         show_file_in_notebook(gif, values)
         return Image.open(gif)
     writer = OutputWriter(values)
-    run = Run(values)
+    run = fetching_missing(lambda: Run(values, models=models), models.weights_dir, download_bar)
     return writer.save_run(run, notebook_display(values, run.plan)).pil()

@@ -188,9 +188,7 @@ def _fetching_weights(make: Callable[[], _T], settings: Settings, quiet: bool) -
     from .model_cache import fetching_missing
     from .weights import weights_dir
 
-    directory = weights_dir(settings.weights_dir)
-    return fetching_missing(make, directory, None if quiet else download_bar,
-                            lambda files: _say_fetching(files, directory))
+    return fetching_missing(make, weights_dir(settings.weights_dir), None if quiet else download_bar)
 
 
 def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
@@ -217,19 +215,12 @@ def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
                 for files in missing_weight_files([name], directory).values():
                     wanted.setdefault(directory, []).extend(files)
     for directory, files in wanted.items():
-        files = list(dict.fromkeys(files))
-        _say_fetching(files, directory)
         try:
-            fetch_files(files, directory, None if quiet else download_bar)
+            fetch_files(list(dict.fromkeys(files)), directory, None if quiet else download_bar)
         except MissingWeightsError as exc:
             logging.getLogger(__name__).warning("%s", exc)
 
 
-def _say_fetching(files: list[str], directory: Path) -> None:
-    from .model_cache import DOWNLOAD_ENV
-
-    logging.getLogger(__name__).warning("fetching %s into %s (%s=0 turns this off)", ", ".join(files),
-                                        directory, DOWNLOAD_ENV)
 
 
 def _start_program() -> None:

@@ -178,14 +178,12 @@ def downloads_allowed() -> bool:
 ProgressFor = Callable[[str], AbstractContextManager[Progress]]
 
 
-def fetching_missing(make: Callable[[], T], directory: Path, progress_for: ProgressFor | None = None,
-                     announce: Callable[[list[str]], None] | None = None) -> T:
+def fetching_missing(make: Callable[[], T], directory: Path, progress_for: ProgressFor | None = None) -> T:
     """``make()`` (a run, an animation), fetching first the weight files it finds missing (the files its
     :class:`MissingWeightsError` names) into ``directory`` when the manifest has them all and
     :func:`downloads_allowed`, then making it again, as Pixray fetched what a first run needs; otherwise
     the error stands, naming them and the command that fetches them. ``make`` checks every setting
-    before it looks for weight files, so nothing is fetched for a run that could not start.
-    ``announce(files)`` is told each batch of files before it is fetched."""
+    before it looks for weight files, so nothing is fetched for a run that could not start."""
     fetched: set[str] = set()
     while True:
         try:
@@ -194,8 +192,6 @@ def fetching_missing(make: Callable[[], T], directory: Path, progress_for: Progr
             files = [f for f in exc.files if f not in fetched]
             if not (files and downloads_allowed() and all(f in MANIFEST for f in exc.files)):
                 raise
-            if announce is not None:
-                announce(files)
             fetch_files(files, directory, progress_for)
             fetched.update(files)
 
@@ -213,7 +209,9 @@ def fetch_files(filenames: Sequence[str], directory: Path,
     """Download the manifest files ``filenames`` into ``directory`` (each verified and renamed into
     place whole; one there already is verified); their paths. ``progress_for(filename)`` gives each
     download's progress callback. Raises :class:`MissingWeightsError` for a file that no URL gave,
-    saying why and what to do offline."""
+    saying why and what to do offline. What it fetches is logged first (a warning: a command shows it)."""
+    if absent := [f for f in filenames if not (directory / f).is_file()]:
+        log.warning("fetching %s into %s (%s=0 turns this off)", ", ".join(absent), directory, DOWNLOAD_ENV)
     paths = []
     for i, filename in enumerate(filenames):
         with progress_for(filename) if progress_for else contextlib.nullcontext() as progress:

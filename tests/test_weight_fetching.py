@@ -138,3 +138,15 @@ def test_the_web_pages_run_fetches_what_it_misses_and_shows_each_download(tmp_pa
     monkeypatch.setenv("PIXRAY_DOWNLOAD", "0")
     views = list(page.generate("session", form, "vqgan_model: wikiart_16384"))
     assert views[-1].message.startswith("Failed: ") and "download wikiart_16384" in views[-1].message
+
+
+def test_pixray_run_fetches_as_the_command_does_and_generate_never(tmp_path, hosts, monkeypatch):
+    import pixray
+
+    settings = {"clip_models": ["shapes-demo"], "size": [32, 32], "iterations": 2, "num_cuts": 2,
+                "device": "cpu", "weights_dir": str(tmp_path / "w")}
+    with pytest.raises(pixray.MissingWeightsError, match=r"pixray\.weights download imagenet_f16_16384"):
+        pixray.generate(prompts="a red circle", drawer="vqgan", **settings)  # the library: explicit
+    assert hosts == []
+    image = pixray.run("a red circle", "vqgan", outdir=str(tmp_path / "o"), **settings)  # Pixray's one call
+    assert image.size == (32, 32) and sorted(hosts) == sorted(f"/{f}" for f in FILES)
