@@ -196,7 +196,7 @@ def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
     here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job with a bad setting, or one needing a file that
     cannot be fetched, is left to fail as a job, with its own one-line error."""
     from .console import download_bar
-    from .errors import MissingWeightsError
+    from .errors import CheckpointError, MissingWeightsError
     from .model_cache import downloads_allowed, fetch_files, missing_weight_files, models_for
     from .weights import weights_dir
 
@@ -217,10 +217,8 @@ def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
     for directory, files in wanted.items():
         try:
             fetch_files(list(dict.fromkeys(files)), directory, None if quiet else download_bar)
-        except MissingWeightsError as exc:
+        except (MissingWeightsError, CheckpointError) as exc:  # a host gone, a file not the published one
             logging.getLogger(__name__).warning("%s", exc)
-
-
 
 
 def _start_program() -> None:

@@ -3,9 +3,9 @@
 Loading never fetches: a missing file raises :class:`MissingWeightsError` naming the file, the
 directory searched and the command that fetches it (``python -m pixray.weights download``, see
 :mod:`pixray.weights.download`); the programs (the commands, the web page, ``pixray.run``, the Cog
-server's setup) fetch what that error names (:func:`pixray.model_cache.fetching_missing`). A present file is checked against the manifest before use; a
-verified file leaves a ``.NAME.verified`` stamp (size, mtime, digest) so its hash is recomputed only
-when the file changes.
+server's setup) fetch what that error names (:func:`pixray.model_cache.fetching_missing`). A present
+file is checked against the manifest before use; a verified file leaves a ``.NAME.verified`` stamp
+(size, mtime, digest) so its hash is recomputed only when the file changes.
 """
 
 from __future__ import annotations
