@@ -80,6 +80,9 @@ def test_cog_yaml_points_at_the_predictor_and_pinned_requirements():
 
     assert torch.version.cuda is not None, "the pinned torch is the PyPI (CUDA) build"
     assert config["build"]["cuda"] == ".".join(torch.version.cuda.split(".")[:2])
+    # The image's Cog SDK is the one the tests serve predict.py with, not whichever is newest at build time.
+    dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert f"cog=={config['build']['sdk_version']}" in dev
     nodeps = [line for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()
               if line and not line.startswith("#")]
     assert all(any(f"--no-deps {pin}" in step for step in config["build"]["run"]) for pin in nodeps)
