@@ -167,7 +167,7 @@ class Service:
                             parse_memory(memory) if memory else default_model_memory(device))
         names = os.environ.get("PIXRAY_PRELOAD", "").split() or models_for(defaults)
         if downloads_allowed():  # otherwise the preload names what is missing
-            fetch_missing(names, models.weights_dir)
+            fetch_missing(names, models.weights_dir, logged_download)
         models.preload(names, weights_precision(device, choose_precision(defaults.precision, device)))
         output_dir = Path(os.environ.get("PIXRAY_OUTPUT_DIR") or tempfile.gettempdir())
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -385,6 +385,22 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def logged_download(filename: str) -> Iterator[Callable[[int, int | None], None]]:
+    """The progress callback of a weight file's download at setup: a log line at each tenth (a server's
+    log has no progress bar, and a gigabyte's download would otherwise look like a hang)."""
+    said = 0
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal said
+        tenth = done * 10 // total if total else 0
+        if tenth > said:
+            said = tenth
+            log.warning("%s: %d %% of %.0f MB", filename, tenth * 10, total / 1e6)
+
+    yield progress
 
 
 def release_memory() -> None:

@@ -199,3 +199,25 @@ def test_a_request_may_set_pixrays_run_settings_but_not_the_gpu(tmp_path, monkey
         list(service.frames(Request(settings_text="cuda_device: cuda:1"), lambda n, v: None))
     with pytest.raises(PredictionError, match=r"'device', 'precision' are set by the server, not per"):
         list(service.frames(Request(settings_text="device: cpu\nprecision: float16"), lambda n, v: None))
+
+
+def test_a_servers_setup_logs_each_tenth_of_a_download(caplog, monkeypatch, tmp_path):
+    """Cog shows a setup's log, not a progress bar: a gigabyte fetched at setup said nothing for minutes."""
+    import pixray.serving
+    from pixray.serving import logged_download
+
+    with logged_download("ViT-B-16.pt") as progress:
+        for done in (0, 10, 34_999_999, 35_000_000, 70_000_000, 349_999_999, 350_000_000):
+            progress(done, 350_000_000)
+        progress(5, None)  # a host that gives no length: nothing to say
+    assert caplog.messages == ["ViT-B-16.pt: 10 % of 350 MB", "ViT-B-16.pt: 20 % of 350 MB",
+                               "ViT-B-16.pt: 90 % of 350 MB", "ViT-B-16.pt: 100 % of 350 MB"]
+    # Setup fetches through it.
+    seen = []
+    monkeypatch.setattr(pixray.serving, "fetch_missing", lambda names, directory, progress_for=None:
+                        seen.append(progress_for))
+    monkeypatch.setenv("PIXRAY_DOWNLOAD", "1")
+    monkeypatch.setenv("PIXRAY_PRELOAD", "shapes-demo")
+    monkeypatch.setenv("PIXRAY_OUTPUT_DIR", str(tmp_path / "out"))
+    pixray.serving.Service.from_environment()
+    assert seen == [logged_download]
