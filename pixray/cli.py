@@ -100,7 +100,10 @@ def build_parser(prog: str = "pixray",
     """The argument parser, generated from the settings tree (every setting is a flag, with
     Pixray's short forms; list settings take several words or one comma-separated word)."""
     # Any unique prefix of a flag, as Pixray's argparse takes: its README's own example is --prompt=sunrise.
-    parser = _Parser(prog=prog, description=description, allow_abbrev=True)
+    parser = _Parser(prog=prog, description=description, allow_abbrev=True,
+                     epilog="environment: PIXRAY_WEIGHTS_DIR, the weights directory (see --weights_dir); "
+                            "PIXRAY_DOWNLOAD=0, never fetch the weight files a run misses (they are named "
+                            "with the command that fetches them)")
     parser.add_argument("--config", "--config_file", action="append", default=[], metavar="FILE",
                         help="YAML file of 'name: value' settings, or a PNG pixray made ('-': standard "
                              "input; repeatable; later files and flags win)")

@@ -20,6 +20,8 @@ def test_help_lists_every_setting(capsys):
     # A setting several parts share is grouped under all of them, each with its kind.
     assert "pixel, fast_pixel drawers:" in help_text and "palette loss, lookup filter:" in help_text
     assert "wallpaper filter:" in help_text
+    # The environment the commands read.
+    assert "PIXRAY_WEIGHTS_DIR" in help_text and "PIXRAY_DOWNLOAD=0" in help_text
 
 
 def test_cli_run_with_checkpoint_path_writes_png_with_metadata(tmp_path: Path, tiny_checkpoint: Path, capsys):
