@@ -1,5 +1,6 @@
-"""The commands fetch the weight files a run misses, as Pixray fetched what a first run needs: from the
-manifest's URLs (here a local server standing in for them), each once, unless PIXRAY_DOWNLOAD=0."""
+"""The commands, the web page and pixray.run fetch the weight files a run misses, as Pixray fetched what a
+first run needs: from the manifest's URLs (here a local server standing in for them), each once, unless
+PIXRAY_DOWNLOAD=0."""
 
 from __future__ import annotations
 
@@ -71,10 +72,10 @@ def test_a_run_fetches_the_weight_files_it_misses_then_runs(tmp_path, hosts, cap
 def test_nothing_is_fetched_with_pixray_download_0_or_before_the_settings_are_checked(tmp_path, hosts, capsys,
                                                                                        caplog, monkeypatch):
     weights = tmp_path / "w"
-    # A setting the run's parts check (the palette loss's) is refused before anything is fetched.
-    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o"), "--losses", "palette",
-                 "--palette", "not a colour"]) == 2
-    assert hosts == [] and caplog.messages == [] and "palette" in capsys.readouterr().err
+    # What only the run checks as it is made (an image prompt's file) is refused before anything is fetched.
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o"), "--image_prompts",
+                 str(tmp_path / "nope.png")]) == 2
+    assert hosts == [] and caplog.messages == [] and "'image_prompts': cannot read" in capsys.readouterr().err
     monkeypatch.setenv("PIXRAY_DOWNLOAD", "0")
     assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
