@@ -151,3 +151,25 @@ def test_pixray_run_fetches_as_the_command_does_and_generate_never(tmp_path, hos
     assert hosts == []
     image = pixray.run("a red circle", "vqgan", outdir=str(tmp_path / "o"), **settings)  # Pixray's one call
     assert image.size == (32, 32) and sorted(hosts) == sorted(f"/{f}" for f in FILES)
+
+
+def test_stop_on_the_page_ends_a_download_and_keeps_what_it_fetched(tmp_path, hosts):
+    from pixray.model_cache import ModelCache
+    from pixray.settings import build_settings
+    from pixray.ui.session import Failed, RunSession
+
+    settings = build_settings({"prompts": "a red circle", "drawer": "vqgan", "clip_models": ["shapes-demo"],
+                               "size": [32, 32], "iterations": 2, "device": "cpu",
+                               "weights_dir": str(tmp_path / "w"), "outdir": str(tmp_path / "o")})
+    session = RunSession(settings, ModelCache.for_settings(settings))
+    session.stop()  # pressed before the first data arrives
+    session.start()
+    *_, last = session.events()
+    assert isinstance(last, Failed) and last.message.startswith(f"stopped while downloading {FILES[0]}")
+    assert (tmp_path / "w" / f"{FILES[0]}.part").is_file() and not (tmp_path / "w" / FILES[0]).exists()
+    # The next run resumes it and goes on.
+    session = RunSession(settings, ModelCache.for_settings(settings))
+    session.start()
+    *_, last = session.events()
+    assert not isinstance(last, Failed), last
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(FILES)

@@ -145,9 +145,17 @@ class RunSession:
 
     @contextlib.contextmanager
     def _fetching(self, filename: str) -> Iterator[Callable[[int, int | None], None]]:
-        """The progress callback of one weight file's download: :class:`Fetching` events."""
+        """The progress callback of one weight file's download: :class:`Fetching` events; after Stop it
+        ends the download (what was fetched stays, and the next run's download resumes from it)."""
         self._events.put(Fetching(filename, 0, None))
-        yield lambda done, total: self._events.put(Fetching(filename, done, total))
+
+        def progress(done: int, total: int | None) -> None:
+            if self._stop.is_set():
+                raise RunError(f"stopped while downloading {filename} (what was fetched is kept: the next "
+                               "run resumes it)")
+            self._events.put(Fetching(filename, done, total))
+
+        yield progress
 
     def _run(self) -> Finished:
         writer = OutputWriter(self.settings)  # before Run: a bad outdir is reported before models load

@@ -20,7 +20,8 @@ except ImportError:  # Windows: downloads are not serialised there
 
 from . import CheckpointError, WeightFile, stamp_path, verify
 
-#: progress(bytes_done, bytes_total or None), called as data arrives.
+#: progress(bytes_done, bytes_total or None), called as data arrives; an exception it raises ends the
+#: download, the partial file kept for the next one to resume.
 Progress = Callable[[int, "int | None"], None]
 _CHUNK = 1 << 20
 
