@@ -375,6 +375,13 @@ class BatchSummary:
     grid: Path | None
 
 
+def finished(record: Record | None, directory: Path) -> bool:
+    """Whether a job's latest manifest ``record`` says it is done and its outputs are all still in the
+    batch ``directory`` (such a job is skipped when the batch runs again)."""
+    return bool(record and record.get("status") == "done"
+                and all((directory / p).exists() for p in record["outputs"]))
+
+
 def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_address: str | None = None,
               on_record: Callable[[Record], None] | None = None, job_progress: bool = False) -> BatchSummary:
     """Run the jobs not already done in ``batch_dir`` (by key), record each in its manifest, and draw
@@ -399,8 +406,7 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
     previous = manifest.latest()
     todo, skipped, failed, done = [], 0, 0, 0
     for job in jobs:
-        last = previous.get(job.key)
-        if last and last.get("status") == "done" and all((directory / p).exists() for p in last["outputs"]):
+        if finished(previous.get(job.key), directory):
             skipped += 1
             if on_record:
                 on_record({"key": job.key, "job": job.index, "status": "skipped"})

@@ -194,10 +194,11 @@ def _fetching_weights(make: Callable[[], _T], settings: Settings, quiet: bool) -
     return fetching_missing(make, weights_dir(settings.weights_dir), None if quiet else download_bar)
 
 
-def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
-    """Fetch the weight files the jobs' runs would miss before the workers start, each once and shown
-    here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job with a bad setting, or one needing a file that
-    cannot be fetched, is left to fail as a job, with its own one-line error."""
+def _fetch_for_jobs(jobs: Sequence[Job], batch_dir: Path, quiet: bool) -> None:
+    """Fetch the weight files the jobs still to run in ``batch_dir`` would miss before the workers start,
+    each once and shown here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job with a bad setting, or one
+    needing a file that cannot be fetched, is left to fail as a job, with its own one-line error."""
+    from .batch import Manifest, finished
     from .console import download_bar
     from .errors import CheckpointError, MissingWeightsError
     from .model_cache import downloads_allowed, fetch_files, missing_weight_files, models_for
@@ -206,7 +207,10 @@ def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
     if not downloads_allowed():
         return
     wanted: dict[Path, list[str]] = {}
+    latest = Manifest(batch_dir).latest()
     for job in jobs:
+        if finished(latest.get(job.key), batch_dir):
+            continue
         try:
             settings = build_settings(dict(job.settings))
             names = models_for(settings)
@@ -279,7 +283,7 @@ def batch_main(argv: Sequence[str]) -> int:
         jobs = read_jobs(jobs_file, _given_settings(configs, args))
         # %DATE%, %SEQ% (a new batch each time, never one started alongside: no resuming)
         directory, _ = claim_outdir(batch_dir)
-        _fetch_for_jobs(jobs, quiet)
+        _fetch_for_jobs(jobs, directory, quiet)
         with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
             def on_record(record: dict[str, Any]) -> None:
                 if record.get("status") == "failed":  # said as it happens, not only in the manifest

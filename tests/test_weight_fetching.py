@@ -113,6 +113,12 @@ def test_a_batch_fetches_what_its_jobs_miss_once_before_the_workers_start(tmp_pa
     assert sorted(r["status"] for r in records) == ["done", "done", "failed"]
     assert [m for m in caplog.messages if m.startswith("fetching")] == [
         f"fetching {', '.join(FILES)} into {weights} (PIXRAY_DOWNLOAD=0 turns this off)"]
+    # Run again with the weights gone: the jobs done are skipped, so nothing is fetched for them (the
+    # bad job still fails on its own).
+    for name in FILES:
+        (weights / name).unlink()
+    assert main(["batch", str(jobs), "--outdir", str(tmp_path / "b"), "--quiet"]) == 1
+    assert len(hosts) == 2 and not (weights / FILES[0]).exists()
 
 
 def test_a_weights_directory_that_cannot_be_made_is_one_line(tmp_path, hosts, capsys):
