@@ -375,19 +375,15 @@ class BatchSummary:
     grid: Path | None
 
 
-def finished(record: Record | None, directory: Path) -> bool:
-    """Whether a job's latest manifest ``record`` says it is done and its outputs are all still in the
-    batch ``directory`` (such a job is skipped when the batch runs again)."""
-    return bool(record and record.get("status") == "done"
-                and all((directory / p).exists() for p in record["outputs"]))
-
-
 def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_address: str | None = None,
-              on_record: Callable[[Record], None] | None = None, job_progress: bool = False) -> BatchSummary:
+              on_record: Callable[[Record], None] | None = None, job_progress: bool = False,
+              prepare: Callable[[Sequence[Job]], None] | None = None) -> BatchSummary:
     """Run the jobs not already done in ``batch_dir`` (by key), record each in its manifest, and draw
     the contact sheet of every finished job. ``on_record`` sees each record (``skipped`` ones too)
     and, with ``job_progress``, each step's progress message (``progress``: the job's key, ``step``,
-    ``of``). Jobs whose settings are invalid fail here, without a worker."""
+    ``of``). Jobs whose settings are invalid fail here, without a worker. ``prepare`` is given the jobs
+    about to run (settings valid, not done before) before any worker starts: the command fetches their
+    weight files there."""
     if workers < 1:
         raise SettingsError(f"--workers must be at least 1 (got {workers})")
     if ray_address is None and workers > 1:  # each is a process holding its own copy of the models
@@ -406,7 +402,8 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
     previous = manifest.latest()
     todo, skipped, failed, done = [], 0, 0, 0
     for job in jobs:
-        if finished(previous.get(job.key), directory):
+        last = previous.get(job.key)
+        if last and last.get("status") == "done" and all((directory / p).exists() for p in last["outputs"]):
             skipped += 1
             if on_record:
                 on_record({"key": job.key, "job": job.index, "status": "skipped"})
@@ -424,6 +421,8 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
             shutil.rmtree(directory / job.directory)
         todo.append(job)
     if todo:
+        if prepare is not None:
+            prepare(todo)
         for job in todo:
             manifest.append(job.record(status="queued"))
         report = job_progress and on_record is not None

@@ -31,6 +31,7 @@ from .version import installed_version
 if TYPE_CHECKING:
     from .batch import Job
     from .engine import Run, Step
+    from .model_cache import ModelCache
     from .output import OutputWriter
 
 _T = TypeVar("_T")
@@ -175,7 +176,7 @@ def _main(argv: list[str]) -> int:
 
             writer = OutputWriter(settings)  # before Run: a bad outdir is reported before models load
             models = ModelCache.for_settings(settings)  # what a first attempt loaded stays for the next
-            run = _fetching_weights(lambda: Run(settings, models=models), settings, quiet)
+            run = _fetching_weights(lambda: Run(settings, models=models), models, quiet)
             _execute(run, writer, quiet)
             path = writer.path
         print(path)
@@ -184,21 +185,19 @@ def _main(argv: list[str]) -> int:
     return _guarded(command, "interrupted")
 
 
-def _fetching_weights(make: Callable[[], _T], settings: Settings, quiet: bool) -> _T:
-    """``make()`` (a run, an animation), after fetching the weight files it misses (see
-    :func:`~pixray.model_cache.fetching_missing`), said on the console."""
+def _fetching_weights(make: Callable[[], _T], models: ModelCache, quiet: bool) -> _T:
+    """``make()`` (a run, an animation, loading through ``models``), after fetching the weight files it
+    misses (see :func:`~pixray.model_cache.fetching_missing`), said on the console."""
     from .console import download_bar
     from .model_cache import fetching_missing
-    from .weights import weights_dir
 
-    return fetching_missing(make, weights_dir(settings.weights_dir), None if quiet else download_bar)
+    return fetching_missing(make, models.weights_dir, None if quiet else download_bar)
 
 
-def _fetch_for_jobs(jobs: Sequence[Job], batch_dir: Path, quiet: bool) -> None:
-    """Fetch the weight files the jobs still to run in ``batch_dir`` would miss before the workers start,
-    each once and shown here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job with a bad setting, or one
-    needing a file that cannot be fetched, is left to fail as a job, with its own one-line error."""
-    from .batch import Manifest, finished
+def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
+    """Fetch the weight files the jobs about to run would miss before the workers start, each once and
+    shown here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job needing a file that cannot be fetched is left
+    to fail as a job, with its own one-line error."""
     from .console import download_bar
     from .errors import CheckpointError, MissingWeightsError
     from .model_cache import downloads_allowed, fetch_files, missing_weight_files, models_for
@@ -207,17 +206,10 @@ def _fetch_for_jobs(jobs: Sequence[Job], batch_dir: Path, quiet: bool) -> None:
     if not downloads_allowed():
         return
     wanted: dict[Path, list[str]] = {}
-    latest = Manifest(batch_dir).latest()
     for job in jobs:
-        if finished(latest.get(job.key), batch_dir):
-            continue
-        try:
-            settings = build_settings(dict(job.settings))
-            names = models_for(settings)
-        except USER_ERRORS:
-            continue
+        settings = build_settings(dict(job.settings))  # checked already: the batch runs only valid jobs
         directory = weights_dir(settings.weights_dir)
-        for name in names:
+        for name in models_for(settings):
             with contextlib.suppress(SettingsError):  # not a model name: the job says so
                 for files in missing_weight_files([name], directory).values():
                     wanted.setdefault(directory, []).extend(files)
@@ -283,7 +275,6 @@ def batch_main(argv: Sequence[str]) -> int:
         jobs = read_jobs(jobs_file, _given_settings(configs, args))
         # %DATE%, %SEQ% (a new batch each time, never one started alongside: no resuming)
         directory, _ = claim_outdir(batch_dir)
-        _fetch_for_jobs(jobs, directory, quiet)
         with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
             def on_record(record: dict[str, Any]) -> None:
                 if record.get("status") == "failed":  # said as it happens, not only in the manifest
@@ -294,7 +285,8 @@ def batch_main(argv: Sequence[str]) -> int:
                     step = f"{record['step']}/{record['of']}"
                     bar.set_postfix_str(f"job {record['progress'][:8]}: step {step}")
 
-            summary = run_batch(jobs, directory, workers, ray_address, on_record, job_progress)
+            summary = run_batch(jobs, directory, workers, ray_address, on_record, job_progress,
+                                lambda todo: _fetch_for_jobs(todo, quiet))
         print(f"pixray: {summary.done} done, {summary.skipped} already done, {summary.failed} failed "
               f"(see {directory / 'batch.jsonl'})", file=sys.stderr)
         print(summary.grid or directory)
@@ -408,7 +400,7 @@ def _animate(settings: Settings, quiet: bool) -> Path:
 
     writer = AnimationWriter(settings)  # before the runs: a bad directory is reported before models load
     models = ModelCache.for_settings(settings)
-    animation = _fetching_weights(lambda: Animation(settings, models=models), settings, quiet)
+    animation = _fetching_weights(lambda: Animation(settings, models=models), models, quiet)
     bar = tqdm(total=animation.runs[0].plan.iterations, disable=quiet, unit="it", dynamic_ncols=True,
                file=sys.stderr)
 
