@@ -42,6 +42,7 @@ from .runtime import (
     choose_precision,
     cudnn_deterministic,
     memory_errors_said,
+    usable_memory,
     weights_precision,
 )
 from .settings import Plan, Settings, clip_models_of, needs_init_size, resolve
@@ -49,11 +50,17 @@ from .settings import Plan, Settings, clip_models_of, needs_init_size, resolve
 log = logging.getLogger(__name__)
 
 #: On the CPU, the most activation rows (:attr:`Perceptor.positions` per cutout) one perceptor pass
-#: takes: 12 cutouts of ViT-B/16 or RN50 at 224, 47 of ViT-B/32; more are scored in several passes,
-#: one graph alive at a time (see :meth:`Run._passes`). Up to about 12 cutouts of ViT-B/16 a pass
-#: costs less per cutout the more it takes (oneDNN's matmuls at 6 cutouts' rows were much slower);
-#: fewer at a time keep less memory (the README has the figures).
-CPU_PASS_POSITIONS = 12 * 197
+#: takes: 24 cutouts of ViT-B/16 or RN50 at 224, 94 of ViT-B/32; more are scored in several passes,
+#: one graph alive at a time (see :meth:`Run._passes`). The more cutouts a pass takes, the less each
+#: costs (oneDNN's matmuls run nearer their peak) and the more memory the pass holds; on a machine
+#: with less than :data:`SMALL_MEMORY` to use, a pass takes half as many (the README has the figures).
+CPU_PASS_POSITIONS = 24 * 197
+SMALL_MEMORY = 8 * 2**30
+
+
+def cpu_pass_positions(memory: int) -> int:
+    """The most activation rows a CPU perceptor pass takes where ``memory`` bytes may be used."""
+    return CPU_PASS_POSITIONS if memory >= SMALL_MEMORY else CPU_PASS_POSITIONS // 2
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,7 @@ class Run:
                                 "target_images, labels, spot_prompts or noise_prompt_seeds)")
         self.device = choose_device(settings.device, settings.cuda_device)
         self.dtype = choose_precision(settings.precision, self.device)
+        self.pass_positions = cpu_pass_positions(usable_memory()) if self.device.type == "cpu" else 0
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
         planned = [p.name for p in perceptors] if perceptors is not None else list(self.plan.clip_models)
@@ -399,13 +407,13 @@ class Run:
 
     def _passes(self, i: int, count: int, together: bool = False) -> list[slice]:
         """The parts of ``count`` cutouts perceptor ``i`` scores in a pass each: on the CPU, near-equal
-        parts of at most :data:`CPU_PASS_POSITIONS` activation rows (each pass's activations are freed by
+        parts of at most :attr:`pass_positions` activation rows (each pass's activations are freed by
         its backward before the next one runs, and the matmuls stay large); elsewhere, or ``together``
         (a custom loss needs all their embeddings at once), all at once (a GPU step is bound by
         kernel launches)."""
         if together or self.device.type != "cpu":
             return [slice(0, count)]
-        most = max(1, CPU_PASS_POSITIONS // self.perceptors[i].positions)
+        most = max(1, self.pass_positions // self.perceptors[i].positions)
         parts = -(-count // most)
         bounds = [round(k * count / parts) for k in range(parts + 1)]
         return [slice(start, end) for start, end in itertools.pairwise(bounds)]

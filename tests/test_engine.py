@@ -292,19 +292,17 @@ def test_without_auto_stop_every_iteration_runs(small_settings, tiny_perceptor):
 
 def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_settings, tiny_perceptor, tmp_path,
                                                                     monkeypatch):
-    """On the CPU a perceptor takes at most CPU_PASS_POSITIONS of cutouts a pass; the passes' shares of
+    """On the CPU a perceptor takes at most pass_positions of cutouts a pass; the passes' shares of
     the prompt and image-prompt losses (means over cutouts) add up to the one pass's."""
     from PIL import Image
-
-    from pixray import engine
 
     Image.new("RGB", (40, 30), (20, 200, 40)).save(tmp_path / "prompt.png")
     changes = {"num_cuts": 8, "iterations": 3, "optimiser": "NGD", "learning_rate": 0.1,
                "image_prompts": str(tmp_path / "prompt.png")}
     whole = list(_run(small_settings, [tiny_perceptor], **changes))
     assert tiny_perceptor.positions == 17  # 4 x 4 patches and the class token
-    monkeypatch.setattr(engine, "CPU_PASS_POSITIONS", 3 * 17)  # 3 cuts a pass
     run = _run(small_settings, [tiny_perceptor], **changes)
+    run.pass_positions = 3 * 17  # 3 cuts a pass
     assert run._passes(0, 8) == [slice(0, 3), slice(3, 5), slice(5, 8)]
     parts = list(run)
     for a, b in zip(whole, parts, strict=True):
@@ -316,16 +314,32 @@ def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_setting
 def test_cutouts_are_split_into_near_equal_passes_on_the_cpu_only():
     from types import SimpleNamespace
 
-    def passes(device: str, positions: int, count: int) -> list[slice]:
-        run = SimpleNamespace(device=torch.device(device), perceptors=[SimpleNamespace(positions=positions)])
+    def passes(device: str, positions: int, count: int, memory: int = 16 * 2**30) -> list[slice]:
+        rows = engine_module.cpu_pass_positions(memory) if device == "cpu" else 0
+        run = SimpleNamespace(device=torch.device(device), pass_positions=rows,
+                              perceptors=[SimpleNamespace(positions=positions)])
         return Run._passes(run, 0, count)
 
-    assert passes("cpu", 197, 30) == [slice(0, 10), slice(10, 20), slice(20, 30)]  # normal's ViT-B/16
-    assert passes("cpu", 197, 10) == [slice(0, 10)]
-    assert passes("cpu", 197, 16) == [slice(0, 8), slice(8, 16)]
-    assert passes("cpu", 50, 30) == [slice(0, 30)]  # ViT-B/32: its 50 tokens a cutout, 39 a pass
-    assert passes("cpu", 324, 12) == [slice(0, 6), slice(6, 12)]  # RN50x4 at 288: at most 6 a pass
+    assert passes("cpu", 197, 24) == [slice(0, 24)]  # draft's ViT-B/16
+    assert passes("cpu", 197, 30) == [slice(0, 15), slice(15, 30)]  # normal's ViT-B/16
+    assert passes("cpu", 197, 36) == [slice(0, 18), slice(18, 36)]
+    assert passes("cpu", 50, 30) == [slice(0, 30)]  # ViT-B/32: its 50 tokens a cutout, 94 a pass
+    assert passes("cpu", 324, 12) == [slice(0, 12)]  # RN50x4 at 288: at most 14 a pass
+    assert passes("cpu", 324, 24) == [slice(0, 12), slice(12, 24)]
     assert passes("cuda", 197, 30) == [slice(0, 30)]
+    # Where less than 8 GiB may be used, a pass holds half as many cutouts' activations.
+    small = 8 * 2**30 - 1
+    assert passes("cpu", 197, 24, small) == [slice(0, 12), slice(12, 24)]
+    assert passes("cpu", 197, 30, small) == [slice(0, 10), slice(10, 20), slice(20, 30)]
+    assert passes("cpu", 324, 12, small) == [slice(0, 6), slice(6, 12)]
+
+
+def test_a_run_sizes_its_cpu_passes_from_the_memory_it_may_use(small_settings, tiny_perceptor, monkeypatch):
+    """The run reads its memory (a container's limit, where it has one) once, as it is made."""
+    monkeypatch.setattr(engine_module, "usable_memory", lambda: 4 * 2**30)
+    assert _run(small_settings, [tiny_perceptor]).pass_positions == 12 * 197
+    monkeypatch.setattr(engine_module, "usable_memory", lambda: 32 * 2**30)
+    assert _run(small_settings, [tiny_perceptor]).pass_positions == 24 * 197
 
 
 @pytest.mark.parametrize(("name", "positions"), [("ViT-B/16", 197), ("ViT-B/32", 50), ("ViT-L/14", 257),
@@ -349,4 +363,4 @@ def test_the_shapes_world_guides_take_their_cutouts_in_one_pass(tmp_path):
 
     cache = ModelCache(torch.device("cpu"), tmp_path)
     for perceptor in cache.perceptors(["shapes-demo", "shapes-demo-rn"]):
-        assert engine_module.CPU_PASS_POSITIONS // perceptor.positions >= 24
+        assert engine_module.cpu_pass_positions(0) // perceptor.positions >= 24  # on any machine
