@@ -51,16 +51,19 @@ log = logging.getLogger(__name__)
 
 #: On the CPU, the most activation rows (:attr:`Perceptor.positions` per cutout) one perceptor pass
 #: takes: 24 cutouts of ViT-B/16 or RN50 at 224, 94 of ViT-B/32; more are scored in several passes,
-#: one graph alive at a time (see :meth:`Run._passes`). The more cutouts a pass takes, the less each
-#: costs (oneDNN's matmuls run nearer their peak) and the more memory the pass holds; on a machine
-#: with less than :data:`SMALL_MEMORY` to use, a pass takes half as many (the README has the figures).
+#: one graph alive at a time (see :meth:`Run._passes`). In bfloat16 (or float16) the more cutouts a
+#: pass takes, the less each costs (oneDNN's matmuls run nearer their peak) and the more memory the
+#: pass holds; float32's cost as much per cutout at half the size, and so do passes on a machine with
+#: less than :data:`SMALL_MEMORY` to use, which take half as many (the README has the figures).
 CPU_PASS_POSITIONS = 24 * 197
 SMALL_MEMORY = 8 * 2**30
 
 
-def cpu_pass_positions(memory: int) -> int:
-    """The most activation rows a CPU perceptor pass takes where ``memory`` bytes may be used."""
-    return CPU_PASS_POSITIONS if memory >= SMALL_MEMORY else CPU_PASS_POSITIONS // 2
+def cpu_pass_positions(memory: int, dtype: torch.dtype) -> int:
+    """The most activation rows a CPU perceptor pass computing in ``dtype`` takes where ``memory``
+    bytes may be used."""
+    wide = dtype != torch.float32 and memory >= SMALL_MEMORY
+    return CPU_PASS_POSITIONS if wide else CPU_PASS_POSITIONS // 2
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,8 @@ class Run:
                                 "target_images, labels, spot_prompts or noise_prompt_seeds)")
         self.device = choose_device(settings.device, settings.cuda_device)
         self.dtype = choose_precision(settings.precision, self.device)
-        self.pass_positions = cpu_pass_positions(usable_memory()) if self.device.type == "cpu" else 0
+        self.pass_positions = (cpu_pass_positions(usable_memory(), self.dtype) if self.device.type == "cpu"
+                               else 0)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         drawer_cls = DRAWERS.lookup(settings.drawer)
         planned = [p.name for p in perceptors] if perceptors is not None else list(self.plan.clip_models)

@@ -314,8 +314,9 @@ def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_setting
 def test_cutouts_are_split_into_near_equal_passes_on_the_cpu_only():
     from types import SimpleNamespace
 
-    def passes(device: str, positions: int, count: int, memory: int = 16 * 2**30) -> list[slice]:
-        rows = engine_module.cpu_pass_positions(memory) if device == "cpu" else 0
+    def passes(device: str, positions: int, count: int, memory: int = 16 * 2**30,
+               dtype: torch.dtype = torch.bfloat16) -> list[slice]:
+        rows = engine_module.cpu_pass_positions(memory, dtype) if device == "cpu" else 0
         run = SimpleNamespace(device=torch.device(device), pass_positions=rows,
                               perceptors=[SimpleNamespace(positions=positions)])
         return Run._passes(run, 0, count)
@@ -327,19 +328,23 @@ def test_cutouts_are_split_into_near_equal_passes_on_the_cpu_only():
     assert passes("cpu", 324, 12) == [slice(0, 12)]  # RN50x4 at 288: at most 14 a pass
     assert passes("cpu", 324, 24) == [slice(0, 12), slice(12, 24)]
     assert passes("cuda", 197, 30) == [slice(0, 30)]
-    # Where less than 8 GiB may be used, a pass holds half as many cutouts' activations.
-    small = 8 * 2**30 - 1
-    assert passes("cpu", 197, 24, small) == [slice(0, 12), slice(12, 24)]
-    assert passes("cpu", 197, 30, small) == [slice(0, 10), slice(10, 20), slice(20, 30)]
-    assert passes("cpu", 324, 12, small) == [slice(0, 6), slice(6, 12)]
+    assert passes("cpu", 197, 24, dtype=torch.float16) == [slice(0, 24)]
+    # Where less than 8 GiB may be used, and in float32 (whose matmuls gain nothing from bigger passes),
+    # a pass holds half as many cutouts' activations.
+    for memory, dtype in [(8 * 2**30 - 1, torch.bfloat16), (64 * 2**30, torch.float32)]:
+        assert passes("cpu", 197, 24, memory, dtype) == [slice(0, 12), slice(12, 24)]
+        assert passes("cpu", 197, 30, memory, dtype) == [slice(0, 10), slice(10, 20), slice(20, 30)]
+        assert passes("cpu", 324, 12, memory, dtype) == [slice(0, 6), slice(6, 12)]
 
 
 def test_a_run_sizes_its_cpu_passes_from_the_memory_it_may_use(small_settings, tiny_perceptor, monkeypatch):
-    """The run reads its memory (a container's limit, where it has one) once, as it is made."""
+    """The run reads its memory (a container's limit, where it has one) once, as it is made, and sizes
+    its passes for the precision it computes in."""
     monkeypatch.setattr(engine_module, "usable_memory", lambda: 4 * 2**30)
-    assert _run(small_settings, [tiny_perceptor]).pass_positions == 12 * 197
+    assert _run(small_settings, [tiny_perceptor], precision="bfloat16").pass_positions == 12 * 197
     monkeypatch.setattr(engine_module, "usable_memory", lambda: 32 * 2**30)
-    assert _run(small_settings, [tiny_perceptor]).pass_positions == 24 * 197
+    assert _run(small_settings, [tiny_perceptor], precision="bfloat16").pass_positions == 24 * 197
+    assert _run(small_settings, [tiny_perceptor], precision="float32").pass_positions == 12 * 197
 
 
 @pytest.mark.parametrize(("name", "positions"), [("ViT-B/16", 197), ("ViT-B/32", 50), ("ViT-L/14", 257),
@@ -363,4 +368,4 @@ def test_the_shapes_world_guides_take_their_cutouts_in_one_pass(tmp_path):
 
     cache = ModelCache(torch.device("cpu"), tmp_path)
     for perceptor in cache.perceptors(["shapes-demo", "shapes-demo-rn"]):
-        assert engine_module.cpu_pass_positions(0) // perceptor.positions >= 24  # on any machine
+        assert engine_module.cpu_pass_positions(0, torch.float32) // perceptor.positions >= 24  # anywhere
