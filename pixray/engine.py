@@ -167,6 +167,7 @@ class Run:
                                 "target_images, labels, spot_prompts or noise_prompt_seeds)")
         self.device = choose_device(settings.device, settings.cuda_device)
         self.dtype = choose_precision(settings.precision, self.device)
+        # Read once: the memory a container may use does not change during a run. Unused off the CPU.
         self.pass_positions = (cpu_pass_positions(usable_memory(), self.dtype) if self.device.type == "cpu"
                                else 0)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)

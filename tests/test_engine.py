@@ -290,8 +290,7 @@ def test_without_auto_stop_every_iteration_runs(small_settings, tiny_perceptor):
     assert steps[-1].index == 30
 
 
-def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_settings, tiny_perceptor, tmp_path,
-                                                                    monkeypatch):
+def test_cutouts_scored_in_several_passes_give_the_gradient_of_one(small_settings, tiny_perceptor, tmp_path):
     """On the CPU a perceptor takes at most pass_positions of cutouts a pass; the passes' shares of
     the prompt and image-prompt losses (means over cutouts) add up to the one pass's."""
     from PIL import Image
