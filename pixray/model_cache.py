@@ -28,7 +28,7 @@ from .runtime import choose_device, usable_memory
 from .settings import SECTION_KINDS, Settings, build_settings, clip_models_of, parts_in_use
 from .weights import MANIFEST, WEIGHTS_ENV, fetch_command, find_weight_file
 from .weights import weights_dir as weights_dir_of
-from .weights.download import DownloadError, Progress, download
+from .weights.download import CannotWriteError, DownloadError, Progress, download
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=nn.Module)
@@ -217,6 +217,8 @@ def fetch_files(filenames: Sequence[str], directory: Path,
         with progress_for(filename) if progress_for else contextlib.nullcontext() as progress:
             try:
                 paths.append(download(MANIFEST.lookup(filename), directory, progress))
+            except CannotWriteError as exc:
+                raise MissingWeightsError(str(exc), [filename]) from None
             except DownloadError as exc:
                 # Offline, every file is said at once, with the one command that fetches them elsewhere.
                 rest = [f for f in filenames[i + 1:] if not (directory / f).is_file()]

@@ -9,6 +9,7 @@ import functools
 import http.server
 import re
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
@@ -97,6 +98,21 @@ def test_a_file_no_url_gives_is_one_line_and_leaves_no_outdir(tmp_path, hosts, c
     assert line.startswith(f"pixray: error: could not download '{FILES[0]}'")
     command = f"python -m pixray.weights download {' '.join(FILES)} --dir {tmp_path / 'w2'}"
     assert line.endswith(f"; '{FILES[1]}' is missing there too (`{command}` fetches them all)")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (writes fail: ENOSPC)")
+def test_a_full_disk_is_one_line_saying_what_to_do(tmp_path, hosts, capsys):
+    """A download that cannot be written (the partial file is /dev/full, as on a full disk) says so,
+    and neither advises fetching the files elsewhere nor names the other files."""
+    weights = tmp_path / "w"
+    weights.mkdir()
+    (weights / f"{FILES[0]}.part").symlink_to("/dev/full")
+    assert main([*RUN, "--weights_dir", str(weights), "--outdir", str(tmp_path / "o")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"pixray: error: cannot write '{weights}/{FILES[0]}.part': No space left on device. "
+                    "Free space there, or point the weights_dir setting or $PIXRAY_WEIGHTS_DIR at another "
+                    "directory")
+    assert hosts == [f"/{FILES[0]}"] and not (tmp_path / "o").exists()
 
 
 def test_a_batch_fetches_what_its_jobs_miss_once_before_the_workers_start(tmp_path, hosts, caplog):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -113,6 +114,19 @@ def test_unreachable_hosts_name_the_file_and_where_to_put_it(server, tmp_path):
     with pytest.raises(DownloadError) as info:
         download(_entry(server, urls=(f"{server}/gone",)), tmp_path)
     assert "model.pt" in str(info.value) and "404" in str(info.value) and str(tmp_path) in str(info.value)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (writes fail: ENOSPC)")
+def test_a_full_disk_ends_the_download_with_what_to_do(server, tmp_path):
+    """A write that fails (here the partial file is /dev/full) says so and what to do, without trying the
+    other URLs (they would fail the same way) or the offline advice meant for unreachable hosts."""
+    (tmp_path / "model.pt.part").symlink_to("/dev/full")
+    with pytest.raises(DownloadError) as info:
+        download(_entry(server, urls=(f"{server}/file", f"{server}/file")), tmp_path)
+    message = str(info.value)
+    assert "No space left on device" in message and "model.pt.part" in message
+    assert "weights_dir" in message and "PIXRAY_WEIGHTS_DIR" in message and "Offline" not in message
+    assert _RangeHandler.ranges == [None]  # one request: the mirror was not tried
 
 
 def test_present_file_is_verified_not_overwritten(server, tmp_path):

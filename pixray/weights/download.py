@@ -18,7 +18,7 @@ try:
 except ImportError:  # Windows: downloads are not serialised there
     fcntl = None  # type: ignore[assignment]
 
-from . import CheckpointError, WeightFile, stamp_path, verify
+from . import WEIGHTS_ENV, CheckpointError, WeightFile, stamp_path, verify
 
 #: progress(bytes_done, bytes_total or None), called as data arrives; an exception it raises ends the
 #: download, the partial file kept for the next one to resume.
@@ -27,7 +27,24 @@ _CHUNK = 1 << 20
 
 
 class DownloadError(OSError):
-    """No URL of a manifest entry could be fetched."""
+    """No URL of a manifest entry could be fetched, or what was fetched could not be written."""
+
+
+class CannotWriteError(DownloadError):
+    """What was fetched could not be written (a full disk, a quota): every other URL would fail the same
+    way, and fetching elsewhere is not the remedy."""
+
+
+@contextlib.contextmanager
+def _writing(part: Path) -> Iterator[None]:
+    """Raise a failure to write ``part`` as :class:`CannotWriteError`, saying what to do."""
+    try:
+        yield
+    except OSError as exc:
+        kept = "; what was fetched is kept for resuming" if part.is_file() and part.stat().st_size else ""
+        raise CannotWriteError(f"cannot write {str(part)!r}: {exc.strerror or exc}{kept}. Free space there, "
+                               f"or point the weights_dir setting or ${WEIGHTS_ENV} at another "
+                               "directory") from None
 
 
 def download(entry: WeightFile, directory: Path, progress: Progress | None = None,
@@ -68,6 +85,8 @@ def _download(entry: WeightFile, directory: Path, progress: Progress | None, tim
         try:
             _fetch(url, part, progress, timeout)
             break
+        except CannotWriteError:
+            raise
         except (OSError, ValueError) as exc:
             failures.append(f"{url}: {exc}")
     else:
@@ -102,9 +121,16 @@ def _fetch(url: str, part: Path, progress: Progress | None, timeout: float) -> N
             done = 0
         length = response.headers.get("Content-Length")
         total = done + int(length) if length else None
-        with part.open("ab" if done else "wb") as f:
-            while chunk := response.read(_CHUNK):
-                f.write(chunk)
+        with _writing(part):
+            f = part.open("ab" if done else "wb")
+        try:
+            while chunk := response.read(_CHUNK):  # a network error here is the URL's failure
+                with _writing(part):
+                    f.write(chunk)
+                    f.flush()
                 done += len(chunk)
                 if progress:
                     progress(done, total)
+        finally:
+            with _writing(part):  # closing flushes again what a full disk refused
+                f.close()
