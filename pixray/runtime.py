@@ -217,12 +217,16 @@ def usable_memory(cgroups: Path = CGROUPS, membership: Path = MEMBERSHIP) -> int
     """The machine's memory in bytes, or a cgroup's limit on this process where that is less (cgroup
     v2's ``memory.max``, ``max`` for none; v1's ``memory.limit_in_bytes``, a huge number for none):
     in a container (``docker run --memory``, a Kubernetes pod's limit) the machine's figure is the
-    host's, and a process past the limit is killed."""
-    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    host's, and a process past the limit is killed. 0 where neither is known (Windows has no
+    ``os.sysconf``): callers then take their small choice."""
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        limit = 0
     for path in _cgroup_files("memory.max", "memory", "memory.limit_in_bytes", cgroups, membership):
         text = _read(path)
         if text is not None and text.isdigit() and int(text) > 0:
-            limit = min(limit, int(text))
+            limit = min(limit, int(text)) if limit else int(text)
     return limit
 
 

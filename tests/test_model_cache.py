@@ -93,6 +93,26 @@ def test_a_cpu_servers_model_budget_is_half_of_its_containers_memory(tmp_path, m
     assert default_model_memory(torch.device("cpu")) == expected // 2
 
 
+def test_memory_the_os_does_not_tell_is_0_and_a_run_takes_small_passes(tmp_path, monkeypatch, small_settings,
+                                                                       tiny_perceptor):
+    """Without os.sysconf (Windows), the memory is a cgroup's limit where there is one, else 0 (unknown),
+    and a CPU run sizes its passes as on a small machine instead of failing."""
+    import os
+
+    import pixray.engine
+
+    monkeypatch.delattr(os, "sysconf")
+    assert usable_memory(tmp_path / "none", tmp_path / "none") == 0
+    (tmp_path / "cgroup").mkdir()
+    (tmp_path / "cgroup" / "memory.max").write_text("4294967296\n")
+    (tmp_path / "membership").write_text("0::/\n")
+    assert usable_memory(tmp_path / "cgroup", tmp_path / "membership") == 4 << 30
+    nowhere = tmp_path / "none"
+    monkeypatch.setattr(pixray.engine, "usable_memory", lambda: usable_memory(nowhere, nowhere))
+    run = pixray.generate({**small_settings, "precision": "bfloat16"}, perceptors=[tiny_perceptor])
+    assert run.pass_positions == 12 * 197
+
+
 def test_a_bad_model_memory_is_refused_at_setup(monkeypatch, tmp_path):
     from pixray.serving import Service
 
