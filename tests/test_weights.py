@@ -129,6 +129,19 @@ def test_a_full_disk_ends_the_download_with_what_to_do(server, tmp_path):
     assert _RangeHandler.ranges == [None]  # one request: the mirror was not tried
 
 
+def test_a_download_refused_for_another_reason_is_not_told_to_free_space(server, tmp_path, monkeypatch):
+    import pathlib
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "open", refused)  # as for a directory this user may not write
+    with pytest.raises(DownloadError) as info:
+        download(_entry(server), tmp_path)
+    assert str(info.value) == (f"cannot write '{tmp_path}/model.pt.part': Permission denied. Point the "
+                               "weights_dir setting or $PIXRAY_WEIGHTS_DIR at another directory")
+
+
 def test_present_file_is_verified_not_overwritten(server, tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not the model")
     with pytest.raises(CheckpointError, match="fails its checksum"):

@@ -7,6 +7,7 @@ there), is checked against the manifest's size and sha256, and only then renamed
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import urllib.error
 import urllib.request
@@ -42,9 +43,10 @@ def _writing(part: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         kept = "; what was fetched is kept for resuming" if part.is_file() and part.stat().st_size else ""
-        raise CannotWriteError(f"cannot write {str(part)!r}: {exc.strerror or exc}{kept}. Free space there, "
-                               f"or point the weights_dir setting or ${WEIGHTS_ENV} at another "
-                               "directory") from None
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise CannotWriteError(f"cannot write {str(part)!r}: {exc.strerror or exc}{kept}. "
+                               f"{'Free space there, or point' if full else 'Point'} the weights_dir setting "
+                               f"or ${WEIGHTS_ENV} at another directory") from None
 
 
 def download(entry: WeightFile, directory: Path, progress: Progress | None = None,
