@@ -266,16 +266,15 @@ def batch_main(argv: Sequence[str]) -> int:
     workers, ray_address, job_progress = args.pop("workers"), args.pop("ray"), args.pop("job_progress")
     batch_dir = args.pop("outdir", None) or f"outputs/batch_{Path(jobs_file).stem}"
     _start_program()
-    from tqdm import tqdm
-
     from .batch import read_jobs, run_batch
+    from .console import progress_bar
     from .output import claim_outdir
 
     def command() -> int:
         jobs = read_jobs(jobs_file, _given_settings(configs, args))
         # %DATE%, %SEQ% (a new batch each time, never one started alongside: no resuming)
         directory, _ = claim_outdir(batch_dir)
-        with tqdm(total=len(jobs), disable=quiet, unit="job", dynamic_ncols=True, file=sys.stderr) as bar:
+        with progress_bar(len(jobs), "job", quiet) as bar:
             def on_record(record: dict[str, Any]) -> None:
                 if record.get("status") == "failed":  # said as it happens, not only in the manifest
                     bar.write(f"pixray: job {record['job']} failed: {record['error']}", file=sys.stderr)
@@ -375,39 +374,33 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
-    from tqdm import tqdm
+    from .console import progress_bar
 
     every = run.plan.display_every
-    bar = tqdm(total=run.plan.iterations, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
+    with progress_bar(run.plan.iterations, "it", quiet) as bar:
+        def progress(step: Step) -> None:
+            if step.is_final:
+                return
+            if every and step.index % every == 0:
+                bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+            bar.update(1)
 
-    def progress(step: Step) -> None:
-        if step.is_final:
-            return
-        if every and step.index % every == 0:
-            bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
-        bar.update(1)
-
-    with bar:
         writer.save_run(run, progress)
 
 
 def _animate(settings: Settings, quiet: bool) -> Path:
     """Run an animation (``animation_dir``) with a progress bar; the path of its GIF."""
-    from tqdm import tqdm
-
     from .animation import Animation, AnimationWriter
+    from .console import progress_bar
     from .model_cache import ModelCache
 
     writer = AnimationWriter(settings)  # before the runs: a bad directory is reported before models load
     models = ModelCache.for_settings(settings)
     animation = _fetching_weights(lambda: Animation(settings, models=models), models, quiet)
-    bar = tqdm(total=animation.runs[0].plan.iterations, disable=quiet, unit="it", dynamic_ncols=True,
-               file=sys.stderr)
+    with progress_bar(animation.runs[0].plan.iterations, "it", quiet) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
 
-    def progress(done: int, total: int) -> None:
-        bar.update(done - bar.n)
-
-    with bar:
         return writer.save(animation, progress)
 
 

@@ -6,6 +6,10 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 #: The exit code when the reader of standard output went away first (``pixray ... | true``), as
 #: Python's documentation advises for SIGPIPE's stand-in.
@@ -41,3 +45,15 @@ def download_bar(filename: str) -> Iterator[Callable[[int, int | None], None]]:
             bar.update(done - bar.n)
 
         yield progress
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, unit: str, quiet: bool) -> Iterator[tqdm]:
+    """A progress bar on standard error (hidden when ``quiet``) of ``total`` ``unit``s. While it is up,
+    log messages are written above it, each on its own line, instead of into the bar's line."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with (tqdm(total=total, disable=quiet, unit=unit, dynamic_ncols=True, file=sys.stderr) as bar,
+          logging_redirect_tqdm(tqdm_class=tqdm)):
+        yield bar

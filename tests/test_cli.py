@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,19 @@ def test_bad_input_as_a_subprocess(tmp_path: Path):
         result = _cli(*args)
         assert result.returncode == 2, (args, result.stderr)
         _one_error_line(result.stderr, fragment)
+
+
+def test_a_warning_during_a_run_is_a_line_of_its_own_above_the_progress_bar(tmp_path: Path):
+    """A warning the run logs while its bar is up (a prompt longer than the CLIP reads) was written into
+    the bar's line ("  0%|  | 0/2 [...]pixray: the prompt ..."); it goes above the bar now."""
+    result = _cli("--prompts", " ".join(["a red circle on a blue background"] * 5), "--drawer", "pixel",
+                  "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "2",
+                  "--num_cuts", "1", "--outdir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    pieces = re.split(r"[\r\n]", result.stderr)  # what a terminal shows as lines, the bar redrawn in place
+    warned = [piece for piece in pieces if "the prompt" in piece]
+    assert len(warned) == 1 and warned[0].startswith("pixray: the prompt 'a red circle"), pieces
+    assert any("2/2" in piece for piece in pieces)  # the bar is still drawn
 
 
 def test_a_reader_of_the_output_that_goes_away_first_gets_no_traceback(tmp_path: Path):
