@@ -123,8 +123,20 @@ def build_parser(prog: str = "pixray",
         group.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS,
                            metavar="VALUE", nargs="+" if spec.is_list else None,
                            help=(f"{spec.help}; {spec.allowed}{'; alone: true' if bare else ''} "
-                                 f"(default: {spec.default})").replace("%", "%%"))
+                                 f"(default: {typed(spec.default)})").replace("%", "%%"))
     return parser
+
+
+def typed(value: Any) -> str:
+    """A setting's value as it is typed on the command line: none, true or false, a list's entries
+    comma-separated, '' for an empty text or list."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(typed(item) for item in value) or "''"
+    return str(value) or "''"
 
 
 def _values(args: dict[str, Any]) -> dict[str, Any]:

@@ -335,3 +335,23 @@ def test_a_settings_files_paths_may_start_with_the_home_directory(tmp_path: Path
     assert code == 0
     assert Path(capsys.readouterr().out.strip()) == home / "renders" / "0001" / "output.png"
     assert weights_dir("~/w") == home / "w"
+
+
+def test_help_shows_each_default_as_it_is_typed_and_it_reads_back_as_the_default(capsys):
+    """`--help` said "(default: None)", "(default: False)", "(default: )" and "(default: ['75%'])": Python's
+    spellings, not the words the command takes. Each default is now shown as it is typed, and reads back
+    (the shell turning '' into an empty word) as the default itself."""
+    from pixray.cli import typed
+    from pixray.options import coerce
+    from pixray.settings import all_specs
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for text in ["(default: None)", "(default: False)", "(default: )", "(default: [", "(default: True)"]:
+        assert text not in shown
+    for text in ["(default: none)", "(default: false)", "(default: '')", "(default: 75%)", "(default: true)"]:
+        assert text in shown
+    for spec in all_specs().values():
+        word = typed(spec.default)
+        assert coerce(spec, "" if word == "''" else word) == spec.default, spec
