@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -81,7 +82,22 @@ class _Parser(argparse.ArgumentParser):
             hint = (f"a value that starts with '-' is given as {spellings[0]}=VALUE"
                     if self._dash_value_after(spellings) else "its value follows it")
             message += f" ({hint})"
+        elif message.startswith("unrecognized arguments: "):
+            message += self._equals_hint(message.removeprefix("unrecognized arguments: ").split(" ")[0])
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _equals_hint(self, unrecognized: str) -> str:
+        """Where the word ``unrecognized`` follows a ``--flag=value`` (``--size=64 48``,
+        ``--prompts=a red circle``): how to give the value meant."""
+        for i, word in enumerate(self._words[:-1]):
+            name, _, value = word.partition("=")
+            action = self._option_string_actions.get(name) if word.startswith("--") and value else None
+            if action is not None and self._words[i + 1] == unrecognized:
+                more = " ".join(itertools.takewhile(lambda w: not w.startswith("-"), self._words[i + 1:]))
+                several = (f"give several as {name} {value} {more}" if action.nargs == "+"
+                           else f"quote a value of several words: {name}='{value} {more}'")
+                return f" (a value given as {word} ends there; {several})"
+        return ""
 
     def _dash_value_after(self, spellings: list[str]) -> bool:
         """Whether, where a flag spelt one of ``spellings`` (or a prefix of one) was given, the word

@@ -355,3 +355,17 @@ def test_help_shows_each_default_as_it_is_typed_and_it_reads_back_as_the_default
     for spec in all_specs().values():
         word = typed(spec.default)
         assert coerce(spec, "" if word == "''" else word) == spec.default, spec
+
+
+def test_a_flag_given_with_equals_then_more_values_says_how_to_give_several(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--size=64", "48", "--prompts", "x"])
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == ("pixray: error: unrecognized arguments: 48 (a value given as --size=64 ends there; give "
+                    "several as --size 64 48) (see pixray --help)")
+    with pytest.raises(SystemExit):
+        main(["--prompts=a", "red", "circle"])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == ("pixray: error: unrecognized arguments: red circle (a value given as --prompts=a ends "
+                    "there; quote a value of several words: --prompts='a red circle') (see pixray --help)")
