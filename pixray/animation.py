@@ -22,7 +22,7 @@ from .engine import Run, Step
 from .errors import RunError
 from .init_images import ImageReader
 from .options import SettingsError
-from .output import png_metadata, run_record, save_png
+from .output import png_metadata, run_record, save_image
 from .prompt_sources.image_prompts import image_files, matched_files
 from .prompts import parse_prompts
 from .settings import Settings
@@ -140,7 +140,7 @@ class AnimationWriter:
         total = animation.runs[0].plan.iterations
         for steps in animation.rounds():
             for path, step, record in zip(paths, steps, records, strict=True):
-                save_png(step.pil(), path, png_metadata(record, record["seed"], step.index, step.prompts))
+                save_image(step.pil(), path, png_metadata(record, record["seed"], step.index, step.prompts))
             if progress is not None:
                 progress(min(steps[0].index + (0 if steps[0].is_final else 1), total), total)
         try:

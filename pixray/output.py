@@ -71,9 +71,23 @@ def read_png_metadata(path: str | Path) -> dict[str, Any]:
     }
 
 
-def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo) -> None:
+def save_png(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo | None) -> None:
     """Write ``image`` to ``path`` atomically (readers never see a half-written file)."""
     write_atomically(path, lambda f: image.save(f, format="PNG", pnginfo=info))
+
+
+def save_image(image: Image.Image, path: Path, info: PngImagePlugin.PngInfo | None) -> None:
+    """Write ``image`` to ``path`` atomically in the format its suffix names, as Pixray's animations did
+    (``b.jpg`` a JPEG; ``info`` only where that is PNG, which an unknown suffix also gets). A format
+    without an alpha channel (JPEG) gets the picture without it."""
+    form = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    if form == "PNG":
+        save_png(image, path, info)
+        return
+    try:
+        write_atomically(path, lambda f: image.save(f, format=form))
+    except OSError:  # "cannot write mode RGBA as JPEG"
+        write_atomically(path, lambda f: image.convert("RGB").save(f, format=form))
 
 
 def save_text(text: str, path: Path) -> None:

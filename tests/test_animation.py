@@ -64,6 +64,35 @@ def test_the_writer_saves_each_picture_under_its_images_name_and_a_gif(tmp_path,
         AnimationWriter(settings)
 
 
+def test_each_picture_is_written_in_the_format_its_name_says(tmp_path, tiny_perceptor):
+    """Pictures named for a JPEG, a BMP and a WebP image are those formats, as Pixray wrote them (they were
+    PNG data under those names); a PNG's keeps the settings in its metadata."""
+    images = tmp_path / "images"
+    images.mkdir()
+    names = ["a.png", "b.jpg", "c.bmp", "d.webp"]
+    for name, colour in zip(names, [(255, 0, 0), (0, 255, 0), (0, 0, 255), (9, 9, 9)], strict=True):
+        Image.new("RGB", (16, 16), colour).save(images / name)
+    settings = build_settings(_settings(tmp_path, images, target_images=f"{images}/*"))
+    AnimationWriter(settings).save(Animation(settings, perceptors=[tiny_perceptor]))
+    formats = {}
+    for name in names:
+        with Image.open(tmp_path / "anim" / name) as image:
+            formats[name] = (image.format, image.size)
+    assert formats == {"a.png": ("PNG", (16, 16)), "b.jpg": ("JPEG", (16, 16)), "c.bmp": ("BMP", (16, 16)),
+                       "d.webp": ("WEBP", (16, 16))}
+    assert read_png_metadata(tmp_path / "anim" / "a.png")["iteration"] == 4
+
+
+def test_a_picture_with_opacity_is_written_without_it_where_its_format_has_none(tmp_path):
+    from pixray.output import save_image
+
+    picture = Image.new("RGBA", (8, 8), (255, 0, 0, 128))
+    save_image(picture, tmp_path / "x.jpg", None)
+    save_image(picture, tmp_path / "x.webp", None)
+    with Image.open(tmp_path / "x.jpg") as jpeg, Image.open(tmp_path / "x.webp") as webp:
+        assert (jpeg.format, jpeg.mode, webp.format, webp.mode) == ("JPEG", "RGB", "WEBP", "RGBA")
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"target_images": None}, "needs a list of images"),
     ({"drawer": "clipdraw"}, "'animation_dir' needs a drawer that takes its parameters from an image"),
