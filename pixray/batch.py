@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .errors import USER_ERRORS
 from .options import SettingsError
-from .settings import build_settings
+from .settings import Settings, build_settings
 
 if TYPE_CHECKING:
     from .engine import Step
@@ -377,12 +377,12 @@ class BatchSummary:
 
 def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_address: str | None = None,
               on_record: Callable[[Record], None] | None = None, job_progress: bool = False,
-              prepare: Callable[[Sequence[Job]], None] | None = None) -> BatchSummary:
+              prepare: Callable[[Sequence[Settings]], None] | None = None) -> BatchSummary:
     """Run the jobs not already done in ``batch_dir`` (by key), record each in its manifest, and draw
     the contact sheet of every finished job. ``on_record`` sees each record (``skipped`` ones too)
     and, with ``job_progress``, each step's progress message (``progress``: the job's key, ``step``,
-    ``of``). Jobs whose settings are invalid fail here, without a worker. ``prepare`` is given the jobs
-    about to run (settings valid, not done before) before any worker starts: the command fetches their
+    ``of``). Jobs whose settings are invalid fail here, without a worker. ``prepare`` is given the settings
+    of the jobs about to run (valid, not done before) before any worker starts: the command fetches their
     weight files there."""
     if workers < 1:
         raise SettingsError(f"--workers must be at least 1 (got {workers})")
@@ -400,7 +400,7 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
     directory.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(directory)
     previous = manifest.latest()
-    todo, skipped, failed, done = [], 0, 0, 0
+    todo, checked, skipped, failed, done = [], [], 0, 0, 0
     for job in jobs:
         last = previous.get(job.key)
         if last and last.get("status") == "done" and all((directory / p).exists() for p in last["outputs"]):
@@ -409,7 +409,7 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
                 on_record({"key": job.key, "job": job.index, "status": "skipped"})
             continue
         try:
-            build_settings(dict(job.settings))
+            settings = build_settings(dict(job.settings))
         except SettingsError as exc:
             record = job.record(status="failed", error=_one_line(exc), seconds=0.0)
             manifest.append(record)
@@ -420,9 +420,10 @@ def run_batch(jobs: Sequence[Job], batch_dir: str | Path, workers: int = 1, ray_
         if (directory / job.directory).exists():  # a try that did not finish: this batch's own folder
             shutil.rmtree(directory / job.directory)
         todo.append(job)
+        checked.append(settings)
     if todo:
         if prepare is not None:
-            prepare(todo)
+            prepare(checked)
         for job in todo:
             manifest.append(job.record(status="queued"))
         report = job_progress and on_record is not None

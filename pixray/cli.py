@@ -30,7 +30,6 @@ from .settings import (
 from .version import installed_version
 
 if TYPE_CHECKING:
-    from .batch import Job
     from .engine import Run, Step
     from .model_cache import ModelCache
     from .output import OutputWriter
@@ -222,10 +221,10 @@ def _fetching_weights(make: Callable[[], _T], models: ModelCache, quiet: bool) -
     return fetching_missing(make, models.weights_dir, None if quiet else download_bar)
 
 
-def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
-    """Fetch the weight files the jobs about to run would miss before the workers start, each once and
-    shown here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job needing a file that cannot be fetched is left
-    to fail as a job, with its own one-line error."""
+def _fetch_for_jobs(jobs: Sequence[Settings], quiet: bool) -> None:
+    """Fetch the weight files the jobs about to run (their settings) would miss before the workers start,
+    each once and shown here (unless ``$PIXRAY_DOWNLOAD`` is ``0``). A job needing a file that cannot be
+    fetched is left to fail as a job, with its own one-line error."""
     from .console import download_bar
     from .errors import CheckpointError, MissingWeightsError
     from .model_cache import downloads_allowed, fetch_files, missing_weight_files, models_for
@@ -234,8 +233,7 @@ def _fetch_for_jobs(jobs: Sequence[Job], quiet: bool) -> None:
     if not downloads_allowed():
         return
     wanted: dict[Path, list[str]] = {}
-    for job in jobs:
-        settings = build_settings(dict(job.settings))  # checked already: the batch runs only valid jobs
+    for settings in jobs:
         directory = weights_dir(settings.weights_dir)
         for name in models_for(settings):
             with contextlib.suppress(SettingsError):  # not a model name: the job says so
