@@ -184,6 +184,29 @@ def test_each_step_after_the_first_moves_the_sample_one_ddim_step_and_sets_pixra
     assert drawer.index == 2
 
 
+class _NoFloat64(torch.Tensor):
+    """A tensor that, like one on Apple's mps device, cannot become float64 where it lies."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.double:
+            raise TypeError("Cannot convert a MPS Tensor to float64 dtype")
+        if func is torch.Tensor.cpu:
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **(kwargs or {})).as_subclass(torch.Tensor)
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def test_the_rates_are_computed_where_float64_exists(toys, monkeypatch):
+    schedule = utils.get_spliced_ddpm_cosine_schedule
+    monkeypatch.setattr(utils, "get_spliced_ddpm_cosine_schedule",
+                        lambda t: schedule(t).as_subclass(_NoFloat64))
+    drawer = _drawer(toys, vdiff_model="wikiart_128")
+    drawer.start_run(4)
+    t = schedule(torch.linspace(1, 0, 6)[:-1]).double() * math.pi / 2
+    assert drawer._rates == pytest.approx([min(float(x.sin() / x.cos()) * 0.001, 0.01) for x in t])
+
+
 def test_a_run_samples_through_its_schedule(toys, tiny_perceptor, tmp_path):
     settings = {"drawer": "vdiff", "vdiff_model": "wikiart_128", "prompts": "a lighthouse", "size": [40, 24],
                 "iterations": 5, "num_cuts": 2, "seed": 4, "weights_dir": str(toys), "device": "cpu",

@@ -203,8 +203,9 @@ class VdiffDrawer(Drawer):
         top = 1 - self.options.vdiff_skip / 100
         t = torch.linspace(top, 0, iterations + 2, device=self.x.device)[:-1]
         self._steps = _spliced_or_log(self.options.vdiff_schedule)(t)
-        # Pixray's rate rule, on the host once, so that no step waits for the device to read it.
-        steps = self._steps.double().cpu() * math.pi / 2
+        # Pixray's rate rule, on the host once, so that no step waits for the device to read it; in float64
+        # there only, as Apple's mps devices have no float64.
+        steps = self._steps.cpu().double() * math.pi / 2
         self._rates = (steps.sin() / steps.cos().clamp(min=1e-12) * 0.001).clamp(max=0.01).tolist()
         self.index = 0
         self._last = None
