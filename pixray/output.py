@@ -29,13 +29,13 @@ MAX_CLAIMS = 1000
 
 
 def resolve_outdir(pattern: str, today: _dt.date | None = None) -> Path:
-    """``pattern`` with ``~`` expanded, %DATE% (YYYYMMDD) and %SEQ% (the first number giving an unused
-    path)."""
+    """``pattern`` with ``~`` expanded, %DATE% (YYYYMMDD) and %SEQ% (the first number from 1 giving an
+    unused path, of two digits or more as Pixray writes it: 01, ..., 99, 100)."""
     text = os.path.expanduser(pattern).replace("%DATE%", (today or _dt.date.today()).strftime("%Y%m%d"))
     if "%SEQ%" not in text:
         return Path(text)
     for seq in range(1, 100000):
-        candidate = Path(text.replace("%SEQ%", f"{seq:04d}"))
+        candidate = Path(text.replace("%SEQ%", f"{seq:02d}"))
         if not candidate.exists():
             return candidate
     raise SettingsError(f"setting 'outdir': no unused directory for {pattern!r}")

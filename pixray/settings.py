@@ -278,7 +278,7 @@ class Settings:
     display_clear: bool = option(False, "In a notebook, clear the cell's output before each image pixray.run "
                                         "shows (Pixray's)", flags=["-dc"])
     outdir: str = option("outputs/%DATE%_%SEQ%", "Output directory; %DATE% is today (YYYYMMDD), "
-                                                 "%SEQ% the next unused number")
+                                                 "%SEQ% the next unused number (01, 02, ...)")
     output: str = option("output.png", "File name of the image inside outdir (.png is added or replaces "
                                        "another suffix; a relative path stays inside outdir)",
                          flags=["-o"], parse=parse_png_name,

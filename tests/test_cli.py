@@ -33,7 +33,7 @@ def test_cli_run_with_checkpoint_path_writes_png_with_metadata(tmp_path: Path, t
                  "--iterations", "4", "--device", "cpu", "--quiet"])
     assert code == 0
     out = Path(capsys.readouterr().out.strip())
-    assert out == tmp_path / "run0001" / "output.png"
+    assert out == tmp_path / "run01" / "output.png"
     meta = read_png_metadata(out)
     assert meta["seed"] == 5 and meta["iteration"] == 4
     assert meta["settings"]["iterations"] == 4 and meta["settings"]["clip_models"] == [str(tiny_checkpoint)]
@@ -333,7 +333,7 @@ def test_a_settings_files_paths_may_start_with_the_home_directory(tmp_path: Path
     code = main(["--config", str(config), "--drawer", "fast_pixel", "--prompts", "a red circle",
                  "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "1", "--quiet"])
     assert code == 0
-    assert Path(capsys.readouterr().out.strip()) == home / "renders" / "0001" / "output.png"
+    assert Path(capsys.readouterr().out.strip()) == home / "renders" / "01" / "output.png"
     assert weights_dir("~/w") == home / "w"
 
 

@@ -21,9 +21,12 @@ def test_outdir_date_and_sequence(tmp_path: Path):
     day = dt.date(2026, 11, 22)
     assert resolve_outdir(str(tmp_path / "%DATE%"), day) == tmp_path / "20261122"
     first = resolve_outdir(str(tmp_path / "%DATE%_%SEQ%"), day)
-    assert first == tmp_path / "20261122_0001"
+    assert first == tmp_path / "20261122_01"
     first.mkdir()
-    assert resolve_outdir(str(tmp_path / "%DATE%_%SEQ%"), day) == tmp_path / "20261122_0002"
+    assert resolve_outdir(str(tmp_path / "%DATE%_%SEQ%"), day) == tmp_path / "20261122_02"
+    for seq in range(2, 100):  # Pixray's two digits are a minimum
+        (tmp_path / f"20261122_{seq:02d}").mkdir()
+    assert resolve_outdir(str(tmp_path / "%DATE%_%SEQ%"), day) == tmp_path / "20261122_100"
 
 
 def test_claiming_a_seq_outdir_creates_it_and_moves_on_when_another_run_has(tmp_path: Path):
@@ -33,10 +36,10 @@ def test_claiming_a_seq_outdir_creates_it_and_moves_on_when_another_run_has(tmp_
 
     pattern = str(tmp_path / "deep" / "b%SEQ%")
     seen = resolve_outdir(pattern)
-    assert claim_outdir(pattern, seen) == (tmp_path / "deep" / "b0001", [tmp_path / "deep" / "b0001",
+    assert claim_outdir(pattern, seen) == (tmp_path / "deep" / "b01", [tmp_path / "deep" / "b01",
                                                                          tmp_path / "deep"])
-    assert claim_outdir(pattern, seen) == (tmp_path / "deep" / "b0002", [tmp_path / "deep" / "b0002"])
-    assert (tmp_path / "deep" / "b0002").is_dir()
+    assert claim_outdir(pattern, seen) == (tmp_path / "deep" / "b02", [tmp_path / "deep" / "b02"])
+    assert (tmp_path / "deep" / "b02").is_dir()
 
 
 @pytest.fixture
@@ -87,10 +90,10 @@ def test_runs_started_side_by_side_never_share_an_outdir(run, tmp_path: Path):
 
     runs = [run(iterations=1, prompts=f"run {i}", outdir=str(tmp_path / "%SEQ%")) for i in range(3)]
     writers = [OutputWriter(r.settings) for r in runs]
-    assert {w.outdir for w in writers} == {tmp_path / "0001"}
+    assert {w.outdir for w in writers} == {tmp_path / "01"}
     for writer, r in zip(writers, runs, strict=True):
         writer.save_run(r)
-    assert [w.path for w in writers] == [tmp_path / f"000{i}" / "output.png" for i in (1, 2, 3)]
+    assert [w.path for w in writers] == [tmp_path / f"0{i}" / "output.png" for i in (1, 2, 3)]
     assert [read_png_metadata(w.path)["settings"]["prompts"] for w in writers] == ["run 0", "run 1", "run 2"]
 
     first, second = (run(iterations=1, prompts=p, outdir=str(tmp_path / "named")) for p in ("a", "b"))

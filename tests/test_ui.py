@@ -109,7 +109,7 @@ def test_a_run_streams_frames_and_progress_then_its_files(page: Page, tmp_path: 
     assert 2 <= sum(v.image is not None for v in steps) <= 3
     last = views[-1]
     assert not last.running and last.message.startswith("Done: 5 steps, seed 3 · ") and last.image is not None
-    outdir = tmp_path / "outputs" / "0001"
+    outdir = tmp_path / "outputs" / "01"
     assert last.files == [outdir / "output.png", outdir / "output.svg", outdir / "steps" / "output.mp4"]
     assert read_png_metadata(last.files[0])["seed"] == 3
 
