@@ -190,6 +190,8 @@ def parse_palette(text: str, files: PaletteFiles | None = None, setting: str = "
     for section in text.split(";"):
         try:
             colours += _section(section, files)
+        except SettingsError:  # a file's reader names the setting and the file itself
+            raise
         except ValueError as exc:
             raise SettingsError(f"setting {setting!r}: in {shown(section.strip())}: {exc}") from None
         if len(colours) > MAX_COLOURS:

@@ -105,8 +105,17 @@ def test_a_server_reads_no_palette_file_of_its_own(tmp_path):
     Image.new("RGB", (4, 4), "red").save(tmp_path / "secret.png")
     uploads = tmp_path / "uploads"
     uploads.mkdir()
-    with pytest.raises(SettingsError, match="may only use files it sends"):
+    with pytest.raises(SettingsError, match="may only use files it sends") as refused:
         parse_palette(f"@{tmp_path / 'secret.png'}", ReaderFiles(ImageReader(uploads=uploads)))
+    assert str(refused.value).count("setting 'palette'") == 1  # said once, by the reader
+
+
+def test_an_unreadable_palette_image_is_named_once(tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(SettingsError) as refused:
+        parse_palette(f"red->blue;@{tmp_path / 'notes.png'}", ReaderFiles(ImageReader()))
+    assert str(refused.value).startswith("setting 'palette': cannot read image")
+    assert str(refused.value).count("setting 'palette'") == 1 and "notes.png" in str(refused.value)
 
 
 def _lookup(**options):
