@@ -179,6 +179,9 @@ def _section(section: str, files: PaletteFiles | None) -> list[RGB]:
             return _act_colours(files.table(source))
         return _image_colours(files.pixels(source), steps or IMAGE_COLOURS)
     body, steps = _steps(text)
+    if "->" not in body and re.search(r"\.(png|jpe?g|gif|webp|bmp|act)$", body.strip(), re.IGNORECASE):
+        raise ValueError(f"{shown(body.strip())} is not a colour; a file's colours are taken with an '@' "
+                         f"before its name: {shown('@' + text)}")
     stops = body.split("->") if "->" in body else ["black", body]
     return _spread([colour(stop) for stop in stops], steps or RAMP_STEPS)
 

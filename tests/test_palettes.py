@@ -56,6 +56,8 @@ def test_ramps_default_to_sixteen_steps_and_presets_are_there():
     ("(300+0+0)", r"'\(300\+0\+0\)' is not a colour triple"),
     ("(1+2)", r"is not a colour triple"),
     ("red;;blue", r"in '': an empty section"),
+    ("photos/sunset.JPG\\8", r"'photos/sunset.JPG' is not a colour; a file's colours are taken with an '@' "
+                             r"before its name: '@photos/sunset.JPG\\\\8'$"),
     ("red\\4000;blue\\4000", r"8000 colours is too many; at most 4096"),
     # Quoted as every setting's value is: on one line, and a long one cut short.
     ("- red\n- blue", r"in '- red\\n- blue': '- red\\n- blue' is not a colour"),
