@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import itertools
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from .console import stdout_may_close
 from .errors import USER_ERRORS
 from .options import SettingsError, is_bool_word
+from .pixray_settings import renamed_setting_hint
 from .runtime import fit_threads_to_cpus, keep_freed_memory
 from .settings import (
     Settings,
@@ -82,7 +84,8 @@ class _Parser(argparse.ArgumentParser):
                     if self._dash_value_after(spellings) else "its value follows it")
             message += f" ({hint})"
         elif message.startswith("unrecognized arguments: "):
-            message += self._equals_hint(message.removeprefix("unrecognized arguments: ").split(" ")[0])
+            first = message.removeprefix("unrecognized arguments: ").split(" ")[0]
+            message += self._equals_hint(first) or self._flag_hint(first)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def _equals_hint(self, unrecognized: str) -> str:
@@ -97,6 +100,19 @@ class _Parser(argparse.ArgumentParser):
                            else f"quote a value of several words: {name}='{value} {more}'")
                 return f" (a value given as {word} ends there; {several})"
         return ""
+
+    def _flag_hint(self, unrecognized: str) -> str:
+        """For an unknown ``--flag``: the setting it is closest to, or what replaced a flag of Pixray's
+        first versions."""
+        if not unrecognized.startswith("--"):
+            return ""
+        name = unrecognized.partition("=")[0]
+        renamed = renamed_setting_hint(name[2:], command_line=True)
+        if renamed:
+            return renamed
+        longs = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        close = difflib.get_close_matches(name, longs, n=1) if len(name) <= 100 else []
+        return f" (did you mean {close[0]}?)" if close else ""
 
     def _dash_value_after(self, spellings: list[str]) -> bool:
         """Whether, where a flag spelt one of ``spellings`` (or a prefix of one) was given, the word

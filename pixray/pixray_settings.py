@@ -39,3 +39,31 @@ def refuse_perceptors_left_out(family: str) -> None:
     if family in PERCEPTORS_LEFT_OUT:
         raise SettingsError(f"setting 'perceptors': Pixray's {family!r} perceptors are not part of this "
                             f"pixray: {PERCEPTORS_LEFT_OUT[family]}")
+
+
+#: Drawer names of Pixray's first versions (2021), which it later renamed.
+DRAWERS_RENAMED: Mapping[str, str] = MappingProxyType({"pixeldraw": "pixel", "linedraw": "line_sketch"})
+
+#: Settings of Pixray's first versions that chose the drawer, before its ``drawer`` setting.
+SETTINGS_RENAMED: Mapping[str, tuple[str, str]] = MappingProxyType({"use_pixeldraw": ("drawer", "pixel"),
+                                                                    "use_clipdraw": ("drawer", "clipdraw")})
+
+
+def refuse_drawer_renamed(name: str) -> str:
+    """``name``, unless it is a drawer's name from Pixray's first versions: then the one line that says
+    what it is called now."""
+    if isinstance(name, str) and name.strip() in DRAWERS_RENAMED:
+        now = DRAWERS_RENAMED[name.strip()]
+        raise SettingsError(f"setting 'drawer': {name.strip()!r} is what Pixray's first versions called "
+                            f"{now!r}; give drawer: {now}")
+    return name
+
+
+def renamed_setting_hint(name: str, command_line: bool = False) -> str:
+    """What to give instead of a setting of Pixray's first versions, as a settings file or (with
+    ``command_line``) a command line spells it; empty for any other name."""
+    if name not in SETTINGS_RENAMED:
+        return ""
+    setting, value = SETTINGS_RENAMED[name]
+    return (f" (Pixray's first versions' way to choose the drawer; give "
+            f"{f'--{setting} {value}' if command_line else f'{setting}: {value}'} instead)")

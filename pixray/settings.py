@@ -27,7 +27,12 @@ from .init_noise import NOISE_KINDS
 from .losses import LOSSES
 from .optimisers import OPTIMISERS
 from .options import SettingsError, Spec, coerce, option, shown, specs_of
-from .pixray_settings import refuse_loss_left_out, refuse_perceptors_left_out
+from .pixray_settings import (
+    refuse_drawer_renamed,
+    refuse_loss_left_out,
+    refuse_perceptors_left_out,
+    renamed_setting_hint,
+)
 from .registry import Registry
 from .value_forms import (
     iterations_of,
@@ -109,7 +114,8 @@ class Settings:
     prompts: str = option("", "Text prompts, '|'-separated; each is 'text', 'text:weight' or "
                               "'text:weight:stop'; a negative weight pushes away", flags=["-p"],
                           pipes=True)
-    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS))
+    drawer: str = option("vqgan", "What renders the image", choices=list(DRAWERS),
+                         parse=refuse_drawer_renamed)
     quality: str = option("normal", "Preset for clip_models, iterations, scale, num_cuts, batches",
                           choices=list(QUALITY_PRESETS))
     clip_models: list[str] | None = option(
@@ -420,7 +426,7 @@ _NAMES_SHOWN = 600
 
 def _unknown_key_message(key: str, value: Any, valid: list[str]) -> str:
     close = difflib.get_close_matches(str(key), valid, n=1) if len(str(key)) <= 100 else []
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = renamed_setting_hint(str(key)) or (f" (did you mean {close[0]!r}?)" if close else "")
     names = ", ".join(valid)
     if len(names) > _NAMES_SHOWN:
         cut = names.rfind(", ", 0, _NAMES_SHOWN)

@@ -357,6 +357,21 @@ def test_help_shows_each_default_as_it_is_typed_and_it_reads_back_as_the_default
         assert coerce(spec, "" if word == "''" else word) == spec.default, spec
 
 
+@pytest.mark.parametrize("args, hint", [
+    (["--iterationz", "3"], "--iterationz 3 (did you mean --iterations?)"),
+    (["--promts=a cat"], "--promts=a cat (did you mean --prompts?)"),
+    (["--use_pixeldraw", "true"], "--use_pixeldraw true (Pixray's first versions' way to choose the drawer; "
+                                  "give --drawer pixel instead)"),
+    (["--qqqqqqq"], "--qqqqqqq"),
+])
+def test_an_unknown_flag_is_answered_with_the_setting_meant(capsys, args, hint):
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--prompts", "x"])
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"pixray: error: unrecognized arguments: {hint} (see pixray --help)"
+
+
 def test_a_flag_given_with_equals_then_more_values_says_how_to_give_several(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--size=64", "48", "--prompts", "x"])

@@ -72,6 +72,13 @@ def test_types_are_coerced_from_text():
     ({"prompts": ["a", {"b": 1}]}, ["'prompts'", "text ('|'-separated entries) or a list of texts"]),
     ({"drawer": None}, ["'drawer'", "None"]),
     ({"pixel_type": "hexagon"}, ["'pixel_type'", "'hexagon'", "rect"]),
+    # Names of Pixray's first versions (2021): what they are called now.
+    ({"drawer": "pixeldraw"}, ["setting 'drawer': 'pixeldraw' is what Pixray's first versions called "
+                               "'pixel'; give drawer: pixel"]),
+    ({"drawer": "linedraw"}, ["called 'line_sketch'; give drawer: line_sketch"]),
+    ({"use_pixeldraw": True}, ["unknown setting 'use_pixeldraw' (value True) (Pixray's first versions' way "
+                               "to choose the drawer; give drawer: pixel instead); valid settings:"]),
+    ({"use_clipdraw": True}, ["give drawer: clipdraw instead"]),
 ])
 def test_errors_name_key_value_and_allowed(source, fragments):
     with pytest.raises(SettingsError) as info:
