@@ -171,6 +171,7 @@ class Run:
         self.pass_positions = (cpu_pass_positions(usable_memory(), self.dtype) if self.device.type == "cpu"
                                else 0)
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+        self._final: Step | None = None  # the last final step iterated to
         drawer_cls = DRAWERS.lookup(settings.drawer)
         planned = [p.name for p in perceptors] if perceptors is not None else list(self.plan.clip_models)
         self._planned_models = planned
@@ -229,8 +230,9 @@ class Run:
         return self.steps()
 
     def final_image(self) -> Image.Image:
-        """Run to the end and return the final image."""
-        return deque(self.steps(), maxlen=1)[0].pil()
+        """The final image: of the last time this run was iterated to its end, else of running it to
+        the end now. (Each iteration of a run starts it again from its seed.)"""
+        return (self._final or deque(self.steps(), maxlen=1)[0]).pil()
 
     def steps(self) -> Iterator[Step]:
         """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True); with
@@ -243,6 +245,8 @@ class Run:
 
         with memory_errors_said(self.device, when, self._asked()):
             for step in self._steps():
+                if step.is_final:
+                    self._final = step
                 yield step
                 done = step.index + 1
 

@@ -90,6 +90,19 @@ def test_final_image_and_errors(small_settings, tiny_perceptor):
         pixray.generate(build_settings(small_settings), [tiny_perceptor], colour="red")
 
 
+def test_final_image_after_iterating_to_the_end_is_that_iterations_not_a_new_run(small_settings,
+                                                                                 tiny_perceptor, monkeypatch):
+    run = _run(small_settings, [tiny_perceptor], iterations=2)
+    first = next(iter(run))  # stopped early: the final image needs a whole run
+    starts = []
+    monkeypatch.setattr(run, "_start", lambda *args: starts.append(args) or Run._start(run, *args))
+    image = run.final_image()
+    steps = list(run)
+    assert len(starts) == 2 and steps[0].index == first.index == 0
+    assert run.final_image().tobytes() == steps[-1].pil().tobytes() and len(starts) == 2
+    assert image.tobytes() == steps[-1].pil().tobytes()  # each iteration starts again from the seed
+
+
 def test_a_misspelt_clip_model_is_reported_before_any_model_loads(tmp_path, monkeypatch):
     # The default drawer's VQGAN is missing from this weights directory: the name comes first.
     loads = []
