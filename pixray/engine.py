@@ -88,7 +88,7 @@ class Step:
     prompts: str | None = None  # the text prompts in force, when they come in phases
 
     def pil(self) -> Image.Image:
-        """The image as a PIL RGB image."""
+        """The image as a PIL image: RGB, or RGBA where it has an opacity (pixel's ``transparent``)."""
         return to_pil(self.image)
 
     @property
