@@ -162,8 +162,8 @@ class Run:
         self.prompt_sources = [source for kind in PROMPT_SOURCES.values()
                                if (source := kind.from_settings(settings, self.plan, images)) is not None]
         if not any(source.steers for source in self.prompt_sources):
-            raise SettingsError("setting 'prompts' is empty; give at least one text prompt, e.g. "
-                                "--prompts 'a red circle on a blue background' (or image_prompts, "
+            raise SettingsError("setting 'prompts' is empty; give at least one text prompt, such as "
+                                "'a red circle on a blue background' (or image_prompts, "
                                 "target_images, labels, spot_prompts or noise_prompt_seeds)")
         self.device = choose_device(settings.device, settings.cuda_device)
         self.dtype = choose_precision(settings.precision, self.device)
