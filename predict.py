@@ -7,6 +7,7 @@ reachable through the ``settings`` input (``name: value`` lines, as in Pixray). 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator
 
@@ -19,6 +20,8 @@ from pixray.serving import Request, Service, input_field
 class Predictor(BaseRunner):
     def setup(self) -> None:
         """Load the CLIP and drawer models once (fetching missing weight files when online)."""
+        # A prediction's logs (what Cog returns and Replicate shows) carry pixray's progress lines.
+        logging.basicConfig(level=logging.INFO, format="pixray: %(message)s")
         keep_freed_memory()  # its one-arena part comes too late here: cog.yaml's environment has it
         fit_threads_to_cpus()  # a container's CPU quota, not the host's cores
         self.service = Service.from_environment()

@@ -246,7 +246,10 @@ class Service:
         metadata = run_record(run)
         record("model_loads", self.models.loads)
         started, done, loss = time.perf_counter(), 0, None
-        every = run.plan.display_every
+        plan, every = run.plan, run.plan.display_every
+        # The prediction's logs say how it goes, as Pixray's printed lines did.
+        log.info("drawer %s, %dx%d, %d iterations, clip_models %s, seed %d", settings.drawer, plan.width,
+                 plan.height, plan.iterations, ", ".join(plan.clip_models), run.seed)
         video = Video(directory, settings) if settings.make_video else None
         try:
             for step in run:
@@ -255,6 +258,9 @@ class Service:
                 if step.is_final and step.vector is not None:  # before the PNG: clients take the last output
                     yield self._write_vector(step, directory)
                 if step.is_final or (every and step.index % every == 0):
+                    if not step.is_final:
+                        log.info("step %d of %d: loss %.4f", step.index, plan.iterations,
+                                 float(step.losses["total"]))
                     yield self._write(step, metadata, directory)
                 if not step.is_final:
                     done = step.index + 1
@@ -270,6 +276,8 @@ class Service:
             if video is not None:
                 video.close()
         seconds = time.perf_counter() - started
+        log.info("done: %d steps in %.1f s (%.3f s per step)%s", done, seconds, seconds / max(done, 1),
+                 f", loss {float(loss):.4f}" if loss is not None else "")
         record("iterations", done)
         record("seconds_per_iteration", round(seconds / max(done, 1), 4))
         if loss is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import signal
 import threading
@@ -66,6 +67,12 @@ def test_sync_prediction_returns_every_frame_final_last(server):
     assert frames[-1].text["pixray_iteration"] == "6"
     assert body["metrics"]["iterations"] == 6 and body["metrics"]["seconds_per_iteration"] > 0
     assert "final_loss" in body["metrics"]
+    # The logs (which Replicate shows as the prediction runs) say how it goes, a line per frame.
+    logs = body["logs"]
+    assert "pixray: drawer pixel, 48x32, 6 iterations, clip_models shapes-demo, seed 3\n" in logs
+    assert re.findall(r"^pixray: step (\d) of 6: loss \d+\.\d{4}$", logs, re.MULTILINE) == ["0", "2", "4"]
+    assert re.search(r"^pixray: done: 6 steps in [\d.]+ s \([\d.]+ s per step\), loss \d+\.\d{4}$", logs,
+                     re.MULTILINE)
 
 
 @pytest.mark.parametrize("drawer", ["line_sketch", "clipdraw"])
