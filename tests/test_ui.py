@@ -232,6 +232,15 @@ def test_pixray_ui_on_a_port_in_use_says_so_in_one_line(capsys):
         "not this machine's): choose another --port or --host"]
 
 
+def test_pixray_ui_on_an_address_not_this_machines_says_so_in_one_line(capfd):
+    # A host name that resolves nowhere (".invalid" is reserved for that): the server's own log line
+    # about it stays out of the output.
+    assert main(["ui", "--host", "no-such-host.invalid", "--clip_models", "shapes-demo"]) == 2
+    assert capfd.readouterr().err.strip().splitlines() == [
+        "pixray: error: pixray ui cannot serve on no-such-host.invalid:7860 (the port is in use, or the "
+        "address is not this machine's): choose another --port or --host"]
+
+
 @pytest.mark.parametrize("port", ["99999", "0", "http"])
 def test_pixray_ui_takes_only_a_port_number(capsys, port):
     with pytest.raises(SystemExit) as exit_:  # 99999 was a traceback (OverflowError from bind)

@@ -10,6 +10,7 @@ offline.
 # their annotations, which must be the classes themselves.
 
 import html
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -203,6 +204,10 @@ def build_app(page: Page, demo: bool = False) -> gr.Blocks:
     return app
 
 
+def _quiet(record: logging.LogRecord) -> bool:
+    return False
+
+
 def serve(page: Page, host: str, port: int, announce: Callable[[str], None], share: bool = False,
           demo: bool = False, open_browser: bool = False, login: tuple[str, str] | None = None) -> None:
     """Serve the page until interrupted (``announce`` is told its address): one run at a time, later
@@ -210,6 +215,8 @@ def serve(page: Page, host: str, port: int, announce: Callable[[str], None], sha
     only to who gives them."""
     app = build_app(page, demo)
     app.queue(default_concurrency_limit=1)
+    server_log = logging.getLogger("uvicorn.error")
+    server_log.addFilter(_quiet)  # an address it cannot bind is said once, below, in pixray's words
     try:
         _, local_url, share_url = app.launch(
             server_name=host, server_port=port, share=share, inbrowser=open_browser, ssr_mode=False,
@@ -219,6 +226,8 @@ def serve(page: Page, host: str, port: int, announce: Callable[[str], None], sha
         app.close()
         raise SettingsError(f"pixray ui cannot serve on {host}:{port} (the port is in use, or the address "
                             "is not this machine's): choose another --port or --host") from None
+    finally:
+        server_log.removeFilter(_quiet)
     announce(f"pixray ui: {local_url}" + (f" (public: {share_url})" if share_url else ""))
     try:
         while app.is_running:  # until Ctrl-C or SIGTERM, which the caller reports
