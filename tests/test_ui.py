@@ -232,6 +232,8 @@ def test_pixray_ui_on_a_port_in_use_says_so_in_one_line(capsys):
         "not this machine's): choose another --port or --host"]
 
 
+# The web server's thread ends with SystemExit when it cannot bind (silent in the command).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_pixray_ui_on_an_address_not_this_machines_says_so_in_one_line(capfd):
     # A host name that resolves nowhere (".invalid" is reserved for that): the server's own log line
     # about it stays out of the output.
