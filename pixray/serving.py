@@ -257,14 +257,13 @@ class Service:
                     video.add(step)
                 if step.is_final and step.vector is not None:  # before the PNG: clients take the last output
                     yield self._write_vector(step, directory)
+                loss = step.losses.get("total")
                 if step.is_final or (every and step.index % every == 0):
-                    if not step.is_final:
-                        log.info("step %d of %d: loss %.4f", step.index, plan.iterations,
-                                 float(step.losses["total"]))
+                    if not step.is_final and loss is not None:
+                        log.info("step %d of %d: loss %.4f", step.index, plan.iterations, float(loss))
                     yield self._write(step, metadata, directory)
                 if not step.is_final:
                     done = step.index + 1
-                loss = step.losses.get("total")
                 elapsed = time.perf_counter() - started
                 if self.budget.seconds and elapsed > self.budget.seconds and not step.is_final:
                     raise PredictionError(f"the run took over this server's limit of {self.budget.seconds} s "
