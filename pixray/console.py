@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -39,7 +40,7 @@ def download_bar(filename: str) -> Iterator[Callable[[int, int | None], None]]:
     (bytes done, bytes in all where known), the bar closed after."""
     from tqdm import tqdm
 
-    with tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+    with tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024, **_bar_output()) as bar:
         def progress(done: int, total: int | None) -> None:
             bar.total = total
             bar.update(done - bar.n)
@@ -54,6 +55,37 @@ def progress_bar(total: int, unit: str, quiet: bool) -> Iterator[tqdm]:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with (tqdm(total=total, disable=quiet, unit=unit, dynamic_ncols=True, file=sys.stderr) as bar,
+    with (tqdm(total=total, disable=quiet, unit=unit, **_bar_output()) as bar,
           logging_redirect_tqdm(tqdm_class=tqdm)):
         yield bar
+
+
+#: Seconds between the lines a progress bar writes where standard error is not a terminal.
+LINE_INTERVAL = 30.0
+
+
+def _bar_output() -> dict[str, Any]:
+    """tqdm's options for a bar on standard error: redrawn in place on a terminal (or a notebook's
+    output); elsewhere (a log file, a pipe, ``docker logs`` of a container without a terminal), where
+    every redraw would pile onto one line, a line of its own at most every :data:`LINE_INTERVAL`
+    seconds, and the last one as it ends."""
+    stream = sys.stderr
+    if stream.isatty() or type(stream).__module__.startswith("ipykernel"):
+        return {"file": stream, "dynamic_ncols": True}
+    return {"file": _Lines(stream), "mininterval": LINE_INTERVAL, "maxinterval": 2 * LINE_INTERVAL}
+
+
+class _Lines:
+    """A stream for tqdm that writes each state of the bar as a line of its own: tqdm starts each
+    redraw with a carriage return, and clears the bar with one followed by spaces."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        for piece in re.split(r"[\r\n]", text):
+            if piece.strip():
+                self.stream.write(piece.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()

@@ -1,3 +1,4 @@
+import itertools
 import re
 import subprocess
 import sys
@@ -89,17 +90,74 @@ def test_bad_input_as_a_subprocess(tmp_path: Path):
         _one_error_line(result.stderr, fragment)
 
 
+def _cli_on_terminal(*args: str) -> str:
+    """What the command writes to standard error when that is a terminal (a pseudo-terminal here)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main_end, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    process = subprocess.Popen([sys.executable, "-m", "pixray.cli", *args], stdout=subprocess.DEVNULL,
+                               stderr=terminal)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_end, 4096)
+        except OSError:  # the terminal's other end closed with the command
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=120) == 0, b"".join(chunks)
+    os.close(main_end)
+    return b"".join(chunks).decode()
+
+
+LONG_PROMPT_RUN = ("--prompts", " ".join(["a red circle on a blue background"] * 5), "--drawer", "pixel",
+                   "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "2",
+                   "--num_cuts", "1")
+
+
 def test_a_warning_during_a_run_is_a_line_of_its_own_above_the_progress_bar(tmp_path: Path):
     """A warning the run logs while its bar is up (a prompt longer than the CLIP reads) was written into
     the bar's line ("  0%|  | 0/2 [...]pixray: the prompt ..."); it goes above the bar now."""
-    result = _cli("--prompts", " ".join(["a red circle on a blue background"] * 5), "--drawer", "pixel",
-                  "--clip_models", "shapes-demo", "--size", "16", "16", "--iterations", "2",
-                  "--num_cuts", "1", "--outdir", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    pieces = re.split(r"[\r\n]", result.stderr)  # what a terminal shows as lines, the bar redrawn in place
+    shown = _cli_on_terminal(*LONG_PROMPT_RUN, "--outdir", str(tmp_path / "out"))
+    assert "\r" in shown  # on a terminal the bar is redrawn in place
+    pieces = re.split(r"[\r\n]", shown)  # what the terminal shows as lines
     warned = [piece for piece in pieces if "the prompt" in piece]
     assert len(warned) == 1 and warned[0].startswith("pixray: the prompt 'a red circle"), pieces
     assert any("2/2" in piece for piece in pieces)  # the bar is still drawn
+
+
+def test_where_standard_error_is_no_terminal_the_bar_is_lines(tmp_path: Path):
+    """Redirected to a file or a pipe (a log, docker logs), each redraw of the bar would pile onto one
+    line: the bar is a line of its own now and then (here: as it starts and ends), warnings between."""
+    result = _cli(*LONG_PROMPT_RUN, "--outdir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert re.match(r"\s*0%\|.*\| 0/2 ", lines[0]), lines
+    assert re.match(r"\s*100%\|.*\| 2/2 .*loss=", lines[-1]), lines
+    assert next(line for line in lines if "the prompt" in line).startswith("pixray: the prompt 'a red circle")
+
+
+@pytest.mark.parametrize("interval, shown", [(0.0, ["0/3", "1/3", "2/3", "3/3"]), (1000.0, ["0/3", "3/3"])])
+def test_the_lines_of_a_bar_come_at_most_every_line_interval(monkeypatch, interval, shown):
+    import io
+
+    from pixray import console
+
+    monkeypatch.setattr(console, "LINE_INTERVAL", interval)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with console.progress_bar(3, "it", quiet=False) as bar:
+        for _ in range(3):
+            bar.update(1)
+    counts = [re.search(r"\d/3", line)[0] for line in sys.stderr.getvalue().splitlines()]
+    assert [count for count, _ in itertools.groupby(counts)] == shown  # the end may repeat the last
 
 
 def test_a_reader_of_the_output_that_goes_away_first_gets_no_traceback(tmp_path: Path):
