@@ -189,11 +189,14 @@ def _one_line(exc: BaseException) -> str:
 
 class BatchWorker:
     """Runs jobs one after another, keeping its models loaded between them (one
-    :class:`ModelCache` per device and weights directory)."""
+    :class:`ModelCache` per device and weights directory). ``threads`` and ``memory`` (bytes): this
+    worker's share of the machine where several share it; None: all of it."""
 
-    def __init__(self, name: str, device: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, name: str, device: str | None = None, threads: int | None = None,
+                 memory: int | None = None) -> None:
         self.name = name
         self.device = device  # "cuda:N": the GPU of a job on CUDA (one GPU per local worker)
+        self.memory = memory
         if threads:
             import torch
 
@@ -226,7 +229,7 @@ class BatchWorker:
             if cache_key not in self._caches:
                 self._caches[cache_key] = ModelCache.for_settings(settings)
             writer = OutputWriter(settings)
-            run = Run(settings, models=self._caches[cache_key])
+            run = Run(settings, models=self._caches[cache_key], memory=self.memory)
             record["seed"] = run.seed
 
             def progress(step: Step) -> None:
@@ -246,10 +249,10 @@ class BatchWorker:
         return record
 
 
-def _local_worker(name: str, device: str | None, threads: int, batch_dir: str, tasks: Any, results: Any,
-                  report: bool) -> None:
+def _local_worker(name: str, device: str | None, threads: int, memory: int, batch_dir: str, tasks: Any,
+                  results: Any, report: bool) -> None:
     """A worker process: jobs from ``tasks`` until None, records (and progress) into ``results``."""
-    worker = BatchWorker(name, device, threads)
+    worker = BatchWorker(name, device, threads, memory)
     while (job := tasks.get()) is not None:
         results.put(worker.run(job, batch_dir, results.put if report else None))
 
@@ -262,10 +265,16 @@ def _local_devices(count: int) -> list[str | None]:
     return [f"cuda:{i % gpus}" for i in range(count)] if gpus else [None] * count
 
 
+def worker_share(workers: int) -> tuple[int, int]:
+    """The CPU threads and the bytes of memory each of ``workers`` local workers may count on: each
+    holds its own models and computes its own passes."""
+    from .runtime import usable_cpus, usable_memory
+
+    return max(1, usable_cpus() // workers), usable_memory() // workers
+
+
 def _run_local(jobs: Sequence[Job], batch_dir: str, workers: int, report: bool) -> Iterator[Record]:
     """Records (and progress messages) as ``workers`` local processes finish jobs."""
-    from .runtime import usable_cpus
-
     if workers == 1:  # in this process: no start-up, the models stay for the caller's next batch too
         worker = BatchWorker("local-0", _local_devices(1)[0])
         messages: list[Record] = []
@@ -277,9 +286,9 @@ def _run_local(jobs: Sequence[Job], batch_dir: str, workers: int, report: bool) 
         return
     spawn = multiprocessing.get_context("spawn")  # a fork after torch has started threads can hang
     tasks, results = spawn.Queue(), spawn.Queue()
-    threads = max(1, usable_cpus() // workers)
-    processes = [spawn.Process(target=_local_worker, args=(f"local-{i}", device, threads, batch_dir, tasks,
-                                                            results, report), daemon=True)
+    threads, memory = worker_share(workers)
+    processes = [spawn.Process(target=_local_worker, args=(f"local-{i}", device, threads, memory, batch_dir,
+                                                            tasks, results, report), daemon=True)
                  for i, device in enumerate(_local_devices(workers))]
     for job in jobs:
         tasks.put(job)

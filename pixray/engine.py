@@ -151,10 +151,13 @@ class Run:
     outlives the run, e.g. a server's); None makes one for this run from the weights directory.
     ``perceptors``: an explicit CLIP ensemble to use instead of the settings' clip_models.
     ``images``: how image files named by settings are read (a server allows only uploads).
+    ``memory``: the bytes this run may count on, where other processes share the machine (a batch's
+    workers); None: what the process may use (:func:`~pixray.runtime.usable_memory`).
     """
 
     def __init__(self, settings: Settings, perceptors: Sequence[Perceptor] | None = None,
-                 models: ModelCache | None = None, images: ImageReader | None = None) -> None:
+                 models: ModelCache | None = None, images: ImageReader | None = None,
+                 memory: int | None = None) -> None:
         self.settings = settings
         images = images or ImageReader()
         self.plan: Plan = plan_for(settings, images)
@@ -168,8 +171,9 @@ class Run:
         self.device = choose_device(settings.device, settings.cuda_device)
         self.dtype = choose_precision(settings.precision, self.device)
         # Read once: the memory a container may use does not change during a run. Unused off the CPU.
-        self.pass_positions = (cpu_pass_positions(usable_memory(), self.dtype) if self.device.type == "cpu"
-                               else 0)
+        if memory is None:
+            memory = usable_memory()
+        self.pass_positions = cpu_pass_positions(memory, self.dtype) if self.device.type == "cpu" else 0
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         self._final: Step | None = None  # the last final step iterated to
         drawer_cls = DRAWERS.lookup(settings.drawer)

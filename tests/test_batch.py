@@ -199,3 +199,28 @@ def test_more_local_workers_than_cores_or_gpus_is_refused_before_anything_starts
                                             r"has CPU cores \(2\) or GPUs \(0\).*give at most 2"):
         run_batch(read_jobs(jobs_file), tmp_path / "out", workers=3)
     assert not (tmp_path / "out").exists()
+
+
+def test_local_workers_size_their_passes_from_their_share_of_the_memory(jobs_file, tmp_path, monkeypatch):
+    """Each of several local workers holds its own models and computes its own passes, so it counts on
+    its share of the machine's memory, not all of it (a CPU pass in bfloat16 takes twice the cutouts
+    where 8 GiB or more may be used)."""
+    import pixray.batch as batch_module
+    import pixray.runtime as runtime
+    from pixray import engine
+    from pixray.output import OutputWriter
+
+    monkeypatch.setattr(runtime, "usable_memory", lambda: 12 * 2**30)
+    monkeypatch.setattr(runtime, "usable_cpus", lambda: 4)
+    assert batch_module.worker_share(2) == (2, 6 * 2**30)
+    monkeypatch.setattr(engine, "usable_memory", lambda: 12 * 2**30)
+    seen = []
+    save_run = OutputWriter.save_run
+    monkeypatch.setattr(OutputWriter, "save_run", lambda writer, run, *args: seen.append(run.pass_positions)
+                        or save_run(writer, run, *args))
+    job = read_jobs(jobs_file, {"precision": "bfloat16"})[0]
+    for memory in (None, 6 * 2**30):
+        record = batch_module.BatchWorker("w", memory=memory).run(job, str(tmp_path / f"out{memory}"))
+        assert record["status"] == "done", record.get("error")
+    assert seen == [24 * 197, 12 * 197]
+
