@@ -74,13 +74,14 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
     """Pixray's one call: run to the end, writing into ``outdir`` what the ``pixray`` command writes
     (``settings.yaml``, the image every ``save_every`` steps and at the end); returns the final image
     (with ``animation_dir``, the animation's GIF), after fetching the weight files the run misses, as the
-    command does (not with ``$PIXRAY_DOWNLOAD`` ``0``). In a Jupyter notebook it also shows the image every
+    command does (not with ``$PIXRAY_DOWNLOAD`` ``0``). Its progress bar is the command's, on standard
+    error (``$TQDM_DISABLE`` ``1`` hides it). In a Jupyter notebook it also shows the image every
     ``display_every`` steps and at the end (``display_clear``: each in place of the one before), or
     the animation's GIF when it is made.
 
     >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
     """
-    from .console import download_bar
+    from .console import download_bar, progress_bar, step_progress
     from .engine import Run
     from .model_cache import ModelCache, fetching_missing
     from .notebook import notebook_display, show_file_in_notebook
@@ -95,10 +96,21 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
         from .animation import Animation, AnimationWriter
 
         writer = AnimationWriter(values)
-        gif = writer.save(fetching_missing(lambda: Animation(values, models=models), models.weights_dir,
-                                           download_bar))
+        animation = fetching_missing(lambda: Animation(values, models=models), models.weights_dir,
+                                     download_bar)
+        with progress_bar(animation.runs[0].plan.iterations, "it", quiet=False) as bar:
+            gif = writer.save(animation, lambda done, total: bar.update(done - bar.n))
         show_file_in_notebook(gif, values)
         return Image.open(gif)
     writer = OutputWriter(values)
     run = fetching_missing(lambda: Run(values, models=models), models.weights_dir, download_bar)
-    return writer.save_run(run, notebook_display(values, run.plan)).pil()
+    show = notebook_display(values, run.plan)
+    with progress_bar(run.plan.iterations, "it", quiet=False) as bar:
+        advance = step_progress(bar, run.plan.display_every)
+
+        def progress(step: Step) -> None:
+            advance(step)
+            if show is not None:
+                show(step)
+
+        return writer.save_run(run, progress).pil()

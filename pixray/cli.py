@@ -32,7 +32,7 @@ from .settings import (
 from .version import installed_version
 
 if TYPE_CHECKING:
-    from .engine import Run, Step
+    from .engine import Run
     from .model_cache import ModelCache
     from .output import OutputWriter
 
@@ -416,18 +416,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
-    from .console import progress_bar
+    from .console import progress_bar, step_progress
 
-    every = run.plan.display_every
     with progress_bar(run.plan.iterations, "it", quiet) as bar:
-        def progress(step: Step) -> None:
-            if step.is_final:
-                return
-            if every and step.index % every == 0:
-                bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
-            bar.update(1)
-
-        writer.save_run(run, progress)
+        writer.save_run(run, step_progress(bar, run.plan.display_every))
 
 
 def _animate(settings: Settings, quiet: bool) -> Path:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from .engine import Step
+
 #: The exit code when the reader of standard output went away first (``pixray ... | true``), as
 #: Python's documentation advises for SIGPIPE's stand-in.
 STDOUT_CLOSED = 1
@@ -55,9 +57,22 @@ def progress_bar(total: int, unit: str, quiet: bool) -> Iterator[tqdm]:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with (tqdm(total=total, disable=quiet, unit=unit, **_bar_output()) as bar,
+    with (tqdm(total=total, unit=unit, **({"disable": True} if quiet else {}), **_bar_output()) as bar,
           logging_redirect_tqdm(tqdm_class=tqdm)):
         yield bar
+
+
+def step_progress(bar: tqdm, every: int) -> Callable[[Step], None]:
+    """A run's progress callback for ``bar``: a tick a step, and the loss shown every ``every`` steps
+    (0: never; reading it waits for the device)."""
+    def progress(step: Step) -> None:
+        if step.is_final:
+            return
+        if every and step.index % every == 0:
+            bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+        bar.update(1)
+
+    return progress
 
 
 #: Seconds between the lines a progress bar writes where standard error is not a terminal.

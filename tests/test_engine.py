@@ -1,3 +1,8 @@
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -187,10 +192,19 @@ def test_running_out_of_memory_loading_the_models_says_so(small_settings, monkey
         "fewer num_cuts a batch (more batches keep the total)\n")
 
 
-def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_path):
+def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_path, capsys):
     image = pixray.run("a red circle", "pixel", clip_models="shapes-demo", size=[24, 16], iterations=3,
                        num_cuts=2, device="cpu", seed=4, outdir=str(tmp_path / "out"), save_every=1)
     assert image.size == (24, 16)
+    # Its progress bar, as the command's (standard error is no terminal here: a line as it starts and ends).
+    bar = capsys.readouterr().err.splitlines()
+    assert re.match(r"\s*0%\|.*\| 0/3 ", bar[0]) and re.match(r"\s*100%\|.*\| 3/3 .*loss=", bar[-1]), bar
+    # tqdm reads $TQDM_DISABLE as it is imported: in a process of its own.
+    script = ("import pixray; pixray.run('a red circle', 'pixel', clip_models='shapes-demo', size=[24, 16], "
+              f"iterations=1, num_cuts=2, device='cpu', outdir={str(tmp_path / 'quiet')!r})")
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "TQDM_DISABLE": "1"})
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["output.png", "output.svg", "settings.yaml", "steps"]
     steps = sorted(p.name for p in (tmp_path / "out" / "steps").iterdir())
