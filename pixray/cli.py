@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from .console import stdout_may_close
+from .console import OneLineParser, stdout_may_close
 from .errors import USER_ERRORS
 from .options import SettingsError, is_bool_word
 from .pixray_settings import renamed_setting_hint
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(OneLineParser):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # argparse takes only -1 and -0.5 for values: -1e-3, '-1,1' (a list) and -5% read as unknown flags.
@@ -86,7 +86,7 @@ class _Parser(argparse.ArgumentParser):
         elif message.startswith("unrecognized arguments: "):
             first = message.removeprefix("unrecognized arguments: ").split(" ")[0]
             message += self._equals_hint(first) or self._flag_hint(first)
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        super().error(message)
 
     def _equals_hint(self, unrecognized: str) -> str:
         """Where the word ``unrecognized`` follows a ``--flag=value`` (``--size=64 48``,

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
     from .engine import Step
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line, without the usage dump (the message names the
+    problem, and ``--help`` says the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 #: The exit code when the reader of standard output went away first (``pixray ... | true``), as
 #: Python's documentation advises for SIGPIPE's stand-in.

@@ -8,7 +8,6 @@ my.json`` computes one as the mean embedding of B's images less the mean of A's,
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .console import OneLineParser
 from .options import SettingsError
 
 #: Tables shipped inside the package, by the name a ``vector_prompts`` entry gives.
@@ -66,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .prompt_sources.target_images import centre_crop
     from .settings import build_settings
 
-    parser = argparse.ArgumentParser(prog="python -m pixray.vector_tables",
-                                     description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m pixray.vector_tables",
+                           description=__doc__.split("\n")[0])
     parser.add_argument("--away", required=True, type=Path, help="folder of images to point away from")
     parser.add_argument("--towards", required=True, type=Path, help="folder of images to point towards")
     parser.add_argument("--clip_models", required=True, help="comma-separated CLIP model names")

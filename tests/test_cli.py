@@ -442,3 +442,21 @@ def test_a_flag_given_with_equals_then_more_values_says_how_to_give_several(caps
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == ("pixray: error: unrecognized arguments: red circle (a value given as --prompts=a ends "
                     "there; quote a value of several words: --prompts='a red circle') (see pixray --help)")
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("weights", [], "python -m pixray.weights: error: the following arguments are required: command"),
+    ("weights", ["dl"], "python -m pixray.weights: error: argument command: invalid choice: 'dl'"),
+    ("weights", ["list", "--bogus"], "python -m pixray.weights: error: unrecognized arguments: --bogus"),
+    ("vector_tables", ["--away", "a"], "python -m pixray.vector_tables: error: the following arguments are "
+                                       "required: --towards, --clip_models, --out"),
+])
+def test_the_other_commands_mistakes_are_one_line_too(capsys, command, args, message):
+    from pixray import vector_tables
+    from pixray.weights import __main__ as weights
+
+    with pytest.raises(SystemExit) as info:
+        {"weights": weights.main, "vector_tables": vector_tables.main}[command](args)
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(message) and line.endswith(f"(see python -m pixray.{command} --help)")

@@ -11,14 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..console import download_bar, stdout_may_close
+from ..console import OneLineParser, download_bar, stdout_may_close
 from ..options import SettingsError
 from . import MANIFEST, CheckpointError, weights_dir
 from .download import DownloadError, download
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pixray.weights", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m pixray.weights", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", help="weights directory (default: $PIXRAY_WEIGHTS_DIR, else ./weights where "
                                       "it exists, else ~/.cache/pixray/weights)")
