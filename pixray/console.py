@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .engine import Step
 
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose mistakes are one line, without the usage dump (the message names the
     problem, and ``--help`` says the rest)."""
@@ -66,8 +67,9 @@ def progress_bar(total: int, unit: str, quiet: bool) -> Iterator[tqdm]:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with (tqdm(total=total, unit=unit, **({"disable": True} if quiet else {}), **_bar_output()) as bar,
-          logging_redirect_tqdm(tqdm_class=tqdm)):
+    # Only a quiet bar passes disable: otherwise tqdm's own $TQDM_DISABLE decides.
+    options = {**_bar_output(), **({"disable": True} if quiet else {})}
+    with tqdm(total=total, unit=unit, **options) as bar, logging_redirect_tqdm(tqdm_class=tqdm):
         yield bar
 
 
@@ -94,6 +96,8 @@ def _bar_output() -> dict[str, Any]:
     every redraw would pile onto one line, a line of its own at most every :data:`LINE_INTERVAL`
     seconds, and the last one as it ends."""
     stream = sys.stderr
+    if stream is None:  # no console at all (pythonw)
+        return {"disable": True}
     if stream.isatty() or type(stream).__module__.startswith("ipykernel"):
         return {"file": stream, "dynamic_ncols": True}
     return {"file": _Lines(stream), "mininterval": LINE_INTERVAL, "maxinterval": 2 * LINE_INTERVAL}
