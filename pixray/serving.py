@@ -245,6 +245,7 @@ class Service:
         directory = self._fresh_directory()
         metadata = run_record(run)
         record("model_loads", self.models.loads)
+        record("seed", run.seed)  # chosen at random where the request left it: what repeats the picture
         started, done, loss = time.perf_counter(), 0, None
         plan, every = run.plan, run.plan.display_every
         # The prediction's logs say how it goes, as Pixray's printed lines did.

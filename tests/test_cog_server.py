@@ -66,7 +66,7 @@ def test_sync_prediction_returns_every_frame_final_last(server):
     assert all(f.size == (48, 32) and f.format == "PNG" for f in frames)
     assert frames[-1].text["pixray_iteration"] == "6"
     assert body["metrics"]["iterations"] == 6 and body["metrics"]["seconds_per_iteration"] > 0
-    assert "final_loss" in body["metrics"]
+    assert "final_loss" in body["metrics"] and body["metrics"]["seed"] == 3
     # The logs (which Replicate shows as the prediction runs) say how it goes, a line per frame.
     logs = body["logs"]
     assert "pixray: drawer pixel, 48x32, 6 iterations, clip_models shapes-demo, seed 3\n" in logs
@@ -257,6 +257,7 @@ def test_unset_inputs_leave_settings_to_the_settings_text(server):
     assert len(frames) == 3 and frames[-1].size == (36, 36)  # steps 0, 3, final; square at scale 0.25
     recorded = frames[-1].text["pixray_settings"]
     assert "drawer: fast_pixel" in recorded and "quality: draft" in recorded
+    assert str(body["metrics"]["seed"]) == frames[-1].text["pixray_seed"]  # the one chosen for it
     _, body = server.predict({"prompts": "a red circle", "drawer": "pixel", "display_every": 2,
                               "settings": "drawer: fast_pixel\ndisplay_every: 3"})
     frames = _frames(body["output"])
