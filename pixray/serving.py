@@ -261,7 +261,10 @@ class Service:
                 loss = step.losses.get("total")
                 if step.is_final or (every and step.index % every == 0):
                     if not step.is_final and loss is not None:
-                        log.info("step %d of %d: loss %.4f", step.index, plan.iterations, float(loss))
+                        parts = ", ".join(f"{name} {float(value):.4f}" for name, value in step.losses.items()
+                                          if name != "total")
+                        log.info("step %d of %d: loss %.4f%s", step.index, plan.iterations, float(loss),
+                                 f" ({parts})" if parts else "")
                     yield self._write(step, metadata, directory)
                 if not step.is_final:
                     done = step.index + 1

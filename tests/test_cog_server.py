@@ -70,7 +70,8 @@ def test_sync_prediction_returns_every_frame_final_last(server):
     # The logs (which Replicate shows as the prediction runs) say how it goes, a line per frame.
     logs = body["logs"]
     assert "pixray: drawer pixel, 48x32, 6 iterations, clip_models shapes-demo, seed 3\n" in logs
-    assert re.findall(r"^pixray: step (\d) of 6: loss \d+\.\d{4}$", logs, re.MULTILINE) == ["0", "2", "4"]
+    assert re.findall(r"^pixray: step (\d) of 6: loss \d+\.\d{4} \(shapes-demo \d+\.\d{4}\)$", logs,
+                      re.MULTILINE) == ["0", "2", "4"]
     assert re.search(r"^pixray: done: 6 steps in [\d.]+ s \([\d.]+ s per step\), loss \d+\.\d{4}$", logs,
                      re.MULTILINE)
 
