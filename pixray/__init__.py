@@ -105,7 +105,7 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
     writer = OutputWriter(values)
     run = fetching_missing(lambda: Run(values, models=models), models.weights_dir, download_bar)
     show = notebook_display(values, run.plan)
-    with progress_bar(run.plan.iterations, "it", quiet=False) as bar:
+    with progress_bar(run.plan.iterations, "it", quiet=False, label=f"seed {run.seed}") as bar:
         advance = step_progress(bar, run.plan.display_every)
 
         def progress(step: Step) -> None:

@@ -418,7 +418,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
     from .console import progress_bar, step_progress
 
-    with progress_bar(run.plan.iterations, "it", quiet) as bar:
+    # The seed first, as Pixray said it: what repeats the picture when it was chosen at random.
+    with progress_bar(run.plan.iterations, "it", quiet, f"seed {run.seed}") as bar:
         writer.save_run(run, step_progress(bar, run.plan.display_every))
 
 

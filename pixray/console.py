@@ -61,15 +61,16 @@ def download_bar(filename: str) -> Iterator[Callable[[int, int | None], None]]:
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, unit: str, quiet: bool) -> Iterator[tqdm]:
-    """A progress bar on standard error (hidden when ``quiet``) of ``total`` ``unit``s. While it is up,
-    log messages are written above it, each on its own line, instead of into the bar's line."""
+def progress_bar(total: int, unit: str, quiet: bool, label: str | None = None) -> Iterator[tqdm]:
+    """A progress bar on standard error (hidden when ``quiet``) of ``total`` ``unit``s, after ``label``
+    where given. While it is up, log messages are written above it, each on its own line, instead of
+    into the bar's line."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     # Only a quiet bar passes disable: otherwise tqdm's own $TQDM_DISABLE decides.
     options = {**_bar_output(), **({"disable": True} if quiet else {})}
-    with tqdm(total=total, unit=unit, **options) as bar, logging_redirect_tqdm(tqdm_class=tqdm):
+    with tqdm(total=total, unit=unit, desc=label, **options) as bar, logging_redirect_tqdm(tqdm_class=tqdm):
         yield bar
 
 

@@ -140,8 +140,10 @@ def test_where_standard_error_is_no_terminal_the_bar_is_lines(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr
     lines = result.stderr.splitlines()
-    assert re.match(r"\s*0%\|.*\| 0/2 ", lines[0]), lines
-    assert re.match(r"\s*100%\|.*\| 2/2 .*loss=", lines[-1]), lines
+    seed = re.match(r"seed (\d+): +0%\|.*\| 0/2 ", lines[0])  # the seed first, as Pixray said it
+    assert seed and re.match(rf"seed {seed[1]}: 100%\|.*\| 2/2 .*loss=", lines[-1]), lines
+    saved = read_png_metadata(tmp_path / "out" / "output.png")
+    assert saved["seed"] == int(seed[1])
     assert next(line for line in lines if "the prompt" in line).startswith("pixray: the prompt 'a red circle")
 
 

@@ -198,7 +198,8 @@ def test_pixray_run_writes_what_the_cli_writes_and_returns_the_final_image(tmp_p
     assert image.size == (24, 16)
     # Its progress bar, as the command's (standard error is no terminal here: a line as it starts and ends).
     bar = capsys.readouterr().err.splitlines()
-    assert re.match(r"\s*0%\|.*\| 0/3 ", bar[0]) and re.match(r"\s*100%\|.*\| 3/3 .*loss=", bar[-1]), bar
+    assert re.match(r"seed 4: +0%\|.*\| 0/3 ", bar[0]), bar
+    assert re.match(r"seed 4: 100%\|.*\| 3/3 .*loss=", bar[-1]), bar
     # tqdm reads $TQDM_DISABLE as it is imported: in a process of its own.
     script = ("import pixray; pixray.run('a red circle', 'pixel', clip_models='shapes-demo', size=[24, 16], "
               f"iterations=1, num_cuts=2, device='cpu', outdir={str(tmp_path / 'quiet')!r})")
