@@ -135,7 +135,9 @@ class OutputWriter:
         nearest = next(p for p in (self.outdir, *self.outdir.parents) if p.exists() or p == p.parent)
         if not nearest.is_dir() or not os.access(nearest, os.W_OK):
             what = "is not writable" if nearest.is_dir() else "is a file, not a directory"
-            raise SettingsError(f"setting 'outdir': {str(nearest)!r} {what}; choose another outdir")
+            place = f"{str(nearest)!r}" + ("" if nearest.is_absolute() else f" ({nearest.resolve()})")
+            made = "" if nearest == self.outdir else f"cannot make {str(self.outdir)!r}: "
+            raise SettingsError(f"setting 'outdir': {made}{place} {what}; choose another outdir")
         if self.outdir.exists() and any(self.outdir.iterdir()) and not settings.overwrite:
             self._refuse_taken()
         self.gif = settings.gif

@@ -1,4 +1,5 @@
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,25 @@ def test_writer_never_overwrites_existing_files(run, tmp_path: Path):
     OutputWriter(run(outdir=str(tmp_path / "o"), overwrite=True).settings)
     with pytest.raises(SettingsError, match=r"'output'.*inside outdir \(not absolute, no '\.\.'\)"):
         OutputWriter(run(output="../escape.png").settings)
+
+
+def test_an_outdir_that_cannot_be_made_names_where_and_why(run, tmp_path: Path, monkeypatch):
+    from pixray.output import OutputWriter
+    from pixray.settings import SettingsError
+
+    (tmp_path / "notes").write_text("a file where a folder would go")
+    with pytest.raises(SettingsError) as refused:
+        OutputWriter(run(outdir=str(tmp_path / "notes" / "renders")).settings)
+    assert str(refused.value) == (f"setting 'outdir': cannot make {str(tmp_path / 'notes' / 'renders')!r}: "
+                                  f"{str(tmp_path / 'notes')!r} is a file, not a directory; choose another "
+                                  "outdir")
+    # A relative outdir under a folder this user may not write (the default's '.'): its full path too.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(SettingsError) as refused:
+        OutputWriter(run(outdir="renders/%SEQ%").settings)
+    assert str(refused.value) == ("setting 'outdir': cannot make 'renders/01': "
+                                  f"'.' ({tmp_path.resolve()}) is not writable; choose another outdir")
 
 
 def test_runs_started_side_by_side_never_share_an_outdir(run, tmp_path: Path):
