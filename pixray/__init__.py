@@ -81,7 +81,7 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
 
     >>> image = pixray.run("a lighthouse at dawn", "pixel", iterations=100)  # doctest: +SKIP
     """
-    from .console import download_bar, progress_bar, step_progress
+    from .console import animation_bar, download_bar, run_bar
     from .engine import Run
     from .model_cache import ModelCache, fetching_missing
     from .notebook import notebook_display, show_file_in_notebook
@@ -98,16 +98,14 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
         writer = AnimationWriter(values)
         animation = fetching_missing(lambda: Animation(values, models=models), models.weights_dir,
                                      download_bar)
-        with progress_bar(animation.runs[0].plan.iterations, "it", quiet=False) as bar:
-            gif = writer.save(animation, lambda done, total: bar.update(done - bar.n))
+        with animation_bar(animation.runs[0].plan.iterations, quiet=False) as progress:
+            gif = writer.save(animation, progress)
         show_file_in_notebook(gif, values)
         return Image.open(gif)
     writer = OutputWriter(values)
     run = fetching_missing(lambda: Run(values, models=models), models.weights_dir, download_bar)
     show = notebook_display(values, run.plan)
-    with progress_bar(run.plan.iterations, "it", quiet=False, label=f"seed {run.seed}") as bar:
-        advance = step_progress(bar, run.plan.display_every)
-
+    with run_bar(run, quiet=False) as advance:
         def progress(step: Step) -> None:
             advance(step)
             if show is not None:

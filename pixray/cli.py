@@ -416,26 +416,22 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _execute(run: Run, writer: OutputWriter, quiet: bool) -> None:
-    from .console import progress_bar, step_progress
+    from .console import run_bar
 
-    # The seed first, as Pixray said it: what repeats the picture when it was chosen at random.
-    with progress_bar(run.plan.iterations, "it", quiet, f"seed {run.seed}") as bar:
-        writer.save_run(run, step_progress(bar, run.plan.display_every))
+    with run_bar(run, quiet) as progress:
+        writer.save_run(run, progress)
 
 
 def _animate(settings: Settings, quiet: bool) -> Path:
     """Run an animation (``animation_dir``) with a progress bar; the path of its GIF."""
     from .animation import Animation, AnimationWriter
-    from .console import progress_bar
+    from .console import animation_bar
     from .model_cache import ModelCache
 
     writer = AnimationWriter(settings)  # before the runs: a bad directory is reported before models load
     models = ModelCache.for_settings(settings)
     animation = _fetching_weights(lambda: Animation(settings, models=models), models, quiet)
-    with progress_bar(animation.runs[0].plan.iterations, "it", quiet) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-
+    with animation_bar(animation.runs[0].plan.iterations, quiet) as progress:
         return writer.save(animation, progress)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from .engine import Step
+    from .engine import Run, Step
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,17 +74,29 @@ def progress_bar(total: int, unit: str, quiet: bool, label: str | None = None) -
         yield bar
 
 
-def step_progress(bar: tqdm, every: int) -> Callable[[Step], None]:
-    """A run's progress callback for ``bar``: a tick a step, and the loss shown every ``every`` steps
-    (0: never; reading it waits for the device)."""
-    def progress(step: Step) -> None:
-        if step.is_final:
-            return
-        if every and step.index % every == 0:
-            bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
-        bar.update(1)
+@contextlib.contextmanager
+def run_bar(run: Run, quiet: bool) -> Iterator[Callable[[Step], None]]:
+    """A run's progress bar, labelled with its seed (what repeats the picture when it was chosen at
+    random, as Pixray said it); yields the run's progress callback: a tick a step, and the loss shown
+    every ``display_every`` steps (reading it waits for the device)."""
+    every = run.plan.display_every
+    with progress_bar(run.plan.iterations, "it", quiet, f"seed {run.seed}") as bar:
+        def progress(step: Step) -> None:
+            if step.is_final:
+                return
+            if every and step.index % every == 0:
+                bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
+            bar.update(1)
 
-    return progress
+        yield progress
+
+
+@contextlib.contextmanager
+def animation_bar(iterations: int, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """An animation's progress bar of ``iterations`` steps a picture; yields its ``progress(done,
+    total)`` callback."""
+    with progress_bar(iterations, "it", quiet) as bar:
+        yield lambda done, total: bar.update(done - bar.n)
 
 
 #: Seconds between the lines a progress bar writes where standard error is not a terminal.

@@ -263,7 +263,7 @@ class Service:
                     if not step.is_final and loss is not None:
                         parts = ", ".join(f"{name} {float(value):.4f}" for name, value in step.losses.items()
                                           if name != "total")
-                        log.info("step %d of %d: loss %.4f%s", step.index, plan.iterations, float(loss),
+                        log.info("step %d of %d: loss %.4f%s", step.index, plan.iterations, step.loss,
                                  f" ({parts})" if parts else "")
                     yield self._write(step, metadata, directory)
                 if not step.is_final:
