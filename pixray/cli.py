@@ -59,7 +59,7 @@ class _Parser(OneLineParser):
         at the end, before another flag, or, where the command takes a positional argument, before any
         word that is not a true/false word (``pixray batch --make_video jobs.yaml``). Elsewhere the next
         word stays the flag's value, so a misspelt one (``--make_video ys``) is refused naming the setting."""
-        longs = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        longs = self._long_flags()
         takes_positional = any(not action.option_strings for action in self._actions)
         given: list[str] = []
         for i, word in enumerate(words):
@@ -110,9 +110,11 @@ class _Parser(OneLineParser):
         renamed = renamed_setting_hint(name[2:], command_line=True)
         if renamed:
             return renamed
-        longs = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
-        close = difflib.get_close_matches(name, longs, n=1) if len(name) <= 100 else []
+        close = difflib.get_close_matches(name, self._long_flags(), n=1) if len(name) <= 100 else []
         return f" (did you mean {close[0]}?)" if close else ""
+
+    def _long_flags(self) -> list[str]:
+        return [s for action in self._actions for s in action.option_strings if s.startswith("--")]
 
     def _dash_value_after(self, spellings: list[str]) -> bool:
         """Whether, where a flag spelt one of ``spellings`` (or a prefix of one) was given, the word
