@@ -59,8 +59,8 @@ def cpu_has_fast_bfloat16() -> bool:
 
 #: How many times faster than float32 a CPU must compute :func:`cpu_bfloat16_speedup`'s layer in bfloat16
 #: for ``precision: auto`` to pick bfloat16 there: far from the ratios measured on each kind of CPU in the
-#: README (AMX well above it; AVX512-BF16 kernels on a Xeon whose AMX is out of reach below 1), so the
-#: choice does not flip from run to run on one machine.
+#: README (AMX, and AMD Zen 4's AVX512-BF16, well above it; AVX512-BF16 kernels on a Xeon whose AMX is
+#: out of reach below 1), so the choice does not flip from run to run on one machine.
 CPU_BFLOAT16_MIN_SPEEDUP = 1.3
 
 
