@@ -294,7 +294,8 @@ class Settings:
                          choices=["auto", "cpu", "cuda", "mps"])
     cuda_device: str = option("cuda:0", "Which CUDA device a run on CUDA uses (Pixray's)",
                               flags=["-cud"], parse=_cuda_device, describe="cuda or cuda:N (N from 0 to 99)")
-    precision: str = option("auto", "Perceptor arithmetic: auto picks bfloat16 where the hardware "
+    precision: str = option("auto", "The perceptors' arithmetic (bfloat16 also runs a drawer's network in "
+                                    "it, where the drawer allows): auto picks bfloat16 where the hardware "
                                     "makes it fast (CUDA, CPUs with AMX/AVX512-BF16), else float32",
                             choices=["auto", "float32", "bfloat16", "float16"])
     cudnn_determinism: bool = option(False, "cuDNN's deterministic convolution algorithms during each step "

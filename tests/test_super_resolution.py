@@ -73,3 +73,21 @@ def test_a_run_through_the_api_and_what_is_refused(weights, tmp_path, tiny_perce
     (tmp_path / "RealESRGAN_x4plus.pth").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="not a super-resolution checkpoint"):
         pixray.generate({**settings, "weights_dir": str(tmp_path)}, perceptors=[tiny_perceptor])
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_network_runs_in_the_runs_precision_channels_last_on_the_cpu(weights, tiny_perceptor, precision):
+    settings = {"prompts": "a red circle", "drawer": "super_resolution", "size": [32, 24], "iterations": 2,
+                "num_cuts": 2, "seed": 1, "device": "cpu", "precision": precision}
+    run = pixray.generate(settings, perceptors=[tiny_perceptor], models=ModelCache(torch.device("cpu"),
+                                                                                     weights))
+    convs = [m for m in run.drawer.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
+    seen = []
+    for conv in convs:
+        conv.register_forward_hook(lambda module, args, out: seen.append((args[0].is_contiguous(
+            memory_format=torch.channels_last), out.dtype)))
+    steps = list(run)
+    assert set(seen) == {(True, getattr(torch, precision))}
+    assert all(step.image.dtype == torch.float32 and torch.isfinite(step.image).all() for step in steps)
+    assert steps[-1].image.min() >= 0 and steps[-1].image.max() <= 1
