@@ -72,8 +72,15 @@ def cpu_description() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or "cpu"
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.processor() or "cpu")
+    def field(name: str) -> str | None:
+        return next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                     if line.split(":", 1)[0].strip() == name), None)
+
+    model = field("model name") or platform.processor() or "cpu"
+    # A virtual machine may name only the brand ("AMD EPYC"); family and model tell its generation
+    # (AMD's 25/17 is Zen 4).
+    if field("cpu family") and field("model"):
+        model += f" (family {field('cpu family')}, model {field('model')})"
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
                       if line.startswith("flags")), []))
     isa = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"),
