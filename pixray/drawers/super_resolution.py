@@ -21,7 +21,7 @@ from ..declared_models import DeclaredModel
 from ..options import option
 from ..registry import Registry
 from ..weights import CheckpointError
-from .base import Drawer
+from .base import Drawer, network_layout
 from .clamp import clamp_with_grad
 
 if TYPE_CHECKING:
@@ -72,11 +72,7 @@ class SuperResolutionDrawer(Drawer):
         super().__init__(options, columns * SCALE, rows * SCALE)
         self.model = model
         device = next(model.parameters()).device
-        # The CPU's convolutions run faster channels-last (the README has the figures); the values are
-        # the same, so a shared network can change.
-        self.channels_last = device.type == "cpu"
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+        self.layout = network_layout(model, device)
         self.small = nn.Parameter(torch.full((1, 3, rows, columns), 0.5, device=device))
 
     @classmethod
@@ -101,8 +97,7 @@ class SuperResolutionDrawer(Drawer):
         self.small.copy_(small.clamp(0, 1))
 
     def synth(self) -> torch.Tensor:
-        small = self.small.contiguous(memory_format=torch.channels_last) if self.channels_last else self.small
-        return clamp_with_grad(self.model(small).float())
+        return clamp_with_grad(self.model(self.small.contiguous(memory_format=self.layout)).float())
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": [self.small], "bounds": (0.0, 1.0)}]

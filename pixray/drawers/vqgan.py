@@ -19,7 +19,7 @@ from ..declared_models import DeclaredModel
 from ..options import SettingsError, option
 from ..registry import Registry
 from ..weights import WEIGHTS_ENV, MissingWeightsError, fetch_command, find_weight_file
-from .base import Drawer
+from .base import Drawer, network_layout
 from .clamp import clamp_with_grad
 from .vqgan_model import VQGAN, load_vqgan, quantise
 
@@ -107,11 +107,7 @@ class VqganDrawer(Drawer):
         columns, rows = max(1, width // f), max(1, height // f)
         super().__init__(options, columns * f, rows * f)
         self.model = model
-        # The CPU's convolutions run faster channels-last (the decoder forward and backward at quality
-        # normal: the README has the figures); the values are the same, so a shared model can change.
-        self.channels_last = model.codebook.device.type == "cpu"
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+        self.layout = network_layout(model, model.codebook.device)
         codebook = model.codebook
         self.latent = nn.Parameter(torch.zeros(1, codebook.shape[1], rows, columns, device=codebook.device))
         self.register_buffer("low", codebook.min(0).values[None, :, None, None], persistent=False)
@@ -139,9 +135,7 @@ class VqganDrawer(Drawer):
 
     def synth(self) -> torch.Tensor:
         codes = quantise(self.latent, self.model.codebook)
-        if self.channels_last:
-            codes = codes.contiguous(memory_format=torch.channels_last)
-        decoded = self.model.decode(codes)
+        decoded = self.model.decode(codes.contiguous(memory_format=self.layout))
         return clamp_with_grad((decoded.float() + 1) / 2)
 
     def param_groups(self) -> list[dict[str, Any]]:
