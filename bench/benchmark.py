@@ -72,17 +72,15 @@ def cpu_description() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or "cpu"
-    def field(name: str) -> str | None:
-        return next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                     if line.split(":", 1)[0].strip() == name), None)
-
-    model = field("model name") or platform.processor() or "cpu"
+    # The first processor's fields (every core's are the same).
+    info = {key.strip(): value.strip() for key, value in
+            (line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)}
+    model = info.get("model name") or platform.processor() or "cpu"
     # A virtual machine may name only the brand ("AMD EPYC"); family and model tell its generation
     # (AMD's 25/17 is Zen 4).
-    if field("cpu family") and field("model"):
-        model += f" (family {field('cpu family')}, model {field('model')})"
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
-                      if line.startswith("flags")), []))
+    if info.get("cpu family") and info.get("model"):
+        model += f" (family {info['cpu family']}, model {info['model']})"
+    flags = set(info.get("flags", "").split())
     isa = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"),
                                    ("avx512f", "AVX512"), ("avx2", "AVX2")) if flag in flags]
     return f"{model}; {', '.join(isa) or 'no AVX2'}"
