@@ -67,11 +67,13 @@ CPU_BFLOAT16_MIN_SPEEDUP = 1.3
 def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 5) -> float:
     """How many times faster one core computes a ViT-B MLP's first linear layer over ``rows`` tokens
     (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32: the fastest of ``repeats``
-    timings of each after one warm-up of each, on one torch thread (restored after). The two precisions
-    take turns, so other work on the CPU meanwhile slows both alike; and on one thread a timing is only
-    slowed when its own thread waits, where an op over several waits for the slowest of them, so other
-    processes busy on the CPU (batch workers starting together, two runs at once) made the choice flip
-    from run to run, and with it a seed's picture.
+    timings of each after one warm-up of each, on one torch thread (restored after). Each timing is
+    the thread's own CPU time (:func:`_thread_clock`), so the time it waits while other processes have
+    the core does not count: timed by the wall clock, the ratio on a 2-core Zen 4 swung from 1.3 to 7
+    while other processes were busy (batch workers starting together, two runs at once, a test suite
+    over worker processes), and where it crossed :data:`CPU_BFLOAT16_MIN_SPEEDUP` the choice flipped
+    from run to run, and with it a seed's picture. Over several threads an op waits for the slowest
+    of them: one thread is timed.
 
     A CPU can report AMX or AVX512-BF16 and still multiply bfloat16 slower than float32: a virtual
     machine or kernel that keeps AMX's tiles from processes, ``ONEDNN_MAX_CPU_ISA`` below AMX, or a
@@ -79,20 +81,31 @@ def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 5) -> float:
     layers = {dtype: (torch.full((rows, 768), 0.01, dtype=dtype), torch.full((3072, 768), 0.01, dtype=dtype),
                       torch.zeros(3072, dtype=dtype)) for dtype in (torch.float32, torch.bfloat16)}
     best = dict.fromkeys(layers, float("inf"))
+    clock = _thread_clock()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
             for turn in range(repeats + 1):
                 for dtype, (x, weight, bias) in layers.items():
-                    start = time.perf_counter()
+                    start = clock()
                     torch.nn.functional.linear(x, weight, bias)
-                    elapsed = time.perf_counter() - start
+                    elapsed = clock() - start
                     if turn:  # the first turn warms up (oneDNN builds its kernels)
                         best[dtype] = min(best[dtype], elapsed)
     finally:
         torch.set_num_threads(threads)
     return best[torch.float32] / best[torch.bfloat16]
+
+
+def _thread_clock() -> Callable[[], float]:
+    """A clock of the calling thread's CPU time in seconds where the system counts it finely
+    (``clock_gettime``'s thread clock: Linux, macOS, the BSDs), else the wall clock (Windows counts a
+    thread's time in ticks of about 15 ms, longer than the speed probe's layer takes). On one torch
+    thread an op runs on the calling thread, so its CPU time is the op's own."""
+    if time.get_clock_info("thread_time").implementation.startswith("clock_gettime"):
+        return time.thread_time
+    return time.perf_counter
 
 
 def cpu_auto_precision() -> tuple[torch.dtype, float | None]:

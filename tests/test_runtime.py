@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -93,8 +94,41 @@ def test_the_speed_probe_is_the_ratio_of_the_fastest_timings_after_a_warm_up(mon
     # Turns alternate float32 and bfloat16; the first turn (a float32 call of 1 time unit, a bfloat16
     # one of 9) is not counted; then float32 takes 4 and 3 units, bfloat16 2 and 1: 3 / 1.
     ticks = iter([0, 1, 10, 19, 20, 24, 30, 32, 40, 43, 50, 51])
-    monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(runtime, "_thread_clock", lambda: lambda: next(ticks))
     assert cpu_bfloat16_speedup(rows=4, repeats=2) == 3.0
+
+
+@pytest.mark.skipif(not time.get_clock_info("thread_time").implementation.startswith("clock_gettime"),
+                    reason="this system counts a thread's CPU time coarsely; the probe times the wall clock")
+def test_the_speed_probe_does_not_count_time_spent_off_the_cpu(monkeypatch):
+    """Timed by the wall clock, the probe's ratio swung from 1.3 to 7 on a 2-core CPU while other processes
+    were busy, crossing the line auto decides at: a batch worker loaded its CLIP twice (once per precision)
+    and a seed's picture differed between two workers. Here bfloat16's layer is made to wait 20 ms off the
+    CPU each call, as a thread does while another process has its core: the ratio must not move."""
+    real = torch.nn.functional.linear
+
+    def waiting(x, weight, bias):
+        if x.dtype == torch.bfloat16:
+            time.sleep(0.02)
+        return real(x, weight, bias)
+
+    quiet = cpu_bfloat16_speedup(rows=64, repeats=3)
+    monkeypatch.setattr(torch.nn.functional, "linear", waiting)
+    kept_waiting = cpu_bfloat16_speedup(rows=64, repeats=3)
+    assert 0.5 < kept_waiting / quiet < 2  # by the wall clock it falls tenfold or more
+    # The op's CPU time is the calling thread's (one torch thread runs it there), so the clock sees it.
+    x, weight = torch.full((256, 768), 0.01), torch.full((3072, 768), 0.01)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        timings = []
+        for _ in range(5):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            real(x, weight)
+            timings.append((time.perf_counter() - wall, time.thread_time() - cpu))
+    finally:
+        torch.set_num_threads(threads)
+    assert max(cpu for _, cpu in timings) > 0.5 * min(wall for wall, _ in timings)
 
 
 # Two threads that both stay alive (as a server's pool does) allocate and write 200 MB in 2 MB tensors
