@@ -20,8 +20,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt requirem
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# One worker process per core, at most 4 (each holds its own models); a test file's tests stay together in one
+# worker, so its module's fixtures (a live server, a pool of demo workers) start once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check .
