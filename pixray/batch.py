@@ -340,8 +340,8 @@ def _run_ray(jobs: Sequence[Job], batch_dir: str, address: str, workers: int,
     if address == "local":
         # Ray starts its worker processes at niceness 15, for a cluster's machines that run nothing else;
         # here they are the batch's workers on the user's machine, where beside any other busy process
-        # they got a sliver of a core (a 2-core machine with two other busy processes: 70 s to start two
-        # actors, against 2.4 s). Local worker processes (--workers) run at the batch's own niceness.
+        # they would get a sliver of a core (README, "Batches and clusters"). Local worker processes
+        # (--workers) run at the batch's own niceness too.
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  _system_config={"worker_niceness": 0})
     else:

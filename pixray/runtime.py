@@ -69,11 +69,11 @@ def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 5) -> float:
     (``[rows, 768] x [3072, 768]ᵀ`` plus a bias) in bfloat16 than in float32: the fastest of ``repeats``
     timings of each after one warm-up of each, on one torch thread (restored after). Each timing is
     the thread's own CPU time (:func:`_thread_clock`), so the time it waits while other processes have
-    the core does not count: timed by the wall clock, the ratio on a 2-core Zen 4 swung from 1.3 to 7
-    while other processes were busy (batch workers starting together, two runs at once, a test suite
-    over worker processes), and where it crossed :data:`CPU_BFLOAT16_MIN_SPEEDUP` the choice flipped
-    from run to run, and with it a seed's picture. Over several threads an op waits for the slowest
-    of them: one thread is timed.
+    the core does not count: timed by the wall clock, the ratio swung widely while other processes were
+    busy (batch workers starting together, two runs at once, a test suite over worker processes; the
+    README's Performance section has the figures), and where it crossed
+    :data:`CPU_BFLOAT16_MIN_SPEEDUP` the choice flipped from run to run, and with it a seed's picture.
+    Over several threads an op waits for the slowest of them: one thread is timed.
 
     A CPU can report AMX or AVX512-BF16 and still multiply bfloat16 slower than float32: a virtual
     machine or kernel that keeps AMX's tiles from processes, ``ONEDNN_MAX_CPU_ISA`` below AMX, or a
