@@ -131,8 +131,8 @@ def test_a_request_for_a_video_gets_the_mp4_of_every_step_last(tmp_path, monkeyp
 
 def test_init_image_is_stretched_found_by_glob_or_fetched_as_pixray_does(tmp_path):
     import functools
-    import http.server
-    import threading
+
+    from local_http import QuietFiles, serving
 
     wide = Image.new("RGB", (80, 40), (0, 0, 255))
     wide.paste((255, 0, 0), (0, 0, 20, 40))  # the left quarter red
@@ -147,18 +147,10 @@ def test_init_image_is_stretched_found_by_glob_or_fetched_as_pixray_does(tmp_pat
     with pytest.raises(SettingsError, match="matches no file"):
         reader.read(str(tmp_path / "none-*.png"), 32, 32, "init_image")
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(tmp_path))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(functools.partial(QuietFiles, directory=str(tmp_path))) as url:
         assert torch.equal(reader.read(f"{url}/wide-1.png", 32, 32, "init_image"), image)
         with pytest.raises(SettingsError, match=r"(?i)cannot fetch .*missing\.png.*not found"):
             reader.read(f"{url}/missing.png", 32, 32, "init_image")
-        server.shutdown()
     with pytest.raises(SettingsError, match="a request may only use files it sends"):
         ImageReader(uploads=tmp_path / "uploads").read(f"{url}/wide-1.png", 32, 32, "init_image")
 

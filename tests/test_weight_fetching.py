@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import http.server
 import re
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from local_http import QuietFiles, serving
 from test_vqgan import write_checkpoint
 
 import pixray.model_cache
@@ -31,26 +30,21 @@ def hosts(tmp_path, monkeypatch):
     write_checkpoint(served, "vqgan_imagenet_f16_16384", train=True)
     requests: list[str] = []
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
+    class Handler(QuietFiles):
         def do_GET(self) -> None:
             requests.append(self.path)
             super().do_GET()
 
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=served))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     real = pixray.model_cache.download
+    with serving(functools.partial(Handler, directory=served)) as address:
 
-    def local(entry, directory, progress=None):
-        url = f"http://127.0.0.1:{httpd.server_port}/{entry.filename}"
-        return real(dataclasses.replace(entry, urls=(url,)), directory, progress)
+        def local(entry, directory, progress=None):
+            url = f"{address}/{entry.filename}"
+            return real(dataclasses.replace(entry, urls=(url,)), directory, progress)
 
-    monkeypatch.setattr(pixray.model_cache, "download", local)
-    monkeypatch.setenv("PIXRAY_DOWNLOAD", "1")
-    yield requests
-    httpd.shutdown()
+        monkeypatch.setattr(pixray.model_cache, "download", local)
+        monkeypatch.setenv("PIXRAY_DOWNLOAD", "1")
+        yield requests
 
 
 RUN = ["--prompts", "a red circle", "--drawer", "vqgan", "--clip_models", "shapes-demo", "--size", "32", "32",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import sys
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from local_http import serving
 
 from pixray.model_cache import models_for, weight_files
 from pixray.weights import MANIFEST, CheckpointError, WeightFile
@@ -41,22 +41,11 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        # A download the test ends early (a full disk) hangs up while the handler still writes: socketserver
-        # printed that to standard error, outside any test's captured output.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 @pytest.fixture
 def server():
-    httpd = _Server(("127.0.0.1", 0), _RangeHandler)
     _RangeHandler.ranges = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
+    with serving(_RangeHandler) as url:
+        yield url
 
 
 def _entry(base: str, sha: str | None = None, urls: tuple[str, ...] | None = None) -> WeightFile:
