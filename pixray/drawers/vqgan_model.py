@@ -19,6 +19,7 @@ from torch import nn
 
 from ..weights import CheckpointError
 from ..weights.torch_file import read_torch_file
+from . import lean_decoder
 
 VQMODEL = "taming.models.vqgan.VQModel"
 GUMBEL = "taming.models.vqgan.GumbelVQ"
@@ -65,8 +66,9 @@ class VQGAN(nn.Module):
         return quantise(h, self.codebook)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, embed_dim, h, w) -> image (B,3,h*f,w*f), roughly in [-1,1]."""
-        return self.decoder(self.post_quant_conv(latent))
+        """(B, embed_dim, h, w) -> image (B,3,h*f,w*f), roughly in [-1,1]: taming's decoder, run by
+        :func:`~pixray.drawers.lean_decoder.decode` (the same output, less kept for the backward)."""
+        return lean_decoder.decode(self.decoder, self.post_quant_conv(latent))
 
 
 def quantise(latent: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
