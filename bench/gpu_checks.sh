@@ -50,6 +50,9 @@ check vqgan_normal 240 "$py" bench/benchmark.py --drawer vqgan --quality "$quali
 # Goal: quality best within 8 GB of GPU memory (a T4-class Replicate machine has 16).
 check best_auto 240 "$py" bench/benchmark.py --drawer fast_pixel --quality "$quality_best" \
     --device "$device" "${short[@]}"
+# The same with the default drawer, whose decoder's activations at best's 768x432 are the largest.
+check vqgan_best 240 "$py" bench/benchmark.py --drawer vqgan --quality "$quality_best" \
+    --device "$device" "${short[@]}"
 check sync 120 "$py" bench/sync_check.py
 check profile_normal 240 "$py" bench/step_profile.py --quality "$quality_normal" --device "$device" \
     --steps 3 --warmup 2 --rows 30
