@@ -1,16 +1,23 @@
 """Lists host-device synchronisations inside the engine's step loop (CUDA only).
 
-    python bench/sync_check.py      # prints each synchronising call site, or "no synchronisation"
+    python bench/sync_check.py      # per drawer, each synchronising call site, or "no synchronisation"
 
-Uses torch.cuda.set_sync_debug_mode("warn") after the run is prepared and its first step done.
+Uses torch.cuda.set_sync_debug_mode("warn") after each run is prepared and its first step done; the
+pixel drawers and vqgan (imagenet_f16_16384's architecture with random weights, so no downloads).
+Without a CUDA device it runs the same steps on the CPU, checking nothing: proof that the script runs.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import tempfile
 import warnings
+from pathlib import Path
 
 import open_clip
 import torch
+from benchmark import random_vqgan_files
 
 from pixray.engine import Run
 from pixray.perceptors import Perceptor
@@ -18,23 +25,35 @@ from pixray.settings import build_settings
 
 
 def main() -> None:
-    if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check")
-        return
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--drawers", default="fast_pixel,pixel,vqgan", help="comma-separated")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        print("no CUDA device: the steps run on the CPU, nothing is checked")
     model = open_clip.create_model("ViT-B-32-quickgelu")
-    settings = build_settings({"prompts": "a red circle", "iterations": 6, "device": "cuda", "seed": 0,
-                               "custom_loss": ["smoothness"]})
-    steps = iter(Run(settings, [Perceptor("ViT-B/32", model)]))
-    next(steps)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("warn")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(3):
+    for drawer in args.drawers.split(","):
+        values = {"drawer": drawer, "prompts": "a red circle", "iterations": 6, "seed": 0,
+                  "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"]}
+        if drawer == "vqgan":
+            values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-sync-"))))
+        steps = iter(Run(build_settings(values), [Perceptor("ViT-B/32", model)]))
+        next(steps)
+        if not cuda:
             next(steps)
-    torch.cuda.set_sync_debug_mode(0)
-    sites = {str(w.message).splitlines()[0] + " @ " + f"{w.filename}:{w.lineno}" for w in caught}
-    print("\n".join(sorted(sites)) or "no synchronisation in 3 steps")
+            print(f"{drawer}: 2 steps")
+            continue
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                next(steps)
+        torch.cuda.set_sync_debug_mode(0)
+        sites = {str(w.message).splitlines()[0] + " @ " + f"{w.filename}:{w.lineno}" for w in caught}
+        print(f"{drawer}: " + ("\n  ".join(sorted(sites)) or "no synchronisation in 3 steps"))
 
 
 if __name__ == "__main__":
