@@ -33,13 +33,13 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     if not cuda:
         print("no CUDA device: the steps run on the CPU, nothing is checked")
-    model = open_clip.create_model("ViT-B-32-quickgelu")
+    perceptor = Perceptor("ViT-B/32", open_clip.create_model("ViT-B-32-quickgelu"))  # one, as a cache keeps
     for drawer in args.drawers.split(","):
         values = {"drawer": drawer, "prompts": "a red circle", "iterations": 6, "seed": 0,
                   "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"]}
         if drawer == "vqgan":
             values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-sync-"))))
-        steps = iter(Run(build_settings(values), [Perceptor("ViT-B/32", model)]))
+        steps = iter(Run(build_settings(values), [perceptor]))
         next(steps)
         if not cuda:
             next(steps)
