@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import math
 import os
+import platform
 import re
 import sys
 import time
@@ -21,6 +23,8 @@ from .errors import RunError
 from .options import SettingsError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+log = logging.getLogger(__name__)
 
 
 def choose_device(setting: str = "auto", cuda_device: str = "cuda") -> torch.device:
@@ -55,6 +59,33 @@ def cpu_has_fast_bfloat16() -> bool:
     """
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def cpu_has_fast_float16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether this CPU reports instructions that torch's float16 matmuls use (AMX-FP16, or AVX512-FP16,
+    read from ``cpuinfo``'s flags, which torch has no probe for); None where its flags cannot be read
+    (not Linux; not an x86 CPU, whose listing says ``flags``)."""
+    if getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)():
+        return True
+    try:
+        listing = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return None
+    flags = re.search(r"^flags\s*:(.*)$", listing, re.MULTILINE)
+    return None if flags is None else "avx512_fp16" in flags.group(1).split()
+
+
+def emulated_on_cpu(dtype: torch.dtype) -> str | None:
+    """Why torch would emulate ``dtype``'s matmuls on this CPU (so that they run many times slower than
+    float32's: the README has figures), or None where it does not, or where that cannot be told (an ARM
+    CPU may multiply half precision natively; only x86 CPUs report what is checked)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    if dtype == torch.bfloat16 and not cpu_has_fast_bfloat16():
+        return "the CPU reports neither AMX nor AVX512-BF16"
+    if dtype == torch.float16 and cpu_has_fast_float16() is False:
+        return "the CPU reports neither AMX-FP16 nor AVX512-FP16"
+    return None
 
 
 #: How many times faster than float32 a CPU must compute :func:`cpu_bfloat16_speedup`'s layer in bfloat16
@@ -132,9 +163,15 @@ def weights_precision(device: torch.device, dtype: torch.dtype) -> torch.dtype:
 
 def choose_precision(setting: str, device: torch.device) -> torch.dtype:
     """The dtype perceptors compute in: ``auto`` picks bfloat16 or float16 on CUDA, and on a CPU bfloat16
-    where it measures faster than float32 (:func:`cpu_auto_precision`), else float32."""
+    where it measures faster than float32 (:func:`cpu_auto_precision`), else float32. A half precision
+    asked for by name is used as asked, with a warning where this CPU would emulate it."""
     if setting != "auto":
-        return _DTYPES[setting]
+        dtype = _DTYPES[setting]
+        reason = emulated_on_cpu(dtype) if device.type == "cpu" else None
+        if reason is not None:
+            log.warning("setting 'precision': %s on this CPU is emulated (%s): many times slower than "
+                        "float32; auto picks the fastest precision here", setting, reason)
+        return dtype
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu":

@@ -3,6 +3,7 @@ measures it faster than float32; on CUDA; an explicit setting as given) and glib
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -57,6 +58,43 @@ def test_auto_picks_bfloat16_only_where_it_measures_faster(monkeypatch, speedup,
 def test_an_explicit_precision_is_used_as_given_without_timing(monkeypatch, setting):
     _cpu(monkeypatch, reports_bfloat16=True, speedup=None)
     assert choose_precision(setting, CPU) == getattr(torch, setting)
+
+
+@pytest.mark.parametrize(("machine", "setting", "reports", "warned"), [
+    ("x86_64", "bfloat16", False, True),  # AVX2 only: torch emulates bfloat16
+    ("x86_64", "bfloat16", True, False),
+    ("AMD64", "float16", False, True),  # Windows' name for it
+    ("x86_64", "float16", True, False),  # AVX512-FP16 or AMX-FP16
+    ("x86_64", "float16", None, False),  # flags not readable: not told
+    ("x86_64", "float32", False, False),
+    ("aarch64", "bfloat16", False, False),  # an ARM CPU's half precision may be native
+])
+def test_an_explicit_half_precision_this_cpu_would_emulate_is_warned_of(monkeypatch, caplog, machine, setting,
+                                                                         reports, warned):
+    monkeypatch.setattr(runtime.platform, "machine", lambda: machine)
+    monkeypatch.setattr(runtime, "cpu_has_fast_bfloat16", lambda: reports)
+    monkeypatch.setattr(runtime, "cpu_has_fast_float16", lambda: reports)
+    with caplog.at_level(logging.WARNING, logger="pixray.runtime"):
+        assert choose_precision(setting, CPU) == getattr(torch, setting)
+        assert choose_precision(setting, torch.device("cuda")) == getattr(torch, setting)  # a GPU: never
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == warned
+    if warned:
+        assert warnings[0].startswith(f"setting 'precision': {setting} on this CPU is emulated (the CPU")
+
+
+def test_float16_instructions_are_read_from_an_x86_cpus_flags(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: False, raising=False)
+    listing = tmp_path / "cpuinfo"
+    listing.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert runtime.cpu_has_fast_float16(listing) is False
+    listing.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_fp16 amx_tile\n")
+    assert runtime.cpu_has_fast_float16(listing) is True
+    listing.write_text("processor\t: 0\nFeatures\t: fp asimd fphp asimdhp\n")  # an ARM CPU's
+    assert runtime.cpu_has_fast_float16(listing) is None
+    assert runtime.cpu_has_fast_float16(tmp_path / "absent") is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: True, raising=False)
+    assert runtime.cpu_has_fast_float16(tmp_path / "absent") is True
 
 
 @pytest.mark.parametrize(("bf16_supported", "expected"), [(True, torch.bfloat16), (False, torch.float16)])
