@@ -46,6 +46,7 @@ from pixray.runtime import (
     choose_device,
     choose_precision,
     cpu_auto_precision,
+    cpu_fields,
     keep_freed_memory,
     weights_precision,
 )
@@ -68,13 +69,7 @@ def random_perceptors(names: tuple[str, ...], device: torch.device, fast: bool =
 
 def cpu_description() -> str:
     """The CPU's model name and the instruction sets that decide its speed here."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "cpu"
-    # The first processor's fields (every core's are the same).
-    info = {key.strip(): value.strip() for key, value in
-            (line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)}
+    info = cpu_fields()
     model = info.get("model name") or platform.processor() or "cpu"
     # A virtual machine may name only the brand ("AMD EPYC"); family and model tell its generation
     # (AMD's 25/17 is Zen 4).
@@ -107,6 +102,14 @@ def time_run(settings: Settings, perceptors: list[Perceptor], warmup: int,
 IMAGENET_F16_16384 = {"embed_dim": 256, "n_embed": 16384, "ddconfig": {
     "double_z": False, "z_channels": 256, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
     "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.0}}
+
+
+def random_weight_settings(drawer: str) -> dict[str, str]:
+    """The settings that give ``drawer`` its network with random weights where it needs files (vqgan:
+    :func:`random_vqgan_files` in a new temporary folder); none for the others."""
+    if drawer != "vqgan":
+        return {}
+    return random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-")))
 
 
 def random_vqgan_files(directory: Path) -> dict[str, str]:
@@ -181,8 +184,7 @@ def main() -> None:
               "precision": args.precision, "seed": 0, "prompts": "a red circle on a blue background",
               "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size,
               "vdiff_model": args.vdiff_model}
-    if args.drawer == "vqgan":
-        values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-"))))
+    values.update(random_weight_settings(args.drawer))
     given = {k: v for k, v in values.items() if v is not None}
     settings = build_settings(given)
     device = choose_device(settings.device)

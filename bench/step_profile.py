@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-from benchmark import random_network_files, random_perceptors, random_vqgan_files
+from benchmark import random_network_files, random_perceptors, random_weight_settings
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
@@ -45,9 +43,7 @@ def main() -> None:
     values = {"drawer": args.drawer, "quality": args.quality, "device": args.device,
               "precision": args.precision, "seed": 0, "prompts": "a red circle on a blue background",
               "iterations": args.warmup + args.steps + 1}
-    if args.drawer == "vqgan":
-        values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-"))))
-    settings = build_settings(values)
+    settings = build_settings({**values, **random_weight_settings(args.drawer)})
     device = choose_device(settings.device)
     dtype = choose_precision(settings.precision, device)
     perceptors = random_perceptors(resolve(settings).clip_models, device,

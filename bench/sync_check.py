@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 import warnings
-from pathlib import Path
 
 import open_clip
 import torch
-from benchmark import random_vqgan_files
+from benchmark import random_weight_settings
 
 from pixray.engine import Run
 from pixray.perceptors import Perceptor
@@ -36,9 +34,8 @@ def main() -> None:
     perceptor = Perceptor("ViT-B/32", open_clip.create_model("ViT-B-32-quickgelu"))  # one, as a cache keeps
     for drawer in args.drawers.split(","):
         values = {"drawer": drawer, "prompts": "a red circle", "iterations": 6, "seed": 0,
-                  "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"]}
-        if drawer == "vqgan":
-            values.update(random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-sync-"))))
+                  "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"],
+                  **random_weight_settings(drawer)}
         steps = iter(Run(build_settings(values), [perceptor]))
         next(steps)
         if not cuda:

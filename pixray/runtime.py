@@ -61,18 +61,25 @@ def cpu_has_fast_bfloat16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+def cpu_fields(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first processor's fields in Linux's ``cpuinfo`` listing (``model name``, ``cpu family``,
+    ``flags``, ...; every core's are the same), or none where it cannot be read (not Linux)."""
+    try:
+        listing = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return {}
+    return {key.strip(): value.strip() for key, value in
+            (line.split(":", 1) for line in listing.split("\n\n")[0].splitlines() if ":" in line)}
+
+
 def cpu_has_fast_float16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     """Whether this CPU reports instructions that torch's float16 matmuls use (AMX-FP16, or AVX512-FP16,
     read from ``cpuinfo``'s flags, which torch has no probe for); None where its flags cannot be read
     (not Linux; not an x86 CPU, whose listing says ``flags``)."""
     if getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)():
         return True
-    try:
-        listing = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return None
-    flags = re.search(r"^flags\s*:(.*)$", listing, re.MULTILINE)
-    return None if flags is None else "avx512_fp16" in flags.group(1).split()
+    flags = cpu_fields(cpuinfo).get("flags")
+    return None if flags is None else "avx512_fp16" in flags.split()
 
 
 def emulated_on_cpu(dtype: torch.dtype) -> str | None:
