@@ -40,7 +40,7 @@ def _output_and_gradient(forward, z: torch.Tensor, dtype: torch.dtype = torch.fl
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_the_same_image_and_gradient_as_taming_in_float32(capsys, layout):
+def test_the_same_image_and_gradient_as_taming_in_float32(layout):
     decoder = _decoder().to(memory_format=layout)
     z = torch.randn(2, 4, 5, 7).contiguous(memory_format=layout)
     out, grad = _output_and_gradient(lambda t: decode(decoder, t), z)
