@@ -32,7 +32,8 @@ def serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Itera
     """``handler`` served on 127.0.0.1; yields the server's address (``http://127.0.0.1:PORT``) and shuts
     the server down after."""
     httpd = _Server(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    # shutdown() waits for the loop's next look at its flag: every 0.5 s by default, half a second a test.
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_port}"
     finally:

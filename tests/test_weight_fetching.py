@@ -27,7 +27,7 @@ def hosts(tmp_path, monkeypatch):
     every manifest entry's URLs pointed there; yields the requests the server saw."""
     served = tmp_path / "served"
     served.mkdir()
-    write_checkpoint(served, "vqgan_imagenet_f16_16384", train=True)
+    write_checkpoint(served, "vqgan_imagenet_f16_16384")
     requests: list[str] = []
 
     class Handler(QuietFiles):
