@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import open_clip
 import torch
 import yaml
+from scratch import scratch_directory
 
 from pixray.perceptors import openai_state_dict
 
@@ -35,7 +34,7 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32-quickgelu",
                         help="open_clip architecture (random weights)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="pixray-batch-bench-"))
+    work = scratch_directory("pixray-batch-bench-")
     torch.manual_seed(0)
     checkpoint = work / "clip.pt"
     torch.save(openai_state_dict(open_clip.create_model(args.model), half=True), checkpoint)

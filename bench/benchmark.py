@@ -24,7 +24,6 @@ import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import TypeVar
 import open_clip
 import torch
 import yaml
+from scratch import scratch_directory
 
 from pixray.drawers.super_resolution import UPSCALERS
 from pixray.drawers.vdiff import VDIFF_MODELS
@@ -109,7 +109,7 @@ def random_weight_settings(drawer: str) -> dict[str, str]:
     :func:`random_vqgan_files` in a new temporary folder); none for the others."""
     if drawer != "vqgan":
         return {}
-    return random_vqgan_files(Path(tempfile.mkdtemp(prefix="pixray-bench-")))
+    return random_vqgan_files(scratch_directory("pixray-bench-"))
 
 
 def random_vqgan_files(directory: Path) -> dict[str, str]:
@@ -146,7 +146,7 @@ def random_network_files(settings: Settings, device: torch.device) -> ModelCache
         network, filename = ESRGAN(), UPSCALERS[settings.section("super_resolution").super_resolution_model]
     else:
         return None
-    directory = Path(tempfile.mkdtemp(prefix="pixray-bench-"))
+    directory = scratch_directory("pixray-bench-")
     torch.save(network.state_dict(), directory / filename)
     return UncheckedFiles(device, directory)
 

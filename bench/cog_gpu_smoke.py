@@ -9,7 +9,6 @@ loader, as bench/benchmark.py does) and the shipped shapes-demo CLIP, so nothing
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,10 +19,11 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
 import test_cog_server  # noqa: E402
 from benchmark import random_vqgan_files  # noqa: E402
+from scratch import scratch_directory  # noqa: E402
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="pixray-cog-smoke-"))
+    tmp = scratch_directory("pixray-cog-smoke-")
     base = {"clip_models": ["shapes-demo"], "iterations": 50, **random_vqgan_files(tmp)}
     test_cog_server.BASE_SETTINGS = yaml.safe_dump(base)
     server = test_cog_server.Server(tmp)

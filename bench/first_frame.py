@@ -20,7 +20,6 @@ import logging
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
 from cog_server import Server  # noqa: E402
+from scratch import scratch_directory  # noqa: E402
 
 from pixray.perceptors import CLIP_MODELS  # noqa: E402
 from pixray.perceptors.checkpoint import openai_state_dict  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
 
     names = (args.clip_models.split(",") if args.clip_models
              else list(QUALITY_PRESETS[args.quality].clip_models))
-    tmp = Path(tempfile.mkdtemp(prefix="pixray-first-frame-"))
+    tmp = scratch_directory("pixray-first-frame-")
     models = random_checkpoints(names, tmp)
     base = yaml.safe_dump({"clip_models": models, "device": args.device})
     threads = str(torch.get_num_threads())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from cog_server import BASE_SETTINGS, Server  # noqa: E402 - the tests' server launcher
+from scratch import scratch_directory  # noqa: E402
 
 COGLET_PREDICTIONS = Path("/tmp/coglet/predictions")
 
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=len(KINDS), help="predictions before the RSS baseline")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="pixray-soak-"))
+    tmp = scratch_directory("pixray-soak-")
     coglet_before = set(COGLET_PREDICTIONS.iterdir()) if COGLET_PREDICTIONS.exists() else set()
     base = BASE_SETTINGS.replace("iterations: 6", "iterations: 20")
     server = Server(tmp, base=base, OMP_NUM_THREADS="2")
