@@ -3,11 +3,13 @@ perceptor's forward + backward to its input over a batch of cutouts (random weig
 architecture), timed three ways on the same inputs: eager as the engine runs it today (float32 weights
 cast by autocast on every call), eager with the matmul weights stored in the pass's precision (as the
 CPU path keeps them), and the first captured in a CUDA graph (``torch.cuda.make_graphed_callables``,
-forward and backward replayed with one launch each). Prints milliseconds per pass and how far the
-other ways' input gradients are from eager's. CUDA only; a measurement for issue 19's GPU goal, not a
-path the engine takes.
+forward and backward replayed with one launch each); with ``--compile``, also the first through
+``torch.compile`` (inductor's fused kernels; its compile time printed apart). Prints milliseconds per
+pass and how far the other ways' input gradients are from eager's. CUDA only; a measurement for issue
+19's GPU goal, not a path the engine takes. (On the CPU, compiling the bfloat16 pass gained nothing on
+the Zen 4 EPYC: see the README.)
 
-    python bench/cuda_graph_pass.py --model ViT-B/16 --cuts 30
+    python bench/cuda_graph_pass.py --model ViT-B/16 --cuts 30 [--compile]
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--cuts", type=int, default=30)
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--passes", type=int, default=50)
+    parser.add_argument("--compile", action="store_true", help="also time the pass through torch.compile")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
     if not torch.cuda.is_available():
@@ -82,8 +85,15 @@ def main() -> None:
     reference = input_gradient(eager, images)
     print(f"{args.model} x {args.cuts} cuts, {str(dtype).removeprefix('torch.')}, "
           f"{torch.cuda.get_device_name(device)}:")
-    ways = (("eager, float32 weights (today)", eager), (f"eager, weights stored in {dtype}", stored),
-            ("CUDA graph, float32 weights", graphed))
+    ways = [("eager, float32 weights (today)", eager), (f"eager, weights stored in {dtype}", stored),
+            ("CUDA graph, float32 weights", graphed)]
+    if args.compile:
+        compiled = torch.compile(Encode(eager.perceptor, dtype))
+        start = time.perf_counter()
+        input_gradient(compiled, images)  # compiles the forward and the backward
+        torch.cuda.synchronize()
+        print(f"  torch.compile: {time.perf_counter() - start:.1f} s to compile and run the first pass")
+        ways.append(("torch.compile, float32 weights", compiled))
     for label, encode in ways:
         gradient = input_gradient(encode, images)
         difference = (gradient - reference).abs().max().item() / reference.abs().max().item()

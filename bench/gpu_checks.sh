@@ -74,4 +74,6 @@ check cli_on_device 120 "${pixray[@]}" --prompts "a red circle" --drawer fast_pi
 printf '%s\n' "settings: {drawer: pixel, clip_models: shapes-demo, size: [64, 64], iterations: 10}" \
     "sweep: {prompts: [a red circle, a blue square], seed: [1, 2]}" > "$out/jobs.yaml"
 check batch_on_device 180 "${pixray[@]}" batch "$out/jobs.yaml" --outdir "$out/batch_run" --quiet
+# Last, as it may not fit a short lease: the pass through torch.compile (a minute or so of compiling).
+check compile_vit_b16 300 "$py" bench/cuda_graph_pass.py --model ViT-B/16 --cuts 30 --compile
 echo "== done: outputs in $out"
