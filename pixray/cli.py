@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -130,11 +131,20 @@ class _Parser(OneLineParser):
 def build_parser(prog: str = "pixray",
                  description: str = "CLIP-guided image generation (`pixray batch JOBS` renders many: "
                                     "see pixray batch --help; `pixray ui` opens a web page to make "
-                                    "images on: see pixray ui --help).") -> argparse.ArgumentParser:
+                                    "images on: see pixray ui --help).",
+                 options: str = "[--version]") -> argparse.ArgumentParser:
     """The argument parser, generated from the settings tree (every setting is a flag, with
-    Pixray's short forms; list settings take several words or one comma-separated word)."""
+    Pixray's short forms; list settings take several words or one comma-separated word). ``options``:
+    the usage line's words for the command's own flags and arguments."""
+    # argparse's own usage line listed all ~140 flags, some 75 lines before the help began; the settings'
+    # flags are listed under "settings" and their sections below it.
+    words = f"{prog} [-h] {options} [--config FILE] [--quiet] [--SETTING VALUE ...]"
+    unbroken = re.sub(r"\[[^]]*\]", lambda m: m[0].replace(" ", "\xa0"), words)  # a bracket on one line
+    usage = textwrap.fill(unbroken, 79, initial_indent="usage: ", break_on_hyphens=False,
+                          subsequent_indent=" " * len(f"usage: {prog} "))
+    usage = usage.removeprefix("usage: ").replace("\xa0", " ")
     # Any unique prefix of a flag, as Pixray's argparse takes: its README's own example is --prompt=sunrise.
-    parser = _Parser(prog=prog, description=description, allow_abbrev=True,
+    parser = _Parser(prog=prog, description=description, usage=usage, allow_abbrev=True,
                      epilog="environment: PIXRAY_WEIGHTS_DIR, the weights directory (see --weights_dir); "
                             "PIXRAY_DOWNLOAD=0, never fetch the weight files a run misses (they are named "
                             "with the command that fetches them)")
@@ -294,7 +304,8 @@ def batch_main(argv: Sequence[str]) -> int:
                                           "or 'settings', 'jobs' and 'sweep'), each into its own directory "
                                           "under --outdir, with batch.jsonl recording each job and "
                                           "batch_grid.png showing them; run it again to resume. Settings "
-                                          "flags and --config files give every job's shared settings.")
+                                          "flags and --config files give every job's shared settings.",
+                          "[--workers N] [--ray ADDRESS] [--job-progress] JOBS")
     parser.add_argument("jobs", metavar="JOBS", help="the jobs file (.yaml, .json or .jsonl)")
     parser.add_argument("--workers", type=int, default=1,
                         help="local worker processes, each keeping its models loaded (default 1); with "
@@ -354,7 +365,8 @@ def ui_main(argv: Sequence[str]) -> int:
     options or settings, or without the ``ui`` extra installed."""
     parser = build_parser("pixray ui", "A web page on this machine to make images and watch them form "
                                        "(Gradio). Settings flags and --config files give the settings under "
-                                       "every form; outdir says where runs go (the gallery shows them).")
+                                       "every form; outdir says where runs go (the gallery shows them).",
+                          "[--host HOST] [--port PORT] [--share] [--auth USER:PASSWORD] [--open] [--demo]")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every "
                              "network it is on)")

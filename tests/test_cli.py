@@ -26,6 +26,24 @@ def test_help_lists_every_setting(capsys):
     assert "PIXRAY_WEIGHTS_DIR" in help_text and "PIXRAY_DOWNLOAD=0" in help_text
 
 
+@pytest.mark.parametrize("command, own", [([], "[--version]"), (["batch"], "[--workers N] [--ray ADDRESS]"),
+                                          (["ui"], "[--auth USER:PASSWORD]")])
+def test_help_begins_with_a_usage_of_a_few_lines(command, own, capsys):
+    """argparse's usage line listed every setting's flag: some 75 lines before the help began. Now each
+    command's own options and the settings as one [--SETTING VALUE ...], within 79 columns, no bracket
+    broken across lines."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    help_text = capsys.readouterr().out
+    usage = help_text[:help_text.index("\n\n")].splitlines()
+    assert usage[0].startswith(f"usage: {' '.join(['pixray', *command])} [-h] ")
+    assert len(usage) <= 3 and all(len(line) <= 79 for line in usage)
+    joined = " ".join(" ".join(usage).split())
+    assert own in joined and joined.endswith("[--config FILE] [--quiet] [--SETTING VALUE ...]")
+    assert all(line.count("[") == line.count("]") for line in usage)
+    assert "--prompts" not in joined  # listed under "settings" below
+
+
 def test_cli_run_with_checkpoint_path_writes_png_with_metadata(tmp_path: Path, tiny_checkpoint: Path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("iterations: 3\nnum_cuts: 2\nsize: [32, 24]\nseed: 5\n")
