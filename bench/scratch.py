@@ -1,7 +1,7 @@
 """Temporary folders for the benchmarks' random weight files, removed when the script ends.
 
-A vqgan benchmark writes a 0.3 GB checkpoint and the first-frame benchmark 0.6 GB of CLIP checkpoints;
-left in the temporary directory, every run added that much (18 GB in a day of measuring).
+A vqgan benchmark writes a random VQGAN checkpoint and the first-frame benchmark random CLIP
+checkpoints, hundreds of megabytes a run; left in the temporary directory, every run added them there.
 """
 
 from __future__ import annotations

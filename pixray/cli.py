@@ -136,8 +136,8 @@ def build_parser(prog: str = "pixray",
     """The argument parser, generated from the settings tree (every setting is a flag, with
     Pixray's short forms; list settings take several words or one comma-separated word). ``options``:
     the usage line's words for the command's own flags and arguments."""
-    # argparse's own usage line listed all ~140 flags, some 75 lines before the help began; the settings'
-    # flags are listed under "settings" and their sections below it.
+    # argparse's own usage line lists every setting's flag, screens of it before the help begins; the
+    # settings' flags are listed under "settings" and their sections below it.
     words = f"{prog} [-h] {options} [--config FILE] [--quiet] [--SETTING VALUE ...]"
     unbroken = re.sub(r"\[[^]]*\]", lambda m: m[0].replace(" ", "\xa0"), words)  # a bracket on one line
     usage = textwrap.fill(unbroken, 79, initial_indent="usage: ", break_on_hyphens=False,

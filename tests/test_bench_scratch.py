@@ -1,4 +1,5 @@
-"""The benchmarks' temporary folders (random weight files of 0.3-0.6 GB a run) go when the script ends."""
+"""The benchmarks' temporary folders (their random weight files, hundreds of MB a run) go when the script
+ends."""
 
 import signal
 import subprocess
