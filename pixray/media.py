@@ -47,7 +47,9 @@ class FrameSequence:
         return self.directory / f"frame_{index:04d}.png"
 
     def add(self, index: int) -> Path:
-        """The path of step ``index``'s frame, now counted among the frames."""
+        """Count step ``index``'s frame among the frames; returns its path. Called once its image is
+        handed to the writer: an interrupt (Ctrl-C lands anywhere) between the two then leaves out a
+        frame never written, not one the video cannot read, which lost the interrupted run its video."""
         self.frames.append(self.frame_path(index))
         return self.frames[-1]
 

@@ -280,9 +280,11 @@ class OutputWriter:
         """Hand ``step``'s image (and its frame in steps/) to the image thread; write its SVG."""
         paths = [self.path]
         if self.steps is not None:
-            paths.append(self.steps.add(step.index))
+            paths.append(self.steps.frame_path(step.index))
         info = png_metadata(self.record, self.record["seed"], step.index, step.prompts)
         self._submit(paths, step, info)
+        if self.steps is not None:
+            self.steps.add(step.index)
         if step.vector is not None:
             try:
                 save_text(step.vector.svg(), self.vector_path)
@@ -291,7 +293,8 @@ class OutputWriter:
                                     f"{exc.strerror or exc}") from None
 
     def _queue_frame(self, sequence: FrameSequence, step: Step) -> None:
-        self._submit([sequence.add(step.index)], step, None)
+        self._submit([sequence.frame_path(step.index)], step, None)
+        sequence.add(step.index)
 
     def _submit(self, paths: list[Path], step: Step, info: PngImagePlugin.PngInfo | None) -> None:
         if self._images is None:

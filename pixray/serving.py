@@ -333,7 +333,8 @@ class Video:
 
     def add(self, step: Step) -> None:
         """Queue ``step``'s image as the next frame."""
-        self._writer.submit([self.frames.add(step.index)], step.image)
+        self._writer.submit([self.frames.frame_path(step.index)], step.image)
+        self.frames.add(step.index)
 
     def finish(self) -> list[Path]:
         """Wait for the frames, then make the GIF (when asked for) and the mp4, in that order."""

@@ -285,6 +285,42 @@ def test_an_interrupt_anywhere_in_submit_leaves_the_frame_writer_able_to_finish(
     assert line > 3
 
 
+@pytest.mark.parametrize("video", ["steps", "video"])
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_interrupt_at_a_frames_hand_over_still_gets_the_video_of_the_frames_written(run, tmp_path, capfd,
+                                                                                         monkeypatch, video,
+                                                                                         when):
+    """Ctrl-C (or the CLI's SIGTERM) landing as a frame is handed to the writer thread, just before or
+    just after: the interrupted run still makes its video, of the frames written. A frame was counted
+    for the video before its hand-over, so an interrupt between the two left a frame the video could
+    not read: no video, and imageio's "No frames have been written" on stderr (a CI run of the CLI's
+    SIGTERM test met it)."""
+    from pixray.media import FrameWriter
+    from pixray.output import OutputWriter
+
+    r = run(iterations=4, save_every=1, outdir=str(tmp_path / "o"), make_video=video == "video",
+            save_intermediates=video == "steps")
+    writer = OutputWriter(r.settings)
+    real, frames = FrameWriter.submit, 0
+
+    def submit(self, paths, image, info=None):  # interrupted at the second frame's hand-over
+        nonlocal frames
+        frames += any(path.name.startswith("frame_") for path in paths)
+        if frames == 2 and when == "before":
+            raise KeyboardInterrupt
+        real(self, paths, image, info)
+        if frames == 2 and when == "after":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(FrameWriter, "submit", submit)
+    with pytest.raises(KeyboardInterrupt):
+        writer.save_run(r)
+    sequence = writer.steps if video == "steps" else writer.video
+    assert sequence.frames and all(frame.is_file() for frame in sequence.frames)
+    assert sequence.video.is_file() and sequence.video.stat().st_size > 0
+    assert "No frames have been written" not in capfd.readouterr().err
+
+
 def test_video_frame_rate_is_pixrays():
     from pixray.media import video_fps
 
