@@ -67,11 +67,14 @@ check first_frame 360 "$py" bench/first_frame.py --quality "$quality_normal" --d
     --predictions "$predictions"
 # The command line and pixray batch on the device (shapes-demo, seconds): paths only a GPU takes
 # (batch's workers each given their GPU, cuda_device, cudnn_determinism), which CPU tests cannot reach.
+# No steps/ video: a GPU image carries no imageio-ffmpeg, and its wheel (with ffmpeg inside) would take
+# the .whl folder past what a lease carries; nothing of the video is the GPU's.
 pixray=("$py" -c "import sys; from pixray.cli import main; sys.exit(main())")
 check cli_on_device 120 "${pixray[@]}" --prompts "a red circle" --drawer fast_pixel \
     --clip_models shapes-demo --size 64 64 --iterations 20 --cuda_device cuda:0 --cudnn_determinism true \
-    --outdir "$out/cli_run" --overwrite true --quiet
-printf '%s\n' "settings: {drawer: pixel, clip_models: shapes-demo, size: [64, 64], iterations: 10}" \
+    --save_intermediates false --outdir "$out/cli_run" --overwrite true --quiet
+printf '%s\n' "settings: {drawer: pixel, clip_models: shapes-demo, size: [64, 64], iterations: 10," \
+    "           save_intermediates: false}" \
     "sweep: {prompts: [a red circle, a blue square], seed: [1, 2]}" > "$out/jobs.yaml"
 check batch_on_device 180 "${pixray[@]}" batch "$out/jobs.yaml" --outdir "$out/batch_run" --quiet
 # Last, as it may not fit a short lease: the pass through torch.compile (a minute or so of compiling).
