@@ -46,12 +46,11 @@ class FrameSequence:
         """Where the frame of step ``index`` goes (Pixray's names: frame_0000.png, ...)."""
         return self.directory / f"frame_{index:04d}.png"
 
-    def add(self, index: int) -> Path:
-        """Count step ``index``'s frame among the frames; returns its path. Called once its image is
+    def add(self, index: int) -> None:
+        """Count step ``index``'s frame (at :meth:`frame_path`) among the frames. Called once its image is
         handed to the writer: an interrupt (Ctrl-C lands anywhere) between the two then leaves out a
         frame never written, not one the video cannot read, which lost the interrupted run its video."""
         self.frames.append(self.frame_path(index))
-        return self.frames[-1]
 
     def make_videos(self, comment: str | None, gif: bool) -> list[Path]:
         """Encode the frames written: the GIF (when ``gif``) and the mp4, in that order."""
