@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,8 +106,9 @@ def test_a_run_streams_frames_and_progress_then_its_files(page: Page, tmp_path: 
     steps = [v for v in views if v.total]
     assert [v.done for v in steps] == sorted(v.done for v in steps) and steps[-1].done == 5
     assert all(v.total == 5 and v.running and v.loss is not None for v in steps)
-    # Frames of steps 0, 2 and 4 (display_every 2); two may come as one when the page is slower.
-    assert 2 <= sum(v.image is not None for v in steps) <= 3
+    # Frames of steps 0, 2 and 4 (display_every 2); progress that piles up while the page is busy comes
+    # as one update with the latest frame, so on a loaded machine all three may come as one.
+    assert 1 <= sum(v.image is not None for v in steps) <= 3 and steps[-1].image is not None
     last = views[-1]
     assert not last.running and last.message.startswith("Done: 5 steps, seed 3 · ") and last.image is not None
     outdir = tmp_path / "outputs" / "01"
@@ -145,16 +147,21 @@ def test_the_gallery_leaves_out_frames_and_other_pngs(tmp_path: Path):
 
 
 def test_stop_ends_the_run_after_the_step_under_way_and_keeps_its_image(page: Page):
-    views = []
+    views, asked_at = [], None
     form = _form(prompts="a red circle", drawer="pixel", iterations=500, seed="1")
     for view in page.generate("s", form, ""):
         views.append(view)
-        if view.done == 2:
+        if view.done == 1:
+            time.sleep(0.3)  # a busy page: the progress that piles up meanwhile comes as one update,
+            # so step 2's may never be seen (on a loaded machine it was not), hence ">=" below
+        if asked_at is None and view.done >= 2:
             assert page.stop("s")
+            asked_at = view.done
     last = views[-1]
-    assert last.message.startswith("Stopped after step") and not last.running
+    assert asked_at is not None and last.message.startswith("Stopped after step") and not last.running
     stopped_at = int(re.match(r"Stopped after step (\d+), seed 1 · ", last.message).group(1))
-    assert 2 <= stopped_at < 10 and views[-2].message == "Stopping after this step…"
+    # The run may be steps ahead of the page when Stop comes, never at its end.
+    assert asked_at <= stopped_at < 400 and views[-2].message == "Stopping after this step…"
     assert read_png_metadata(last.files[0])["iteration"] == stopped_at - 1
     assert not page.stop("s")  # nothing left to stop
 
