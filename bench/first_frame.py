@@ -4,9 +4,9 @@ Starts the real server (``python -m cog.server.http`` for predict.py), its CLIP 
 (``PIXRAY_PRELOAD``): real-size architectures with random weights, saved as checkpoints in OpenAI's
 layout and named by path in the server's base settings, so nothing is downloaded. Then sends
 streamed predictions one after another and prints, for each, the seconds from sending the request to
-the ``start`` event, to the first frame (step 0's image, after its CLIP pass) and to the end. The first
-prediction also warms up the step's kernels; issue 19's goal is the later ones' first frame within
-1 s on a GPU.
+the ``start`` event, to the first frame (step 0's image, streamed before its CLIP pass) and to the
+end. The first prediction also warms up the step's kernels; issue 19's goal is the later ones' first
+frame within 1 s on a GPU.
 
     python bench/first_frame.py                                     (quality normal: ViT-B/32 + ViT-B/16)
     python bench/first_frame.py --device cuda --predictions 4

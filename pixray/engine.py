@@ -11,7 +11,7 @@ import itertools
 import logging
 import secrets
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -95,6 +95,23 @@ class Step:
     def loss(self) -> float:
         """The total loss as a float (waits for the device)."""
         return float(self.losses["total"])
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A step's picture the moment the drawer has made it, before the perceptors score it: the
+    :class:`Step` of the same ``index`` follows one perceptor pass later with the same ``image``,
+    ``vector`` and ``prompts`` (see :class:`Step`). For callers that show pictures as they come, so
+    that showing one need not wait for its pass (:meth:`Run.drawn_and_steps`)."""
+
+    index: int
+    image: torch.Tensor
+    vector: VectorImage | None = None
+    prompts: str | None = None
+
+    def pil(self) -> Image.Image:
+        """The image as a PIL image, as :meth:`Step.pil`."""
+        return to_pil(self.image)
 
 
 def _backward_all(outputs: list[torch.Tensor], grads: list[torch.Tensor | None] | None = None,
@@ -242,17 +259,25 @@ class Run:
         """Steps 0 .. iterations-1, then the final step (index = iterations, is_final=True); with
         ``auto_stop``, maybe fewer, the final step's index the number of steps done. Running out of
         memory is a :class:`RunError` saying so."""
+        for item in self.drawn_and_steps(lambda index: False):
+            assert isinstance(item, Step)
+            yield item
+
+    def drawn_and_steps(self, wanted: Callable[[int], bool]) -> Iterator[Drawn | Step]:
+        """As :meth:`steps`, with a :class:`Drawn` just before the perceptor pass of each step whose
+        index ``wanted`` accepts: that step's picture, a pass before its :class:`Step`."""
         done = 0
 
         def when() -> str:
             return f"at step {done}"
 
         with memory_errors_said(self.device, when, self._asked()):
-            for step in self._steps():
-                if step.is_final:
-                    self._final = step
-                yield step
-                done = step.index + 1
+            for item in self._steps(wanted):
+                if isinstance(item, Step) and item.is_final:
+                    self._final = item
+                yield item
+                if isinstance(item, Step):
+                    done = item.index + 1
 
     def _asked(self) -> str:
         """What this run asks of its device's memory, in its settings' words."""
@@ -260,7 +285,7 @@ class Run:
         return (f"a {plan.width}x{plan.height} canvas, num_cuts {plan.num_cuts} x batches {plan.batches}, "
                 f"clip_models {', '.join(self._planned_models)}")
 
-    def _steps(self) -> Iterator[Step]:
+    def _steps(self, wanted: Callable[[int], bool]) -> Iterator[Drawn | Step]:
         generator = torch.Generator(self.device).manual_seed(self.seed)
         width, height = self.drawer.width, self.drawer.height  # a drawer may round the canvas
         start = self._start(width, height, generator)
@@ -288,7 +313,11 @@ class Run:
                 self.overlay.apply(self.drawer)
             with cudnn_deterministic(self.settings.cudnn_determinism):
                 image = self._synth()
-                vector = self.drawer.vector_image()  # before the update, as the image
+            vector = self.drawer.vector_image()  # before the update, as the image
+            shown, prompts = self.filters.shown(image.detach()), self.prompts_in_force(index)
+            if wanted(index):
+                yield Drawn(index, shown, vector, prompts)
+            with cudnn_deterministic(self.settings.cudnn_determinism):
                 losses = self._backward(image, views, generator, index)
             nonfinite |= ~losses["total"].isfinite()
             if (index % check_every == 0 or index == self.plan.iterations - 1) and bool(nonfinite):
@@ -298,8 +327,7 @@ class Run:
             self.drawer.clamp_()
             if (rate := self.drawer.end_step(index)) is not None:
                 optimiser = self._optimiser(rate)
-            yield Step(index, self.filters.shown(image.detach()), losses, is_final=False, vector=vector,
-                       prompts=self.prompts_in_force(index))
+            yield Step(index, shown, losses, is_final=False, vector=vector, prompts=prompts)
             if verdict == "drop":
                 _drop_rate(optimiser)
             elif verdict == "stop":

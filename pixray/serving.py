@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .engine import Run, Step, plan_for
+from .engine import Drawn, Run, Step, plan_for
 from .errors import RunError
 from .init_images import MAX_IMAGE_PIXELS, ImageReader
 from .limits import Budget
@@ -253,19 +253,25 @@ class Service:
                  plan.height, plan.iterations, ", ".join(plan.clip_models), run.seed)
         video = Video(directory, settings) if settings.make_video else None
         try:
-            for step in run:
+            # A shown step's frame streams as soon as it is drawn, a perceptor pass before its loss is
+            # known (the frame does not hold the loss): the first comes without waiting for a pass.
+            for item in run.drawn_and_steps(lambda index: bool(every) and index % every == 0):
+                if isinstance(item, Drawn):
+                    yield self._write(item, metadata, directory)
+                    continue
+                step = item
                 if video is not None:
                     video.add(step)
                 if step.is_final and step.vector is not None:  # before the PNG: clients take the last output
                     yield self._write_vector(step, directory)
                 loss = step.losses.get("total")
-                if step.is_final or (every and step.index % every == 0):
-                    if not step.is_final and loss is not None:
-                        parts = ", ".join(f"{name} {float(value):.4f}" for name, value in step.losses.items()
-                                          if name != "total")
-                        log.info("step %d of %d: loss %.4f%s", step.index, plan.iterations, step.loss,
-                                 f" ({parts})" if parts else "")
+                if step.is_final:
                     yield self._write(step, metadata, directory)
+                elif every and step.index % every == 0 and loss is not None:
+                    parts = ", ".join(f"{name} {float(value):.4f}" for name, value in step.losses.items()
+                                      if name != "total")
+                    log.info("step %d of %d: loss %.4f%s", step.index, plan.iterations, step.loss,
+                             f" ({parts})" if parts else "")
                 if not step.is_final:
                     done = step.index + 1
                 elapsed = time.perf_counter() - started
@@ -310,7 +316,7 @@ class Service:
         return path
 
     @staticmethod
-    def _write(step: Step, metadata: dict[str, Any], directory: Path) -> Path:
+    def _write(step: Drawn | Step, metadata: dict[str, Any], directory: Path) -> Path:
         # The basename is the upload key in Cog: unique per prediction and per frame.
         path = directory / f"{directory.name}-{step.index:05d}.png"
         try:

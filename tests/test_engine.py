@@ -35,6 +35,22 @@ def test_same_seed_same_image_bit_for_bit(small_settings, tiny_perceptor):
     assert torch.equal(images[0], images[1]) and not torch.equal(images[0], images[2])
 
 
+def test_a_wanted_steps_picture_comes_before_its_pass_and_the_steps_are_unchanged(small_settings,
+                                                                                 tiny_perceptor):
+    from pixray.engine import Drawn, Step
+
+    items = list(_run(small_settings, [tiny_perceptor], iterations=4, seed=3).drawn_and_steps(
+        lambda index: index % 2 == 0))
+    assert [(type(i).__name__, i.index) for i in items] == [
+        ("Drawn", 0), ("Step", 0), ("Step", 1), ("Drawn", 2), ("Step", 2), ("Step", 3), ("Step", 4)]
+    assert items[0].image is items[1].image and items[3].image is items[4].image
+    steps = [i for i in items if isinstance(i, Step)]
+    plain = list(_run(small_settings, [tiny_perceptor], iterations=4, seed=3))
+    assert all(torch.equal(a.image, b.image) and torch.equal(a.losses["total"], b.losses["total"])
+               for a, b in zip(steps, plain, strict=True))
+    assert not any(isinstance(i, Drawn) for i in _run(small_settings, [tiny_perceptor], iterations=2))
+
+
 def test_loss_decreases_on_a_fixed_target(small_settings, tiny_perceptor):
     # A fixed target: a noise-free view of the canvas (no crops), so the loss is a smooth function.
     run = _run(small_settings, [tiny_perceptor], iterations=30, num_cuts=8, drawer="fast_pixel",

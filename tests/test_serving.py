@@ -129,6 +129,34 @@ def test_a_request_for_a_video_gets_the_mp4_of_every_step_last(tmp_path, monkeyp
                                              lambda name, value: None)] == [".png"]
 
 
+def test_a_shown_steps_frame_streams_before_its_perceptor_pass(tmp_path, monkeypatch, tiny_checkpoint):
+    from pixray.engine import Run
+    from pixray.serving import Request
+
+    service = _service(tmp_path, monkeypatch, tiny_checkpoint, "drawer: pixel\nsize: [16, 16]\n"
+                       "iterations: 3\nnum_cuts: 2\ndevice: cpu\nprompts: a red circle\n")
+    request = Request(display_every=2, seed=5)
+    passes = []
+    scored = Run._backward
+
+    def counted(run, image, views, generator, index):
+        passes.append(index)
+        return scored(run, image, views, generator, index)
+
+    monkeypatch.setattr(Run, "_backward", counted)
+    frames = service.frames(request, lambda name, value: None)
+    first = next(frames)
+    assert passes == []  # step 0's frame came before the perceptors saw anything
+    third = next(frames)
+    assert passes == [0, 1] and third.name.endswith("-00002.png")  # step 2's, before its pass
+    assert [f.suffix for f in frames] == [".svg", ".png"] and passes == [0, 1, 2]
+    # The frames are the pictures the steps scored, as before.
+    steps = list(Run(service.settings_for(request), models=service.models))
+    for path, step in ((first, steps[0]), (third, steps[2])):
+        with Image.open(path) as frame:
+            assert frame.convert("RGB").tobytes() == step.pil().convert("RGB").tobytes()
+
+
 def test_init_image_is_stretched_found_by_glob_or_fetched_as_pixray_does(tmp_path):
     import functools
 
