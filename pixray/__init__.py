@@ -104,11 +104,11 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
         return Image.open(gif)
     writer = OutputWriter(values)
     run = fetching_missing(lambda: Run(values, models=models), models.weights_dir, download_bar)
-    show = notebook_display(values, run.plan)
+    show = notebook_display(values)
     with run_bar(run, quiet=False) as advance:
         def progress(step: Step) -> None:
             advance(step)
             if show is not None:
                 show(step)
 
-        return writer.save_run(run, progress).pil()
+        return writer.save_run(run, progress, drawn=show, drawn_every=run.plan.display_every).pil()

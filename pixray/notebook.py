@@ -11,9 +11,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .engine import Drawn, Step
+
 if TYPE_CHECKING:
-    from .engine import Step
-    from .settings import Plan, Settings
+    from .settings import Settings
 
 
 def _kernel_display() -> ModuleType | None:
@@ -28,19 +29,19 @@ def _kernel_display() -> ModuleType | None:
     return display
 
 
-def notebook_display(settings: Settings, plan: Plan) -> Callable[[Step], None] | None:
-    """A callback for :meth:`OutputWriter.save_run` that shows each due step's image in the notebook
-    running this code, or None outside a notebook's kernel."""
+def notebook_display(settings: Settings) -> Callable[[Drawn | Step], None] | None:
+    """A callback for :meth:`OutputWriter.save_run`'s ``drawn`` (every ``display_every``-th step's
+    picture, as soon as it is drawn) and ``progress`` (of the steps, the final one's is shown) that
+    shows those images in the notebook running this code, or None outside a notebook's kernel."""
     display = _kernel_display()
     if display is None:
         return None
-    every = plan.display_every
 
-    def show(step: Step) -> None:
-        if not (step.is_final or (every and step.index % every == 0)):
+    def show(picture: Drawn | Step) -> None:
+        if isinstance(picture, Step) and not picture.is_final:  # its picture was shown as it was drawn
             return
         png = io.BytesIO()
-        step.pil().save(png, format="PNG")
+        picture.pil().save(png, format="PNG")
         _show(display, png.getvalue(), settings.display_clear)
 
     return show

@@ -13,7 +13,7 @@ import yaml
 from PIL import Image, PngImagePlugin
 
 from .atomic_files import write_atomically
-from .engine import Run, Step
+from .engine import Drawn, Run, Step
 from .errors import RunError
 from .media import FrameSequence, FrameWriter
 from .options import SettingsError
@@ -223,16 +223,26 @@ class OutputWriter:
         return self.path
 
     def save_run(self, run: Run, progress: Callable[[Step], None] | None = None,
-                 stop: Callable[[], bool] | None = None) -> Step:
+                 stop: Callable[[], bool] | None = None, drawn: Callable[[Drawn], None] | None = None,
+                 drawn_every: int = 0) -> Step:
         """Run ``run`` to the end, writing what :meth:`wants` (and the videos' frames); ``progress``
-        sees every step. Returns the final step once every file is written. A run that fails
-        before its first image leaves no outdir behind; one interrupted (Ctrl-C) still gets the
-        videos of the frames it wrote. ``stop``, asked after every step, ends the run there: that
-        step's image is written as the run's image (its metadata says which iteration) and the
-        videos are made, and that step is returned."""
+        sees every step, and ``drawn`` the picture of every ``drawn_every``-th step (0: none) as
+        soon as it is drawn, before its pass. Returns the final step once every file is written. A
+        run that fails before its first image leaves no outdir behind; one interrupted (Ctrl-C)
+        still gets the videos of the frames it wrote. ``stop``, asked after every step, ends the
+        run there: that step's image is written as the run's image (its metadata says which
+        iteration) and the videos are made, and that step is returned."""
+        def wanted(index: int) -> bool:
+            return drawn is not None and drawn_every > 0 and index % drawn_every == 0
+
         try:
             self.start(run)
-            for step in run:
+            for item in run.drawn_and_steps(wanted):
+                if isinstance(item, Drawn):
+                    assert drawn is not None
+                    drawn(item)
+                    continue
+                step = item
                 stopping = not step.is_final and stop is not None and stop()
                 if self.wants(step) or stopping:
                     self._queue(step)

@@ -105,10 +105,13 @@ def test_a_run_streams_frames_and_progress_then_its_files(page: Page, tmp_path: 
     assert views[0].running and views[0].message.startswith("Preparing")
     steps = [v for v in views if v.total]
     assert [v.done for v in steps] == sorted(v.done for v in steps) and steps[-1].done == 5
-    assert all(v.total == 5 and v.running and v.loss is not None for v in steps)
-    # Frames of steps 0, 2 and 4 (display_every 2); progress that piles up while the page is busy comes
-    # as one update with the latest frame, so on a loaded machine all three may come as one.
-    assert 1 <= sum(v.image is not None for v in steps) <= 3 and steps[-1].image is not None
+    # The loss from the first step's end on (step 0's picture comes before it is scored).
+    assert all(v.total == 5 and v.running and (v.loss is not None or v.done == 0) for v in steps)
+    # Frames of steps 0, 2 and 4 (display_every 2), each as soon as it is drawn; progress that piles up
+    # while the page is busy comes as one update with the latest frame, so on a loaded machine all
+    # three may come as one.
+    framed = [v for v in steps if v.image is not None]
+    assert 1 <= len(framed) <= 3 and framed[-1].done >= 4  # the last one step 4's
     last = views[-1]
     assert not last.running and last.message.startswith("Done: 5 steps, seed 3 · ") and last.image is not None
     outdir = tmp_path / "outputs" / "01"

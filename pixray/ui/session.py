@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..engine import Run, Step
+from ..engine import Drawn, Run, Step
 from ..errors import USER_ERRORS, RunError
 from ..model_cache import ModelCache, fetching_missing
 from ..options import SettingsError
@@ -39,13 +39,14 @@ class Fetching:
 
 @dataclass(frozen=True)
 class Progress:
-    """Steps done (``done`` of ``total``), the last step's loss, the seconds the rest should take
-    (None until two steps have been timed), and a new frame every ``display_every`` steps (else
-    None: the page keeps the last one)."""
+    """Steps done (``done`` of ``total``), the last step's loss (None before the first), the
+    seconds the rest should take (None until two steps have been timed), and a new frame (else
+    None: the page keeps the last one): every ``display_every``-th step's picture, as soon as it is
+    drawn (``done`` is then its index: the steps before it)."""
 
     done: int
     total: int
-    loss: float
+    loss: float | None
     seconds_left: float | None
     frame: Image.Image | None = None
 
@@ -163,16 +164,22 @@ class RunSession:
                                self._fetching)
         if self._stop.is_set():
             raise RunError("stopped before the first step")
-        every, total = run.plan.display_every, run.plan.iterations
+        total = run.plan.iterations
         clock = _Clock()
+        latest = Progress(0, total, None, None)
 
         def progress(step: Step) -> None:
+            nonlocal latest
             if step.is_final:
                 return
             done = step.index + 1
-            frame = step.pil() if every and step.index % every == 0 else None
-            self._events.put(Progress(done, total, step.loss, clock.seconds_left(done, total), frame))
+            latest = Progress(done, total, step.loss, clock.seconds_left(done, total))
+            self._events.put(latest)
 
-        last = writer.save_run(run, progress, stop=self._stop.is_set)
+        def drawn(picture: Drawn) -> None:
+            self._events.put(Progress(latest.done, total, latest.loss, latest.seconds_left, picture.pil()))
+
+        last = writer.save_run(run, progress, stop=self._stop.is_set, drawn=drawn,
+                               drawn_every=run.plan.display_every)
         return Finished(last.pil(), writer.outputs(), last.index if last.is_final else last.index + 1,
                         stopped=not last.is_final, seed=run.seed)
