@@ -1,7 +1,8 @@
 """The optimisation loop: settings -> drawer.synth -> cutouts -> perceptors -> prompt losses -> step.
 
 :class:`Run` prepares everything from settings (and perceptors already loaded, if given) and is
-iterated for :class:`Step` objects; callers decide what to save or show. Nothing in the loop
+iterated for :class:`Step` objects (through :meth:`Run.drawn_and_steps`, with a :class:`Drawn` picture
+before the pass of the steps a caller shows); callers decide what to save or show. Nothing in the loop
 copies values to the host: losses stay tensors until a caller asks for a number.
 """
 
