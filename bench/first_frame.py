@@ -10,6 +10,7 @@ frame within 1 s on a GPU.
 
     python bench/first_frame.py                                     (quality normal: ViT-B/32 + ViT-B/16)
     python bench/first_frame.py --device cuda --predictions 4
+    python bench/first_frame.py --drawer vqgan      (imagenet_f16_16384's architecture, random weights)
     python bench/first_frame.py --clip_models shapes-demo --quality draft   (the server's own costs)
 """
 
@@ -30,6 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
+from benchmark import random_vqgan_files  # noqa: E402
 from cog_server import Server  # noqa: E402
 from scratch import scratch_directory  # noqa: E402
 
@@ -72,7 +74,9 @@ def main() -> None:
              else list(QUALITY_PRESETS[args.quality].clip_models))
     tmp = scratch_directory("pixray-first-frame-")
     models = random_checkpoints(names, tmp)
-    base = yaml.safe_dump({"clip_models": models, "device": args.device})
+    # vqgan: imagenet_f16_16384's architecture with random weights, named in the base settings.
+    drawer_files = random_vqgan_files(tmp) if args.drawer == "vqgan" else {}
+    base = yaml.safe_dump({"clip_models": models, "device": args.device, **drawer_files})
     threads = str(torch.get_num_threads())
     server = Server(tmp, base, PIXRAY_PRELOAD=" ".join(models), OMP_NUM_THREADS=threads)
     try:
