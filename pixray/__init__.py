@@ -21,14 +21,16 @@ from .weights import MissingWeightsError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from .engine import Run, Step
+    from .engine import Drawn, Run, Step
     from .model_cache import ModelCache
     from .perceptors import Perceptor
 
-__all__ = ["MissingWeightsError", "ModelCache", "Perceptor", "Run", "RunError", "Settings", "SettingsError",
-           "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file", "run"]
+__all__ = ["Drawn", "MissingWeightsError", "ModelCache", "Perceptor", "Run", "RunError", "Settings",
+           "SettingsError", "Step", "build_settings", "generate", "parse_settings_text", "read_settings_file",
+           "run"]
 
-_LAZY = {"Run": "engine", "Step": "engine", "Perceptor": "perceptors", "ModelCache": "model_cache"}
+_LAZY = {"Run": "engine", "Step": "engine", "Drawn": "engine", "Perceptor": "perceptors",
+         "ModelCache": "model_cache"}
 
 
 #: Pixray's notebook helpers, which kept the settings in module globals between calls.

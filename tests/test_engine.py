@@ -49,6 +49,7 @@ def test_a_wanted_steps_picture_comes_before_its_pass_and_the_steps_are_unchange
     assert all(torch.equal(a.image, b.image) and torch.equal(a.losses["total"], b.losses["total"])
                for a, b in zip(steps, plain, strict=True))
     assert not any(isinstance(i, Drawn) for i in _run(small_settings, [tiny_perceptor], iterations=2))
+    assert pixray.Drawn is Drawn  # the Python API's name for it
 
 
 def test_loss_decreases_on_a_fixed_target(small_settings, tiny_perceptor):
