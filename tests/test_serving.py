@@ -147,12 +147,12 @@ def test_a_shown_steps_frame_streams_before_its_perceptor_pass(tmp_path, monkeyp
     frames = service.frames(request, lambda name, value: None)
     first = next(frames)
     assert passes == []  # step 0's frame came before the perceptors saw anything
-    third = next(frames)
-    assert passes == [0, 1] and third.name.endswith("-00002.png")  # step 2's, before its pass
+    second = next(frames)
+    assert passes == [0, 1] and second.name.endswith("-00002.png")  # step 2's, before its pass
     assert [f.suffix for f in frames] == [".svg", ".png"] and passes == [0, 1, 2]
     # The frames are the pictures the steps scored, as before.
     steps = list(Run(service.settings_for(request), models=service.models))
-    for path, step in ((first, steps[0]), (third, steps[2])):
+    for path, step in ((first, steps[0]), (second, steps[2])):
         with Image.open(path) as frame:
             assert frame.convert("RGB").tobytes() == step.pil().convert("RGB").tobytes()
 
