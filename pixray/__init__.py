@@ -113,4 +113,4 @@ def run(prompts: str | None = None, drawer: str = "vqgan", **settings: Any) -> I
             if show is not None:
                 show(step)
 
-        return writer.save_run(run, progress, drawn=show, drawn_every=run.plan.display_every).pil()
+        return writer.save_run(run, progress, drawn=show).pil()

@@ -79,12 +79,11 @@ def run_bar(run: Run, quiet: bool) -> Iterator[Callable[[Step], None]]:
     """A run's progress bar, labelled with its seed (what repeats the picture when it was chosen at
     random, as Pixray said it); yields the run's progress callback: a tick a step, and the loss shown
     every ``display_every`` steps (reading it waits for the device)."""
-    every = run.plan.display_every
     with progress_bar(run.plan.iterations, "it", quiet, f"seed {run.seed}") as bar:
         def progress(step: Step) -> None:
             if step.is_final:
                 return
-            if every and step.index % every == 0:
+            if run.plan.displays(step.index):
                 bar.set_postfix(loss=f"{step.loss:.4f}", refresh=False)
             bar.update(1)
 

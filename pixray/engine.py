@@ -274,11 +274,13 @@ class Run:
 
         with memory_errors_said(self.device, when, self._asked()):
             for item in self._steps(wanted):
-                if isinstance(item, Step) and item.is_final:
+                if isinstance(item, Drawn):
+                    yield item
+                    continue
+                if item.is_final:
                     self._final = item
                 yield item
-                if isinstance(item, Step):
-                    done = item.index + 1
+                done = item.index + 1
 
     def _asked(self) -> str:
         """What this run asks of its device's memory, in its settings' words."""

@@ -223,17 +223,17 @@ class OutputWriter:
         return self.path
 
     def save_run(self, run: Run, progress: Callable[[Step], None] | None = None,
-                 stop: Callable[[], bool] | None = None, drawn: Callable[[Drawn], None] | None = None,
-                 drawn_every: int = 0) -> Step:
+                 stop: Callable[[], bool] | None = None,
+                 drawn: Callable[[Drawn], None] | None = None) -> Step:
         """Run ``run`` to the end, writing what :meth:`wants` (and the videos' frames); ``progress``
-        sees every step, and ``drawn`` the picture of every ``drawn_every``-th step (0: none) as
-        soon as it is drawn, before its pass. Returns the final step once every file is written. A
-        run that fails before its first image leaves no outdir behind; one interrupted (Ctrl-C)
-        still gets the videos of the frames it wrote. ``stop``, asked after every step, ends the
-        run there: that step's image is written as the run's image (its metadata says which
-        iteration) and the videos are made, and that step is returned."""
+        sees every step, and ``drawn`` the picture of every step the run's plan displays
+        (``display_every``) as soon as it is drawn, before its pass. Returns the final step once
+        every file is written. A run that fails before its first image leaves no outdir behind; one
+        interrupted (Ctrl-C) still gets the videos of the frames it wrote. ``stop``, asked after
+        every step, ends the run there: that step's image is written as the run's image (its
+        metadata says which iteration) and the videos are made, and that step is returned."""
         def wanted(index: int) -> bool:
-            return drawn is not None and drawn_every > 0 and index % drawn_every == 0
+            return drawn is not None and run.plan.displays(index)
 
         try:
             self.start(run)

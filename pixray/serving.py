@@ -247,7 +247,7 @@ class Service:
         record("model_loads", self.models.loads)
         record("seed", run.seed)  # chosen at random where the request left it: what repeats the picture
         started, done, loss = time.perf_counter(), 0, None
-        plan, every = run.plan, run.plan.display_every
+        plan = run.plan
         # The prediction's logs say how it goes, as Pixray's printed lines did.
         log.info("drawer %s, %dx%d, %d iterations, clip_models %s, seed %d", settings.drawer, plan.width,
                  plan.height, plan.iterations, ", ".join(plan.clip_models), run.seed)
@@ -255,7 +255,7 @@ class Service:
         try:
             # A shown step's frame streams as soon as it is drawn, a perceptor pass before its loss is
             # known (the frame does not hold the loss): the first comes without waiting for a pass.
-            for item in run.drawn_and_steps(lambda index: bool(every) and index % every == 0):
+            for item in run.drawn_and_steps(plan.displays):
                 if isinstance(item, Drawn):
                     yield self._write(item, metadata, directory)
                     continue
@@ -267,7 +267,7 @@ class Service:
                 loss = step.losses.get("total")
                 if step.is_final:
                     yield self._write(step, metadata, directory)
-                elif every and step.index % every == 0 and loss is not None:
+                elif plan.displays(step.index) and loss is not None:
                     parts = ", ".join(f"{name} {float(value):.4f}" for name, value in step.losses.items()
                                       if name != "total")
                     log.info("step %d of %d: loss %.4f%s", step.index, plan.iterations, step.loss,

@@ -339,6 +339,10 @@ class Plan:
     custom_losses: tuple[tuple[str, float], ...]  # (loss name, weight), each name once
     filters: tuple[tuple[str, float], ...]  # (filter name, weight), in order
 
+    def displays(self, index: int) -> bool:
+        """Whether step ``index``'s picture is shown: every ``display_every`` steps from step 0 (0: none)."""
+        return self.display_every > 0 and index % self.display_every == 0
+
 
 #: The kinds of part with a settings section each, by the registry that names them.
 SECTION_KINDS: Mapping[str, Registry[Any]] = MappingProxyType({"drawer": DRAWERS, "loss": LOSSES,

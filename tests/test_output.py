@@ -128,17 +128,16 @@ def test_runs_started_side_by_side_never_share_an_outdir(run, tmp_path: Path):
 def test_a_writer_hands_over_each_shown_steps_picture_before_its_pass(run, tmp_path: Path):
     from pixray.output import OutputWriter
 
-    r = run(iterations=5, outdir=str(tmp_path / "o"))
+    r = run(iterations=5, outdir=str(tmp_path / "o"), display_every=2)
     seen: list[tuple[str, int]] = []
     final = OutputWriter(r.settings).save_run(r, lambda step: seen.append(("step", step.index)),
-                                              drawn=lambda picture: seen.append(("drawn", picture.index)),
-                                              drawn_every=2)
+                                              drawn=lambda picture: seen.append(("drawn", picture.index)))
     assert seen == [("drawn", 0), ("step", 0), ("step", 1), ("drawn", 2), ("step", 2), ("step", 3),
                     ("drawn", 4), ("step", 4), ("step", 5)] and final.is_final
     seen.clear()
-    OutputWriter(r.settings.replace(outdir=str(tmp_path / "p"))).save_run(
-        r, drawn=lambda picture: seen.append(("drawn", picture.index)))  # drawn_every 0: none
-    assert seen == []
+    r = run(iterations=5, outdir=str(tmp_path / "p"), display_every=0)
+    OutputWriter(r.settings).save_run(r, drawn=lambda picture: seen.append(("drawn", picture.index)))
+    assert seen == []  # display_every 0: none
 
 
 def _ffmpeg_metadata(path: Path) -> str:

@@ -179,7 +179,6 @@ class RunSession:
         def drawn(picture: Drawn) -> None:
             self._events.put(Progress(latest.done, total, latest.loss, latest.seconds_left, picture.pil()))
 
-        last = writer.save_run(run, progress, stop=self._stop.is_set, drawn=drawn,
-                               drawn_every=run.plan.display_every)
+        last = writer.save_run(run, progress, stop=self._stop.is_set, drawn=drawn)
         return Finished(last.pil(), writer.outputs(), last.index if last.is_final else last.index + 1,
                         stopped=not last.is_final, seed=run.seed)
