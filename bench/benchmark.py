@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--cuda_graphs", action="store_true",
+                        help="setting cuda_graphs: the perceptor passes replayed as CUDA graphs (CUDA only)")
     parser.add_argument("--baseline", action="store_true",
                         help="also time open_clip's stock modules in float32 and print the speed-up")
     parser.add_argument("--rounds", type=int, default=1,
@@ -183,7 +185,7 @@ def main() -> None:
     values = {"drawer": args.drawer, "quality": args.quality, "device": args.device,
               "precision": args.precision, "seed": 0, "prompts": "a red circle on a blue background",
               "iterations": args.warmup + args.iterations, "clip_models": args.clip_models, "size": args.size,
-              "vdiff_model": args.vdiff_model}
+              "vdiff_model": args.vdiff_model, "cuda_graphs": args.cuda_graphs or None}
     values.update(random_weight_settings(args.drawer))
     given = {k: v for k, v in values.items() if v is not None}
     settings = build_settings(given)
@@ -233,7 +235,8 @@ def main() -> None:
           f"{class_token}; attention pool for its pooled query alone: {pools}; batch norms folded: {folded}; "
           f"ReLUs and residual adds in oneDNN's convolutions (stem and bottlenecks): {convolutions}; "
           f"patch embedding as a matmul: {patches}; bias fused into oneDNN's matmul: {linears}), "
-          f"passes per cutout batch: {passes}")
+          f"passes per cutout batch: {passes}; CUDA graphs: "
+          f"{f'{run.graphed_passes.captures} captured' if run.graphed_passes else 'off'}")
     median = statistics.median(timed)
     print(f"s/iteration: median {median:.3f}  min {min(timed):.3f}  "
           f"(over {len(timed)} iterations after {args.warmup} warm-up; first, with the run's setup, "

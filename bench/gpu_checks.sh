@@ -30,9 +30,11 @@ check() {
 
 if [ "$smoke" = 1 ]; then
     device=auto normal=(--iterations 1 --warmup 1) short=(--iterations 1 --warmup 0) predictions=2
+    graphed_steps=3
     quality_normal=draft quality_best=draft half=()  # float16 on a CPU is emulated: minutes a step
 else
     device=cuda normal=(--iterations 247 --warmup 3) short=(--iterations 20 --warmup 3) predictions=4
+    graphed_steps=30
     quality_normal=normal quality_best=best half=(--precision float16)
 fi
 
@@ -43,6 +45,11 @@ command -v nvidia-smi > /dev/null && check nvidia-smi 30 nvidia-smi \
 # Goal: quality normal, 250 iterations in <= 10 s on an H100/H200 ("the whole run" line).
 check normal_auto 300 "$py" bench/benchmark.py --drawer fast_pixel --quality "$quality_normal" \
     --device "$device" "${normal[@]}"
+# The same with the perceptor passes replayed as CUDA graphs (setting cuda_graphs, off by default until
+# measured here), then both ways side by side: their speed and how far their images and losses differ.
+check normal_graphs 300 "$py" bench/benchmark.py --drawer fast_pixel --quality "$quality_normal" \
+    --device "$device" --cuda_graphs "${normal[@]}"
+check graphed_steps 240 "$py" bench/graphed_steps.py --quality "$quality_normal" --steps "$graphed_steps"
 check normal_float32 180 "$py" bench/benchmark.py --drawer fast_pixel --quality "$quality_normal" \
     --device "$device" --precision float32 "${short[@]}"
 check vqgan_normal 240 "$py" bench/benchmark.py --drawer vqgan --quality "$quality_normal" \
@@ -57,6 +64,7 @@ check vqgan_best 240 "$py" bench/benchmark.py --drawer vqgan --quality "$quality
 check vqgan_best_float16 240 "$py" bench/benchmark.py --drawer vqgan --quality "$quality_best" \
     --device "$device" "${half[@]}" "${short[@]}"
 check sync 120 "$py" bench/sync_check.py
+check sync_graphs 120 "$py" bench/sync_check.py --drawers fast_pixel --cuda_graphs
 check profile_normal 240 "$py" bench/step_profile.py --quality "$quality_normal" --device "$device" \
     --steps 3 --warmup 2 --rows 30
 # The levers for the 10 s goal: one pass eager, with bfloat16-stored weights, and replayed as a CUDA graph.

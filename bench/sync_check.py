@@ -1,6 +1,7 @@
 """Lists host-device synchronisations inside the engine's step loop (CUDA only).
 
     python bench/sync_check.py      # per drawer, each synchronising call site, or "no synchronisation"
+    python bench/sync_check.py --cuda_graphs    # the same with the perceptor passes replayed as CUDA graphs
 
 Uses torch.cuda.set_sync_debug_mode("warn") after each run is prepared and its first step done; the
 pixel drawers and vqgan (imagenet_f16_16384's architecture with random weights, so no downloads).
@@ -26,6 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drawers", default="fast_pixel,pixel,vqgan", help="comma-separated")
+    parser.add_argument("--cuda_graphs", action="store_true",
+                        help="setting cuda_graphs (captured in the first step, before the check)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
     cuda = torch.cuda.is_available()
@@ -35,6 +38,7 @@ def main() -> None:
     for drawer in args.drawers.split(","):
         values = {"drawer": drawer, "prompts": "a red circle", "iterations": 6, "seed": 0,
                   "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"],
+                  "cuda_graphs": args.cuda_graphs,
                   **random_weight_settings(drawer)}
         steps = iter(Run(build_settings(values), [perceptor]))
         next(steps)

@@ -34,6 +34,7 @@ from .optimisers import OPTIMISERS
 from .options import SettingsError
 from .overlay import Overlay
 from .perceptors import Perceptor, check_clip_model
+from .perceptors.graphed_pass import GraphedPasses, graphs_possible
 from .prompt_sources import PROMPT_SOURCES, CutTarget, PromptSource, StepViews, Targets
 from .prompts import paired_loss, prompt_loss
 from .resources import Resources
@@ -247,6 +248,8 @@ class Run:
                             [i for i, r in enumerate(resolutions) if r == size]) for size in sizes]
         zoom = settings.cut_zoom_padding
         self.zoom_fill = None if zoom == "grey" else zoom
+        graphed = settings.cuda_graphs and graphs_possible(self.device)
+        self.graphed_passes = GraphedPasses(self.dtype) if graphed else None
 
     def __iter__(self) -> Iterator[Step]:
         return self.steps()
@@ -462,6 +465,15 @@ class Run:
         bounds = [round(k * count / parts) for k in range(parts + 1)]
         return [slice(start, end) for start, end in itertools.pairwise(bounds)]
 
+    def _encode(self, i: int, cutouts: torch.Tensor, replayable: bool) -> torch.Tensor:
+        """Perceptor ``i``'s (N,D) float32 embeddings of ``cutouts`` (N,3,R,R) in [0,1]: replayed as a CUDA
+        graph where the run uses them and the pass is ``replayable`` (its backward runs before the next
+        pass), else computed by the perceptor."""
+        if self.graphed_passes is not None and replayable:
+            return self.graphed_passes.encode(i, self.perceptors[i], cutouts)
+        with autocast(self.device, self.dtype):
+            return self.perceptors[i].encode_image(cutouts).float()
+
     def _flatten(self, drawn: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The canvas the losses see (``drawn`` itself when it has no opacity), and the opacity's
@@ -567,8 +579,7 @@ class Run:
                     held = keep_embeds and whole  # the custom losses read these embeddings
                     passes = self._passes(i, len(seen), together=held)
                     for part in passes:
-                        with autocast(self.device, self.dtype):
-                            embeds = self.perceptors[i].encode_image(seen[part]).float()
+                        embeds = self._encode(i, seen[part], replayable=not held)
                         loss = prompt_loss(embeds, targets.embeds, weights, targets.stops).sum()
                         paired: torch.Tensor | float = 0.0
                         for target in cut_targets:

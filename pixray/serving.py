@@ -75,7 +75,7 @@ Record = Callable[[str, Any], None]
 
 #: Settings a request may not change besides those naming files: where output goes, the hardware.
 SERVER_OWNED = ("outdir", "output", "overwrite", "save_every", "device", "cuda_device", "precision",
-                "weights_dir")
+                "cuda_graphs", "weights_dir")
 
 #: Settings naming files that a request sends through file inputs of the same name (besides init_image).
 FILE_INPUTS = ("image_prompts", "target_images", "image_labels", "overlay_image", "spot_file", "style_file",

@@ -301,6 +301,9 @@ class Settings:
     cudnn_determinism: bool = option(False, "cuDNN's deterministic convolution algorithms during each step "
                                             "on CUDA (Pixray's -d); nothing elsewhere",
                                      flags=["-d", "--deterministic"])
+    cuda_graphs: bool = option(False, "Replay each CLIP model's pass over the cutouts, forward and "
+                                      "backward, as a CUDA graph captured at the first step (fewer kernel "
+                                      "launches a step) on CUDA; nothing elsewhere")
     weights_dir: str | None = option(None, "Directory of weight files; default $PIXRAY_WEIGHTS_DIR, else "
                                            "./weights where it exists, else ~/.cache/pixray/weights "
                                            "($XDG_CACHE_HOME/pixray/weights)")

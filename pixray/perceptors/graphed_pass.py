@@ -1,0 +1,83 @@
+"""A perceptor's pass over a step's cutouts, replayed as a CUDA graph (setting ``cuda_graphs``).
+
+On a GPU a step is bound by launching kernels: a ViT-B/16 pass launches hundreds forward and as many
+backward, each costing the host more than the GPU needs to run it. Captured once as a CUDA graph
+(``torch.cuda.make_graphed_callables``), the pass's forward is one launch and its backward another,
+the same kernels on the same values.
+
+A captured graph keeps its activations in fixed memory, which its next forward overwrites, so a
+graphed pass's backward must run before the next pass of the same graph, and before any other graph
+of the run (they share one memory pool; see :class:`GraphedPasses`). The engine uses it only for
+passes whose backward follows at once, and calls the perceptor itself for the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .perceptor import Perceptor
+
+#: (N,3,R,R) cutouts in [0,1] -> (N,D) float32 unit embeddings, differentiable with respect to them.
+Encode = Callable[[torch.Tensor], torch.Tensor]
+
+
+def graphs_possible(device: torch.device) -> bool:
+    """Whether passes on ``device`` can be captured: CUDA devices only."""
+    return device.type == "cuda"
+
+
+class _OwnGradient(torch.autograd.Function):
+    """The identity, whose backward hands on a copy of its gradient: a graph's gradient lives in
+    memory its next replay overwrites, and must not become a tensor's ``.grad``."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, images: torch.Tensor) -> torch.Tensor:
+        return images.view_as(images)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.clone()
+
+
+class GraphedPasses:
+    """The image passes of one run's perceptors, each captured as a CUDA graph on its first call with
+    a batch shape and replayed after (one per perceptor and shape; a run's passes keep one shape).
+
+    ``dtype`` is the precision the run computes in: the pass autocasts to it inside the graph
+    (autocast's weight cache, which capture does not allow, off). All of a run's graphs share one
+    memory pool, so their memory is the largest pass's rather than the sum; that is sound because
+    each pass's backward runs before the next pass of any graph, which :meth:`encode`'s callers keep.
+    """
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self._graphs: dict[tuple[int, tuple[int, ...]], Encode] = {}
+        self._pool: tuple[int, int] | None = None
+        self.captures = 0  # graphs captured so far (each costs a few eager passes)
+
+    def encode(self, index: int, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor:
+        """Perceptor ``index``'s (N,D) float32 unit embeddings of ``images`` (N,3,R,R) in [0,1], by
+        replaying its graph for this shape (captured now if new). The caller runs the backward of
+        what it computes from them before the next call, or never."""
+        key = (index, tuple(images.shape))
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = self._capture(perceptor, images)
+        return graph(_OwnGradient.apply(images)).clone()  # the graph's output, too, is overwritten
+
+    def _capture(self, perceptor: Perceptor, images: torch.Tensor) -> Encode:
+        dtype = self.dtype
+
+        def encode(cutouts: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(cutouts.device.type, dtype, enabled=dtype != torch.float32,
+                                cache_enabled=False):
+                return perceptor.encode_image(cutouts)
+
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        sample = images.detach().clone().requires_grad_(True)
+        graphed = torch.cuda.make_graphed_callables(encode, (sample,), pool=self._pool)
+        self.captures += 1
+        return graphed
