@@ -51,7 +51,6 @@ def count(settings_values: dict, graphs: bool) -> Counter[str]:
     stand_in = StandInCapture()
     if graphs:
         torch.cuda.make_graphed_callables = stand_in.make_graphed_callables
-        torch.cuda.graph_pool_handle = stand_in.graph_pool_handle
         pixray.engine.graphs_possible = lambda device: True
     settings = build_settings({**settings_values, "cuda_graphs": graphs})
     run = Run(settings, random_perceptors(resolve(settings).clip_models, torch.device("cpu")))

@@ -2,9 +2,9 @@
 bench/launch_count.py.
 
 It keeps a captured graph's memory rules: the input is copied into a fixed tensor, the output and the
-input's gradient are handed out as views of fixed tensors that the next replay overwrites, and the
-graphs of one pool hold the activations of one pass at a time, so a backward whose forward is no longer
-the pool's latest fails (on a GPU it would compute from overwritten memory).
+input's gradient are handed out as views of fixed tensors that the next replay overwrites, and a graph
+holds the activations of one pass at a time, so a backward whose forward is no longer the graph's
+latest fails (on a GPU it would compute from overwritten memory).
 """
 
 from __future__ import annotations
@@ -16,23 +16,15 @@ import torch
 
 
 class StandInCapture:
-    """``make_graphed_callables`` and ``graph_pool_handle`` with a graph's rules, counting captures and
-    replays; ``inside`` is true while a replay computes (what a GPU would do in one launch)."""
+    """``make_graphed_callables`` with a graph's rules, counting captures and replays; ``inside`` is true
+    while a replay computes (what a GPU would do in one launch)."""
 
     def __init__(self) -> None:
-        self.captures = self.replays = self.pools = 0
+        self.captures = self.replays = 0
         self.inside = False
-        # pool -> the serial number and activations of its last forward
-        self._latest: dict[int, tuple[int, dict]] = {}
-        self._serial = 0
-
-    def graph_pool_handle(self) -> tuple[int, int]:
-        self.pools += 1
-        return (self.pools, 0)
 
     def make_graphed_callables(self, fn: Callable[[torch.Tensor], torch.Tensor],
-                               sample_args: tuple[torch.Tensor], pool: tuple[int, int] | None = None
-                               ) -> Callable[[torch.Tensor], torch.Tensor]:
+                               sample_args: tuple[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         assert not torch.is_autocast_enabled("cpu"), "captured inside an autocast whose cache is on"
         (sample,) = sample_args
         assert sample.requires_grad
@@ -40,7 +32,8 @@ class StandInCapture:
         static_input = sample.detach().clone()
         static_output = torch.empty_like(fn(sample).detach())
         static_grad = torch.empty_like(static_input)
-        stand_in, latest = self, self._latest
+        stand_in = self
+        latest: dict[str, torch.Tensor] = {}  # the activations of the graph's last forward
 
         class Graphed(torch.autograd.Function):
             @staticmethod
@@ -50,19 +43,18 @@ class StandInCapture:
                 with torch.enable_grad(), stand_in._replaying():
                     leaf = static_input.detach().requires_grad_(True)
                     output = fn(leaf)
-                stand_in._serial += 1
-                ctx.serial = stand_in._serial
-                latest[pool[0]] = (ctx.serial, {"leaf": leaf, "output": output})
+                ctx.activations = latest["leaf"] = leaf
+                latest["output"] = output
                 static_output.copy_(output.detach())
                 stand_in.replays += 1
                 return static_output.detach()
 
             @staticmethod
             def backward(ctx, grad):
-                serial, kept = latest[pool[0]]
-                assert serial == ctx.serial, "a graph's backward after another pass overwrote its activations"
+                overwritten = latest["leaf"] is not ctx.activations
+                assert not overwritten, "a graph's backward after its next pass overwrote its activations"
                 with stand_in._replaying():
-                    (grad_in,) = torch.autograd.grad(kept["output"], kept["leaf"], grad)
+                    (grad_in,) = torch.autograd.grad(latest["output"], latest["leaf"], grad)
                 static_grad.copy_(grad_in)
                 return static_grad.detach()
 

@@ -24,7 +24,6 @@ from pixray.serving import server_owned
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> StandInCapture:
     capture = StandInCapture()
     monkeypatch.setattr(torch.cuda, "make_graphed_callables", capture.make_graphed_callables)
-    monkeypatch.setattr(torch.cuda, "graph_pool_handle", capture.graph_pool_handle)
     monkeypatch.setattr(pixray.engine, "graphs_possible", lambda device: True)
     return capture
 
@@ -62,7 +61,7 @@ def test_replayed_passes_give_the_steps_of_passes_run_as_before(small_settings, 
     assert stand_in.captures == 0
     graphed = _steps({**settings, "cuda_graphs": True}, three_perceptors)
     _same(graphed, plain)
-    assert stand_in.captures == 3 and stand_in.pools == 1  # a graph per perceptor, one pool for the run
+    assert stand_in.captures == 3  # a graph per perceptor
     assert stand_in.replays == 3 * 2 * 3 * 3  # steps x batches x views (whole, spot, off) x perceptors
 
 
@@ -89,7 +88,7 @@ def test_a_pass_whose_backward_waits_runs_as_before(small_settings, three_percep
 
 
 def test_the_stand_in_refuses_what_a_graph_cannot_do(three_perceptors, stand_in):
-    """Two passes of one pool before the first one's backward: what the engine keeps from happening."""
+    """Two passes of one graph before the first one's backward: what the engine keeps from happening."""
     perceptor = three_perceptors[0]
     passes = GraphedPasses(torch.float32)
     images = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)

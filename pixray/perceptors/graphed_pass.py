@@ -6,9 +6,11 @@ backward, each costing the host more than the GPU needs to run it. Captured once
 the same kernels on the same values.
 
 A captured graph keeps its activations in fixed memory, which its next forward overwrites, so a
-graphed pass's backward must run before the next pass of the same graph, and before any other graph
-of the run (they share one memory pool; see :class:`GraphedPasses`). The engine uses it only for
-passes whose backward follows at once, and calls the perceptor itself for the others.
+graphed pass's backward must run before the next pass of the same graph. The engine uses it only for
+passes whose backward follows at once, and calls the perceptor itself for the others. Each graph has
+memory of its own (what its pass keeps for the backward, and its input, output and gradient), held for
+the run: a run's graphs hold the sum of its perceptors' passes, where passes computed as before free
+theirs after each backward.
 """
 
 from __future__ import annotations
@@ -46,21 +48,18 @@ class GraphedPasses:
     a batch shape and replayed after (one per perceptor and shape; a run's passes keep one shape).
 
     ``dtype`` is the precision the run computes in: the pass autocasts to it inside the graph
-    (autocast's weight cache, which capture does not allow, off). All of a run's graphs share one
-    memory pool, so their memory is the largest pass's rather than the sum; that is sound because
-    each pass's backward runs before the next pass of any graph, which :meth:`encode`'s callers keep.
+    (autocast's weight cache, which capture does not allow, off).
     """
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
         self._graphs: dict[tuple[int, tuple[int, ...]], Encode] = {}
-        self._pool: tuple[int, int] | None = None
         self.captures = 0  # graphs captured so far (each costs a few eager passes)
 
     def encode(self, index: int, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor:
         """Perceptor ``index``'s (N,D) float32 unit embeddings of ``images`` (N,3,R,R) in [0,1], by
         replaying its graph for this shape (captured now if new). The caller runs the backward of
-        what it computes from them before the next call, or never."""
+        what it computes from them before the next call with this perceptor and shape, or never."""
         key = (index, tuple(images.shape))
         graph = self._graphs.get(key)
         if graph is None:
@@ -75,9 +74,7 @@ class GraphedPasses:
                                 cache_enabled=False):
                 return perceptor.encode_image(cutouts)
 
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
         sample = images.detach().clone().requires_grad_(True)
-        graphed = torch.cuda.make_graphed_callables(encode, (sample,), pool=self._pool)
+        graphed = torch.cuda.make_graphed_callables(encode, (sample,))
         self.captures += 1
         return graphed
