@@ -467,8 +467,8 @@ class Run:
 
     def _encode(self, i: int, cutouts: torch.Tensor, replayable: bool) -> torch.Tensor:
         """Perceptor ``i``'s (N,D) float32 embeddings of ``cutouts`` (N,3,R,R) in [0,1]: replayed as a CUDA
-        graph where the run uses them and the pass is ``replayable`` (its backward runs before the next
-        pass), else computed by the perceptor."""
+        graph where the run uses graphs and the pass is ``replayable`` (its backward runs before this
+        perceptor's next pass), else computed by the perceptor."""
         if self.graphed_passes is not None and replayable:
             return self.graphed_passes.encode(i, self.perceptors[i], cutouts)
         with autocast(self.device, self.dtype):

@@ -1,9 +1,9 @@
 """A perceptor's pass over a step's cutouts, replayed as a CUDA graph (setting ``cuda_graphs``).
 
-On a GPU a step is bound by launching kernels: a ViT-B/16 pass launches hundreds forward and as many
-backward, each costing the host more than the GPU needs to run it. Captured once as a CUDA graph
-(``torch.cuda.make_graphed_callables``), the pass's forward is one launch and its backward another,
-the same kernels on the same values.
+On a fast GPU a step can be bound by launching kernels rather than by running them: a ViT-B/16 pass
+launches over a hundred forward and as many backward, each costing the host microseconds, more than
+many of them take to run. Captured once as a CUDA graph (``torch.cuda.make_graphed_callables``), the
+pass's forward is one launch and its backward another, the same kernels on the same values.
 
 A captured graph keeps its activations in fixed memory, which its next forward overwrites, so a
 graphed pass's backward must run before the next pass of the same graph. The engine uses it only for
