@@ -2,7 +2,8 @@
 time scales with. Counts the aten operations of one quality-normal step (real-size CLIPs with random
 weights, every perceptor's cutouts in one pass as on a GPU) that launch work, leaving out views and
 other operations that only describe a tensor. Runs on the CPU: the graphs are the tests' stand-in
-(tests/graph_capture.py), so the operations a replay would run in one launch are counted apart.
+(tests/graph_capture.py), so the operations a replay would run in one launch are counted apart. Also
+prints where the operations left outside the graphs come from (the file that called torch).
 
     python bench/launch_count.py [--quality normal] [--drawer fast_pixel]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -23,8 +25,9 @@ import pixray.engine
 from pixray.engine import Run
 from pixray.settings import build_settings, resolve
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from graph_capture import StandInCapture
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from graph_capture import StandInCapture  # noqa: E402 - the tests' stand-in, found through ROOT/tests
 
 #: Operations that make a new description of memory (or none) and launch nothing on a GPU.
 NO_LAUNCH = frozenset({
@@ -34,20 +37,38 @@ NO_LAUNCH = frozenset({
 
 
 class LaunchCount(TorchDispatchMode):
-    """Counts launching operations, as 'eager' or (while ``stand_in`` replays) 'graph'."""
+    """Counts launching operations, as 'eager' or (while ``stand_in`` replays) 'graph', and the eager
+    ones by the file that called torch (``sources``)."""
 
     def __init__(self, stand_in: StandInCapture) -> None:
         super().__init__()
         self.stand_in = stand_in
         self.counts: Counter[str] = Counter()
+        self.sources: Counter[str] = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func.overloadpacket.__name__ not in NO_LAUNCH:
             self.counts["graph" if self.stand_in.inside else "eager"] += 1
+            if not self.stand_in.inside:
+                self.sources[caller()] += 1
         return func(*args, **(kwargs or {}))
 
 
-def count(settings_values: dict, graphs: bool) -> Counter[str]:
+def caller() -> str:
+    """The innermost file on the stack outside torch and this script: from the installed packages'
+    folder, or from the checkout's root."""
+    for frame in reversed(traceback.extract_stack()):
+        path = Path(frame.filename).resolve()
+        if "torch" in path.parts or path == Path(__file__).resolve():
+            continue
+        parts = path.parts
+        if "site-packages" in parts:
+            return "/".join(parts[parts.index("site-packages") + 1:])
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+    return "?"
+
+
+def count(settings_values: dict, graphs: bool) -> LaunchCount:
     stand_in = StandInCapture()
     if graphs:
         torch.cuda.make_graphed_callables = stand_in.make_graphed_callables
@@ -60,7 +81,7 @@ def count(settings_values: dict, graphs: bool) -> Counter[str]:
     counter = LaunchCount(stand_in)
     with counter:
         next(steps)
-    return counter.counts
+    return counter
 
 
 def main() -> None:
@@ -72,12 +93,14 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
     values = {"drawer": args.drawer, "quality": args.quality, "device": "cpu", "precision": "float32",
               "seed": 0, "prompts": "a red circle on a blue background", "iterations": 3}
-    plain = count(values, graphs=False)
+    plain = count(values, graphs=False).counts
     graphed = count(values, graphs=True)
     perceptors = len(resolve(build_settings(values)).clip_models)
     print(f"{args.drawer}, quality {args.quality}: a step launches {plain['eager']} operations; with "
-          f"cuda_graphs {graphed['eager']} plus {2 * perceptors} graph launches (a forward and a backward "
-          f"per perceptor), which replay {graphed['graph']}")
+          f"cuda_graphs {graphed.counts['eager']} plus {2 * perceptors} graph launches (a forward and a "
+          f"backward per perceptor), which replay {graphed.counts['graph']}")
+    print("  those left outside the graphs, by the file calling torch: " + ", ".join(
+        f"{source} {number}" for source, number in graphed.sources.most_common()))
 
 
 if __name__ == "__main__":
