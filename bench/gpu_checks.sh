@@ -38,7 +38,7 @@ else
     quality_normal=normal quality_best=best half=(--precision float16)
 fi
 
-check machine 60 "$py" -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, \
+check machine 240 "$py" -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, \
 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
 command -v nvidia-smi > /dev/null && check nvidia-smi 30 nvidia-smi \
     --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
