@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import flag_settings, tiny_clip
 from graph_capture import StandInCapture
+from PIL import Image
 
 import pixray
 import pixray.engine
@@ -53,10 +54,13 @@ def _same(steps: list[pixray.Step], others: list[pixray.Step]) -> None:
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_replayed_passes_give_the_steps_of_passes_run_as_before(small_settings, three_perceptors, stand_in,
-                                                                precision):
-    # Regions (spot prompts) and batches: several passes of each graph a step, each backward before the next.
+                                                                precision, tmp_path):
+    # Regions (spot prompts) and batches: several passes of each graph a step, each backward before the next;
+    # an image prompt, seen through each step's cutouts by the same perceptors between their passes.
+    Image.new("RGB", (16, 12), (200, 40, 40)).save(tmp_path / "red.png")
     settings = {**small_settings, "iterations": 3, "batches": 2, "spot_prompts": "a blue square",
-                "spot_prompts_off": "green", "precision": precision}
+                "spot_prompts_off": "green", "precision": precision,
+                "image_prompts": str(tmp_path / "red.png")}
     plain = _steps(settings, three_perceptors)
     assert stand_in.captures == 0
     graphed = _steps({**settings, "cuda_graphs": True}, three_perceptors)
