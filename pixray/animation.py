@@ -83,6 +83,8 @@ class Animation:
         self.runs = [Run(settings.replace(**{name: entries[i % len(entries)]
                                              for name, entries in lists.items() if entries}),
                          perceptors, models, images) for i in range(len(self.names))]
+        for run in self.runs[1:]:  # stepped in turn: one set of CUDA graphs (cuda_graphs) serves them all
+            run.graphed_passes = self.runs[0].graphed_passes
         self.settings = settings
 
     def rounds(self) -> Iterator[list[Step]]:

@@ -470,7 +470,7 @@ class Run:
         graph where the run uses graphs and the pass is ``replayable`` (its backward runs before this
         perceptor's next pass), else computed by the perceptor."""
         if self.graphed_passes is not None and replayable:
-            return self.graphed_passes.encode(i, self.perceptors[i], cutouts)
+            return self.graphed_passes.encode(self.perceptors[i], cutouts)
         with autocast(self.device, self.dtype):
             return self.perceptors[i].encode_image(cutouts).float()
 

@@ -15,10 +15,12 @@ from PIL import Image
 
 import pixray
 import pixray.engine
+from pixray.animation import Animation
 from pixray.losses import Loss
 from pixray.perceptors import Perceptor
 from pixray.perceptors.graphed_pass import GraphedPasses
 from pixray.serving import server_owned
+from pixray.settings import build_settings
 
 
 @pytest.fixture
@@ -96,13 +98,13 @@ def test_the_stand_in_refuses_what_a_graph_cannot_do(three_perceptors, stand_in)
     perceptor = three_perceptors[0]
     passes = GraphedPasses(torch.float32)
     images = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    first = passes.encode(0, perceptor, images[0])
+    first = passes.encode(perceptor, images[0])
     (grad,) = torch.autograd.grad(first.sum(), images)
     eager = images[0].detach().clone().requires_grad_(True)
     perceptor.encode_image(eager).sum().backward()
     assert torch.equal(grad[0], eager.grad) and not grad[1].any()
-    first = passes.encode(0, perceptor, images[0])
-    second = passes.encode(0, perceptor, images[1])
+    first = passes.encode(perceptor, images[0])
+    second = passes.encode(perceptor, images[1])
     assert not torch.equal(first, second)  # each its own copy of the graph's output
     with pytest.raises(AssertionError, match="overwrote its activations"):
         torch.autograd.grad(first.sum(), images)
@@ -127,10 +129,29 @@ def test_gradients_and_embeddings_outlive_the_next_replay(three_perceptors, stan
     passes = GraphedPasses(torch.float32)
     generator = torch.Generator().manual_seed(0)
     cutouts = torch.rand(4, 3, 32, 32, generator=generator).requires_grad_(True)
-    embeds = passes.encode(1, perceptor, cutouts)
+    embeds = passes.encode(perceptor, cutouts)
     embeds.sum().backward()
     kept_embeds, kept_grad = embeds.detach().clone(), cutouts.grad.clone()
     other = torch.rand(4, 3, 32, 32, generator=generator).requires_grad_(True)
-    passes.encode(1, perceptor, other).sum().backward()
+    passes.encode(perceptor, other).sum().backward()
     assert torch.equal(embeds, kept_embeds) and torch.equal(cutouts.grad, kept_grad)
     assert not torch.equal(other.grad, kept_grad)
+
+
+def test_an_animations_pictures_share_their_graphs(tmp_path, tiny_perceptor, stand_in):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name, colour in {"a.png": (255, 0, 0), "b.png": (0, 255, 0), "c.png": (0, 0, 255)}.items():
+        Image.new("RGB", (16, 16), colour).save(frames / name)
+    values = {"prompts": "a red circle", "drawer": "fast_pixel", "size": [16, 16], "iterations": 4,
+              "num_cuts": 2, "seed": 1, "device": "cpu", "save_every": 2,
+              "target_images": f"{frames}/*.png:0.5", "animation_dir": str(tmp_path / "anim")}
+
+    def rounds(**changes) -> list[list[pixray.Step]]:
+        return list(Animation(build_settings({**values, **changes}), perceptors=[tiny_perceptor]).rounds())
+
+    plain = rounds()
+    graphed = rounds(cuda_graphs=True)
+    assert stand_in.captures == 1 and stand_in.replays == 3 * 4  # one graph for the three pictures' steps
+    for steps, others in zip(graphed, plain, strict=True):
+        _same(steps, others)

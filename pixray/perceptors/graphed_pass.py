@@ -46,6 +46,8 @@ class _OwnGradient(torch.autograd.Function):
 class GraphedPasses:
     """The image passes of one run's perceptors, each captured as a CUDA graph on its first call with
     a batch shape and replayed after (one per perceptor and shape; a run's passes keep one shape).
+    Runs stepped in turn with the same perceptors may share one (an animation's pictures): their graphs'
+    memory is then held once.
 
     ``dtype`` is the precision the run computes in: the pass autocasts to it inside the graph
     (autocast's weight cache, which capture does not allow, off).
@@ -53,14 +55,14 @@ class GraphedPasses:
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self._graphs: dict[tuple[int, tuple[int, ...]], Encode] = {}
+        self._graphs: dict[tuple[Perceptor, tuple[int, ...]], Encode] = {}
         self.captures = 0  # graphs captured so far (each costs a few eager passes)
 
-    def encode(self, index: int, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor:
-        """Perceptor ``index``'s (N,D) float32 unit embeddings of ``images`` (N,3,R,R) in [0,1], by
-        replaying its graph for this shape (captured now if new). The caller runs the backward of
-        what it computes from them before the next call with this perceptor and shape, or never."""
-        key = (index, tuple(images.shape))
+    def encode(self, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor:
+        """``perceptor``'s (N,D) float32 unit embeddings of ``images`` (N,3,R,R) in [0,1], by replaying
+        its graph for this shape (captured now if new). The caller runs the backward of what it
+        computes from them before the next call with this perceptor and shape, or never."""
+        key = (perceptor, tuple(images.shape))
         graph = self._graphs.get(key)
         if graph is None:
             graph = self._graphs[key] = self._capture(perceptor, images)
