@@ -467,10 +467,12 @@ class Run:
 
     def _encode(self, i: int, cutouts: torch.Tensor, replayable: bool) -> torch.Tensor:
         """Perceptor ``i``'s (N,D) float32 embeddings of ``cutouts`` (N,3,R,R) in [0,1]: replayed as a CUDA
-        graph where the run uses graphs and the pass is ``replayable`` (its backward runs before this
-        perceptor's next pass), else computed by the perceptor."""
+        graph where the run uses graphs, the pass is ``replayable`` (its backward runs before this
+        perceptor's next pass) and it could be captured, else computed by the perceptor."""
         if self.graphed_passes is not None and replayable:
-            return self.graphed_passes.encode(self.perceptors[i], cutouts)
+            embeds = self.graphed_passes.encode(self.perceptors[i], cutouts)
+            if embeds is not None:
+                return embeds
         with autocast(self.device, self.dtype):
             return self.perceptors[i].encode_image(cutouts).float()
 

@@ -155,3 +155,27 @@ def test_an_animations_pictures_share_their_graphs(tmp_path, tiny_perceptor, sta
     assert stand_in.captures == 1 and stand_in.replays == 3 * 4  # one graph for the three pictures' steps
     for steps, others in zip(graphed, plain, strict=True):
         _same(steps, others)
+
+
+def test_a_pass_that_cannot_be_captured_is_computed_as_before(small_settings, three_perceptors, stand_in,
+                                                              monkeypatch, caplog):
+    capture = stand_in.make_graphed_callables
+    attempts = []
+
+    def refusing(fn, sample_args):
+        attempts.append(sample_args[0].shape)
+        if sample_args[0].shape[-1] == 64:  # vit64's pass
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+        return capture(fn, sample_args)
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", refusing)
+    settings = {**small_settings, "iterations": 3}
+    plain = _steps(settings, three_perceptors)
+    graphed = _steps({**settings, "cuda_graphs": True}, three_perceptors)
+    _same(graphed, plain)
+    assert len(attempts) == 3 and stand_in.captures == 2  # tried once, not at every step
+    assert stand_in.replays == 3 * 2
+    warnings = [r.getMessage() for r in caplog.records if "cuda_graphs" in r.getMessage()]
+    assert warnings == ["setting 'cuda_graphs': vit64's pass over 4 cutouts could not be captured as a CUDA "
+                        "graph (CUDA error: operation not permitted when stream is capturing); it is "
+                        "computed as without cuda_graphs"]

@@ -15,11 +15,14 @@ theirs after each backward.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
 
 from .perceptor import Perceptor
+
+log = logging.getLogger(__name__)
 
 #: (N,3,R,R) cutouts in [0,1] -> (N,D) float32 unit embeddings, differentiable with respect to them.
 Encode = Callable[[torch.Tensor], torch.Tensor]
@@ -55,20 +58,24 @@ class GraphedPasses:
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self._graphs: dict[tuple[Perceptor, tuple[int, ...]], Encode] = {}
+        # None: the pass could not be captured, and is computed as before.
+        self._graphs: dict[tuple[Perceptor, tuple[int, ...]], Encode | None] = {}
         self.captures = 0  # graphs captured so far (each costs a few eager passes)
 
-    def encode(self, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor | None:
         """``perceptor``'s (N,D) float32 unit embeddings of ``images`` (N,3,R,R) in [0,1], by replaying
-        its graph for this shape (captured now if new). The caller runs the backward of what it
+        its graph for this shape (captured now if new); None where this pass cannot be captured (said
+        once, in a warning): the caller computes it as before. The caller runs the backward of what it
         computes from them before the next call with this perceptor and shape, or never."""
         key = (perceptor, tuple(images.shape))
-        graph = self._graphs.get(key)
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(perceptor, images)
+        graph = self._graphs[key]
         if graph is None:
-            graph = self._graphs[key] = self._capture(perceptor, images)
+            return None
         return graph(_OwnGradient.apply(images)).clone()  # the graph's output, too, is overwritten
 
-    def _capture(self, perceptor: Perceptor, images: torch.Tensor) -> Encode:
+    def _capture(self, perceptor: Perceptor, images: torch.Tensor) -> Encode | None:
         dtype = self.dtype
 
         def encode(cutouts: torch.Tensor) -> torch.Tensor:
@@ -77,6 +84,14 @@ class GraphedPasses:
                 return perceptor.encode_image(cutouts)
 
         sample = images.detach().clone().requires_grad_(True)
-        graphed = torch.cuda.make_graphed_callables(encode, (sample,))
+        try:
+            graphed = torch.cuda.make_graphed_callables(encode, (sample,))
+        except RuntimeError as exc:  # out of memory too: capturing needs more than the pass alone
+            # An optional speed-up: the run goes on as it would without it.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            log.warning("setting 'cuda_graphs': %s's pass over %d cutouts could not be captured as a CUDA "
+                        "graph (%s); it is computed as without cuda_graphs", perceptor.name, images.shape[0],
+                        reason)
+            return None
         self.captures += 1
         return graphed
