@@ -23,7 +23,7 @@ from benchmark import random_perceptors
 from torch import nn
 
 from pixray.perceptors import Perceptor
-from pixray.runtime import choose_precision
+from pixray.runtime import autocast, choose_precision
 
 
 class Encode(nn.Module):
@@ -36,7 +36,7 @@ class Encode(nn.Module):
         self.dtype = dtype
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cuda", self.dtype, enabled=self.dtype != torch.float32, cache_enabled=False):
+        with autocast(images.device, self.dtype, cache=False):
             return self.perceptor.encode_image(images)
 
 

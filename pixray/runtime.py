@@ -186,11 +186,13 @@ def choose_precision(setting: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Mixed-precision context for perceptor passes (a no-op for float32)."""
+def autocast(device: torch.device, dtype: torch.dtype,
+             cache: bool = True) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for perceptor passes (a no-op for float32); ``cache`` False turns off
+    autocast's cache of cast weights, which CUDA graph capture does not allow."""
     if dtype == torch.float32:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 #: What a run that ran out of memory is told to lower.

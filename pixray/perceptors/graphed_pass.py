@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..runtime import autocast
 from .perceptor import Perceptor
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,11 @@ class GraphedPasses:
         self.dtype = dtype
         # None: the pass could not be captured, and is computed as before.
         self._graphs: dict[tuple[Perceptor, tuple[int, ...]], Encode | None] = {}
-        self.captures = 0  # graphs captured so far (each costs a few eager passes)
+
+    @property
+    def captures(self) -> int:
+        """Graphs captured so far (each cost a few eager passes)."""
+        return sum(graph is not None for graph in self._graphs.values())
 
     def encode(self, perceptor: Perceptor, images: torch.Tensor) -> torch.Tensor | None:
         """``perceptor``'s (N,D) float32 unit embeddings of ``images`` (N,3,R,R) in [0,1], by replaying
@@ -79,8 +84,7 @@ class GraphedPasses:
         dtype = self.dtype
 
         def encode(cutouts: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(cutouts.device.type, dtype, enabled=dtype != torch.float32,
-                                cache_enabled=False):
+            with autocast(cutouts.device, dtype, cache=False):
                 return perceptor.encode_image(cutouts)
 
         sample = images.detach().clone().requires_grad_(True)
@@ -93,5 +97,4 @@ class GraphedPasses:
                         "graph (%s); it is computed as without cuda_graphs", perceptor.name, images.shape[0],
                         reason)
             return None
-        self.captures += 1
         return graphed

@@ -7,6 +7,7 @@ events; :meth:`RunSession.stop` ends it after the step under way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -177,7 +178,7 @@ class RunSession:
             self._events.put(latest)
 
         def drawn(picture: Drawn) -> None:
-            self._events.put(Progress(latest.done, total, latest.loss, latest.seconds_left, picture.pil()))
+            self._events.put(dataclasses.replace(latest, frame=picture.pil()))
 
         last = writer.save_run(run, progress, stop=self._stop.is_set, drawn=drawn)
         return Finished(last.pil(), writer.outputs(), last.index if last.is_final else last.index + 1,
