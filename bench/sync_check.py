@@ -5,14 +5,18 @@
 
 Uses torch.cuda.set_sync_debug_mode("warn") after each run is prepared and its first step done; the
 pixel drawers and vqgan (imagenet_f16_16384's architecture with random weights, so no downloads).
-Without a CUDA device it runs the same steps on the CPU, checking nothing: proof that the script runs.
+Without a CUDA device it runs the same steps on the CPU and lists what would synchronise on a GPU, as
+the tests find it there (tests/host_syncs.py: tensors from host data or without a device, values read
+back, outputs sized by values).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import warnings
+from pathlib import Path
 
 import open_clip
 import torch
@@ -21,6 +25,9 @@ from benchmark import random_weight_settings
 from pixray.engine import Run
 from pixray.perceptors import Perceptor
 from pixray.settings import build_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from host_syncs import HostSyncs  # the tests' finder, found through the checkout's tests/
 
 
 def main() -> None:
@@ -33,18 +40,24 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # open_clip warns that random weights are random
     cuda = torch.cuda.is_available()
     if not cuda:
-        print("no CUDA device: the steps run on the CPU, nothing is checked")
+        print("no CUDA device: the steps run on the CPU, looked at for what would synchronise on a GPU")
     perceptor = Perceptor("ViT-B/32", open_clip.create_model("ViT-B-32-quickgelu"))  # one, as a cache keeps
     for drawer in args.drawers.split(","):
         values = {"drawer": drawer, "prompts": "a red circle", "iterations": 6, "seed": 0,
                   "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"],
                   "cuda_graphs": args.cuda_graphs,
                   **random_weight_settings(drawer)}
-        steps = iter(Run(build_settings(values), [perceptor]))
+        run = Run(build_settings(values), [perceptor])
+        run.finite_check_every = 10  # a GPU's (the CPU's is every step)
+        steps = iter(run)
         next(steps)
         if not cuda:
             next(steps)
-            print(f"{drawer}: 2 steps")
+            with HostSyncs() as found:
+                for _ in range(3):
+                    next(steps)
+            report = found.report().replace("\n", "\n  ")
+            print(f"{drawer}: " + (report or "none found in 3 steps on the CPU"))
             continue
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("warn")

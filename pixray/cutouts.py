@@ -35,6 +35,8 @@ from kornia.geometry import create_meshgrid
 from kornia.geometry.linalg import transform_points
 from kornia.geometry.transform import get_perspective_transform
 
+from .runtime import device_vector
+
 PADDING_MODES = ("border", "reflection", "zeros")
 
 
@@ -44,10 +46,10 @@ def unit_corners(device: torch.device) -> torch.Tensor:
     Built by kernels on ``device``: a tensor copied from host memory would make every step wait
     for the GPU (each such constant showed up in torch.cuda.set_sync_debug_mode).
     """
-    k = torch.arange(4, device=device)
-    x = ((k == 1) | (k == 2)).float() * 2 - 1
-    y = (k >= 2).float() * 2 - 1
-    return torch.stack([x, y], dim=-1)
+    corners = torch.ones(4, 2, device=device)
+    corners[::3, 0].fill_(-1)  # the left side: top left and bottom left
+    corners[:2, 1].fill_(-1)  # the top
+    return corners
 
 
 def pooled_shape(cut_size: int, height: int, width: int) -> tuple[int, int]:
@@ -225,7 +227,7 @@ class PixrayCutouts(Cutouts):
         is_framed = torch.arange(n, device=device) >= n_crops
         grey = torch.rand((), generator=generator, device=device).expand(n)  # one grey for the batch
         jitter = draw.chance(self.jitter_probability)
-        scale = torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device).clamp(min=0.5)
+        scale = device_vector(device, max((width - 1) / 2, 0.5), max((height - 1) / 2, 0.5))
         return CutoutParams(quads=torch.cat([crops, framed]) / scale - 1, framed=is_framed,
                             grey=grey.contiguous(), **self._colour(draw, jitter))
 
@@ -243,14 +245,14 @@ class PixrayCutouts(Cutouts):
         """(n,4,2) pixel corners in the pooled canvas whose warp to the view is Pixray's crop view:
         a perspective of the whole canvas, then a random resized crop of it."""
         device = draw.device
-        size = torch.tensor([width - 1.0, height - 1.0], device=device)
+        size = device_vector(device, width - 1.0, height - 1.0)
         frame = (unit_corners(device) + 1) / 2 * size
         undo = self._perspective_inverse(draw, frame.expand(draw.n, 4, 2), size / 2, self.crop_perspective)
         area = draw.uniform(*self.crop_area, power=self.crop_power) * (width * height)
         ratio = torch.exp(draw.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
         extent = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], -1)  # (n,2) as (w, h)
         # Too big for the canvas at this ratio: shrink, keeping the ratio (kornia redraws instead).
-        limit = torch.tensor([float(width), float(height)], device=device)
+        limit = device_vector(device, width, height)
         extent = extent / (extent / limit).amax(-1, keepdim=True).clamp(min=1)
         corner = draw.uniform(0, 1, 2) * (limit - extent)
         rect = corner[:, None, :] + (unit_corners(device) + 1) / 2 * (extent - 1).clamp(min=0)[:, None, :]
@@ -266,15 +268,15 @@ class PixrayCutouts(Cutouts):
         low, high = (0.95, 0.95) if square else (0.9, 1.0)
         scale = draw.uniform(low * fit, high * fit)[:, None]
         # Pixray's translation range: what the largest scale leaves free, on each axis.
-        room = torch.tensor([size - high * fit * width, size - high * fit * height], device=device) / 2
-        shift = draw.uniform(-1, 1, 2) * room.clamp(min=0)
+        room = device_vector(device, *(max(size - high * fit * side, 0) / 2 for side in (width, height)))
+        shift = draw.uniform(-1, 1, 2) * room
         view = (unit_corners(device) + 1) / 2 * (size - 1)
         half = torch.full((2,), size / 2, device=device)
         undo = self._perspective_inverse(draw, view.expand(draw.n, 4, 2), half, self.framed_perspective)
         in_view = transform_points(undo, view.expand(draw.n, 4, 2))
         # The view is a (size x size) window centred on the scaled canvas's centre, moved by shift.
         middle_view = (size - 1) / 2
-        middle = torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device)
+        middle = device_vector(device, (width - 1) / 2, (height - 1) / 2)
         return middle + (in_view - middle_view - shift[:, None, :]) / scale[:, :, None]
 
 
@@ -301,7 +303,7 @@ class RotatedCutouts(Cutouts):
                pooled: tuple[int, int]) -> CutoutParams:
         height, width = pooled
         # Half the pooled canvas in units of half its short side: (aspect, 1) or (1, 1 / aspect).
-        extent = torch.tensor([max(width / height, 1.0), max(height / width, 1.0)], device=device)
+        extent = device_vector(device, max(width / height, 1.0), max(height / width, 1.0))
         draw = _Draw(n, generator, device)
         uniform, chance = draw.uniform, draw.chance
         zoom = chance(self.zoom_fraction)

@@ -193,6 +193,10 @@ class Run:
         if memory is None:
             memory = usable_memory()
         self.pass_positions = cpu_pass_positions(memory, self.dtype) if self.device.type == "cpu" else 0
+        #: Every how many steps the loop reads whether a loss stopped being finite: on a GPU the read
+        #: waits for the device, so every 10th step; on the CPU it costs nothing.
+        self.finite_check_every = 1 if self.device.type == "cpu" else 10
+        self._on_device: dict[int, torch.Tensor] = {}  # prompt sources' images moved to the device
         self.seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         self._final: Step | None = None  # the last final step iterated to
         drawer_cls = DRAWERS.lookup(settings.drawer)
@@ -305,8 +309,7 @@ class Run:
         optimiser = self._optimiser(self.learning_rate)
         drops = () if self.drawer.follows_schedule else self.plan.lr_drop_steps
         losses: dict[str, torch.Tensor] = {}
-        # Reading the flag waits for the device: on CPU that costs nothing, elsewhere every 10th step.
-        check_every = 1 if self.device.type == "cpu" else 10
+        check_every = self.finite_check_every
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         stopper = AutoStop(len(self.plan.lr_drop_steps)) if self.settings.auto_stop else None
         for index in range(self.plan.iterations):
@@ -429,7 +432,10 @@ class Run:
         def view(image: torch.Tensor, own: bool) -> torch.Tensor:
             key = (own, id(image))
             if key not in made:
-                image = image.to(self.device)
+                # Moved once a run: a copy from host memory each step would make a GPU's host wait.
+                if id(image) not in self._on_device:
+                    self._on_device[id(image)] = image.to(self.device)
+                image = self._on_device[id(image)]
                 cut, cut_zoom = (cutouts.params_for(image, self.plan.num_cuts, generator, self.zoom_fill)
                                  if own else (params, zoom))
                 made[key] = cutouts.apply(image, cut, generator, padding, cut_zoom)

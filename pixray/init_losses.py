@@ -37,13 +37,15 @@ class InitLosses:
                                          settings.init_weight_cos)
         self.init_image = init_image
         self.drawer = drawer
+        # The init image fitted to the canvas, on its device: made once (moving it there makes a GPU wait).
+        self._fitted: tuple[tuple, torch.Tensor] | None = None
         self.start = drawer.parameter_vector().detach().clone() if self.dist or self.cos else None
 
     def __call__(self, canvas: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named losses (already weighted): of ``canvas`` (1,C,H,W) and the drawer's parameters."""
         losses = {}
         if self.pix and self.init_image is not None:
-            target = fitted(self.init_image.to(canvas), *canvas.shape[-2:])
+            target = self._target(canvas)
             losses["init_weight_pix"] = self.pix * F.l1_loss(canvas[:, :3], target) / 2
         if self.start is not None:
             now = self.drawer.parameter_vector()
@@ -52,3 +54,10 @@ class InitLosses:
             if self.cos:
                 losses["init_weight_cos"] = self.cos * (1 - F.cosine_similarity(now, self.start, dim=0))
         return losses
+
+    def _target(self, canvas: torch.Tensor) -> torch.Tensor:
+        """The init image (1,3,H,W) fitted to ``canvas``'s size, dtype and device."""
+        key = (tuple(canvas.shape[-2:]), canvas.dtype, canvas.device)
+        if self._fitted is None or self._fitted[0] != key:
+            self._fitted = (key, fitted(self.init_image.to(canvas), *key[0]))
+        return self._fitted[1]

@@ -200,6 +200,16 @@ MEMORY_ADVICE = ("ask for a smaller size, fewer clip_models, or fewer num_cuts a
                  "the total)")
 
 
+def device_vector(device: torch.device, *values: float) -> torch.Tensor:
+    """(len(values),) float32 of ``values`` on ``device``, filled there. ``torch.tensor(values,
+    device=...)`` copies them from host memory, which makes the host wait for a GPU: in a step,
+    everything queued before it must finish first."""
+    vector = torch.empty(len(values), device=device)
+    for i, value in enumerate(values):
+        vector[i].fill_(value)
+    return vector
+
+
 @contextlib.contextmanager
 def memory_errors_said(device: torch.device, when: Callable[[], str], asked: str) -> Iterator[None]:
     """Running out of ``device``'s memory becomes a :class:`RunError` saying so and ``when()`` (e.g.

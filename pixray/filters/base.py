@@ -39,6 +39,12 @@ class Filter(DeclaresModels, nn.Module):
         raise NotImplementedError
 
 
-def random_shift(size: int, generator: torch.Generator) -> int:
-    """A shift in [0, size), drawn from ``generator``."""
-    return int(torch.randint(size, (), generator=generator, device=generator.device))
+def random_roll(image: torch.Tensor, dims: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """``image`` rolled as ``torch.roll`` along each of ``dims`` by a shift in [0, size) drawn from
+    ``generator``. The shifts stay on the device (``torch.roll`` takes them as Python ints, and reading
+    one back from a GPU makes the host wait for it): each roll is a gather of shifted indices."""
+    for dim in dims:
+        size = image.shape[dim]
+        shift = torch.randint(size, (), generator=generator, device=generator.device).to(image.device)
+        image = image.index_select(dim, (torch.arange(size, device=image.device) - shift).remainder(size))
+    return image

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Filter, random_shift
+from .base import Filter, random_roll
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,4 @@ class TilerFilter(Filter):
 
     def forward(self, image: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        height, width = image.shape[-2:]
-        shifts = (random_shift(height, generator), random_shift(width, generator))
-        return torch.roll(image, shifts=shifts, dims=(-2, -1)), None
+        return random_roll(image, (-2, -1), generator), None

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..options import option
-from .base import Filter, random_shift
+from .base import Filter, random_roll
 
 WALLPAPER_TYPES = ("none", "horizontal", "vertical", "shift")
 
@@ -40,19 +40,17 @@ class WallpaperFilter(Filter):
     def forward(self, image: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         kind, match = self.options.wallpaper_type, self.options.wallpaper_edge_match
-        height, width = image.shape[-2:]
+        width = image.shape[-1]
         if kind == "shift" or self.options.wallpaper_shift:
             image = torch.cat([image, torch.roll(image, shifts=width // 2, dims=-1)], dim=-2)
-            shifts = (random_shift(2 * height, generator), random_shift(width, generator))
-            return torch.roll(image, shifts=shifts, dims=(-2, -1)), None
+            return random_roll(image, (-2, -1), generator), None
         dims = {"horizontal": (-1,), "vertical": (-2,)}.get(kind, (-1, -2))
         loss = None
         for dim in dims:
             if match:
                 image, part = _matched(image, dim, match)
                 loss = part if loss is None else loss + part
-        shifts = tuple(random_shift(image.shape[dim], generator) for dim in dims)
-        return torch.roll(image, shifts=shifts, dims=dims), loss
+        return random_roll(image, dims, generator), loss
 
 
 def _matched(image: torch.Tensor, dim: int, match: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -64,6 +64,7 @@ class EdgeLoss(Loss):
         self.register_buffer("colour", colour, persistent=False)
         self.register_buffer("image", image, persistent=False)  # (1,3,h,w) in [0,1], or None
         self.register_buffer("mask", mask, persistent=False)  # (1,1,h,w) in [0,1], or None
+        self._pulled_by_size: dict[tuple[int, int, torch.device], torch.Tensor | None] = {}
 
     @classmethod
     def create(cls, options: EdgeOptions, resources: Resources) -> EdgeLoss:
@@ -84,11 +85,11 @@ class EdgeLoss(Loss):
                  (slice(0, top), between), (slice(height - bottom, height), between)]
         return [rows_cols for rows_cols, size in zip(found, (left, right, top, bottom), strict=True) if size]
 
-    def band(self, height: int, width: int) -> torch.Tensor:
-        """(H,W) bool mask of the pixels in any band."""
-        mask = torch.zeros(height, width, dtype=torch.bool)
+    def band(self, height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+        """(H,W) bool mask on ``device`` of the pixels in any band."""
+        mask = torch.zeros(height, width, dtype=torch.bool, device=device)
         for rows, cols in self.bands(height, width):
-            mask[rows, cols] = True
+            mask[rows, cols].fill_(True)
         return mask
 
     def forward(self, context: LossContext) -> torch.Tensor:
@@ -100,8 +101,8 @@ class EdgeLoss(Loss):
         if self.image is not None:
             target = F.interpolate(self.image.to(image), size=(height, width), mode="bicubic",
                                    antialias=True).clamp(0, 1)
-        elif self.colour is None:
-            target = image[..., pulled[0, 0].bool()].mean(-1)[..., None, None]
+        elif self.colour is None:  # the pulled pixels' mean colour, without indexing by a mask (a host read)
+            target = (image * pulled).sum((-2, -1), keepdim=True) / pulled.sum()
         else:
             target = self.colour.to(image).view(1, 3, 1, 1)
 
@@ -124,10 +125,16 @@ class EdgeLoss(Loss):
         return self.options.edge_color_weight * total
 
     def _pulled(self, height: int, width: int, device: torch.device) -> torch.Tensor | None:
-        """(1,1,H,W) 1 where the loss pulls (the mask's dark part, else the bands), None: nowhere."""
-        if self.mask is not None:
-            grey = F.interpolate(self.mask.to(device), size=(height, width), mode="bicubic", antialias=True)
-            pulled = (grey < 0.5).float()
-        else:
-            pulled = self.band(height, width).to(device).float()[None, None]
-        return pulled if pulled.any() else None
+        """(1,1,H,W) 1 where the loss pulls (the mask's dark part, else the bands), None: nowhere. Made
+        once per canvas size: whether a mask pulls anywhere is read back from the device."""
+        key = (height, width, device)
+        if key not in self._pulled_by_size:
+            if self.mask is not None:
+                grey = F.interpolate(self.mask.to(device), size=(height, width), mode="bicubic",
+                                     antialias=True)
+                pulled = (grey < 0.5).float()
+                self._pulled_by_size[key] = pulled if pulled.any() else None
+            else:
+                pulled = self.band(height, width, device).float()[None, None]
+                self._pulled_by_size[key] = pulled if self.bands(height, width) else None
+        return self._pulled_by_size[key]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
+from ..runtime import device_vector
 from .base import Loss, LossContext
 
 
@@ -21,10 +22,11 @@ class GaussianOptions:
                                          maximum=255, length=3)
 
 
-def centred_gaussian(height: int, width: int, std_y: float, std_x: float) -> torch.Tensor:
-    """(height, width): exp(-d^2 / (2 std^2)) per axis, multiplied, 1 at the centre."""
-    y = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
-    x = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
+def centred_gaussian(height: int, width: int, std_y: float, std_x: float,
+                     device: torch.device | None = None) -> torch.Tensor:
+    """(height, width) float32 on ``device``: exp(-d^2 / (2 std^2)) per axis, multiplied, 1 at the centre."""
+    y = torch.arange(height, dtype=torch.float32, device=device) - (height - 1) / 2
+    x = torch.arange(width, dtype=torch.float32, device=device) - (width - 1) / 2
     return torch.outer(torch.exp(-y.square() / (2 * std_y**2)), torch.exp(-x.square() / (2 * std_x**2)))
 
 
@@ -36,6 +38,7 @@ class GaussianLoss(Loss):
 
     def forward(self, context: LossContext) -> torch.Tensor:
         canvas = context.canvas
-        weight = 1 - centred_gaussian(*canvas.shape[-2:], *self.options.gaussian_std).to(canvas)
-        colour = canvas.new_tensor(self.options.gaussian_color)[:, None, None] / 255
+        std = self.options.gaussian_std
+        weight = 1 - centred_gaussian(*canvas.shape[-2:], *std, canvas.device).to(canvas)
+        colour = device_vector(canvas.device, *self.options.gaussian_color).to(canvas)[:, None, None] / 255
         return self.options.gaussian_weight * ((canvas - colour).abs() * weight).mean()
