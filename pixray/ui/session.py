@@ -174,7 +174,9 @@ class RunSession:
             if step.is_final:
                 return
             done = step.index + 1
-            latest = Progress(done, total, step.loss, clock.seconds_left(done, total))
+            # Reading the loss waits for the device: only on the steps the plan displays, as the CLI.
+            loss = step.loss if run.plan.displays(step.index) else latest.loss
+            latest = Progress(done, total, loss, clock.seconds_left(done, total))
             self._events.put(latest)
 
         def drawn(picture: Drawn) -> None:
