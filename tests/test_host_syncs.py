@@ -5,12 +5,14 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from graph_capture import StandInCapture
 from host_syncs import HostSyncs
 from PIL import Image
 from test_super_resolution import write_upscaler
 from test_vdiff import install_toys
 from test_vqgan import write_checkpoint
 
+import pixray.engine
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
 from pixray.settings import build_settings
@@ -73,6 +75,15 @@ def _found(settings: dict, perceptor, models: ModelCache, picture: str, tmp_path
 def test_a_step_never_waits_for_the_device(settings, tiny_perceptor, models, picture, tmp_path):
     found = _found(settings, tiny_perceptor, models, picture, tmp_path)
     assert not found.found, "\n" + found.report()
+
+
+def test_replayed_passes_never_wait_for_the_device(tiny_perceptor, models, picture, tmp_path, monkeypatch):
+    capture = StandInCapture()
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", capture.make_graphed_callables)
+    monkeypatch.setattr(pixray.engine, "graphs_possible", lambda device: True)
+    found = _found({"cuda_graphs": True, "batches": 2, "prompts": "a red circle @spot"}, tiny_perceptor,
+                   models, picture, tmp_path)
+    assert capture.replays and not found.found, "\n" + found.report()
 
 
 @pytest.mark.parametrize("drawer", ["line_sketch", "clipdraw"])
