@@ -11,9 +11,9 @@ done everything queued so far:
 - a host tensor made before the step and moved to a device in it (``held.to(image)``): the same copy,
   every step (a module's parameters and buffers are left out: a run moves its modules to the device
   when it makes them, so there these calls change at most the dtype);
-- a value read back (``.item()``, ``bool(t)``, ``float(t)``, ``int(t)``), and an operation whose output
-  size depends on the values (``nonzero``, indexing with a boolean mask, ``masked_select``,
-  ``repeat_interleave`` by counts, ``unique``).
+- a value read back (``.item()``, ``bool(t)``, ``float(t)``, ``int(t)``, ``.tolist()``, ``.numpy()``,
+  ``.cpu()``, ``.to("cpu")``), and an operation whose output size depends on the values (``nonzero``,
+  indexing with a boolean mask, ``masked_select``, ``repeat_interleave`` by counts, ``unique``).
 
 On the CPU none of these costs anything, so they are only seen by looking: :class:`HostSyncs` records
 each with the line of the project's (or kornia's) code that asked for it. torch's own optimisers are
@@ -43,6 +43,9 @@ _FACTORIES = frozenset({
     torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, torch.linspace, torch.logspace,
     torch.eye, torch.rand, torch.randn, torch.randint, torch.randperm, torch.normal})
 
+#: Tensor methods that copy a tensor into host memory (on the CPU they return it without an operation).
+_HOST_COPIES = frozenset({torch.Tensor.cpu, torch.Tensor.tolist, torch.Tensor.numpy})
+
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,6 +72,13 @@ def _has_device(args: tuple, kwargs: dict) -> bool:
     """Whether a ``Tensor.to`` call names a device: a device (or its name), or a tensor to match."""
     return kwargs.get("device") is not None or any(isinstance(a, torch.device | torch.Tensor | str)
                                                    for a in args[1:])
+
+
+def _names_the_host(args: tuple, kwargs: dict) -> bool:
+    """Whether a ``Tensor.to`` call asks for host memory by name ("cpu": a device object may be a run's,
+    which on the CPU is the host too)."""
+    return any(isinstance(a, str) and torch.device(a).type == "cpu"
+               for a in (*args[1:], kwargs.get("device")))
 
 
 class _Dispatched(TorchDispatchMode):
@@ -115,6 +125,8 @@ class _Called(TorchFunctionMode):
         kind = None
         if func in _FACTORIES and kwargs.get("device") is None:
             kind = f"tensor made without a device (torch.{func.__name__})"
+        elif func in _HOST_COPIES or (func is torch.Tensor.to and _names_the_host(args, kwargs)):
+            kind = f"value read ({func.__name__})"
         elif func is torch.Tensor.to and not self._made(args[0]) and _has_device(args, kwargs):
             kind = "tensor made before the step moved to a device"
         if kind is not None and (site := _site()) is not None:

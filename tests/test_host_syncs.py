@@ -108,6 +108,7 @@ def test_what_the_finder_finds():
         bool(x.max() > 0)
         x[x > 0.5]
         x.nonzero()
+        x.tolist(), x.cpu(), x.to("cpu")
         held.to(x)
         x.to(torch.float16)  # made inside, a dtype only: not found
         layer.weight.to(x)  # a module's: moved with it
@@ -118,5 +119,6 @@ def test_what_the_finder_finds():
     assert kinds == ["tensor from host data", "tensor made before the step moved to a device",
                      "tensor made without a device (torch.zeros)", "value read (_local_scalar_dense)",
                      "value read (_local_scalar_dense)", "value read (boolean mask index)",
-                     "value read (nonzero)"], found.report()
+                     "value read (cpu)", "value read (nonzero)", "value read (to)", "value read (tolist)"], \
+        found.report()
     assert all("tests/test_host_syncs.py:" in place for place in found.found)
