@@ -21,6 +21,8 @@ from pathlib import Path
 import open_clip
 import torch
 from benchmark import random_weight_settings
+from PIL import Image
+from scratch import scratch_directory
 
 from pixray.engine import Run
 from pixray.perceptors import Perceptor
@@ -33,7 +35,9 @@ from host_syncs import HostSyncs  # the tests' finder, found through the checkou
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--drawers", default="fast_pixel,pixel,vqgan", help="comma-separated")
+    parser.add_argument("--drawers", default="fast_pixel,pixel,vqgan,features",
+                        help="comma-separated; 'features': fast_pixel with a filter, custom losses that "
+                             "build masks and colours, and spot, image and target prompts")
     parser.add_argument("--cuda_graphs", action="store_true",
                         help="setting cuda_graphs (captured in the first step, before the check)")
     args = parser.parse_args()
@@ -46,7 +50,7 @@ def main() -> None:
         values = {"drawer": drawer, "prompts": "a red circle", "iterations": 6, "seed": 0,
                   "device": "cuda" if cuda else "cpu", "custom_loss": ["smoothness"],
                   "cuda_graphs": args.cuda_graphs,
-                  **random_weight_settings(drawer)}
+                  **(features() if drawer == "features" else random_weight_settings(drawer))}
         run = Run(build_settings(values), [perceptor])
         run.finite_check_every = 10  # a GPU's (the CPU's is every step)
         steps = iter(run)
@@ -68,6 +72,16 @@ def main() -> None:
         torch.cuda.set_sync_debug_mode(0)
         sites = {str(w.message).splitlines()[0] + " @ " + f"{w.filename}:{w.lineno}" for w in caught}
         print(f"{drawer}: " + ("\n  ".join(sorted(sites)) or "no synchronisation in 3 steps"))
+
+
+def features() -> dict:
+    """fast_pixel with what else a step may run: the tiler's roll, the edge loss's band and mean colour,
+    the gaussian loss's vignette, the palette loss, a spot prompt, an image prompt and a target image."""
+    picture = scratch_directory("pixray-sync-") / "picture.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(picture)
+    return {"drawer": "fast_pixel", "prompts": "a red circle @spot | a blue sky", "filters": ["tiler"],
+            "custom_loss": ["edge", "gaussian", "palette"], "edge_color": "", "palette": "[red, blue]",
+            "image_prompts": str(picture), "target_images": str(picture)}
 
 
 if __name__ == "__main__":
