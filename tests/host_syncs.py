@@ -5,7 +5,8 @@ On a GPU the host queues a step's work and runs ahead; each of these makes it st
 done everything queued so far:
 
 - a tensor made from host data (``torch.tensor``, ``new_tensor``, ``as_tensor``): copied to the device
-  with a wait;
+  with a wait (assigning a Python number, ``t[i] = 1.0``, looks the same on the CPU, though on a GPU it
+  is a fill: write ``t[i].fill_(1.0)``);
 - a tensor made without a device (``torch.zeros(3)``, ``torch.arange(n)``): it lives on the host, and
   reaching the step's tensors means such a copy;
 - a host tensor made before the step and moved to a device in it (``held.to(image)``): the same copy,

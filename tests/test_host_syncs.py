@@ -15,6 +15,7 @@ from test_vqgan import write_checkpoint
 import pixray.engine
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
+from pixray.runtime import device_vector
 from pixray.settings import build_settings
 
 
@@ -122,3 +123,10 @@ def test_what_the_finder_finds():
                      "value read (cpu)", "value read (nonzero)", "value read (to)", "value read (tolist)"], \
         found.report()
     assert all("tests/test_host_syncs.py:" in place for place in found.found)
+
+
+def test_a_vector_of_numbers_is_filled_on_the_device_not_copied_there():
+    with HostSyncs() as found:
+        vector = device_vector(torch.device("cpu"), 0.5, 3, -1e-3)
+    assert not found.found, found.report()
+    assert vector.dtype == torch.float32 and vector.tolist() == torch.tensor([0.5, 3, -1e-3]).tolist()
