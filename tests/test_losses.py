@@ -127,6 +127,10 @@ def test_edge_bands_follow_thickness_and_margins_rounded_down_as_pixray():
     assert band.tolist() == [[False] * 6 + [True] * 2] * 2 + [[True] * 8] * 2
     assert _loss("edge", edge_thickness=9).band(20, 20)[1].tolist() == [True] + [False] * 18 + [True]
     assert _loss("edge", edge_thickness=0)(torch.rand(1, 3, 8, 8)) == 0
+    # Sides that meet leave the top and bottom bands no pixels: they drop out rather than average nothing.
+    meeting = _loss("edge", edge_margins=[50, 50, 10, 0], edge_color="red", global_color_weight=0)
+    assert len(meeting.bands(24, 64)) == 2 and meeting.band(24, 64).all()
+    assert torch.isfinite(meeting(torch.rand(1, 3, 24, 64)))
 
 
 def test_edge_gradient_moves_only_the_band_towards_the_colour():

@@ -75,7 +75,8 @@ class EdgeLoss(Loss):
         return cls(options, image, mask)
 
     def bands(self, height: int, width: int) -> list[tuple[slice, slice]]:
-        """(rows, columns) of each band of non-zero width: left, right, top, bottom."""
+        """(rows, columns) of each band that holds pixels: left, right, top, bottom (top and bottom lie
+        between the sides, so sides that meet leave them none: Pixray's loss is NaN then)."""
         o = self.options
         left, right, top, bottom = (int(pct / 100 * side) for pct, side in
                                     zip(o.edge_margins or [o.edge_thickness] * 4,
@@ -83,7 +84,9 @@ class EdgeLoss(Loss):
         everything, between = slice(None), slice(left, width - right)
         found = [(everything, slice(0, left)), (everything, slice(width - right, width)),
                  (slice(0, top), between), (slice(height - bottom, height), between)]
-        return [rows_cols for rows_cols, size in zip(found, (left, right, top, bottom), strict=True) if size]
+        inner = max(width - left - right, 0)
+        areas = (left * height, right * height, top * inner, bottom * inner)
+        return [rows_cols for rows_cols, area in zip(found, areas, strict=True) if area]
 
     def band(self, height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
         """(H,W) bool mask on ``device`` of the pixels in any band."""
