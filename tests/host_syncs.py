@@ -14,7 +14,8 @@ done everything queued so far:
   when it makes them, so there these calls change at most the dtype);
 - a value read back (``.item()``, ``bool(t)``, ``float(t)``, ``int(t)``, ``.tolist()``, ``.numpy()``,
   ``.cpu()``, ``.to("cpu")``), and an operation whose output size depends on the values (``nonzero``,
-  indexing with a boolean mask, ``masked_select``, ``repeat_interleave`` by counts, ``unique``).
+  indexing with a boolean mask, ``masked_select``, ``repeat_interleave`` by counts without its
+  ``output_size``, ``unique``, ``bincount``).
 
 On the CPU none of these costs anything, so they are only seen by looking: :class:`HostSyncs` records
 each with the line of the project's (or kornia's) code that asked for it. torch's own optimisers are
@@ -37,7 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 #: aten operations that read values on the host or size their output by them.
 _READS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim",
-                    "unique_consecutive", "equal", "is_nonzero"})
+                    "unique_consecutive", "equal", "is_nonzero", "bincount"})
 
 #: Functions that make a new tensor, on the default device (the host) unless given one.
 _FACTORIES = frozenset({
@@ -94,8 +95,9 @@ class _Dispatched(TorchDispatchMode):
             kind = "tensor from host data"
         elif name in _READS:
             kind = f"value read ({name})"
-        elif name == "repeat_interleave" and isinstance(args[0], torch.Tensor) and len(args) == 1:
-            kind = "value read (repeat_interleave by counts)"
+        elif (name == "repeat_interleave" and isinstance(args[0], torch.Tensor) and len(args) == 1
+              and (kwargs or {}).get("output_size") is None):
+            kind = "value read (repeat_interleave by counts, no output_size)"
         elif name.startswith("index") and len(args) > 1 and isinstance(args[1], list | tuple) and any(
                 isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]):
             kind = "value read (boolean mask index)"

@@ -110,6 +110,8 @@ def test_what_the_finder_finds():
         x[x > 0.5]
         x.nonzero()
         x.tolist(), x.cpu(), x.to("cpu")
+        counts = torch.ones(4, dtype=torch.long, device="cpu")
+        x.repeat_interleave(counts), x.repeat_interleave(counts, output_size=4)  # sized: not found
         held.to(x)
         x.to(torch.float16)  # made inside, a dtype only: not found
         layer.weight.to(x)  # a module's: moved with it
@@ -120,7 +122,9 @@ def test_what_the_finder_finds():
     assert kinds == ["tensor from host data", "tensor made before the step moved to a device",
                      "tensor made without a device (torch.zeros)", "value read (_local_scalar_dense)",
                      "value read (_local_scalar_dense)", "value read (boolean mask index)",
-                     "value read (cpu)", "value read (nonzero)", "value read (to)", "value read (tolist)"], \
+                     "value read (cpu)", "value read (nonzero)",
+                     "value read (repeat_interleave by counts, no output_size)", "value read (to)",
+                     "value read (tolist)"], \
         found.report()
     assert all("tests/test_host_syncs.py:" in place for place in found.found)
 

@@ -61,8 +61,10 @@ def _layout(a: torch.Tensor, b: torch.Tensor, reach: torch.Tensor, width: int, h
     if total > MAX_PAIRS:
         raise RunError(f"the strokes reach over too much of the canvas to render within memory ({total} "
                        f"segment-tile pairs, at most {MAX_PAIRS}); use fewer, shorter or thinner strokes")
-    seg = torch.repeat_interleave(torch.arange(n * s, device=a.device), count)
-    offset = torch.arange(total, device=a.device) - torch.repeat_interleave(count.cumsum(0) - count, count)
+    # The size given, repeat_interleave need not read the counts' sum back from the device again.
+    seg = torch.repeat_interleave(torch.arange(n * s, device=a.device), count, output_size=total)
+    offset = torch.arange(total, device=a.device) - torch.repeat_interleave(count.cumsum(0) - count, count,
+                                                                             output_size=total)
     tile_of = (ty0[seg] + offset // nx[seg]) * tiles_x + tx0[seg] + offset % nx[seg]
     path = seg // s
     order = torch.argsort((tile_of * n + path) * s + seg % s)
@@ -81,12 +83,19 @@ def _layout(a: torch.Tensor, b: torch.Tensor, reach: torch.Tensor, width: int, h
     tile_slot = new_tile.cumsum(0) - 1
     tile_starts = new_tile.nonzero().squeeze(1)
     depth = torch.arange(len(group_tile), device=a.device) - tile_starts[tile_slot]
-    per_tile = torch.bincount(tile_slot)
+    per_tile = _tally(tile_slot, len(tile_starts))
     slots = torch.full((len(tile_starts), int(per_tile.max())), len(group_tile), dtype=torch.long,
                        device=a.device)
     slots[tile_slot, per_tile[tile_slot] - 1 - depth] = torch.arange(len(group_tile), device=a.device)
-    counts = torch.bincount(group, minlength=len(starts))
+    counts = _tally(group, len(starts))
     return _Layout(segments, counts, group_path, group_tile, slots, group_tile[tile_starts])
+
+
+def _tally(index: torch.Tensor, size: int) -> torch.Tensor:
+    """(size,) long: how often each of 0..size-1 occurs in ``index`` (long). ``torch.bincount``'s, but
+    without reading the index's least and greatest values back from a GPU first, as its kernel does."""
+    tally = torch.zeros(size, dtype=torch.long, device=index.device)
+    return tally.index_add_(0, index, torch.ones_like(index))
 
 
 def _nearest(seg_a: torch.Tensor, seg_b: torch.Tensor, origin: torch.Tensor, local: torch.Tensor,
@@ -97,7 +106,7 @@ def _nearest(seg_a: torch.Tensor, seg_b: torch.Tensor, origin: torch.Tensor, loc
     nearest = torch.empty((len(origin), len(local)), dtype=torch.long, device=origin.device)
     lx, ly = local[None, :, 0, None], local[None, :, 1, None]  # (1, P, 1)
     order = torch.argsort(counts)
-    sizes = torch.bincount(counts[order]).tolist()
+    sizes = _tally(counts[order], segments.shape[1] + 1).tolist()  # groups with m segments, m = 0..M
     start = 0
     for m, size in enumerate(sizes):
         per_chunk = max(1, CHUNK_ELEMENTS // (len(local) * max(m, 1)))
