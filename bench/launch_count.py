@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from pixray.settings import build_settings, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from graph_capture import StandInCapture  # noqa: E402 - the tests' stand-in, found through ROOT/tests
+from call_sites import calling_frame  # noqa: E402 - the tests' harness, found through ROOT/tests
+from graph_capture import StandInCapture  # noqa: E402
 
 #: Operations that make a new description of memory (or none) and launch nothing on a GPU.
 NO_LAUNCH = frozenset({
@@ -57,15 +57,8 @@ class LaunchCount(TorchDispatchMode):
 def caller() -> str:
     """The innermost file on the stack outside torch and this script: from the installed packages'
     folder, or from the checkout's root."""
-    for frame in reversed(traceback.extract_stack()):
-        path = Path(frame.filename).resolve()
-        if "torch" in path.parts or path == Path(__file__).resolve():
-            continue
-        parts = path.parts
-        if "site-packages" in parts:
-            return "/".join(parts[parts.index("site-packages") + 1:])
-        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
-    return "?"
+    found = calling_frame(Path(__file__))
+    return found[0] if found is not None else "?"
 
 
 def count(settings_values: dict, graphs: bool) -> LaunchCount:

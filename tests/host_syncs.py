@@ -25,13 +25,13 @@ not looked into: they keep their step counts in host memory on a GPU, and read t
 from __future__ import annotations
 
 import gc
-import traceback
 import weakref
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
 import torch
+from call_sites import calling_frame
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -48,26 +48,15 @@ _FACTORIES = frozenset({
 #: Tensor methods that copy a tensor into host memory (on the CPU they return it without an operation).
 _HOST_COPIES = frozenset({torch.Tensor.cpu, torch.Tensor.tolist, torch.Tensor.numpy})
 
-_ROOT = Path(__file__).resolve().parent.parent
-
 
 def _site() -> str | None:
     """``file:line code`` of the innermost frame outside torch and this file (a file of the checkout, or
     of a package); None inside torch's optimisers (see the module docstring)."""
-    for frame in reversed(traceback.extract_stack()):
-        path = Path(frame.filename)
-        if "torch" in path.parts:
-            if "optim" in path.parts:
-                return None
-            continue
-        if path.resolve() == Path(__file__).resolve():
-            continue
-        parts = path.parts
-        name = ("/".join(parts[parts.index("site-packages") + 1:]) if "site-packages" in parts
-                else str(path.resolve().relative_to(_ROOT)) if path.resolve().is_relative_to(_ROOT)
-                else path.name)
-        return f"{name}:{frame.lineno} {(frame.line or '').strip()}"
-    return None
+    found = calling_frame(Path(__file__), give_up_in="optim")
+    if found is None:
+        return None
+    name, frame = found
+    return f"{name}:{frame.lineno} {(frame.line or '').strip()}"
 
 
 def _has_device(args: tuple, kwargs: dict) -> bool:
