@@ -135,11 +135,15 @@ def _warn_of_digit_colons(body: str, setting: str) -> None:
     """Pixray's rule reads "a clock at 12:30" as the text "a clock at 12" at weight 30: kept, and said
     in a warning with the way to keep the colon in the text."""
     for entry in body.split("|"):
-        if _DIGIT_COLON.search(entry):
-            prompt = parse_prompt(entry)
-            log.warning("%s: %r reads as %r at weight %g (Pixray's 'text:weight'); if the colon belongs to "
-                        "the text, end it with ':1:-inf' (weight 1, no stop)", setting, entry.strip(),
-                        prompt.text, prompt.weight)
+        if not _DIGIT_COLON.search(entry):
+            continue
+        prompt = parse_prompt(entry)
+        # 'moon:0.5:2' gives a weight and a stop after text that ends in no digit: nothing to mistake.
+        if prompt.text[-1:].isdigit():
+            stop = "" if prompt.stop == float("-inf") else f" and stop {prompt.stop:g}"
+            log.warning("%s: %r reads as %r at weight %g%s (Pixray's 'text:weight:stop'); if the colon "
+                        "belongs to the text, end it with ':1:-inf' (weight 1, no stop)", setting,
+                        entry.strip(), prompt.text, prompt.weight, stop)
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -60,11 +60,15 @@ def test_a_time_or_ratio_read_as_a_weight_is_said_with_the_way_out(caplog):
     from pixray.prompts import parse_schedule
 
     with caplog.at_level("WARNING", logger="pixray.prompts"):
-        (phase,) = parse_schedule("a clock at 12:30 | a cat:2 | figure 8:0.5 | ratio 16:9:1:-inf", 100)
+        (phase,) = parse_schedule("a clock at 12:30 | a cat:2 | figure 8:0.5 | ratio 16:9:1:-inf | "
+                                  "moon:-0.5:2 | a cat:2:1 | room 12:3:4", 100)
     # Pixray's reading is kept: text 'a clock at 12' at weight 30.
-    assert [(p.text, p.weight) for p in phase.prompts] == [
-        ("a clock at 12", 30.0), ("a cat", 2.0), ("figure 8", 0.5), ("ratio 16:9", 1.0)]
-    (record,) = caplog.records
-    assert record.getMessage() == ("prompts: 'a clock at 12:30' reads as 'a clock at 12' at weight 30 "
-                                   "(Pixray's 'text:weight'); if the colon belongs to the text, end it with "
-                                   "':1:-inf' (weight 1, no stop)")
+    assert [(p.text, p.weight, p.stop) for p in phase.prompts] == [
+        ("a clock at 12", 30.0, -math.inf), ("a cat", 2.0, -math.inf), ("figure 8", 0.5, -math.inf),
+        ("ratio 16:9", 1.0, -math.inf), ("moon", -0.5, 2.0), ("a cat", 2.0, 1.0), ("room 12", 3.0, 4.0)]
+    # An explicit weight and stop after plain text ('moon:-0.5:2') is not a time or a ratio.
+    assert [record.getMessage() for record in caplog.records] == [
+        "prompts: 'a clock at 12:30' reads as 'a clock at 12' at weight 30 (Pixray's 'text:weight:stop'); "
+        "if the colon belongs to the text, end it with ':1:-inf' (weight 1, no stop)",
+        "prompts: 'room 12:3:4' reads as 'room 12' at weight 3 and stop 4 (Pixray's 'text:weight:stop'); "
+        "if the colon belongs to the text, end it with ':1:-inf' (weight 1, no stop)"]
