@@ -36,9 +36,13 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-#: aten operations that read values on the host or size their output by them.
+#: aten operations that read values on the host or size their output by them. ``_linalg_check_errors``
+#: is how ``torch.linalg.inv``, ``solve``, ``cholesky``... raise on a singular matrix: it reads the
+#: factorisation's status back (their ``_ex`` forms do not); ``histc``'s CUDA kernel reads the input's
+#: least and greatest values back when given no range.
 _READS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim",
-                    "unique_consecutive", "equal", "is_nonzero", "bincount"})
+                    "unique_consecutive", "equal", "is_nonzero", "bincount", "_linalg_check_errors",
+                    "histc"})
 
 #: Functions that make a new tensor, on the default device (the host) unless given one.
 _FACTORIES = frozenset({

@@ -129,6 +129,9 @@ def test_what_the_finder_finds():
         x.tolist(), x.cpu(), x.to("cpu")
         counts = torch.ones(4, dtype=torch.long, device="cpu")
         x.repeat_interleave(counts), x.repeat_interleave(counts, output_size=4)  # sized: not found
+        matrix = torch.eye(2, device="cpu")
+        torch.linalg.inv(matrix), torch.linalg.inv_ex(matrix)  # _ex leaves the status to read: not found
+        torch.histc(x)
         held.to(x)
         x.to(torch.float16)  # made inside, a dtype only: not found
         layer.weight.to(x)  # a module's: moved with it
@@ -137,9 +140,10 @@ def test_what_the_finder_finds():
         torch.optim.Adam([weight]).step()  # its step count, kept in host memory: not found
     kinds = sorted(place.split(" @ ")[0] for place in found.found)
     assert kinds == ["tensor from host data", "tensor made before the step moved to a device",
-                     "tensor made without a device (torch.zeros)", "value read (_local_scalar_dense)",
-                     "value read (_local_scalar_dense)", "value read (boolean mask index)",
-                     "value read (cpu)", "value read (nonzero)",
+                     "tensor made without a device (torch.zeros)", "value read (_linalg_check_errors)",
+                     "value read (_local_scalar_dense)", "value read (_local_scalar_dense)",
+                     "value read (boolean mask index)", "value read (cpu)", "value read (histc)",
+                     "value read (nonzero)",
                      "value read (repeat_interleave by counts, no output_size)", "value read (to)",
                      "value read (tolist)"], \
         found.report()
