@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from pixray.drawers.lean_decoder import decode
+from pixray.frozen_convolution import use_frozen_convolutions
 
 # Two levels (so an upsampling and a block whose channels change: its 1x1 shortcut), attention at the
 # lower one, GroupNorm(32)'s multiple-of-32 channels.
@@ -111,3 +112,18 @@ def test_it_keeps_less_for_the_backward_pass_than_taming():
     z = torch.randn(1, 4, 24, 24).contiguous(memory_format=torch.channels_last)
     lean, stock = _kept_for_backward(lambda t: decode(decoder, t), z), _kept_for_backward(decoder, z)
     assert lean <= 0.7 * stock, (lean, stock)
+
+
+def test_with_frozen_convolutions_it_keeps_less_still_for_the_same_image_and_gradient():
+    """As the VQGAN drawer runs it (pixray/drawers/vqgan_model.py): its convolutions keep no input."""
+    decoder = _decoder(attn_resolutions=[]).to(memory_format=torch.channels_last)
+    frozen = _decoder(attn_resolutions=[]).to(memory_format=torch.channels_last)
+    assert use_frozen_convolutions(frozen) == 20
+    z = torch.randn(1, 4, 24, 24).contiguous(memory_format=torch.channels_last)
+    for dtype in (torch.float32, torch.bfloat16):
+        out, grad = _output_and_gradient(lambda t: decode(frozen, t), z, dtype)
+        stock_out, stock_grad = _output_and_gradient(lambda t: decode(decoder, t), z, dtype)
+        assert torch.equal(out, stock_out) and torch.equal(grad, stock_grad)
+    lean = _kept_for_backward(lambda t: decode(decoder, t), z)
+    assert _kept_for_backward(lambda t: decode(frozen, t), z) <= 0.7 * lean
+    assert _kept_for_backward(lambda t: decode(frozen, t), z) <= 0.45 * _kept_for_backward(decoder, z)

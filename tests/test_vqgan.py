@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from torch import nn
 
 import pixray
 from pixray.cli import main
 from pixray.drawers.vqgan import VqganDrawer
 from pixray.drawers.vqgan_model import GUMBEL, NET2NET, VQGAN, VQMODEL, load_vqgan, quantise
+from pixray.frozen_convolution import FrozenConv2d
 from pixray.model_cache import ModelCache
 from pixray.settings import build_settings
 from pixray.weights import CheckpointError, MissingWeightsError
@@ -96,6 +98,9 @@ def test_each_checkpoint_kind_loads_with_its_weights(tmp_path, target):
     assert torch.equal(model.decoder.conv_out.weight, saved[f"{prefix}decoder.conv_out.weight"])
     assert model.factor == 2 and model.codebook.shape == (64, 4) and model.gumbel == (target == GUMBEL)
     assert not any(p.requires_grad for p in model.parameters()) and not model.training
+    # The decoder's gradient reaches only the latent: its convolutions keep no input for it.
+    assert all(type(m) is FrozenConv2d for m in (*model.decoder.modules(), model.post_quant_conv)
+               if isinstance(m, nn.Conv2d))
     latent = model.encode(torch.rand(1, 3, 16, 24) * 2 - 1)
     assert latent.shape == (1, 4, 8, 12)
     assert model.decode(latent).shape == (1, 3, 16, 24)

@@ -17,6 +17,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..frozen_convolution import use_frozen_convolutions
 from ..weights import CheckpointError
 from ..weights.torch_file import read_torch_file
 from . import lean_decoder
@@ -52,6 +53,9 @@ class VQGAN(nn.Module):
         self.post_quant_conv = nn.Conv2d(embed_dim, dd["z_channels"], 1)
         self.factor = 2 ** (len(dd["ch_mult"]) - 1)
         self.eval().requires_grad_(False)
+        # A run's gradient flows through the decoder to the latent: its convolutions need keep no input.
+        use_frozen_convolutions(self.decoder)
+        use_frozen_convolutions(self.post_quant_conv)
 
     @property
     def codebook(self) -> torch.Tensor:

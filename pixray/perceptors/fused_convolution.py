@@ -20,6 +20,7 @@ from open_clip.modified_resnet import Bottleneck, ModifiedResNet
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..frozen_convolution import input_gradient, memory_format
 from .onednn_fusion import fused_dtype
 
 
@@ -46,14 +47,7 @@ class _ConvolutionReLU(torch.autograd.Function):
         weight, out = ctx.saved_tensors
         shape, stride, padding, dilation, groups = ctx.geometry
         grad_sum = torch.ops.aten.threshold_backward(grad, out, 0)
-        # The input's gradient needs only its shape and memory format; an unfilled tensor stands in for it
-        # (torch.nn.grad.conv2d_input's expanded stand-in reads as contiguous: the channels-last gradient
-        # would be converted there and back).
-        stand_in = torch.empty(shape, dtype=grad_sum.dtype, device=grad_sum.device,
-                               memory_format=_memory_format(grad_sum))
-        grad_x, _, _ = torch.ops.aten.convolution_backward(
-            grad_sum, stand_in, weight, None, stride, padding, dilation, False, [0, 0], groups,
-            (True, False, False))
+        grad_x = input_gradient(grad_sum, shape, weight, stride, padding, dilation, groups)
         return grad_x, (grad_sum if ctx.has_residual else None), None, None, None, None, None, None
 
 
@@ -76,14 +70,9 @@ def convolution_relu(conv: nn.Conv2d, x: torch.Tensor, residual: torch.Tensor | 
             out += residual
         return F.relu(out, inplace=True)
     if residual is not None:
-        residual = residual.to(dtype).contiguous(memory_format=_memory_format(x))
+        residual = residual.to(dtype).contiguous(memory_format=memory_format(x))
     return _ConvolutionReLU.apply(x.to(dtype), residual, conv.weight, conv.bias, list(conv.stride),
                                   list(conv.padding), list(conv.dilation), conv.groups)
-
-
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    channels_last = x.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 class FusedBottleneck(Bottleneck):

@@ -1,0 +1,85 @@
+"""Convolutions with frozen weights that keep only their weights for the backward pass.
+
+torch's convolution keeps its input for the backward pass even when its weights take no gradient,
+though the input's own gradient needs only the weights (and the input's shape): a decoder whose
+weights are frozen but whose input learns (the VQGAN drawer's latent) holds a copy of every
+convolution's input, full-resolution feature maps included, from its forward until its backward.
+:class:`FrozenConv2d` computes the same convolution and the same input gradient, keeping only the
+weights: the memory of a frozen network's backward pass is then what its other layers keep. Weights
+that learn, a padding mode other than zeros, or no gradient wanted take ``nn.Conv2d``'s own path.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+
+def memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels-last where ``x`` (N,C,H,W) is laid out so, else contiguous."""
+    channels_last = x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def input_gradient(grad: torch.Tensor, shape: torch.Size, weight: torch.Tensor, stride: list[int],
+                   padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
+    """The gradient (shape ``shape``) of a convolution's input, from the gradient of its output and its
+    weight alone. An unfilled tensor stands in for the input, which only gives its shape and memory
+    format (``torch.nn.grad.conv2d_input``'s expanded stand-in reads as contiguous: a channels-last
+    gradient would be converted there and back)."""
+    stand_in = torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=memory_format(grad))
+    grad_x, _, _ = torch.ops.aten.convolution_backward(grad, stand_in, weight, None, stride, padding,
+                                                       dilation, False, [0, 0], groups, (True, False, False))
+    return grad_x
+
+
+class _FrozenConvolution(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, stride: list[int], padding: list[int], dilation: list[int],
+                groups: int) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        ctx.geometry = (x.shape, stride, padding, dilation, groups)
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (weight,) = ctx.saved_tensors
+        shape, stride, padding, dilation, groups = ctx.geometry
+        grad_x = input_gradient(grad, shape, weight, stride, padding, dilation, groups)
+        return grad_x, None, None, None, None, None, None
+
+
+class FrozenConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose backward pass keeps only its weights while they are frozen (the module
+    docstring); the same output and input gradient. Under an autocast it computes in the autocast's
+    dtype, as the autocast would."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
+                or self.padding_mode != "zeros" or isinstance(self.padding, str)
+                or not (torch.is_grad_enabled() and x.requires_grad)):
+            return super().forward(x)
+        weight, bias, device = self.weight, self.bias, x.device.type
+        if torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return _FrozenConvolution.apply(x, weight, bias, list(self.stride), list(self.padding),
+                                            list(self.dilation), self.groups)
+
+
+def use_frozen_convolutions(module: nn.Module) -> int:
+    """Switch every plain ``nn.Conv2d`` in ``module`` to :class:`FrozenConv2d` in place (the same
+    weights; modules whose weights learn keep torch's path at each call); returns how many."""
+    switched = 0
+    for conv in module.modules():
+        if type(conv) is nn.Conv2d:
+            conv.__class__ = FrozenConv2d
+            switched += 1
+    return switched
