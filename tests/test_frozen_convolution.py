@@ -86,3 +86,35 @@ def test_a_network_keeps_its_weights_and_its_other_modules():
                                                          nn.Linear]
     assert network.state_dict().keys() == before.keys()
     assert all(torch.equal(network.state_dict()[k], v) for k, v in before.items())
+
+
+def _saved_bytes(forward, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Output, input gradient, and the bytes of the distinct storages kept for the backward pass."""
+    x = x.clone().requires_grad_(True)
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward(x)
+    (out.float() * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+    return out.detach(), x.grad, sum(storages.values())
+
+
+def check_frozen_network(network: nn.Module, forward, x: torch.Tensor) -> None:
+    """``network``'s convolutions are all :class:`FrozenConv2d`, giving ``forward(x)`` and its input
+    gradient bit for bit as torch's convolutions do while keeping fewer bytes for the backward pass."""
+    convolutions = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
+    assert convolutions and all(type(m) is FrozenConv2d for m in convolutions)
+    out, grad, kept = _saved_bytes(forward, x)
+    try:
+        for conv in convolutions:
+            conv.__class__ = nn.Conv2d
+        stock_out, stock_grad, stock_kept = _saved_bytes(forward, x)
+    finally:
+        for conv in convolutions:
+            conv.__class__ = FrozenConv2d
+    assert torch.equal(out, stock_out) and torch.equal(grad, stock_grad)
+    assert kept < stock_kept, (kept, stock_kept)

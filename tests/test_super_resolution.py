@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_frozen_convolution import check_frozen_network
 
 import pixray
 from pixray.drawers import DRAWERS
+from pixray.drawers.super_resolution import load_upscaler
 from pixray.model_cache import ModelCache
 from pixray.settings import build_settings
 from pixray.weights import CheckpointError, MissingWeightsError
@@ -91,3 +93,8 @@ def test_the_network_runs_in_the_runs_precision_channels_last_on_the_cpu(weights
     assert set(seen) == {(True, getattr(torch, precision))}
     assert all(step.image.dtype == torch.float32 and torch.isfinite(step.image).all() for step in steps)
     assert steps[-1].image.min() >= 0 and steps[-1].image.max() <= 1
+
+
+def test_the_network_keeps_no_convolutions_input_for_the_same_picture_and_gradient(weights):
+    model = load_upscaler(weights / "RealESRGAN_x4plus.pth")
+    check_frozen_network(model, model, torch.rand(1, 3, 6, 10))

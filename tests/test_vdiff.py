@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from diffusion import utils
 from diffusion.models.wikiart_128 import FourierFeatures, ResConvBlock, SkipBlock
 from test_engine import _rates_seen
+from test_frozen_convolution import check_frozen_network
 from torch import nn
 
 import pixray
@@ -310,3 +311,9 @@ def test_the_schedules_timesteps_against_hand_computed_values(toys, schedule):
     alphas = [float(drawer._alpha_sigma(i)[0]) for i in range(3)]
     assert alphas == pytest.approx(wanted, abs=1e-6)
     assert wanted[0] < 0.01 < wanted[1] < wanted[2]  # from nearly pure noise towards the picture
+
+
+def test_the_network_keeps_no_convolutions_input_for_the_same_velocity_and_gradient(toys):
+    model = load_vdiff("wikiart_128", toys / "vdiff_wikiart_128.pth")
+    t = torch.full((1,), 0.7)
+    check_frozen_network(model, lambda x: model(x, t), torch.randn(1, 3, 32, 32))

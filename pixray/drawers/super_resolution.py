@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..declared_models import DeclaredModel
+from ..frozen_convolution import use_frozen_convolutions
 from ..options import option
 from ..registry import Registry
 from ..weights import CheckpointError
@@ -53,7 +54,9 @@ def load_upscaler(path: str | Path) -> nn.Module:
         scale = getattr(descriptor, "scale", "?")
         raise CheckpointError(f"{str(path)!r} holds a {descriptor.architecture.name} network of scale "
                               f"{scale}; the super_resolution drawer needs a 4x RGB one")
-    return descriptor.model.eval().requires_grad_(False)
+    model = descriptor.model.eval().requires_grad_(False)
+    use_frozen_convolutions(model)  # the gradient reaches only the picture: no convolution keeps its input
+    return model
 
 
 def shared_upscaler(options: SuperResolutionOptions, models: ModelCache) -> nn.Module:

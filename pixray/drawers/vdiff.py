@@ -31,6 +31,7 @@ from torch import nn
 
 from ..declared_models import DeclaredModel
 from ..errors import SettingsError
+from ..frozen_convolution import use_frozen_convolutions
 from ..options import option
 from ..registry import Registry
 from ..weights import CheckpointError
@@ -108,6 +109,7 @@ def load_vdiff(name: str, path: str | Path) -> nn.Module:
         raise CheckpointError(f"{str(path)!r} does not hold the {name} network's weights: {first}") from None
     if left := unloaded(model):
         raise CheckpointError(f"{str(path)!r} leaves {name}'s {left[0]} unset")
+    use_frozen_convolutions(model)  # the gradient reaches only the image: no convolution keeps its input
     return model.float().eval().requires_grad_(False)
 
 
