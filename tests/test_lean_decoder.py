@@ -3,15 +3,11 @@ values and gradients, with less kept for the backward pass."""
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 import torch
 import torch.nn.functional as F
+from live_storages import LiveStorages
 from taming.modules.diffusionmodules.model import Decoder
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from pixray.drawers.lean_decoder import decode
 from pixray.frozen_convolution import use_frozen_convolutions
@@ -70,31 +66,9 @@ def test_in_bfloat16_it_follows_float32_as_taming_does():
         assert mine_cosine >= 0.999 and mine_cosine >= stock_cosine - 1e-3
 
 
-class _KeptBytes(TorchDispatchMode):
-    """Counts the storages the ops inside make; :meth:`alive` is the bytes of those still held."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.made: dict[int, tuple[StorageWeakRef, int]] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                storage = t.untyped_storage()
-                known = self.made.get(storage.data_ptr())
-                if known is None or known[0].expired():  # an address freed and given out again
-                    self.made[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
-        return out
-
-    def alive(self) -> int:
-        gc.collect()
-        return sum(size for ref, size in self.made.values() if not ref.expired())
-
-
 def _kept_for_backward(forward, z: torch.Tensor) -> int:
     z = z.clone().requires_grad_(True)
-    counter = _KeptBytes()
+    counter = LiveStorages()
     with counter, torch.autocast("cpu", torch.bfloat16):
         out = forward(z)
     kept = counter.alive() - out.untyped_storage().nbytes()
