@@ -23,13 +23,14 @@ def memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
-def input_gradient(grad: torch.Tensor, shape: torch.Size, weight: torch.Tensor, stride: list[int],
-                   padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
-    """The gradient (shape ``shape``) of a convolution's input, from the gradient of its output and its
-    weight alone. An unfilled tensor stands in for the input, which only gives its shape and memory
-    format (``torch.nn.grad.conv2d_input``'s expanded stand-in reads as contiguous: a channels-last
-    gradient would be converted there and back)."""
-    stand_in = torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=memory_format(grad))
+def input_gradient(grad: torch.Tensor, shape: torch.Size, layout: torch.memory_format, weight: torch.Tensor,
+                   stride: list[int], padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
+    """The gradient of a convolution's input (of ``shape``, laid out as ``layout``), from the gradient of
+    its output and its weight alone. An unfilled tensor stands in for the input, which gives only its
+    shape and layout: the layout the forward's input had, for the same kernel as torch's backward
+    (a gradient arriving as a view, a slice of a concatenation's, reads as contiguous; so does
+    ``torch.nn.grad.conv2d_input``'s expanded stand-in)."""
+    stand_in = torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=layout)
     grad_x, _, _ = torch.ops.aten.convolution_backward(grad, stand_in, weight, None, stride, padding,
                                                        dilation, False, [0, 0], groups, (True, False, False))
     return grad_x
@@ -41,7 +42,7 @@ class _FrozenConvolution(torch.autograd.Function):
                 bias: torch.Tensor | None, stride: list[int], padding: list[int], dilation: list[int],
                 groups: int) -> torch.Tensor:
         ctx.save_for_backward(weight)
-        ctx.geometry = (x.shape, stride, padding, dilation, groups)
+        ctx.geometry = (x.shape, memory_format(x), stride, padding, dilation, groups)
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
@@ -49,8 +50,7 @@ class _FrozenConvolution(torch.autograd.Function):
     def backward(ctx: torch.autograd.function.FunctionCtx,
                  grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (weight,) = ctx.saved_tensors
-        shape, stride, padding, dilation, groups = ctx.geometry
-        grad_x = input_gradient(grad, shape, weight, stride, padding, dilation, groups)
+        grad_x = input_gradient(grad, *ctx.geometry[:2], weight, *ctx.geometry[2:])
         return grad_x, None, None, None, None, None, None
 
 

@@ -20,25 +20,29 @@ def _conv(layout: torch.memory_format, **geometry: object) -> nn.Conv2d:
     return nn.Conv2d(4, 6, **geometry).requires_grad_(False).to(memory_format=layout)
 
 
-def _output_and_gradient(conv: nn.Module, x: torch.Tensor,
-                         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _output_and_gradient(conv: nn.Module, x: torch.Tensor, dtype: torch.dtype,
+                         sliced: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``conv(x)`` and the gradient of a fixed function of it; ``sliced``: its gradient arrives as a slice
+    of a concatenation's (a view of neither layout), as in a densely connected block."""
     x = x.clone().requires_grad_(True)
     with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
         out = conv(x)
-    (out.float() * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+    used = torch.cat([out, out.detach()], 1)[:, :out.shape[1]] if sliced else out
+    (used.float() * torch.linspace(-1, 1, used.numel()).view(used.shape)).sum().backward()
     return out.detach(), x.grad
 
 
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "sliced"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: ",".join(f"{k}={v}" for k, v in g.items()))
-def test_the_same_output_and_input_gradient_as_torch_bit_for_bit(geometry, layout, dtype):
+def test_the_same_output_and_input_gradient_as_torch_bit_for_bit(geometry, layout, dtype, sliced):
     stock = _conv(layout, **geometry)
     frozen = copy.deepcopy(stock)
     assert use_frozen_convolutions(frozen) == 1 and type(frozen) is FrozenConv2d
     x = torch.randn(2, 4, 11, 13).contiguous(memory_format=layout)  # odd sides: a stride-2 input's shape kept
-    out, grad = _output_and_gradient(frozen, x, dtype)
-    stock_out, stock_grad = _output_and_gradient(stock, x, dtype)
+    out, grad = _output_and_gradient(frozen, x, dtype, sliced)
+    stock_out, stock_grad = _output_and_gradient(stock, x, dtype, sliced)
     assert out.dtype == stock_out.dtype == dtype and grad.shape == x.shape
     assert torch.equal(out, stock_out) and torch.equal(grad, stock_grad)
     assert grad.is_contiguous(memory_format=layout)

@@ -36,7 +36,7 @@ class _ConvolutionReLU(torch.autograd.Function):
             out = torch.ops.mkldnn._convolution_pointwise.binary(
                 x, residual, weight, bias, padding, stride, dilation, groups, "add", 1.0, "relu", [], "")
         ctx.save_for_backward(weight, out)
-        ctx.geometry = (x.shape, stride, padding, dilation, groups)
+        ctx.geometry = (x.shape, memory_format(x), stride, padding, dilation, groups)
         ctx.has_residual = residual is not None
         return out
 
@@ -45,9 +45,8 @@ class _ConvolutionReLU(torch.autograd.Function):
     def backward(ctx: torch.autograd.function.FunctionCtx,
                  grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         weight, out = ctx.saved_tensors
-        shape, stride, padding, dilation, groups = ctx.geometry
         grad_sum = torch.ops.aten.threshold_backward(grad, out, 0)
-        grad_x = input_gradient(grad_sum, shape, weight, stride, padding, dilation, groups)
+        grad_x = input_gradient(grad_sum, *ctx.geometry[:2], weight, *ctx.geometry[2:])
         return grad_x, (grad_sum if ctx.has_residual else None), None, None, None, None, None, None
 
 
