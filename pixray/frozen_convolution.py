@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .module_classes import switch_class
+
 
 def memory_format(x: torch.Tensor) -> torch.memory_format:
     """channels-last where ``x`` (N,C,H,W) is laid out so, else contiguous."""
@@ -77,9 +79,4 @@ class FrozenConv2d(nn.Conv2d):
 def use_frozen_convolutions(module: nn.Module) -> int:
     """Switch every plain ``nn.Conv2d`` in ``module`` to :class:`FrozenConv2d` in place (the same
     weights; modules whose weights learn keep torch's path at each call); returns how many."""
-    switched = 0
-    for conv in module.modules():
-        if type(conv) is nn.Conv2d:
-            conv.__class__ = FrozenConv2d
-            switched += 1
-    return switched
+    return switch_class(module, nn.Conv2d, FrozenConv2d)

@@ -5,7 +5,8 @@ taming's ``Decoder`` and ``ResnetBlock`` follow each group norm outside attentio
 besides the copy the next convolution keeps. :func:`decode` runs the same modules with the same
 weights, but each norm and its swish as one step whose output is recomputed from the norm's input in
 the backward pass (a group norm and a SiLU are cheap next to the 3x3 convolutions between them), so
-per norm only its input is kept.
+per norm only its input is kept. The convolutions keep no input either where they are
+:class:`~pixray.frozen_convolution.FrozenConv2d`, as the VQGAN drawer's are.
 Under a CUDA autocast the norm's output is float32, the largest tensor the decoder would keep. The
 output is the stock forward's (the tests compare both, values and gradients); the README has the
 memory and time measured.

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from open_clip.transformer import QuickGELU
 from torch import nn
 
+from ..module_classes import switch_class
+
 _SLOPE = 1.702
 
 
@@ -73,9 +75,4 @@ def fold_quick_gelu(model: nn.Module) -> int:
 
 def use_lean_activations(model: nn.Module) -> int:
     """Switch every QuickGELU in ``model`` to :class:`LeanQuickGELU` in place; returns how many."""
-    switched = 0
-    for module in model.modules():
-        if type(module) is QuickGELU:
-            module.__class__ = LeanQuickGELU
-            switched += 1
-    return switched
+    return switch_class(model, QuickGELU, LeanQuickGELU)

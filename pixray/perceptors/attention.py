@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..module_classes import switch_class
 from .fused_bias_linear import linear
 
 
@@ -163,9 +164,4 @@ class FastSelfAttention(nn.MultiheadAttention):
 def use_fast_attention(model: nn.Module) -> int:
     """Switch every ``nn.MultiheadAttention`` in ``model`` to :class:`FastSelfAttention` in place;
     returns how many were switched (0 for a model without them, e.g. a ResNet's attention pool)."""
-    switched = 0
-    for module in model.modules():
-        if type(module) is nn.MultiheadAttention:
-            module.__class__ = FastSelfAttention
-            switched += 1
-    return switched
+    return switch_class(model, nn.MultiheadAttention, FastSelfAttention)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
+from ..module_classes import switch_class
 from .onednn_fusion import fused_dtype
 
 
@@ -59,9 +60,4 @@ class FusedBiasLinear(nn.Linear):
 def use_fused_bias_linears(model: nn.Module) -> int:
     """Switch every plain ``nn.Linear`` in ``model`` (and ``nn.MultiheadAttention``'s out-projection)
     to :class:`FusedBiasLinear` in place; returns how many were switched."""
-    switched = 0
-    for module in model.modules():
-        if type(module) in (nn.Linear, NonDynamicallyQuantizableLinear):
-            module.__class__ = FusedBiasLinear
-            switched += 1
-    return switched
+    return switch_class(model, (nn.Linear, NonDynamicallyQuantizableLinear), FusedBiasLinear)
