@@ -20,16 +20,24 @@ def _conv(layout: torch.memory_format, **geometry: object) -> nn.Conv2d:
     return nn.Conv2d(4, 6, **geometry).requires_grad_(False).to(memory_format=layout)
 
 
-def _output_and_gradient(conv: nn.Module, x: torch.Tensor, dtype: torch.dtype,
-                         sliced: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``conv(x)`` and the gradient of a fixed function of it; ``sliced``: its gradient arrives as a slice
-    of a concatenation's (a view of neither layout), as in a densely connected block."""
-    x = x.clone().requires_grad_(True)
-    with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
-        out = conv(x)
+def _pass(forward, x: torch.Tensor, dtype: torch.dtype = torch.float32,
+          sliced: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """``forward(x)``, the gradient of a fixed function of it with respect to ``x``, and the tensors the
+    forward kept for the backward pass; ``sliced``: the gradient arrives as a slice of a concatenation's
+    (a view of neither layout), as in a densely connected block."""
+    x = x.detach().clone().requires_grad_(True)
+    kept: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+            torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        out = forward(x)
     used = torch.cat([out, out.detach()], 1)[:, :out.shape[1]] if sliced else out
     (used.float() * torch.linspace(-1, 1, used.numel()).view(used.shape)).sum().backward()
-    return out.detach(), x.grad
+    return out.detach(), x.grad, kept
 
 
 @pytest.mark.parametrize("sliced", [False, True], ids=["whole", "sliced"])
@@ -41,23 +49,15 @@ def test_the_same_output_and_input_gradient_as_torch_bit_for_bit(geometry, layou
     frozen = copy.deepcopy(stock)
     assert use_frozen_convolutions(frozen) == 1 and type(frozen) is FrozenConv2d
     x = torch.randn(2, 4, 11, 13).contiguous(memory_format=layout)  # odd sides: a stride-2 input's shape kept
-    out, grad = _output_and_gradient(frozen, x, dtype, sliced)
-    stock_out, stock_grad = _output_and_gradient(stock, x, dtype, sliced)
+    out, grad, _ = _pass(frozen, x, dtype, sliced)
+    stock_out, stock_grad, _ = _pass(stock, x, dtype, sliced)
     assert out.dtype == stock_out.dtype == dtype and grad.shape == x.shape
     assert torch.equal(out, stock_out) and torch.equal(grad, stock_grad)
     assert grad.is_contiguous(memory_format=layout)
 
 
 def _saved(conv: nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
-    shapes = []
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        shapes.append(tuple(t.shape))
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        conv(x)
-    return shapes
+    return [tuple(t.shape) for t in _pass(conv, x)[2]]
 
 
 def test_only_the_weights_are_kept_for_the_backward_pass():
@@ -92,19 +92,11 @@ def test_a_network_keeps_its_weights_and_its_other_modules():
     assert all(torch.equal(network.state_dict()[k], v) for k, v in before.items())
 
 
-def _saved_bytes(forward, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _kept_bytes(forward, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Output, input gradient, and the bytes of the distinct storages kept for the backward pass."""
-    x = x.clone().requires_grad_(True)
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = forward(x)
-    (out.float() * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
-    return out.detach(), x.grad, sum(storages.values())
+    out, grad, kept = _pass(forward, x)
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in kept}
+    return out, grad, sum(storages.values())
 
 
 def check_frozen_network(network: nn.Module, forward, x: torch.Tensor) -> None:
@@ -112,11 +104,11 @@ def check_frozen_network(network: nn.Module, forward, x: torch.Tensor) -> None:
     gradient bit for bit as torch's convolutions do while keeping fewer bytes for the backward pass."""
     convolutions = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
     assert convolutions and all(type(m) is FrozenConv2d for m in convolutions)
-    out, grad, kept = _saved_bytes(forward, x)
+    out, grad, kept = _kept_bytes(forward, x)
     try:
         for conv in convolutions:
             conv.__class__ = nn.Conv2d
-        stock_out, stock_grad, stock_kept = _saved_bytes(forward, x)
+        stock_out, stock_grad, stock_kept = _kept_bytes(forward, x)
     finally:
         for conv in convolutions:
             conv.__class__ = FrozenConv2d
