@@ -34,7 +34,9 @@ def test_openai_layout_round_trip(tmp_path: Path, kwargs):
     model = tiny_clip(**kwargs)
     path = tmp_path / "m.pt"
     torch.save(openai_state_dict(model), path)
+    before = torch.get_rng_state()
     loaded = load_clip_checkpoint(path)
+    assert torch.equal(torch.get_rng_state(), before)  # no random weights drawn to be overwritten
     p = Perceptor("m", loaded)
     assert p.context_length == kwargs.get("context_length", 77)
     assert p.input_resolution == kwargs.get("image_size", 32)

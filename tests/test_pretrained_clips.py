@@ -54,7 +54,9 @@ def test_each_name_is_open_clips_checkpoint_with_its_file_in_the_manifest(name):
 def test_a_laion_clip_loads_with_its_architecture_normalisation_and_tokenizer(monkeypatch, tmp_path):
     _toy_architecture(monkeypatch, "ViT-L-14")
     expected = _save_toy(tmp_path / "ViT-L-14-laion2b_s32b_b82k.pt", "ViT-L-14").eval()
+    before = torch.get_rng_state()
     perceptor = ModelCache(torch.device("cpu"), tmp_path).perceptors(["ViT-L-14:laion2b_s32b_b82k"])[0]
+    assert torch.equal(torch.get_rng_state(), before)  # no random weights drawn to be overwritten
     assert isinstance(perceptor, Perceptor) and perceptor.name == "ViT-L-14:laion2b_s32b_b82k"
     # This checkpoint was trained on images scaled to [-1, 1], not with OpenAI's statistics.
     assert perceptor.mean.flatten().tolist() == [0.5] * 3 and perceptor.std.flatten().tolist() == [0.5] * 3

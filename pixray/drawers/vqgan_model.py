@@ -20,6 +20,7 @@ from torch import nn
 from ..frozen_convolution import use_frozen_convolutions
 from ..weights import CheckpointError
 from ..weights.torch_file import read_torch_file
+from ..weights.without_initialisation import built_without_initialisation
 from . import lean_decoder
 
 VQMODEL = "taming.models.vqgan.VQModel"
@@ -123,7 +124,8 @@ def read_state_dict(path: Path, prefix: str) -> dict[str, torch.Tensor]:
 def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
     """Build the VQGAN a taming config describes and load its weights (loss.* keys are ignored)."""
     target, params, prefix = read_config(config_path)
-    model = VQGAN(params, gumbel=target == GUMBEL)
+    # Every weight is loaded below (a missing one is an error): none need drawing at random first.
+    model = built_without_initialisation(lambda: VQGAN(params, gumbel=target == GUMBEL))
     state = read_state_dict(checkpoint_path, prefix)
     wanted = model.state_dict().keys()
     missing = sorted(set(wanted) - set(state))

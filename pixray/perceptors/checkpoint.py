@@ -18,6 +18,7 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
 from ..weights import CheckpointError
 from ..weights.torch_file import read_torch_file
+from ..weights.without_initialisation import built_without_initialisation
 
 # Non-tensor metadata that OpenAI's archives carry alongside the weights.
 _METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -73,13 +74,15 @@ def _text_config(state: dict[str, torch.Tensor]) -> CLIPTextCfg:
 def build_clip(state: dict[str, torch.Tensor]) -> open_clip.CLIP:
     """An open_clip ``CLIP`` (float32, eval mode) holding the weights of an OpenAI-layout state dict."""
     try:
-        model = open_clip.CLIP(
+        vision, text = _vision_config(state), _text_config(state)
+        # The strict load below overwrites every weight: none need drawing at random first.
+        model = built_without_initialisation(lambda: open_clip.CLIP(
             embed_dim=state["text_projection"].shape[1],
-            vision_cfg=_vision_config(state),
-            text_cfg=_text_config(state),
+            vision_cfg=vision,
+            text_cfg=text,
             quick_gelu=True,  # OpenAI's CLIPs (and ours) are trained with QuickGELU
-        )
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        ))
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"not a CLIP state dict in OpenAI layout: {exc}") from exc
     return model.float().eval()

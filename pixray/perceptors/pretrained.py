@@ -14,6 +14,7 @@ from pathlib import Path
 import open_clip
 
 from ..weights import CheckpointError
+from ..weights.without_initialisation import built_without_initialisation
 from .perceptor import Perceptor
 
 
@@ -22,9 +23,12 @@ def load_pretrained_clip(name: str, path: Path, architecture: str, tag: str) -> 
     config = open_clip.get_pretrained_cfg(architecture, tag)
     if not config:
         raise CheckpointError(f"open_clip knows no pretrained {architecture} called {tag!r}")
-    model = open_clip.create_model(architecture, force_quick_gelu=bool(config.get("quick_gelu", False)))
+    quick_gelu = bool(config.get("quick_gelu", False))
+    # The checkpoint, loaded strictly, overwrites every weight: none need drawing at random first.
+    model = built_without_initialisation(
+        lambda: open_clip.create_model(architecture, force_quick_gelu=quick_gelu))
     try:
-        open_clip.load_checkpoint(model, str(path))
+        open_clip.load_checkpoint(model, str(path), strict=True)
     except Exception as exc:  # unreadable, another network's keys or shapes: one message
         detail = str(exc).strip().splitlines()
         raise CheckpointError(f"{str(path)!r} does not hold {architecture} {tag}'s weights: "
