@@ -3,6 +3,8 @@ normally and loaded, and no random numbers drawn on the way."""
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
@@ -47,3 +49,24 @@ def test_outside_it_layers_draw_their_weights_as_usual():
     torch.manual_seed(2)
     b = Layers()
     assert torch.equal(a.linear.weight, b.linear.weight) and a.linear.weight.abs().sum() > 0
+
+
+def test_another_threads_random_numbers_are_drawn_meanwhile():
+    # A server may load a model on one thread while a run draws noise on another.
+    building, drawn = threading.Event(), threading.Event()
+
+    def build() -> nn.Module:
+        building.set()
+        drawn.wait(10)
+        return Layers()
+
+    builder = threading.Thread(target=built_without_initialisation, args=(build,))
+    builder.start()
+    building.wait(10)
+    torch.manual_seed(3)
+    noise = torch.rand(4)
+    filled = torch.zeros(4).uniform_()
+    drawn.set()
+    builder.join()
+    torch.manual_seed(3)
+    assert torch.equal(noise, torch.rand(4)) and torch.equal(filled, torch.zeros(4).uniform_())
