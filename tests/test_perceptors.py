@@ -8,6 +8,7 @@ from pixray.model_cache import ModelCache
 from pixray.perceptors import (
     CheckpointError,
     Perceptor,
+    build_clip,
     checkpoint_path,
     load_clip_checkpoint,
     openai_state_dict,
@@ -41,6 +42,16 @@ def test_openai_layout_round_trip(tmp_path: Path, kwargs):
     assert p.context_length == kwargs.get("context_length", 77)
     assert p.input_resolution == kwargs.get("image_size", 32)
     assert _same_embeddings(model, loaded)
+
+
+def test_the_loaded_tensors_become_the_networks_weights_uncopied():
+    model = tiny_clip()
+    state = openai_state_dict(model)  # float32 copies
+    built = build_clip(state)
+    # A checkpoint's tensors are never held twice while it loads (its float32 conversions included).
+    assert all(value.data_ptr() == state[key].data_ptr() for key, value in built.state_dict().items())
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in built.parameters())
+    assert _same_embeddings(model, built)
 
 
 def test_half_precision_wrapped_and_prefixed_state_dicts(tmp_path: Path):

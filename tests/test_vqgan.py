@@ -108,6 +108,18 @@ def test_each_checkpoint_kind_loads_with_its_weights(tmp_path, target):
     assert model.decode(latent).shape == (1, 3, 16, 24)
 
 
+def test_the_checkpoints_tensors_become_the_networks_weights_uncopied(monkeypatch, tiny_files):
+    import pixray.drawers.vqgan_model as vqgan_model
+
+    read = vqgan_model.read_state_dict
+    held: dict[str, torch.Tensor] = {}
+    monkeypatch.setattr(vqgan_model, "read_state_dict", lambda *a: held.update(read(*a)) or held)
+    model = load_vqgan(*tiny_files)
+    # A checkpoint's tensors are never held twice while it loads.
+    assert all(value.data_ptr() == held[key].data_ptr() for key, value in model.state_dict().items())
+    assert not any(p.requires_grad for p in model.parameters())
+
+
 def test_mismatched_or_foreign_files_are_refused(tmp_path, tiny_files):
     config, ckpt = tiny_files
     other = yaml.safe_load(config.read_text())

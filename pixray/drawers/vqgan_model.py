@@ -124,7 +124,8 @@ def read_state_dict(path: Path, prefix: str) -> dict[str, torch.Tensor]:
 def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
     """Build the VQGAN a taming config describes and load its weights (loss.* keys are ignored)."""
     target, params, prefix = read_config(config_path)
-    # Every weight is loaded below (a missing one is an error): none need drawing at random first.
+    # Every weight is loaded below (a missing one is an error): none need drawing at random first, and
+    # the checkpoint's tensors take the places of the layers' own (assign), never copied into them.
     model = built_without_initialisation(lambda: VQGAN(params, gumbel=target == GUMBEL))
     state = read_state_dict(checkpoint_path, prefix)
     wanted = model.state_dict().keys()
@@ -134,7 +135,7 @@ def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
                               f"{str(config_path)!r}: missing {', '.join(missing[:5])}"
                               f"{' ...' if len(missing) > 5 else ''}")
     try:
-        model.load_state_dict({k: state[k] for k in wanted})
+        model.load_state_dict({k: state[k] for k in wanted}, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(f"VQGAN checkpoint {str(checkpoint_path)!r} does not match config "
                               f"{str(config_path)!r}: {exc}") from exc

@@ -72,17 +72,19 @@ def _text_config(state: dict[str, torch.Tensor]) -> CLIPTextCfg:
 
 
 def build_clip(state: dict[str, torch.Tensor]) -> open_clip.CLIP:
-    """An open_clip ``CLIP`` (float32, eval mode) holding the weights of an OpenAI-layout state dict."""
+    """An open_clip ``CLIP`` (float32, eval mode) holding the weights of an OpenAI-layout state dict:
+    its float32 tensors themselves (not copies), float32 copies of the others."""
     try:
         vision, text = _vision_config(state), _text_config(state)
-        # The strict load below overwrites every weight: none need drawing at random first.
+        # The strict load below replaces every weight: none need drawing at random first, and the
+        # float32 tensors loaded take the places of the layers' own (assign), never copied into them.
         model = built_without_initialisation(lambda: open_clip.CLIP(
             embed_dim=state["text_projection"].shape[1],
             vision_cfg=vision,
             text_cfg=text,
             quick_gelu=True,  # OpenAI's CLIPs (and ours) are trained with QuickGELU
         ))
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"not a CLIP state dict in OpenAI layout: {exc}") from exc
     return model.float().eval()
