@@ -23,6 +23,7 @@ class Layers(nn.Module):
         self.scale = nn.Parameter(torch.randn(5) * 0.1)  # a factory
         self.norm = nn.LayerNorm(5)
         self.register_buffer("mask", torch.empty(4, 4).fill_(float("-inf")).triu_(1), persistent=False)
+        self.offset = nn.Parameter(torch.rand(5, out=torch.empty(5)))  # a factory writing into a tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.linear(x) * self.scale) @ self.embedding.T

@@ -50,6 +50,8 @@ class _RandomNumbersSkipped(TorchDispatchMode):
         if func.overloadpacket in self.fills:
             return args[0]
         if func.overloadpacket in self.factories:
+            if "out" in kwargs:  # torch.randn(size, out=t): t, as it is
+                return kwargs["out"]
             return torch.empty(args[0], **{k: kwargs[k] for k in _FACTORY_OPTIONS if k in kwargs})
         return func(*args, **kwargs)
 
