@@ -120,6 +120,18 @@ def test_the_checkpoints_tensors_become_the_networks_weights_uncopied(monkeypatc
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_a_half_precision_checkpoint_loads_in_float32(tmp_path, tiny_files):
+    config, ckpt = tiny_files
+    checkpoint = torch.load(ckpt)
+    checkpoint["state_dict"] = {k: v.half() for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, tmp_path / "half.ckpt")
+    model = load_vqgan(config, tmp_path / "half.ckpt")
+    assert {t.dtype for t in model.state_dict().values()} == {torch.float32}
+    saved = checkpoint["state_dict"]["decoder.conv_out.weight"]
+    assert torch.equal(model.decoder.conv_out.weight, saved.float())
+    assert model.decode(torch.rand(1, 4, 2, 3)).dtype == torch.float32
+
+
 def test_mismatched_or_foreign_files_are_refused(tmp_path, tiny_files):
     config, ckpt = tiny_files
     other = yaml.safe_load(config.read_text())

@@ -128,14 +128,16 @@ def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
     # the checkpoint's tensors take the places of the layers' own (assign), never copied into them.
     model = built_without_initialisation(lambda: VQGAN(params, gumbel=target == GUMBEL))
     state = read_state_dict(checkpoint_path, prefix)
-    wanted = model.state_dict().keys()
+    wanted = model.state_dict()
     missing = sorted(set(wanted) - set(state))
     if missing:
         raise CheckpointError(f"VQGAN checkpoint {str(checkpoint_path)!r} does not match config "
                               f"{str(config_path)!r}: missing {', '.join(missing[:5])}"
                               f"{' ...' if len(missing) > 5 else ''}")
     try:
-        model.load_state_dict({k: state[k] for k in wanted}, assign=True)
+        # In the network's own precision (a checkpoint saved in float16 too): a tensor already in it
+        # is taken as it is.
+        model.load_state_dict({k: state[k].to(own.dtype) for k, own in wanted.items()}, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(f"VQGAN checkpoint {str(checkpoint_path)!r} does not match config "
                               f"{str(config_path)!r}: {exc}") from exc
