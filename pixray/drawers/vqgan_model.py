@@ -114,8 +114,9 @@ def read_config(path: Path) -> tuple[str, dict[str, Any], str]:
 
 
 def read_state_dict(path: Path, prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors under ``prefix`` in a Lightning checkpoint's ``state_dict`` (prefix stripped)."""
-    checkpoint = read_torch_file(path)
+    """The tensors under ``prefix`` in a Lightning checkpoint's ``state_dict`` (prefix stripped), mapped
+    from the file where its format allows (:func:`~pixray.weights.torch_file.read_torch_file`): copy them."""
+    checkpoint = read_torch_file(path, mapped=True)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{str(path)!r} is not a Lightning checkpoint (no 'state_dict')")
     return {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
@@ -124,8 +125,7 @@ def read_state_dict(path: Path, prefix: str) -> dict[str, torch.Tensor]:
 def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
     """Build the VQGAN a taming config describes and load its weights (loss.* keys are ignored)."""
     target, params, prefix = read_config(config_path)
-    # Every weight is loaded below (a missing one is an error): none need drawing at random first, and
-    # the checkpoint's tensors take the places of the layers' own (assign), never copied into them.
+    # Every weight is loaded below (a missing one is an error): none need drawing at random first.
     model = built_without_initialisation(lambda: VQGAN(params, gumbel=target == GUMBEL))
     state = read_state_dict(checkpoint_path, prefix)
     wanted = model.state_dict()
@@ -135,9 +135,9 @@ def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
                               f"{str(config_path)!r}: missing {', '.join(missing[:5])}"
                               f"{' ...' if len(missing) > 5 else ''}")
     try:
-        # In the network's own precision (a checkpoint saved in float16 too): a tensor already in it
-        # is taken as it is.
-        model.load_state_dict({k: state[k].to(own.dtype) for k, own in wanted.items()}, assign=True)
+        # Copied from the mapped file (and into the network's precision): only the network's tensors
+        # are read, and the file can change afterwards without changing or faulting the network.
+        model.load_state_dict({k: state[k] for k in wanted})
     except RuntimeError as exc:
         raise CheckpointError(f"VQGAN checkpoint {str(checkpoint_path)!r} does not match config "
                               f"{str(config_path)!r}: {exc}") from exc

@@ -10,6 +10,7 @@ inert placeholder, so the weights load and nothing else runs.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -54,15 +55,22 @@ _TOLERANT = SimpleNamespace(Unpickler=_TolerantUnpickler,
                             __name__="pixray_tolerant_pickle")
 
 
-def read_torch_file(path: Path) -> Any:
-    """The object a ``torch.save`` file holds, on the CPU; raises :class:`CheckpointError` if unreadable."""
+def read_torch_file(path: Path, mapped: bool = False) -> Any:
+    """The object a ``torch.save`` file holds, on the CPU; raises :class:`CheckpointError` if unreadable.
+
+    ``mapped``: the tensors of a file in torch's zip format (every ``torch.save`` since torch 1.6) are
+    mapped from the file rather than read, so only those touched are ever read (a Lightning
+    checkpoint's optimiser state, two thirds of a VQGAN file, never is). A mapped tensor is the file's
+    pages: copy what is kept, since a file rewritten in place would change it, or fault it if cut short.
+    """
+    options: dict[str, Any] = {"map_location": "cpu", "mmap": mapped and zipfile.is_zipfile(path)}
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, weights_only=True, **options)
     except pickle.UnpicklingError:
         pass  # names classes beyond tensors: retry tolerantly
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise CheckpointError(f"{str(path)!r} is not a readable torch checkpoint: {exc}") from exc
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TOLERANT)
+        return torch.load(path, weights_only=False, pickle_module=_TOLERANT, **options)
     except Exception as exc:
         raise CheckpointError(f"{str(path)!r} is not a readable torch checkpoint: {exc}") from exc
