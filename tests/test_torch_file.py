@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
+from uninstalled_classes import class_of_an_uninstalled_library
 
 from pixray.weights import CheckpointError
 from pixray.weights.torch_file import read_torch_file
@@ -33,18 +32,10 @@ def test_a_zip_format_file_is_mapped_where_asked(tmp_path):
     assert all(torch.equal(mapped[k], read[k]) for k in read)
 
 
-def test_a_checkpoint_naming_uninstalled_classes_is_mapped_too(tmp_path, monkeypatch):
-    fake = types.ModuleType("pytorch_lightning_fake")
-
-    class ModelCheckpoint:
-        best_model_path = "x"
-
-    ModelCheckpoint.__module__, ModelCheckpoint.__qualname__ = fake.__name__, "ModelCheckpoint"
-    fake.ModelCheckpoint = ModelCheckpoint
-    monkeypatch.setitem(sys.modules, fake.__name__, fake)
+def test_a_checkpoint_naming_uninstalled_classes_is_mapped_too(tmp_path):
     path = tmp_path / "last.ckpt"
-    torch.save({"state_dict": {"w": torch.arange(4096.0)}, "callbacks": {ModelCheckpoint: {}}}, path)
-    monkeypatch.delitem(sys.modules, fake.__name__)
+    with class_of_an_uninstalled_library() as ModelCheckpoint:
+        torch.save({"state_dict": {"w": torch.arange(4096.0)}, "callbacks": {ModelCheckpoint: {}}}, path)
     checkpoint = read_torch_file(path, mapped=True)
     assert torch.equal(checkpoint["state_dict"]["w"], torch.arange(4096.0))
     assert _mapped_from(checkpoint["state_dict"]["w"], path)

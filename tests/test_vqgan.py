@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
+from uninstalled_classes import class_of_an_uninstalled_library
 
 import pixray
 from pixray.cli import main
@@ -230,25 +231,14 @@ def test_cli_two_steps(tmp_path, tiny_files, tiny_checkpoint):
     assert code == 0 and (tmp_path / "o" / "output.png").is_file()
 
 
-def test_lightning_training_state_of_uninstalled_libraries_is_ignored(tmp_path, tiny_files, monkeypatch):
+def test_lightning_training_state_of_uninstalled_libraries_is_ignored(tmp_path, tiny_files):
     """Old Lightning checkpoints pickle callback objects; loading must not need (or run) them."""
-    import sys
-    import types
-
-    fake = types.ModuleType("pytorch_lightning_fake")
-
-    class ModelCheckpoint:
-        best_model_path = "x"
-
-    ModelCheckpoint.__module__, ModelCheckpoint.__qualname__ = fake.__name__, "ModelCheckpoint"
-    fake.ModelCheckpoint = ModelCheckpoint
-    monkeypatch.setitem(sys.modules, fake.__name__, fake)
     config, ckpt = tiny_files
     checkpoint = torch.load(ckpt)
-    checkpoint["callbacks"] = {ModelCheckpoint: {"best_model_score": torch.tensor(1.0)},
-                               "instance": ModelCheckpoint()}
-    torch.save(checkpoint, tmp_path / "old.ckpt")
-    monkeypatch.delitem(sys.modules, fake.__name__)
+    with class_of_an_uninstalled_library() as ModelCheckpoint:
+        checkpoint["callbacks"] = {ModelCheckpoint: {"best_model_score": torch.tensor(1.0)},
+                                   "instance": ModelCheckpoint()}
+        torch.save(checkpoint, tmp_path / "old.ckpt")
     model = load_vqgan(config, tmp_path / "old.ckpt")
     assert torch.equal(model.codebook, checkpoint["state_dict"]["quantize.embedding.weight"])
 

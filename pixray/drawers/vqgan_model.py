@@ -128,7 +128,7 @@ def load_vqgan(config_path: Path, checkpoint_path: Path) -> VQGAN:
     # Every weight is loaded below (a missing one is an error): none need drawing at random first.
     model = built_without_initialisation(lambda: VQGAN(params, gumbel=target == GUMBEL))
     state = read_state_dict(checkpoint_path, prefix)
-    wanted = model.state_dict()
+    wanted = model.state_dict().keys()
     missing = sorted(set(wanted) - set(state))
     if missing:
         raise CheckpointError(f"VQGAN checkpoint {str(checkpoint_path)!r} does not match config "

@@ -21,18 +21,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 M = TypeVar("M")
 
-
-def _random_fills() -> frozenset[Any]:
-    aten = torch.ops.aten
-    return frozenset({aten.uniform_, aten.normal_, aten.random_, aten.exponential_, aten.cauchy_,
-                      aten.log_normal_, aten.geometric_, aten.bernoulli_})
-
-
-def _random_factories() -> frozenset[Any]:
-    aten = torch.ops.aten
-    return frozenset({aten.randn, aten.rand})  # each overload's first argument is the size
-
-
 _FACTORY_OPTIONS = ("dtype", "layout", "device", "pin_memory")
 
 
@@ -42,7 +30,10 @@ class _RandomNumbersSkipped(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.fills, self.factories = _random_fills(), _random_factories()
+        aten = torch.ops.aten
+        self.fills = {aten.uniform_, aten.normal_, aten.random_, aten.exponential_, aten.cauchy_,
+                      aten.log_normal_, aten.geometric_, aten.bernoulli_}
+        self.factories = {aten.randn, aten.rand}  # each overload's first argument is the size
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
