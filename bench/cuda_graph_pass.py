@@ -6,7 +6,7 @@ CPU path keeps them), and the first captured in a CUDA graph (``torch.cuda.make_
 forward and backward replayed with one launch each); with ``--compile``, also the first through
 ``torch.compile`` (inductor's fused kernels; its compile time printed apart). Prints milliseconds per
 pass and how far the other ways' input gradients are from eager's. CUDA only; a measurement for issue
-19's GPU goal, not a path the engine takes (the README says what compiling the CPU's pass gave).
+19's GPU goal, not a path the engine takes (docs/performance.md says what compiling the CPU's pass gave).
 
     python bench/cuda_graph_pass.py --model ViT-B/16 --cuts 30 [--compile]
 """

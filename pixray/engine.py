@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 #: one graph alive at a time (see :meth:`Run._passes`). In bfloat16 (or float16) the more cutouts a
 #: pass takes, the less each costs (oneDNN's matmuls run nearer their peak) and the more memory the
 #: pass holds; float32's cost as much per cutout at half the size, and so do passes on a machine with
-#: less than :data:`SMALL_MEMORY` to use, which take half as many (the README has the figures).
+#: less than :data:`SMALL_MEMORY` to use, which take half as many (docs/performance.md has the figures).
 CPU_PASS_POSITIONS = 24 * 197
 SMALL_MEMORY = 8 * 2**30
 

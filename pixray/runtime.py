@@ -96,9 +96,9 @@ def emulated_on_cpu(dtype: torch.dtype) -> str | None:
 
 
 #: How many times faster than float32 a CPU must compute :func:`cpu_bfloat16_speedup`'s layer in bfloat16
-#: for ``precision: auto`` to pick bfloat16 there: far from the ratios measured on each kind of CPU in the
-#: README (AMX, and AMD Zen 4's AVX512-BF16, well above it; AVX512-BF16 kernels on a Xeon whose AMX is
-#: out of reach below 1), so the choice does not flip from run to run on one machine.
+#: for ``precision: auto`` to pick bfloat16 there: far from the ratios measured on each kind of CPU in
+#: docs/performance.md (AMX, and AMD Zen 4's AVX512-BF16, well above it; AVX512-BF16 kernels on a Xeon
+#: whose AMX is out of reach below 1), so the choice does not flip from run to run on one machine.
 CPU_BFLOAT16_MIN_SPEEDUP = 1.3
 
 
@@ -108,8 +108,8 @@ def cpu_bfloat16_speedup(rows: int = 128, repeats: int = 5) -> float:
     timings of each after one warm-up of each, on one torch thread (restored after). Each timing is
     the thread's own CPU time (:func:`_thread_clock`), so the time it waits while other processes have
     the core does not count: timed by the wall clock, the ratio swung widely while other processes were
-    busy (batch workers starting together, two runs at once, a test suite over worker processes; the
-    README's Performance section has the figures), and where it crossed
+    busy (batch workers starting together, two runs at once, a test suite over worker processes;
+    docs/performance.md has the figures), and where it crossed
     :data:`CPU_BFLOAT16_MIN_SPEEDUP` the choice flipped from run to run, and with it a seed's picture.
     Over several threads an op waits for the slowest of them: one thread is timed.
 
@@ -345,7 +345,7 @@ def keep_freed_memory() -> bool:
     system time 16 s -> 1.4 s). And it gives each thread that allocates its own arena, whose freed
     memory other threads never reuse: a server or page running each generation on another thread of
     its pool grew by a generation's working set per thread, and faulted it in anew in that
-    generation's first step (the README has the figures). The process keeps its peak memory in
+    generation's first step (docs/performance.md has the figures). The process keeps its peak memory in
     exchange. The one-arena part holds only if this runs before a second thread allocates (glibc
     fixes its arena limit then), so call it first thing; a process whose threads start earlier (Cog's
     worker) sets ``MALLOC_ARENA_MAX=1`` in its environment instead (cog.yaml). This changes the whole

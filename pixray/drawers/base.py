@@ -33,8 +33,8 @@ class VectorImage:
 
 def network_layout(model: nn.Module, device: torch.device) -> torch.memory_format:
     """The memory layout a drawer's convolutional network computes in on ``device``: channels-last on
-    the CPU, whose convolutions run faster so (the README has the figures), after switching ``model``'s
-    weights to it in place (their values are the same, so a shared network can change); elsewhere
+    the CPU, whose convolutions run faster so (docs/performance.md has the figures), after switching
+    ``model``'s weights to it in place (their values are the same, so a shared network can change); elsewhere
     torch's default. A drawer lays its network's input out so too (``x.contiguous(memory_format=...)``)."""
     if device.type != "cpu":
         return torch.contiguous_format

@@ -8,8 +8,8 @@ the backward pass (a group norm and a SiLU are cheap next to the 3x3 convolution
 per norm only its input is kept. The convolutions keep no input either where they are
 :class:`~pixray.frozen_convolution.FrozenConv2d`, as the VQGAN drawer's are.
 Under a CUDA autocast the norm's output is float32, the largest tensor the decoder would keep. The
-output is the stock forward's (the tests compare both, values and gradients); the README has the
-memory and time measured.
+output is the stock forward's (the tests compare both, values and gradients); docs/performance.md has
+the memory and time measured.
 """
 
 from __future__ import annotations

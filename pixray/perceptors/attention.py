@@ -11,7 +11,7 @@ its class changes), and falls back to torch's path for anything but plain self-a
 
 In bfloat16 or float16 on a CPU, :func:`attend` computes the heads as two batched matmuls around a
 softmax instead: torch's fused CPU kernel is written for long sequences, and at CLIP's (50-577
-tokens) its backward ran at a small fraction of the matmul units' speed (the README has the figures).
+tokens) its backward ran at a small fraction of the matmul units' speed (docs/performance.md has the figures).
 The matmul form keeps each head's attention probabilities for the backward pass, which at these
 lengths is small beside a block's other activations. A block's self-attention (no mask) goes further:
 :class:`PackedHeadsAttention` lays the packed q/k/v projection out head by head once, so every batched

@@ -3,7 +3,7 @@
 A frozen perceptor's batch norms use their running statistics: each is a fixed per-channel scale and
 shift of the convolution's output, so the scale can multiply the convolution's weights and the shift
 become its bias (``torch.nn.utils.fusion.fuse_conv_bn_weights``), once, in float32. The pass then
-skips every batch norm's forward and backward over the feature maps (the README has the figures)
+skips every batch norm's forward and backward over the feature maps (docs/performance.md has the figures)
 and keeps no input for them.
 """
 

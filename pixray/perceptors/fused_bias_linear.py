@@ -3,8 +3,8 @@
 torch's ``addmm`` on the CPU first copies the bias into every row of the output and then accumulates
 the product on top of it: one more pass over the whole output (a ViT-B/16 MLP's hidden activations
 are 197 x 3072 values per cutout). Inside a step, with the caches full of other activations, that
-copy ran at a few GB/s and took about as long as a sixth of the matmul itself (the README has the
-profile). oneDNN's linear primitive adds the bias while it writes each output tile.
+copy ran at a few GB/s and took about as long as a sixth of the matmul itself (docs/performance.md has
+the profile). oneDNN's linear primitive adds the bias while it writes each output tile.
 :func:`linear` takes that path for a frozen bfloat16 weight on a CPU with oneDNN's bfloat16 kernels
 (:func:`~pixray.perceptors.onednn_fusion.fused_dtype`) and computes its input's gradient itself
 (``grad @ weight``, what ``addmm``'s backward computes); elsewhere (float32 included) it is ``F.linear``.

@@ -3,8 +3,8 @@
 Once its batch norms are folded (:mod:`~pixray.perceptors.batch_norm_folding`), open_clip's modified
 ResNet is convolutions each followed by a ReLU, and in each bottleneck a residual add before the
 last one. Each ReLU and add is a pass of its own over a feature map (RN50's first stage: 256 x 56 x
-56 values per cutout), and a ResNet pass spent about a third of its time in them (the README has
-the profile). oneDNN's convolution primitive applies the ReLU, and adds the residual, as it writes
+56 values per cutout), and a ResNet pass spent about a third of its time in them (docs/performance.md
+has the profile). oneDNN's convolution primitive applies the ReLU, and adds the residual, as it writes
 its output (``torch.ops.mkldnn._convolution_pointwise``). Their backward is computed here: the
 ReLU's gradient from the kept output (``output > 0``, what ``relu``'s backward reads too), the
 input's from the weights alone (``convolution_backward`` for the input only), the residual's the

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 #: The dtypes the fused primitives compute in. Not float32: a ResNet pass on AVX2 kernels (oneDNN and MKL
-#: limited to AVX2) was slower and larger fused than with torch's modules (the README has the figures);
-#: the tests widen it to check the fused arithmetic in float32.
+#: limited to AVX2) was slower and larger fused than with torch's modules (docs/performance.md has the
+#: figures); the tests widen it to check the fused arithmetic in float32.
 FUSED_DTYPES: tuple[torch.dtype, ...] = (torch.bfloat16,)
 
 

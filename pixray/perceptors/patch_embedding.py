@@ -4,7 +4,7 @@ A ViT embeds its image with a convolution whose kernel tiles the image (stride =
 padding): each output position is one patch's pixels times the kernel. On the CPU, torch's
 convolution runs this shape slowly, and its backward to the image (which the engine needs: the
 gradient goes on to the canvas) more slowly still (ViT-B/32's 32x32 kernel over 30 cutouts: about
-0.19 s forward and backward against 0.02 s as a matmul; the README has the figures).
+0.19 s forward and backward against 0.02 s as a matmul; docs/performance.md has the figures).
 :class:`PatchMatmulConv` cuts the image into patches with a reshape and multiplies them by the kernel
 as a (out, in x kh x kw) matrix; GPUs keep the convolution.
 """

@@ -59,7 +59,7 @@ class Perceptor(nn.Module):
         self.name = name
         self.model = model.eval().requires_grad_(False)
         # ResNet towers convolve faster on channels-last tensors (RN50, 30 cutouts, 2 AVX2 cores:
-        # see the README); a ViT's one patch convolution gains nothing.
+        # see docs/performance.md); a ViT's one patch convolution gains nothing.
         self.channels_last = fast and isinstance(model.visual, ModifiedResNet)
         self.class_token_block = False
         self.class_token_pool = False

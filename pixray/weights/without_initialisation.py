@@ -1,7 +1,7 @@
 """Building a network whose every weight a checkpoint will overwrite, without drawing random weights first.
 
 Layers draw their initial weights from random distributions as they are built, most of a CLIP's or a
-VQGAN's build time, and all of it thrown away when the checkpoint is loaded (figures in the README).
+VQGAN's build time, and all of it thrown away when the checkpoint is loaded (figures in docs/performance.md).
 Inside :func:`built_without_initialisation` the in-place random fills (``uniform_``, ``normal_`` and
 the like, whichever ``torch.nn.init`` function or layer calls them) leave their tensors as allocated
 and the random factories (``torch.randn``, ``torch.rand``) give theirs unfilled, so no random number
