@@ -2,7 +2,7 @@
 
 Prints figures; passes or fails nothing. Builds the architecture with random weights, records the input
 shape each convolution sees over a batch of cutouts, and times each distinct (convolution, input)
-alone as the CPU's fast path computes it in bfloat16, channels-last: oneDNN's convolution with its
+alone as the CPU's fast path computes it in a run in bfloat16, channels-last: oneDNN's convolution with its
 ReLU fused (``torch.ops.mkldnn._convolution_pointwise``) forward, and the gradient of its input alone
 backward (``convolution_backward``). Each line: the convolution, how many of it a pass runs, ms and
 GFLOP/s forward and backward; then the sum over the pass, to set beside a whole pass's time
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from pixray.perceptors.catalog import CLIP_MODELS
+from pixray.runtime import keep_freed_memory
 
 Key = tuple[int, int, int, int, int, int]  # in, out, kernel, stride, padding, input side
 
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--model", default="RN50x4", help="a catalog ResNet (RN50, RN101, RN50x4, ...)")
     parser.add_argument("--cuts", type=int, default=12)
     args = parser.parse_args()
+    keep_freed_memory()  # as a run: buffers reused, not faulted in anew each call
     model = open_clip.create_model(CLIP_MODELS.lookup(args.model).architecture).visual.eval()
     size = model.image_size if isinstance(model.image_size, int) else model.image_size[0]
     total_forward = total_backward = total_flops = 0.0
