@@ -2,11 +2,11 @@
 
 Prints figures; passes or fails nothing. Builds the architecture with random weights, records the input
 shape each convolution sees over a batch of cutouts, and times each distinct (convolution, input)
-alone as the CPU's fast path computes it in a run in bfloat16, channels-last: oneDNN's convolution with its
-ReLU fused (``torch.ops.mkldnn._convolution_pointwise``) forward, and the gradient of its input alone
-backward (``convolution_backward``). Each line: the convolution, how many of it a pass runs, ms and
-GFLOP/s forward and backward; then the sum over the pass, to set beside a whole pass's time
-(``bench/perceptor_pass.py``).
+alone as the CPU's fast path computes it in a run, in bfloat16 and channels-last: oneDNN's convolution
+with its ReLU fused (``torch.ops.mkldnn._convolution_pointwise``) forward, and the gradient of its input
+alone backward (:func:`pixray.frozen_convolution.input_gradient`, what the fused convolutions' backward
+calls). Each line: the convolution, how many of it a pass runs, ms and GFLOP/s forward and backward;
+then the sum over the pass, to set beside a whole pass's time (``bench/perceptor_pass.py``).
 
     python bench/conv_rates.py --model RN50x4 --cuts 12
 """
@@ -22,6 +22,7 @@ import open_clip
 import torch
 from torch import nn
 
+from pixray.frozen_convolution import input_gradient
 from pixray.perceptors.catalog import CLIP_MODELS
 from pixray.runtime import keep_freed_memory
 
@@ -65,8 +66,8 @@ def timed(cin: int, cout: int, k: int, stride: int, pad: int, side: int,
         memory_format=torch.channels_last)
     forward = seconds(lambda: torch.ops.mkldnn._convolution_pointwise(
         x, w, b, [pad, pad], [stride, stride], [1, 1], 1, "relu", [], ""))
-    backward = seconds(lambda: torch.ops.aten.convolution_backward(
-        grad, x, w, None, [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1, [True, False, False]))
+    backward = seconds(lambda: input_gradient(grad, x.shape, torch.channels_last, w, [stride, stride],
+                                              [pad, pad], [1, 1], 1))
     return forward, backward, 2 * cuts * out_side**2 * cin * cout * k * k
 
 
