@@ -53,6 +53,14 @@ def test_identity_view_is_the_pooled_canvas():
     assert torch.allclose(out, pooled.expand(2, -1, -1, -1), atol=1e-5)
 
 
+def test_a_canvas_at_its_pooled_size_is_viewed_as_it_is():
+    image = _image()[..., :30].requires_grad_(True)
+    out = PixrayCutouts(30).apply(image, _identity(2), torch.Generator())
+    assert torch.allclose(out, image.expand(2, -1, -1, -1), atol=1e-5)
+    out.sum().backward()
+    assert torch.allclose(image.grad, torch.full_like(image, 2.0), atol=1e-5)  # each pixel seen twice
+
+
 def test_zoom_out_surround_uses_the_fill_grey():
     image = torch.zeros(1, 3, 20, 20)
     out = PixrayCutouts(20).apply(image, _identity(1, zoom=True, half=2.0, grey=0.7), torch.Generator())
@@ -235,3 +243,37 @@ def test_views_sampled_through_one_grid_are_kornias_warps(method, padding_mode, 
     (ours, our_grad), (kornias, kornia_grad) = results
     assert (ours - kornias).abs().max() <= 1e-9
     assert (our_grad - kornia_grad).abs().max() <= 1e-9 * kornia_grad.abs().max()
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_a_cpu_samples_the_stacked_views_in_one_part_a_thread(threads, monkeypatch):
+    """torch's CPU sampler gives each image to one thread, so the canvas is expanded to one image a
+    thread; the views, their gradient and the noise are those of one part to within rounding."""
+    image = _image().double().requires_grad_(True)
+    weights = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+    def run(count: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        batches: list[int] = []
+        sample = F.grid_sample
+
+        def recording(source, grid, **kwargs):
+            batches.append(source.shape[0])
+            return sample(source, grid, **kwargs)
+
+        image.grad = None
+        before = torch.get_num_threads()
+        torch.set_num_threads(count)
+        try:
+            with monkeypatch.context() as patch:
+                patch.setattr(F, "grid_sample", recording)
+                cuts = PixrayCutouts(16)(image, 6, torch.Generator().manual_seed(1))
+        finally:
+            torch.set_num_threads(before)
+        (cuts * weights).sum().backward()
+        return cuts.detach(), image.grad.clone(), batches
+
+    one, one_grad, one_batches = run(1)
+    parts, parts_grad, parts_batches = run(threads)
+    assert one_batches == [1, 1]  # the views, then their coverage of the canvas
+    assert parts_batches == [threads, threads]  # 6 views x 16 rows divide by 2, 3 and 4
+    assert torch.allclose(parts, one, atol=1e-12) and torch.allclose(parts_grad, one_grad, atol=1e-12)
