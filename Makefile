@@ -1,6 +1,6 @@
 # `make demo` (a generation) and `make test` (the tests) each install what they need first.
 VENV ?= .venv
-# The interpreter the venv is made from (3.11 or newer: kornia 0.9 and others need it).
+# The interpreter the venv is made from (3.11 or newer: numpy 2.4 and others need it).
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

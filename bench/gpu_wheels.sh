@@ -16,7 +16,7 @@ if [ ! -x "$py" ]; then
     echo "gpu_wheels: no $py: run make install first (the wheels take its versions)" >&2
     exit 2
 fi
-packages=(open_clip_torch ftfy wcwidth kornia kornia_rs taming-transformers-rom1504 cog coglet structlog)
+packages=(open_clip_torch ftfy wcwidth taming-transformers-rom1504 cog coglet structlog)
 normalise() { tr '[:upper:]_' '[:lower:]-'; }
 frozen=$("$py" -m pip freeze | normalise)
 mkdir -p "$dir"

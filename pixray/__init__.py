@@ -4,7 +4,7 @@
 >>> run = pixray.generate(prompts="a red circle", drawer="pixel", iterations=50)  # doctest: +SKIP
 >>> image = run.final_image()  # a PIL image                                # doctest: +SKIP
 
-The engine and the CLIP stack (open_clip, torchvision, kornia: seconds to import) load on first
+The engine and the CLIP stack (open_clip, torchvision: seconds to import) load on first
 use, so settings can be checked and ``pixray --help`` answered without them.
 """
 

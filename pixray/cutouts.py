@@ -31,9 +31,8 @@ from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.linalg import transform_points
-from kornia.geometry.transform import get_perspective_transform
 
+from .homography import quad_to_quad, square_to_quad, transformed
 from .runtime import device_vector
 
 PADDING_MODES = ("border", "reflection", "zeros")
@@ -65,12 +64,13 @@ def view_grid(quads: torch.Tensor, size: int) -> torch.Tensor:
     the pooled canvas, (x, y) in [-1,1] from its first to its last pixel centre (``grid_sample``'s
     ``align_corners=True``), beyond that outside it. View n's corners (clockwise from the top left)
     land on ``quads[n]`` (n,4,2) and the rest follows the perspective through them."""
-    homography = get_perspective_transform(unit_corners(quads.device).to(quads.dtype).expand_as(quads), quads)
-    # A pixel's homogeneous image is h[:, 0] * x + h[:, 1] * y + h[:, 2] for the homography's columns h:
-    # summed from the view's two axes, it is a few elementwise passes over the grid, where multiplying
-    # every pixel's (x, y, 1) by the matrix (kornia's transform_points) is a product with 3 columns and
-    # copies, some 20x slower on a CPU.
-    axis = torch.linspace(-1, 1, size, device=quads.device, dtype=quads.dtype)
+    # The view's corners are the unit square's (0,0) to (1,1), its pixel centres spaced evenly between.
+    homography = square_to_quad(quads)
+    # A pixel's homogeneous image is h[:, 0] * u + h[:, 1] * v + h[:, 2] for the homography's columns
+    # h: summed from the view's two axes, it is a few elementwise passes over the grid, where
+    # multiplying every pixel's (u, v, 1) by the matrix (kornia's transform_points) is a product with 3
+    # columns and copies, some 20x slower on a CPU.
+    axis = torch.linspace(0, 1, size, device=quads.device, dtype=quads.dtype)
     columns = homography[..., None, None]  # (n,3,3,1,1)
     points = columns[:, :, 0] * axis + (columns[:, :, 1] * axis[:, None] + columns[:, :, 2])  # (n,3,S,S)
     return (points[:, :2] / points[:, 2:]).permute(0, 2, 3, 1).contiguous()
@@ -260,7 +260,7 @@ class PixrayCutouts(Cutouts):
         inwards = -unit_corners(frame.device)  # towards the middle from each corner
         moved = draw.uniform(0, 1, 4, 2) * draw.chance(self.perspective_probability)[:, None, None]
         end = frame + inwards * half * distortion * moved
-        return get_perspective_transform(end, frame)
+        return quad_to_quad(end, frame)
 
     def _crop_quads(self, draw: _Draw, height: int, width: int) -> torch.Tensor:
         """(n,4,2) pixel corners in the pooled canvas whose warp to the view is Pixray's crop view:
@@ -277,7 +277,7 @@ class PixrayCutouts(Cutouts):
         extent = extent / (extent / limit).amax(-1, keepdim=True).clamp(min=1)
         corner = draw.uniform(0, 1, 2) * (limit - extent)
         rect = corner[:, None, :] + (unit_corners(device) + 1) / 2 * (extent - 1).clamp(min=0)[:, None, :]
-        return transform_points(undo, rect)
+        return transformed(undo, rect)
 
     def _framed_quads(self, draw: _Draw, height: int, width: int) -> torch.Tensor:
         """(n,4,2) pixel corners in the pooled canvas whose warp to the view is Pixray's framed view:
@@ -294,7 +294,7 @@ class PixrayCutouts(Cutouts):
         view = (unit_corners(device) + 1) / 2 * (size - 1)
         half = torch.full((2,), size / 2, device=device)
         undo = self._perspective_inverse(draw, view.expand(draw.n, 4, 2), half, self.framed_perspective)
-        in_view = transform_points(undo, view.expand(draw.n, 4, 2))
+        in_view = transformed(undo, view.expand(draw.n, 4, 2))
         # The view is a (size x size) window centred on the scaled canvas's centre, moved by shift.
         middle_view = (size - 1) / 2
         middle = device_vector(device, (width - 1) / 2, (height - 1) / 2)
