@@ -69,7 +69,7 @@ def view_grid(quads: torch.Tensor, size: int) -> torch.Tensor:
     # A pixel's homogeneous image is h[:, 0] * u + h[:, 1] * v + h[:, 2] for the homography's columns
     # h: summed from the view's two axes, it is a few elementwise passes over the grid, where
     # multiplying every pixel's (u, v, 1) by the matrix (kornia's transform_points) is a product with 3
-    # columns and copies, some 20x slower on a CPU.
+    # columns and copies, far slower on a CPU (docs/performance.md has the figures).
     axis = torch.linspace(0, 1, size, device=quads.device, dtype=quads.dtype)
     columns = homography[..., None, None]  # (n,3,3,1,1)
     points = columns[:, :, 0] * axis + (columns[:, :, 1] * axis[:, None] + columns[:, :, 2])  # (n,3,S,S)

@@ -2,9 +2,9 @@
 
 The cutouts place every view by the perspective taking a square to a quadrilateral, and undo one
 quadrilateral's perspective into another. kornia's ``get_perspective_transform`` computes such a
-matrix entry by entry, some 80 operations a call, each a kernel launch on a GPU, where a step's host
-time is what its launches cost: the cutouts' three calls were nearly half of what a step launched
-outside its CUDA graphs. These take about 15 each (the tests check them against kornia's).
+matrix entry by entry, each operation a kernel launch on a GPU, where a step's host time is what its
+launches cost; these compute a whole batch in a few operations (docs/performance.md has the counts),
+and the tests check them against kornia's.
 
 Points are (x, y); homographies (n,3,3) act on column vectors (x, y, 1) and are defined up to scale.
 """
