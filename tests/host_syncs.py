@@ -18,7 +18,7 @@ done everything queued so far:
   ``output_size``, ``unique``, ``bincount``).
 
 On the CPU none of these costs anything, so they are only seen by looking: :class:`HostSyncs` records
-each with the line of the project's (or kornia's) code that asked for it. torch's own optimisers are
+each with the line of the project's (or a library's) code that asked for it. torch's own optimisers are
 not looked into: they keep their step counts in host memory on a GPU, and read them there.
 """
 
