@@ -27,7 +27,7 @@ def square_to_quad(quads: torch.Tensor) -> torch.Tensor:
     Heckbert's closed form: with the corners p0..p3 and their homogeneous P0..P3, the matrix's columns
     are (1+g)·P1 − P0, (1+h)·P3 − P0 and P0, where g·(p1 − p2) + h·(p3 − p2) = p0 − p1 + p2 − p3 (zero
     for a parallelogram, whose homography is affine). A quadrilateral with three corners on a line
-    has none: its g and h come out infinite or NaN.
+    has no such homography: its matrix comes out singular, or with infinite or NaN entries.
     """
     p0, p1, p2, p3 = quads.unbind(-2)
     across = p0 - p1 + p2 - p3
