@@ -3,7 +3,7 @@
 # Pillow, PyYAML, tqdm, regex, requests, huggingface_hub, safetensors, timm), at the versions `make
 # install` put in .venv, for a GPU host without internet that runs another Python:
 #
-#   bash bench/gpu_wheels.sh [PYTHON_VERSION] [DIR]      (default 3.12 and .whl; about 15 MB)
+#   bash bench/gpu_wheels.sh [PYTHON_VERSION] [DIR]      (default 3.12 and .whl; about 9 MB)
 #
 # then on the host: python3 -m pip install --no-index --no-deps --target /tmp/site DIR/*.whl
 #                   PYTHONPATH=/tmp/site bash bench/gpu_checks.sh
