@@ -111,8 +111,7 @@ def _sample(source: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def _cpu_parts(rows: int) -> int:
     """How many parts ``rows`` stacked grid rows go in on a CPU: torch's thread count, or the largest
     number below it that divides them."""
-    threads = torch.get_num_threads()
-    return max(parts for parts in range(1, max(threads, 1) + 1) if rows % parts == 0)
+    return next(parts for parts in range(torch.get_num_threads(), 0, -1) if rows % parts == 0)
 
 
 @dataclass(frozen=True)

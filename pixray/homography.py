@@ -15,6 +15,11 @@ import torch
 import torch.nn.functional as F
 
 
+def _homogeneous(points: torch.Tensor) -> torch.Tensor:
+    """``points`` (..., 2) as (..., 3) with a 1 appended."""
+    return F.pad(points, (0, 1), value=1.0)
+
+
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The z of the cross products of 2-vectors (..., 2) × (..., 2): (...)."""
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
@@ -35,7 +40,7 @@ def square_to_quad(quads: torch.Tensor) -> torch.Tensor:
     # Cramer's rule: g and h are two cross products over a third, taken in one go.
     crosses = _cross(torch.stack([across, side_u, side_u], -2), torch.stack([side_v, across, side_v], -2))
     gh = crosses[..., :2] / crosses[..., 2:]
-    corners = F.pad(quads, (0, 1), value=1.0)  # (n,4,3) homogeneous
+    corners = _homogeneous(quads)  # (n,4,3)
     first = corners[..., :1, :]
     columns = torch.cat([(1 + gh)[..., None] * corners[..., 1::2, :] - first, first], -2)
     return columns.transpose(-2, -1)
@@ -56,5 +61,5 @@ def quad_to_quad(sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def transformed(homographies: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """``points`` (n,k,2) through ``homographies`` (n,3,3): (n,k,2)."""
-    moved = F.pad(points, (0, 1), value=1.0) @ homographies.transpose(-2, -1)
+    moved = _homogeneous(points) @ homographies.transpose(-2, -1)
     return moved[..., :2] / moved[..., 2:]
