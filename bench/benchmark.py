@@ -40,7 +40,7 @@ from pixray.drawers.vqgan_model import VQGAN, VQMODEL
 from pixray.engine import Run
 from pixray.model_cache import ModelCache
 from pixray.perceptors import CLIP_MODELS, Perceptor
-from pixray.perceptors.onednn_fusion import fuses
+from pixray.perceptors.onednn_fusion import fuses, linear_fuses
 from pixray.runtime import (
     CPU_BFLOAT16_MIN_SPEEDUP,
     choose_device,
@@ -226,9 +226,11 @@ def main() -> None:
     class_token, pools, folded, convolutions, patches, linears = (using(part) for part in (
         "class_token_block", "class_token_pool", "folded_batch_norms", "fused_convolutions", "patch_matmul",
         "fused_bias_linears"))
-    if not fuses(device, weights):  # switched, but torch's modules compute them in this precision here
-        convolutions, linears = (f"none ({value} switched; torch's modules in {precision} here)"
-                                 for value in (convolutions, linears))
+    # Switched, but torch's modules compute them in this precision here:
+    if not fuses(device, weights):
+        convolutions = f"none ({convolutions} switched; torch's modules in {precision} here)"
+    if not linear_fuses(device, weights):
+        linears = f"none ({linears} switched; torch's modules in {precision} here)"
     print(f"device={device} ({name}; {torch.get_num_threads()} threads) precision={precision} "
           f"({chosen}matmul weights stored in {str(weights).removeprefix('torch.')}) "
           f"perceptors=fast path (batch-first attention, fused QuickGELU; class-token last block: "

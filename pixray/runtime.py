@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import math
 import os
@@ -70,6 +71,18 @@ def cpu_fields(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
         return {}
     return {key.strip(): value.strip() for key, value in
             (line.split(":", 1) for line in listing.split("\n\n")[0].splitlines() if ":" in line)}
+
+
+@functools.cache  # read once per process: every float32 linear layer of a perceptor asks
+def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's maker as x86 CPUs name it ("GenuineIntel", "AuthenticAMD", ...): ``cpuinfo``'s
+    ``vendor_id`` on Linux, else the name that ends :func:`platform.processor`'s text (Windows writes
+    "AMD64 Family 25 Model 97 Stepping 2, AuthenticAMD"); "" where neither says."""
+    vendor = cpu_fields(cpuinfo).get("vendor_id")
+    if vendor is not None:
+        return vendor
+    _, comma, named = platform.processor().rpartition(",")
+    return named.strip() if comma else ""
 
 
 def cpu_has_fast_float16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:

@@ -15,7 +15,7 @@ from open_clip.modified_resnet import AttentionPool2d
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
-from pixray.perceptors import CLIP_MODELS, Perceptor
+from pixray.perceptors import CLIP_MODELS, Perceptor, onednn_fusion
 from pixray.perceptors import attention as attention_module
 from pixray.perceptors.activation import quick_gelu, use_lean_activations
 from pixray.perceptors.attention import (
@@ -34,8 +34,13 @@ def _pair(model: open_clip.CLIP) -> tuple[Perceptor, Perceptor]:
     return Perceptor("stock", copy.deepcopy(model), fast=False), Perceptor("fast", model)
 
 
+@pytest.mark.parametrize("onednn", [False, True], ids=["torch's float32 products", "oneDNN's"])
 @pytest.mark.parametrize("resnet", [False, True], ids=["vit", "resnet"])
-def test_fast_path_matches_stock_on_tiny_models(resnet):
+def test_fast_path_matches_stock_on_tiny_models(monkeypatch, resnet, onednn):
+    if onednn and not torch.backends.mkldnn.is_available():
+        pytest.skip("needs oneDNN")
+    # The float32 linear layers either way (oneDNN's on AMD's AVX-512 CPUs, torch's elsewhere).
+    monkeypatch.setattr(onednn_fusion, "onednn_multiplies_float32", lambda device: onednn)
     stock, fast = _pair(trained_batch_norms(tiny_clip(resnet=resnet)))
     switched = sum(type(m) is FastSelfAttention for m in fast.modules())
     assert switched == (2 if not resnet else 1)  # every transformer block (a ResNet has text blocks only)

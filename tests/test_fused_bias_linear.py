@@ -12,7 +12,7 @@ from conftest import image_pass, tiny_clip
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pixray.perceptors import Perceptor
+from pixray.perceptors import Perceptor, onednn_fusion
 from pixray.perceptors.fused_bias_linear import (
     FusedBiasLinear,
     _FusedBiasLinear,
@@ -21,6 +21,7 @@ from pixray.perceptors.fused_bias_linear import (
 )
 from pixray.runtime import autocast
 
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
 needs_onednn_bf16 = pytest.mark.skipif(
     not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
     reason="oneDNN's bfloat16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
@@ -91,7 +92,8 @@ def test_other_linears_take_f_linear(monkeypatch, case):
     generator = torch.Generator().manual_seed(2)
     weight, bias = _layer(generator)
     x = torch.randn(4, 96, generator=generator).bfloat16()
-    if case == "float32 weight":
+    if case == "float32 weight":  # on a CPU whose float32 products are faster in torch's kernels
+        monkeypatch.setattr(onednn_fusion, "onednn_multiplies_float32", lambda device: False)
         weight, bias, x = weight.float(), bias.float(), x.float()
     elif case == "trainable weight":
         weight.requires_grad_(True)
@@ -111,6 +113,54 @@ def test_other_linears_take_f_linear(monkeypatch, case):
             out.float().sum().backward()
             assert weight.grad is not None
     assert calls == []
+
+
+@needs_onednn
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "a strided view"])
+def test_a_float32_linear_is_onednns_where_it_multiplies_float32_faster(monkeypatch, strided):
+    monkeypatch.setattr(onednn_fusion, "onednn_multiplies_float32", lambda device: True)
+    calls = _counting(monkeypatch)
+    generator = torch.Generator().manual_seed(5)
+    weight, bias = (t.float() for t in _layer(generator))
+    leaf = torch.randn(3, 17, 96, generator=generator).requires_grad_(True)
+    x = leaf[:, :1] if strided else leaf
+    out = linear(x, weight, bias)
+    assert calls == [x.shape] and out.dtype == torch.float32
+    exact = F.linear(x.double(), weight.double(), bias.double())
+    assert (out.double() - exact).abs().max() <= 1e-6 * exact.abs().max()
+    grad = torch.randn(out.shape, generator=generator)
+    ops: list[str] = []
+
+    class Recorded(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ops.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Recorded():
+        out.backward(grad)
+    assert "mkldnn._linear_pointwise" in ops and "aten.mm" not in ops  # torch's mm is MKL's in float32
+    expected = torch.zeros_like(leaf, dtype=torch.float64)
+    expected[:, : x.shape[1]] = grad.double() @ weight.double()
+    assert leaf.grad.dtype == torch.float32
+    assert (leaf.grad.double() - expected).abs().max() <= 1e-6 * expected.abs().max()
+
+
+@pytest.mark.parametrize(("device", "capability", "vendor", "expected"), [
+    ("cpu", "AVX512", "AuthenticAMD", True),
+    ("cpu", "AVX512", "HygonGenuine", True),
+    ("cpu", "AVX512", "GenuineIntel", False),  # MKL's own AVX-512 kernels
+    ("cpu", "AVX2", "AuthenticAMD", False),  # an AVX2 CPU, or torch's kernels held to AVX2
+    ("cpu", "AVX512", "", False),  # a maker nobody names: torch's kernels, as ever
+    ("meta", "AVX512", "AuthenticAMD", False),
+])
+def test_float32_products_go_to_onednn_on_avx512_cpus_not_intels(monkeypatch, device, capability, vendor,
+                                                                 expected):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(onednn_fusion, "cpu_vendor", lambda: vendor)
+    assert onednn_fusion.onednn_multiplies_float32(torch.device(device)) is expected
+    assert onednn_fusion.linear_fuses(torch.device(device), torch.float32) is expected
+    assert onednn_fusion.fuses(torch.device(device), torch.float32) is False  # not the convolutions
 
 
 def test_linear_layers_are_switched_in_place():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -95,6 +96,20 @@ def test_float16_instructions_are_read_from_an_x86_cpus_flags(monkeypatch, tmp_p
     assert runtime.cpu_has_fast_float16(tmp_path / "absent") is None
     monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: True, raising=False)
     assert runtime.cpu_has_fast_float16(tmp_path / "absent") is True
+
+
+def test_the_cpus_maker_is_read_from_cpuinfo_or_the_platforms_processor(monkeypatch, tmp_path):
+    read = runtime.cpu_vendor.__wrapped__  # the cached function reads each listing once per process
+    listing = tmp_path / "cpuinfo"
+    listing.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\n"
+                       "processor\t: 1\nvendor_id\t: AuthenticAMD\n")
+    assert read(listing) == "AuthenticAMD"
+    monkeypatch.setattr(platform, "processor", lambda: "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel")
+    assert read(tmp_path / "absent") == "GenuineIntel"  # Windows
+    monkeypatch.setattr(platform, "processor", lambda: "i386")  # macOS
+    assert read(tmp_path / "absent") == ""
+    listing.write_text("processor\t: 0\nFeatures\t: fp asimd\n")  # an ARM CPU's, no maker named
+    assert read(listing) == ""
 
 
 @pytest.mark.parametrize(("bf16_supported", "expected"), [(True, torch.bfloat16), (False, torch.float16)])

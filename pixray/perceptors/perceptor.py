@@ -65,7 +65,7 @@ class Perceptor(nn.Module):
         self.class_token_pool = False
         self.folded_batch_norms = 0
         self.fused_convolutions = 0  # stem and bottlenecks switched (computed by oneDNN as fuses() allows)
-        self.fused_bias_linears = 0  # switched; oneDNN computes them where onednn_fusion.fuses(device, dtype)
+        self.fused_bias_linears = 0  # switched (computed by oneDNN as linear_fuses() allows)
         self.patch_matmul = False
         self.weights_dtype = torch.float32  # of the matmul weights: see store_weights_in
         if fast:
