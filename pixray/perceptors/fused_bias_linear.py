@@ -7,7 +7,7 @@ copy ran at a few GB/s and took about as long as a sixth of the matmul itself (d
 the profile). oneDNN's linear primitive adds the bias while it writes each output tile.
 :func:`linear` takes that path for a frozen bfloat16 weight on a CPU with oneDNN's bfloat16 kernels,
 and for a frozen float32 weight where oneDNN multiplies float32 faster than torch's own kernels (MKL's,
-which on an AMD CPU with AVX-512 run their AVX2 code:
+which take none of their AVX-512 kernels on AMD's CPUs:
 :func:`~pixray.perceptors.onednn_fusion.onednn_multiplies_float32`), and computes its input's gradient
 itself (``grad @ weight``, what ``addmm``'s backward computes; in float32 by oneDNN too); elsewhere it is
 ``F.linear``.

@@ -31,7 +31,7 @@ def fuses(device: torch.device, dtype: torch.dtype) -> bool:
 def onednn_multiplies_float32(device: torch.device) -> bool:
     """Whether float32 products on ``device`` run faster in oneDNN than in torch's own ``addmm`` and
     ``mm``, which on an x86 CPU are MKL's: on a CPU with AVX-512 that is not Intel's (AMD's Zen 4 and
-    later), where MKL runs its AVX2 kernels and oneDNN its AVX-512 ones. Not where torch's kernels are
+    later), where MKL takes none of its AVX-512 kernels and oneDNN does. Not where torch's kernels are
     held to AVX2 (``ATEN_CPU_CAPABILITY``), nor on AVX2 CPUs, where oneDNN's AVX2 kernels were not faster
     than MKL's inside a step, nor on Intel's, where MKL uses AVX-512 itself (docs/performance.md)."""
     return (device.type == "cpu" and torch.backends.mkldnn.is_available()
