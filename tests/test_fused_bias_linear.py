@@ -39,6 +39,18 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[torch.Size]:
     return calls
 
 
+class _Recorded(TorchDispatchMode):
+    """Appends the name of each aten op run inside it to ``ops``."""
+
+    def __init__(self, ops: list[str]) -> None:
+        super().__init__()
+        self.ops = ops
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
 def _layer(generator: torch.Generator, inputs: int = 96,
            outputs: int = 160) -> tuple[torch.Tensor, torch.Tensor]:
     weight = torch.randn(outputs, inputs, generator=generator) * inputs ** -0.5
@@ -130,13 +142,7 @@ def test_a_float32_linear_is_onednns_where_it_multiplies_float32_faster(monkeypa
     assert (out.double() - exact).abs().max() <= 1e-6 * exact.abs().max()
     grad = torch.randn(out.shape, generator=generator)
     ops: list[str] = []
-
-    class Recorded(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            ops.append(str(func.overloadpacket))
-            return func(*args, **(kwargs or {}))
-
-    with Recorded():
+    with _Recorded(ops):
         out.backward(grad)
     assert "mkldnn._linear_pointwise" in ops and "aten.mm" not in ops  # torch's mm is MKL's in float32
     expected = torch.zeros_like(leaf, dtype=torch.float64)
@@ -196,13 +202,7 @@ def test_the_input_gradient_of_a_strided_gradient_is_one_matmul_without_expandin
     out = linear(x, weight, bias)
     upstream = torch.randn(5, 3, 160, generator=generator).bfloat16()
     ops: list[str] = []
-
-    class Recorded(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            ops.append(str(func.overloadpacket))
-            return func(*args, **(kwargs or {}))
-
-    with Recorded():
+    with _Recorded(ops):
         # The attention pool's heads hand their projections a transposed gradient like this one.
         out.transpose(0, 1).backward(upstream)
     assert "aten.mm" in ops and "aten.bmm" not in ops and "aten.expand" not in ops
