@@ -154,6 +154,7 @@ def test_a_float32_linear_is_onednns_where_it_multiplies_float32_faster(monkeypa
 @pytest.mark.parametrize(("device", "capability", "vendor", "expected"), [
     ("cpu", "AVX512", "AuthenticAMD", True),
     ("cpu", "AVX512", "HygonGenuine", True),
+    ("cpu", "AVX512_BF16", "AuthenticAMD", True),  # should torch name its AVX-512 levels apart
     ("cpu", "AVX512", "GenuineIntel", False),  # MKL's own AVX-512 kernels
     ("cpu", "AVX2", "AuthenticAMD", False),  # an AVX2 CPU, or torch's kernels held to AVX2
     ("cpu", "AVX512", "", False),  # a maker nobody names: torch's kernels, as ever

@@ -35,7 +35,7 @@ def onednn_multiplies_float32(device: torch.device) -> bool:
     held to AVX2 (``ATEN_CPU_CAPABILITY``), nor on AVX2 CPUs, where oneDNN's AVX2 kernels were not faster
     than MKL's inside a step, nor on Intel's, where MKL uses AVX-512 itself (docs/performance.md)."""
     return (device.type == "cpu" and torch.backends.mkldnn.is_available()
-            and torch.backends.cpu.get_cpu_capability() == "AVX512"
+            and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
             and cpu_vendor() not in ("", "GenuineIntel"))
 
 
