@@ -15,6 +15,12 @@ from pixray.perceptors import Perceptor, openai_state_dict
 from pixray.runtime import autocast
 from pixray.settings import Settings, build_settings
 
+#: Tests of oneDNN's primitives, skipped where torch was built without it or its bfloat16 kernels.
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+needs_onednn_bf16 = pytest.mark.skipif(
+    not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+    reason="oneDNN's bfloat16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
+
 
 def flag_settings(argv: list[str]) -> Settings:
     """The settings the ``pixray`` command builds from these command-line words (no config files)."""

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import image_pass, tiny_clip
+from conftest import image_pass, needs_onednn, needs_onednn_bf16, tiny_clip
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -20,11 +20,6 @@ from pixray.perceptors.fused_bias_linear import (
     use_fused_bias_linears,
 )
 from pixray.runtime import autocast
-
-needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
-needs_onednn_bf16 = pytest.mark.skipif(
-    not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-    reason="oneDNN's bfloat16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[torch.Size]:

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import image_pass, tiny_clip, trained_batch_norms
+from conftest import image_pass, needs_onednn, needs_onednn_bf16, tiny_clip, trained_batch_norms
 from open_clip.modified_resnet import Bottleneck, ModifiedResNet
 from torch import nn
 
@@ -22,11 +22,6 @@ from pixray.perceptors.fused_convolution import (
     use_fused_convolutions,
 )
 from pixray.runtime import autocast
-
-needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
-needs_onednn_bf16 = pytest.mark.skipif(
-    not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-    reason="oneDNN's bfloat16 kernels need AVX512 (BW, VL, DQ) or AVX-NE-CONVERT")
 
 
 @pytest.fixture
